@@ -1,0 +1,89 @@
+"""The ``vaezoo`` command line: ``vaezoo list``, ``vaezoo info NAME``.
+
+Results go to stdout, problems to stderr; a config or usage problem exits with status 2
+and one line per problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__
+from .config import ConfigError, parse_set_args
+from .zoo import build_model, get_config, is_pretrained, list_models
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    names = list_models(args.filter or "*", exclude=args.exclude, pretrained=args.pretrained)
+    if not names:
+        print("no models match", file=sys.stderr)
+        return 1
+    for name in names:
+        print(name)
+    return 0
+
+
+def _part(spec) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
+    return f"{spec.name}({params})" if params else spec.name
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    experiment = get_config(args.name, parse_set_args(args.set))
+    model = build_model(experiment.model, source=experiment.name or args.name)
+    m, t = experiment.model, experiment.trainer
+    rows = [
+        ("name", experiment.name or args.name),
+        ("description", experiment.description or "-"),
+        ("input shape", " x ".join(map(str, m.input_shape))),
+        ("latent dim", m.latent_dim),
+        ("encoder", _part(m.encoder)),
+        ("decoder", _part(m.decoder)),
+        ("prior", _part(m.prior)),
+        ("likelihood", _part(m.likelihood)),
+        ("objective", _part(m.objective)),
+        ("parameters", f"{model.num_parameters():,} (encoder {sum(p.numel() for p in model.encoder.parameters()):,}, "
+                       f"decoder {sum(p.numel() for p in model.decoder.parameters()):,})"),
+        ("dataset", _part(experiment.data.dataset)),
+        ("recipe", f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} lr {t.optimizer.lr:g}"),
+        ("pretrained", "yes" if is_pretrained(experiment.name or "") else "no"),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaezoo", description="A config-driven zoo of VAEs.")
+    parser.add_argument("--version", action="version", version=f"vaezoo {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("list", help="list model names")
+    p.add_argument("filter", nargs="*", help="fnmatch patterns, e.g. 'fashion-*'")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="leave these out")
+    p.add_argument("--pretrained", action="store_true", help="only models with published weights")
+    p.set_defaults(func=_cmd_list)
+
+    p = commands.add_parser("info", help="summary of a model: config, parameter count, weights")
+    p.add_argument("name", help="a model name or a YAML config path")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

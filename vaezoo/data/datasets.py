@@ -1,0 +1,69 @@
+"""Registered datasets. Each builder returns an :class:`ImageData`: uint8 image tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..parts.registry import register_dataset
+from .idx import read_idx
+from .sources import find_files
+
+__all__ = ["ImageData", "FASHION_MNIST_CLASSES", "MNIST_CLASSES"]
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+MNIST_CLASSES = [str(d) for d in range(10)]
+_IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass
+class ImageData:
+    """Images as uint8 tensors of shape (N, C, H, W), labels as int64 (or None)."""
+
+    train_images: torch.Tensor
+    test_images: torch.Tensor
+    train_labels: Optional[torch.Tensor] = None
+    test_labels: Optional[torch.Tensor] = None
+    classes: list[str] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+
+def _torchvision_download(cls_name: str):
+    def download(target: Path) -> Path:
+        import torchvision.datasets
+
+        getattr(torchvision.datasets, cls_name)(str(target), download=True)
+        return target / cls_name / "raw"
+
+    return download
+
+
+def _load_idx(name: str, root, debian_dir: str, tv_name: str, classes: list[str]) -> ImageData:
+    files = find_files(name, _IDX_STEMS, root, debian_dir, _torchvision_download(tv_name))
+    train_x, train_y, test_x, test_y = (read_idx(files[stem]) for stem in _IDX_STEMS)
+    return ImageData(
+        train_images=train_x.unsqueeze(1), test_images=test_x.unsqueeze(1),
+        train_labels=train_y.long(), test_labels=test_y.long(), classes=classes,
+        source=str(files[_IDX_STEMS[0]].parent),
+    )
+
+
+@register_dataset("fashion-mnist")
+def fashion_mnist(root: Optional[str]) -> ImageData:
+    """Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 28x28 grayscale images, 10 classes, MIT."""
+    return _load_idx("fashion-mnist", root, "/usr/share/datasets/fashion-mnist", "FashionMNIST", FASHION_MNIST_CLASSES)
+
+
+@register_dataset("mnist")
+def mnist(root: Optional[str]) -> ImageData:
+    """MNIST (LeCun et al. 1998): 60,000 + 10,000 28x28 grayscale digits."""
+    return _load_idx("mnist", root, "/usr/share/datasets/mnist", "MNIST", MNIST_CLASSES)

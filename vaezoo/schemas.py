@@ -1,0 +1,149 @@
+"""Pydantic schemas of an experiment file: the model, the data and the trainer.
+
+Every schema forbids unknown keys. A part (``encoder: {name: conv, channels: [32, 64]}``)
+is validated twice over: its ``name`` against the part registry, then its remaining keys
+against the part's own parameter schema, so errors carry paths like
+``model.encoder.channels``. A part may also be written as its bare name (``prior: normal``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Optional
+
+from pydantic import (
+    BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+    ValidationError, model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from ._registry import Registry
+from .parts.registry import DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS
+
+__all__ = [
+    "PartSpec", "EncoderSpec", "DecoderSpec", "PriorSpec", "LikelihoodSpec", "ObjectiveSpec", "DatasetSpec",
+    "ModelConfig", "DataConfig", "OptimizerConfig", "SchedulerConfig", "TrainerConfig", "ExperimentConfig",
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PartSpec(BaseModel):
+    """``name`` picks a registered part; every other key is one of that part's parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    registry: ClassVar[Registry]
+
+    name: str
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_part(cls, data: Any, handler):
+        if isinstance(data, PartSpec):
+            data = data.model_dump()
+        if isinstance(data, str):
+            data = {"name": data}
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return handler(data)  # pydantic reports the missing or mistyped name
+        name = data["name"]
+        if name not in cls.registry:
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                type=PydanticCustomError("unknown_part", "{message}", {"message": cls.registry.unknown_message(name)}),
+                loc=("name",), input=name,
+            )])
+        params = {k: v for k, v in data.items() if k != "name"}
+        schema = cls.registry.entry(name).params
+        if schema is not None:
+            params = schema.model_validate(params).model_dump()
+        return handler({"name": name, **params})
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The part's validated parameters, defaults filled in."""
+        return dict(self.model_extra or {})
+
+    def build(self, *fixed: Any) -> Any:
+        return self.registry.get(self.name)(*fixed, **self.params)
+
+
+class EncoderSpec(PartSpec):
+    registry = ENCODERS
+
+
+class DecoderSpec(PartSpec):
+    registry = DECODERS
+
+
+class PriorSpec(PartSpec):
+    registry = PRIORS
+
+
+class LikelihoodSpec(PartSpec):
+    registry = LIKELIHOODS
+
+
+class ObjectiveSpec(PartSpec):
+    registry = OBJECTIVES
+
+
+class DatasetSpec(PartSpec):
+    registry = DATASETS
+
+
+class ModelConfig(Strict):
+    """The architecture: what is needed to build the model, nothing about training."""
+
+    input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
+        description="[channels, height, width] of one input image"
+    )
+    latent_dim: PositiveInt
+    encoder: EncoderSpec
+    decoder: DecoderSpec
+    prior: PriorSpec = Field(default_factory=lambda: PriorSpec(name="normal"))
+    likelihood: LikelihoodSpec = Field(default_factory=lambda: LikelihoodSpec(name="bernoulli"))
+    objective: ObjectiveSpec = Field(default_factory=lambda: ObjectiveSpec(name="elbo"))
+
+
+class DataConfig(Strict):
+    dataset: DatasetSpec = Field(default_factory=lambda: DatasetSpec(name="fashion-mnist"))
+    root: Optional[str] = Field(None, description="folder holding the dataset's files; else VAEZOO_DATA, ...")
+    binarize: Literal["none", "static", "dynamic"] = "none"
+    val_size: NonNegativeInt = Field(5000, description="training images held out for validation")
+
+
+class OptimizerConfig(Strict):
+    name: Literal["adam", "adamw"] = "adam"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    betas: tuple[NonNegativeFloat, NonNegativeFloat] = (0.9, 0.999)
+
+
+class SchedulerConfig(Strict):
+    name: Literal["constant", "cosine"] = "constant"
+    warmup_steps: NonNegativeInt = 0
+    min_lr_ratio: NonNegativeFloat = Field(0.0, le=1.0)
+
+
+class TrainerConfig(Strict):
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 128
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    grad_clip: Optional[PositiveFloat] = None
+    kl_warmup_epochs: NonNegativeFloat = Field(0.0, description="epochs over which the KL weight ramps from 0")
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: PositiveInt = Field(200, description="steps between crash-safe checkpoints")
+
+
+class ExperimentConfig(Strict):
+    """A zoo variant: one YAML file in ``configs/``."""
+
+    name: Optional[str] = None
+    description: str = ""
+    model: ModelConfig
+    data: DataConfig = Field(default_factory=DataConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)

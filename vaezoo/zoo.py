@@ -1,0 +1,108 @@
+"""Model names: the zoo's variants (``configs/*.yaml``) and ones users register in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Union
+
+from ._registry import Registry
+from .config import ConfigError, load_experiment, validate_experiment
+from .model import VAE, PartBuildError
+from .resources import configs_dir, registry_dir
+from .schemas import ExperimentConfig, ModelConfig
+
+__all__ = ["MODELS", "register_model", "list_models", "get_config", "create", "is_pretrained"]
+
+# name -> a YAML path, or a function returning the experiment as a dict
+MODELS: Registry[Union[Path, Callable[[], Mapping[str, Any]]]] = Registry("model")
+
+
+def _register_zoo_configs() -> None:
+    for path in sorted(configs_dir().glob("*.yaml")):
+        MODELS.add(path.stem, path)
+
+
+def register_model(name: str):
+    """Decorator: register a function that returns an experiment dict under ``name``.
+
+    >>> @vaezoo.register_model("my-vae")
+    ... def my_vae():
+    ...     return {"model": {"input_shape": [1, 28, 28], "latent_dim": 16,
+    ...                       "encoder": "mlp", "decoder": "mlp"}}
+    """
+    return MODELS.register(name)
+
+
+def pretrained_names() -> set[str]:
+    """Names with published weights: one ``registry/<name>.json`` entry each."""
+    return {p.stem for p in registry_dir().glob("*.json")}
+
+
+def is_pretrained(name: str) -> bool:
+    return name in pretrained_names()
+
+
+def list_models(
+    filter: str | Iterable[str] = "*", exclude: str | Iterable[str] = (), pretrained: bool = False
+) -> list[str]:
+    """Model names matching the fnmatch ``filter``, minus ``exclude``, in natural order.
+
+    ``pretrained=True`` keeps only those with published weights.
+    """
+    names = MODELS.names(filter, exclude)
+    if pretrained:
+        published = pretrained_names()
+        names = [n for n in names if n in published]
+    return names
+
+
+ConfigSource = Union[str, Path, Mapping[str, Any], ExperimentConfig, ModelConfig]
+
+
+def get_config(source: ConfigSource, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
+    """The validated experiment for a model name, a YAML path, a dict or a config object.
+
+    ``overrides`` are dotted keys into the experiment (``{"trainer.epochs": 5}``).
+    """
+    if isinstance(source, ModelConfig):
+        source = {"model": source.model_dump()}
+    if isinstance(source, ExperimentConfig):
+        return validate_experiment(source.model_dump(), overrides, source=source.name or "")
+    if isinstance(source, Mapping):
+        return validate_experiment(source, overrides)
+    text = str(source)
+    if text in MODELS:
+        entry = MODELS.get(text)
+        if isinstance(entry, Path):
+            return load_experiment(entry, overrides)
+        data = dict(entry())
+        data.setdefault("name", text)
+        return validate_experiment(data, overrides, source=text)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return load_experiment(path, overrides)
+    if path.suffix in (".yaml", ".yml") or "/" in text:
+        raise ConfigError(text, [("", "no such config file")])
+    raise ConfigError("", [("", MODELS.unknown_message(text) + ". Or pass the path of a YAML config file.")])
+
+
+def create(source: ConfigSource, **overrides: Any) -> VAE:
+    """A freshly initialized model from a zoo name, a YAML path, a dict or a config.
+
+    Keyword arguments override fields of the ``model`` section; dotted keys reach inside
+    parts: ``create("fashion-conv64", latent_dim=32)``,
+    ``create("fashion-conv", **{"encoder.channels": [16, 32]})``.
+    """
+    experiment = get_config(source, {f"model.{key}": value for key, value in overrides.items()})
+    return build_model(experiment.model, source=experiment.name or "")
+
+
+def build_model(config: ModelConfig, source: str = "") -> VAE:
+    """Build the network; a part that cannot take the configured shapes becomes a ConfigError."""
+    try:
+        return VAE(config)
+    except PartBuildError as exc:
+        raise ConfigError(source, [(f"model.{exc.field}", str(exc))]) from None
+
+
+_register_zoo_configs()
