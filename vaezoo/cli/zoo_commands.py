@@ -1,20 +1,12 @@
-"""The ``vaezoo`` command line: ``vaezoo list``, ``vaezoo info NAME``.
-
-Results go to stdout, problems to stderr; a config or usage problem exits with status 2
-and one line per problem, never a traceback.
-"""
+"""``vaezoo list`` and ``vaezoo info NAME``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
 
-from . import __version__
-from .config import ConfigError, parse_set_args
-from .zoo import build_model, get_config, is_pretrained, list_models
-
-__all__ = ["main", "build_parser"]
+from ..config import parse_set_args
+from ..zoo import build_model, get_config, is_pretrained, list_models
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -58,11 +50,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vaezoo", description="A config-driven zoo of VAEs.")
-    parser.add_argument("--version", action="version", version=f"vaezoo {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(commands) -> None:
     p = commands.add_parser("list", help="list model names")
     p.add_argument("filter", nargs="*", help="fnmatch patterns, e.g. 'fashion-*'")
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="leave these out")
@@ -73,17 +61,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a model name or a YAML config path")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.set_defaults(func=_cmd_info)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
