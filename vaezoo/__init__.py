@@ -15,7 +15,7 @@ from .parts import (
     register_backbone, register_dataset, register_likelihood, register_objective, register_prior,
 )
 from .schemas import ExperimentConfig, ModelConfig
-from .zoo import create, get_config, list_models, register_model
+from .zoo import create, get_config, list_models, load, register_model
 
 try:
     __version__ = _version("vaezoo")
@@ -23,7 +23,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "__version__", "create", "list_models", "get_config", "register_model",
+    "__version__", "create", "load", "list_models", "get_config", "register_model",
     "register_backbone", "register_prior", "register_likelihood", "register_objective", "register_dataset",
     "VAE", "VAEOutput", "ModelConfig", "ExperimentConfig", "ConfigError",
 ]

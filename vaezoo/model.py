@@ -107,6 +107,12 @@ class VAE(nn.Module):
 
     # -- bookkeeping --------------------------------------------------------------------
 
+    def save_pretrained(self, directory, **kwargs):
+        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card."""
+        from .hub.layout import save_pretrained
+
+        return save_pretrained(self, directory, **kwargs)
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 

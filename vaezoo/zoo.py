@@ -11,7 +11,7 @@ from .model import VAE, PartBuildError
 from .resources import configs_dir, registry_dir
 from .schemas import ExperimentConfig, ModelConfig
 
-__all__ = ["MODELS", "register_model", "list_models", "get_config", "create", "is_pretrained"]
+__all__ = ["MODELS", "register_model", "list_models", "get_config", "create", "is_pretrained", "load"]
 
 # name -> a YAML path, or a function returning the experiment as a dict
 MODELS: Registry[Union[Path, Callable[[], Mapping[str, Any]]]] = Registry("model")
@@ -103,6 +103,16 @@ def build_model(config: ModelConfig, source: str = "") -> VAE:
         return VAE(config)
     except PartBuildError as exc:
         raise ConfigError(source, [(f"model.{exc.field}", str(exc))]) from None
+
+
+def load(ref: str | Path, map_location: str = "cpu") -> VAE:
+    """A trained model in eval mode. For now: a local folder in Hub layout."""
+    from .hub.layout import load_local
+
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return load_local(path, map_location=map_location)
+    raise ValueError(f"cannot load {str(ref)!r}: expected a folder holding config.json and model.safetensors")
 
 
 _register_zoo_configs()

@@ -1,0 +1,50 @@
+"""Train / validation / test splits of a configured dataset, as uint8 tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..schemas import DataConfig
+from .datasets import ImageData
+
+__all__ = ["DataSplits", "load_splits", "SPLIT_SEED"]
+
+SPLIT_SEED = 0  # the validation hold-out is the same for every run, whatever the training seed
+
+
+@dataclass
+class DataSplits:
+    train: torch.Tensor  # uint8 (N, C, H, W)
+    val: torch.Tensor
+    test: torch.Tensor
+    train_labels: Optional[torch.Tensor] = None
+    val_labels: Optional[torch.Tensor] = None
+    test_labels: Optional[torch.Tensor] = None
+    classes: list[str] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.shape[1:])  # type: ignore[return-value]
+
+
+def load_splits(config: DataConfig, root: str | None = None) -> DataSplits:
+    """Load the dataset and hold ``config.val_size`` training images out for validation."""
+    data: ImageData = config.dataset.build(root if root is not None else config.root)
+    n = data.train_images.shape[0]
+    if config.val_size >= n:
+        raise ValueError(f"data.val_size is {config.val_size} but the training set has only {n} images")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    val_idx, train_idx = order[: config.val_size], order[config.val_size:]
+
+    def pick(labels, idx):
+        return None if labels is None else labels[idx]
+
+    return DataSplits(
+        train=data.train_images[train_idx], val=data.train_images[val_idx], test=data.test_images,
+        train_labels=pick(data.train_labels, train_idx), val_labels=pick(data.train_labels, val_idx),
+        test_labels=data.test_labels, classes=list(data.classes), source=data.source,
+    )

@@ -1,0 +1,1 @@
+"""Pictures: loss curves, sample grids, reconstructions, traversals, latent maps."""
