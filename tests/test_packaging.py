@@ -1,0 +1,66 @@
+"""A built wheel carries configs/ and registry/: `vaezoo list` works from a fresh venv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    # No build isolation: hatchling comes with the test extras, so this works offline.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        check=True, capture_output=True, text=True,
+    )
+    (path,) = out.glob("vaezoo-*.whl")
+    return path
+
+
+def test_wheel_contains_the_zoo(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    configs = {Path(n).name for n in names if n.startswith("vaezoo/_zoo/configs/")}
+    expected = {p.name for p in (REPO / "configs").glob("*.yaml")}
+    assert expected and expected <= configs
+    assert "vaezoo/_zoo/registry/README.md" in names
+    assert not any(n.startswith("tests/") for n in names)
+
+
+def test_fresh_venv_with_the_wheel_lists_models(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True, capture_output=True, text=True,
+    )
+    # The heavy dependencies (torch, ...) come from this environment through a .pth line;
+    # vaezoo itself only from the wheel: this checkout is neither on the path nor the cwd.
+    site = Path(subprocess.check_output(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = dict(capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    where = subprocess.run([str(python), "-c", "import vaezoo, vaezoo.resources as r; "
+                            "print(vaezoo.__file__); print(r.configs_dir())"], **run)
+    assert where.returncode == 0, where.stderr
+    module_file, configs = where.stdout.split()
+    assert module_file.startswith(str(venv)) and configs.startswith(str(venv))
+
+    listing = subprocess.run([str(venv / "bin" / "vaezoo"), "list"], **run)
+    assert listing.returncode == 0, listing.stderr
+    assert {"fashion-conv64", "fashion-conv16", "fashion-mlp16"} <= set(listing.stdout.split())
+
+    info = subprocess.run([str(venv / "bin" / "vaezoo"), "info", "fashion-conv64"], **run)
+    assert info.returncode == 0, info.stderr
+    assert "5,997,825" in info.stdout
