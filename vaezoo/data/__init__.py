@@ -1,6 +1,12 @@
-"""Datasets (registered parts) and how their files are found."""
+"""Datasets (registered parts), how their files are found, splits and binarization."""
 
+from .binarize import dynamic_binarize, static_binarize, to_float
 from .datasets import FASHION_MNIST_CLASSES, MNIST_CLASSES, ImageData, fashion_mnist, mnist
+from .generic import image_folder, tensors
 from .sources import DataNotFoundError
+from .splits import DataSplits, load_splits
 
-__all__ = ["ImageData", "DataNotFoundError", "fashion_mnist", "mnist", "FASHION_MNIST_CLASSES", "MNIST_CLASSES"]
+__all__ = [
+    "ImageData", "DataSplits", "load_splits", "DataNotFoundError", "fashion_mnist", "mnist", "tensors", "image_folder",
+    "FASHION_MNIST_CLASSES", "MNIST_CLASSES", "static_binarize", "dynamic_binarize", "to_float",
+]

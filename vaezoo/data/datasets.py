@@ -12,12 +12,14 @@ from ..parts.registry import register_dataset
 from .idx import read_idx
 from .sources import find_files
 
-__all__ = ["ImageData", "FASHION_MNIST_CLASSES", "MNIST_CLASSES"]
+__all__ = ["ImageData", "FASHION_MNIST_CLASSES", "MNIST_CLASSES", "DEBIAN_DIRS"]
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
 MNIST_CLASSES = [str(d) for d in range(10)]
+# The Debian packages' folders, by dataset name; a module constant so tests can point it elsewhere.
+DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
 _IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -47,8 +49,8 @@ def _torchvision_download(cls_name: str):
     return download
 
 
-def _load_idx(name: str, root, debian_dir: str, tv_name: str, classes: list[str]) -> ImageData:
-    files = find_files(name, _IDX_STEMS, root, debian_dir, _torchvision_download(tv_name))
+def _load_idx(name: str, root, tv_name: str, classes: list[str]) -> ImageData:
+    files = find_files(name, _IDX_STEMS, root, DEBIAN_DIRS.get(name), _torchvision_download(tv_name))
     train_x, train_y, test_x, test_y = (read_idx(files[stem]) for stem in _IDX_STEMS)
     return ImageData(
         train_images=train_x.unsqueeze(1), test_images=test_x.unsqueeze(1),
@@ -60,10 +62,10 @@ def _load_idx(name: str, root, debian_dir: str, tv_name: str, classes: list[str]
 @register_dataset("fashion-mnist")
 def fashion_mnist(root: Optional[str]) -> ImageData:
     """Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 28x28 grayscale images, 10 classes, MIT."""
-    return _load_idx("fashion-mnist", root, "/usr/share/datasets/fashion-mnist", "FashionMNIST", FASHION_MNIST_CLASSES)
+    return _load_idx("fashion-mnist", root, "FashionMNIST", FASHION_MNIST_CLASSES)
 
 
 @register_dataset("mnist")
 def mnist(root: Optional[str]) -> ImageData:
     """MNIST (LeCun et al. 1998): 60,000 + 10,000 28x28 grayscale digits."""
-    return _load_idx("mnist", root, "/usr/share/datasets/mnist", "MNIST", MNIST_CLASSES)
+    return _load_idx("mnist", root, "MNIST", MNIST_CLASSES)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["DataNotFoundError", "find_files", "cache_dir"]
+__all__ = ["DataNotFoundError", "find_files", "cache_dir", "one_line"]
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -14,8 +14,21 @@ class DataNotFoundError(FileNotFoundError):
 
 
 def cache_dir() -> Path:
+    """Where downloads go: ``$VAEZOO_CACHE``, else ``$XDG_CACHE_HOME/vaezoo``, else ``~/.cache/vaezoo``."""
     base = os.environ.get("VAEZOO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaezoo"
     return Path(base)
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """``Type: message`` squeezed onto one line and shortened.
+
+    torchvision's download error spans several lines (one per mirror); inside a list of
+    places tried, each place must stay one line or the list becomes unreadable.
+    """
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _complete(folder: Path, stems: Sequence[str]) -> dict[str, Path] | None:
@@ -30,15 +43,32 @@ def _complete(folder: Path, stems: Sequence[str]) -> dict[str, Path] | None:
     return found
 
 
+def _missing(folder: Path, stems: Sequence[str]) -> str:
+    if not folder.exists():
+        return "no such folder"
+    if not folder.is_dir():
+        return "not a folder"
+    missing = [s for s in stems if not (folder / s).is_file() and not (folder / f"{s}.gz").is_file()]
+    return "missing " + ", ".join(missing)
+
+
 def find_files(
     dataset: str,
     stems: Sequence[str],
     root: str | os.PathLike | None,
-    debian_dir: str | None,
+    debian_dir: str | os.PathLike | None,
     download: Callable[[Path], Path] | None,
 ) -> dict[str, Path]:
-    """Map each file stem to a path, trying in order: ``root``, ``$VAEZOO_DATA`` (the folder or
-    its ``dataset`` subfolder), the Debian package folder, then ``download`` into the cache."""
+    """Map each file stem to a path (``stem`` or ``stem.gz``), trying in order:
+
+    1. ``root`` (``data.root`` / ``--data``), the folder or its ``dataset`` subfolder. When
+       given, it is the only place tried: a wrong explicit path is an error, not a fallback.
+    2. ``$VAEZOO_DATA``, the folder or its ``dataset`` subfolder.
+    3. ``debian_dir``, the Debian package's folder.
+    4. ``download(cache_dir() / dataset)``, which returns the folder holding the files.
+
+    Raises :class:`DataNotFoundError` listing every place tried, one line each, and the fix.
+    """
     tried: list[str] = []
 
     def attempt(folder: Path, label: str) -> dict[str, Path] | None:
@@ -46,16 +76,24 @@ def find_files(
             found = _complete(place, stems)
             if found:
                 return found
-        tried.append(f"{label}: {folder} (no complete set of {', '.join(stems)} [.gz])")
+        detail = _missing(folder, stems)
+        if folder.is_dir():
+            detail += f"; nor in {folder / dataset}"
+        tried.append(f"{label}: {folder} ({detail})")
         return None
 
+    wanted = ", ".join(stems)
     if root is not None:
         found = attempt(Path(root).expanduser(), "data.root / --data")
         if found:
             return found
         raise DataNotFoundError(
-            f"{dataset}: the folder given as data.root / --data does not hold the dataset.\n  tried " + tried[0]
+            f"{dataset} not found in the folder given as data.root / --data.\n"
+            f"  tried {tried[0]}\n"
+            f"To fix: point data.root / --data at the folder holding {wanted} (each may be .gz), "
+            f"or leave it unset to use $VAEZOO_DATA, the Debian package or a download."
         )
+    tried.append("data.root / --data: not given")
     env = os.environ.get("VAEZOO_DATA")
     if env:
         found = attempt(Path(env).expanduser(), "$VAEZOO_DATA")
@@ -70,13 +108,18 @@ def find_files(
     if download is not None:
         target = cache_dir() / dataset
         try:
-            found = _complete(download(target), stems)
+            found = _complete(Path(download(target)), stems)
             if found:
                 return found
             tried.append(f"download into {target}: finished without the files")
-        except Exception as exc:  # noqa: BLE001 - no network is the common case here
-            tried.append(f"download into {target}: {type(exc).__name__}: {exc}")
-    hint = f"point data.root (or --data, or VAEZOO_DATA) at a folder holding {', '.join(stems)}"
+        except Exception as exc:  # noqa: BLE001 - no network is the common case; reported below
+            tried.append(f"download into {target}: {one_line(exc)}")
+    hint = f"point data.root (or --data, or VAEZOO_DATA) at a folder holding {wanted} (each may be .gz)"
     if debian_dir:
         hint += f", or install the Debian package that provides {debian_dir}"
-    raise DataNotFoundError(f"{dataset} not found. Tried:\n  " + "\n  ".join(tried) + f"\nTo fix: {hint}.")
+    if download is not None:
+        hint += ", or run once where the internet is reachable to download it"
+    raise DataNotFoundError(
+        f"{dataset} not found. Tried, in order:\n" + "".join(f"  {i}. {t}\n" for i, t in enumerate(tried, 1))
+        + f"To fix: {hint}."
+    )

@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 
 from ..schemas import DataConfig
+from .binarize import STATIC_BINARIZE_SEED, static_binarize
 from .datasets import ImageData
 
 __all__ = ["DataSplits", "load_splits", "SPLIT_SEED"]
@@ -25,6 +26,9 @@ class DataSplits:
     test_labels: Optional[torch.Tensor] = None
     classes: list[str] = field(default_factory=list)
     source: str = ""
+    # "static": the images above are already binary (uint8 0/255); "dynamic": the training
+    # loop draws dynamic_binarize(to_float(batch), generator) per batch; "none": grey levels.
+    binarize: str = "none"
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -32,8 +36,17 @@ class DataSplits:
 
 
 def load_splits(config: DataConfig, root: str | None = None) -> DataSplits:
-    """Load the dataset and hold ``config.val_size`` training images out for validation."""
+    """Load the dataset and hold ``config.val_size`` training images out for validation.
+
+    ``root`` (``--data``) overrides ``config.root``. With ``config.binarize == "static"``
+    the images come back binarized once with a fixed seed (see :mod:`.binarize`); the draw
+    happens before the split, so an image's binary version does not depend on ``val_size``.
+    """
     data: ImageData = config.dataset.build(root if root is not None else config.root)
+    if config.binarize == "static":
+        # Separate seeds for the two sets so that the test draw does not depend on the train size.
+        data.train_images = static_binarize(data.train_images, STATIC_BINARIZE_SEED)
+        data.test_images = static_binarize(data.test_images, STATIC_BINARIZE_SEED + 1)
     n = data.train_images.shape[0]
     if config.val_size >= n:
         raise ValueError(f"data.val_size is {config.val_size} but the training set has only {n} images")
@@ -47,4 +60,5 @@ def load_splits(config: DataConfig, root: str | None = None) -> DataSplits:
         train=data.train_images[train_idx], val=data.train_images[val_idx], test=data.test_images,
         train_labels=pick(data.train_labels, train_idx), val_labels=pick(data.train_labels, val_idx),
         test_labels=data.test_labels, classes=list(data.classes), source=data.source,
+        binarize=config.binarize,
     )
