@@ -51,7 +51,7 @@ def test_unknown_name_without_close_match_has_no_suggestion():
     with pytest.raises(ValueError) as info:
         PRIORS.get("zzzzzz")
     assert "Did you mean" not in str(info.value)
-    assert "Known priors: normal" in str(info.value)
+    assert "Known priors: mog, normal, vamp" in str(info.value)
 
 
 def test_names_filter_exclude_and_natural_sort():

@@ -43,6 +43,17 @@ class VAE(nn.Module):
         self.decoder = self._build("decoder", self.latent_dim, self.likelihood.decoder_shape())
         self.prior = self._build("prior", self.latent_dim)
         self.objective = self._build("objective")
+        self.bind_prior()
+
+    def bind_prior(self) -> None:
+        """Give the prior the assembled model (the VampPrior needs the encoder and the input
+        shape); call it again after replacing ``model.prior``."""
+        bind = getattr(self.prior, "bind", None)
+        if bind is not None:
+            try:
+                bind(self)
+            except ValueError as exc:
+                raise PartBuildError("prior", f"prior '{self.config.prior.name}': {exc}") from exc
 
     def _build(self, field: str, *fixed) -> nn.Module:
         spec = getattr(self.config, field)
@@ -105,6 +116,13 @@ class VAE(nn.Module):
         parts = [self.log_weights(x, min(chunk, k - start)) for start in range(0, k, chunk)]
         return torch.logsumexp(torch.cat(parts, dim=0), dim=0) - math.log(k)
 
+    def refine(self, x: torch.Tensor, steps: int = 100, lr: float = 0.05, **kwargs) -> DiagonalGaussian:
+        """Per-example posteriors refined by ``steps`` Adam steps on each example's ELBO, decoder
+        frozen (the seed's non-amortized inference); see :func:`vaezoo.evaluation.refine`."""
+        from .evaluation.refine import refine
+
+        return refine(self, x, steps, lr, **kwargs)
+
     # -- bookkeeping --------------------------------------------------------------------
 
     def save_pretrained(self, directory, **kwargs):
@@ -112,6 +130,13 @@ class VAE(nn.Module):
         from .hub.layout import save_pretrained
 
         return save_pretrained(self, directory, **kwargs)
+
+    def push_to_hub(self, repo_id, tag=None, private=False, token=None, commit_message=None, **kwargs):
+        """Save and upload this model to the Hub as one commit; see :func:`vaezoo.hub.push_to_hub`."""
+        from .hub.remote import push_to_hub
+
+        return push_to_hub(self, repo_id, tag=tag, private=private, token=token, commit_message=commit_message,
+                           **kwargs)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -108,7 +108,9 @@ class ModelConfig(Strict):
 class DataConfig(Strict):
     dataset: DatasetSpec = Field(default_factory=lambda: DatasetSpec(name="fashion-mnist"))
     root: Optional[str] = Field(None, description="folder holding the dataset's files; else VAEZOO_DATA, ...")
-    binarize: Literal["none", "static", "dynamic"] = "none"
+    binarize: Literal["none", "static", "dynamic"] = Field(
+        "none", description="static: one fixed-seed Bernoulli draw at load; dynamic: a fresh draw per batch"
+    )
     val_size: NonNegativeInt = Field(5000, description="training images held out for validation")
 
 
@@ -137,6 +139,16 @@ class TrainerConfig(Strict):
     seed: int = 0
     device: str = "auto"
     checkpoint_every: PositiveInt = Field(200, description="steps between crash-safe checkpoints")
+    max_steps: Optional[PositiveInt] = Field(None, description="stop after this many optimizer steps in all")
+    log_every: PositiveInt = Field(50, description="steps between progress lines (and finiteness checks)")
+    eval_batch_size: PositiveInt = Field(1024, description="batch size of the validation and test passes")
+    loader: Literal["auto", "device", "dataloader"] = Field(
+        "auto", description="device: the uint8 dataset lives on the device; dataloader: workers + pinned memory"
+    )
+    num_workers: NonNegativeInt = Field(2, description="DataLoader workers (the dataloader path only)")
+    channels_last: Literal["auto", "on", "off"] = Field(
+        "auto", description="channels-last memory format; auto: on for models with convolutions"
+    )
 
 
 class ExperimentConfig(Strict):

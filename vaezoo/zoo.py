@@ -105,14 +105,15 @@ def build_model(config: ModelConfig, source: str = "") -> VAE:
         raise ConfigError(source, [(f"model.{exc.field}", str(exc))]) from None
 
 
-def load(ref: str | Path, map_location: str = "cpu") -> VAE:
-    """A trained model in eval mode. For now: a local folder in Hub layout."""
-    from .hub.layout import load_local
+def load(ref: str | Path, revision: str | None = None, map_location: Any = "cpu", **kwargs: Any) -> VAE:
+    """A trained model in eval mode: a pretrained name (``"fashion-conv64"``, sha256-verified),
+    ``"hf-hub:org/repo[@revision]"``, or a local folder in Hub layout.
 
-    path = Path(ref).expanduser()
-    if path.is_dir():
-        return load_local(path, map_location=map_location)
-    raise ValueError(f"cannot load {str(ref)!r}: expected a folder holding config.json and model.safetensors")
+    Keyword arguments go to :func:`vaezoo.hub.load` (``token``, ``cache_dir``, ``local_files_only``).
+    """
+    from .hub.remote import load as hub_load
+
+    return hub_load(ref, revision=revision, map_location=map_location, **kwargs)
 
 
 _register_zoo_configs()

@@ -1,6 +1,7 @@
 """Registered parts: backbones, priors, likelihoods, objectives (and datasets, in vaezoo.data)."""
 
 from . import backbones, likelihoods, objectives, priors  # noqa: F401 - registers the built-ins
+from . import likelihoods_zoo, objectives_zoo, priors_mixture  # noqa: F401 - more built-ins
 from .likelihoods import Likelihood
 from .objectives import Objective
 from .priors import Prior

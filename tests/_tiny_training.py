@@ -1,0 +1,80 @@
+"""Tiny parts for the training tests: an 8x8 generated dataset and two test objectives.
+
+Imported by the tests and by ``training_entry.py`` (the script that subprocess and torchrun
+tests run), so that every process registers the same parts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vaezoo.data import ImageData
+from vaezoo.parts.objectives import ELBO
+from vaezoo.parts.registry import DATASETS, OBJECTIVES, register_dataset, register_objective
+from vaezoo.output import VAEOutput
+
+TINY_DATASET = "test-tiny-8x8"
+
+
+def _tiny(root=None, n_train: int = 256, n_test: int = 64) -> ImageData:
+    # Smooth random blobs rather than white noise, so that a VAE has something to learn.
+    gen = torch.Generator().manual_seed(0)
+    coarse = torch.rand(n_train + n_test, 1, 4, 4, generator=gen)
+    images = torch.nn.functional.interpolate(coarse, size=(8, 8), mode="bilinear", align_corners=False)
+    images = (images * 255).round().to(torch.uint8)
+    return ImageData(train_images=images[:n_train], test_images=images[n_train:], source="generated")
+
+
+class MeanLatentELBO(ELBO):
+    """The ELBO with z at the posterior mean: no sampling noise, so a 2-process DDP run and a
+    single-process run see the same arithmetic (up to float summation order)."""
+
+    def forward(self, model, x, kl_scale: float = 1.0) -> VAEOutput:
+        posterior = model.encode(x)
+        z = posterior.mean
+        likelihood = model.decode(z)
+        log_px = likelihood.log_prob(x)
+        kl = model.prior.kl(posterior, z)
+        recon, kl_mean = -log_px.mean(), kl.mean()
+        return VAEOutput(loss=recon + kl_scale * kl_mean, recon=recon, kl=kl_mean, elbo=log_px - kl, z=z,
+                         posterior=posterior, likelihood=likelihood)
+
+
+class NanAtStep(ELBO):
+    """The ELBO, except that the loss of training step ``at_step`` (1-based) is NaN."""
+
+    def __init__(self, at_step: int = 1):
+        super().__init__()
+        self.at_step, self.calls = at_step, 0
+
+    def forward(self, model, x, kl_scale: float = 1.0) -> VAEOutput:
+        out = super().forward(model, x, kl_scale)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at_step:
+                out.loss = out.loss * float("nan")
+        return out
+
+
+def register() -> None:
+    if TINY_DATASET not in DATASETS:
+        register_dataset(TINY_DATASET)(_tiny)
+    if "test-mean-latent-elbo" not in OBJECTIVES:
+        register_objective("test-mean-latent-elbo")(MeanLatentELBO)
+    if "test-nan-at-step" not in OBJECTIVES:
+        register_objective("test-nan-at-step")(NanAtStep)
+
+
+def tiny_config(objective: str | dict = "elbo", **trainer) -> dict:
+    """An experiment on the tiny data: 192 training images (256 - 64 held out), 6 steps per epoch."""
+    return {
+        "name": "tiny",
+        "model": {
+            "input_shape": [1, 8, 8], "latent_dim": 4,
+            "encoder": {"name": "mlp", "hidden": [32]}, "decoder": {"name": "mlp", "hidden": [32]},
+            "objective": objective,
+        },
+        "data": {"dataset": TINY_DATASET, "val_size": 64},
+        "trainer": {"epochs": 2, "batch_size": 32, "log_every": 2, "checkpoint_every": 4, "eval_batch_size": 64,
+                    **trainer},
+    }

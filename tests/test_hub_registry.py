@@ -1,0 +1,203 @@
+"""registry/: every published entry is checked; the schema, publish tool and docs on a synthetic one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vaezoo
+from vaezoo import resources
+from vaezoo.config import ConfigError
+from vaezoo.hub import HubError
+from vaezoo.hub.docs import DEFAULT_OUT, render_models_md
+from vaezoo.hub.publish import normalize_metrics, publish_run
+from vaezoo.hub.registry import list_entries, read_entry, sha256_file
+
+REGISTRY = resources.registry_dir()
+ENTRY_FILES = sorted(REGISTRY.glob("*.json"))
+# -ELBO re-measured on the test set must land within this many nats of the recorded value:
+# ELBO noise with S=10 draws over 10,000 images is ~0.05 nats; fp16 rounding moves it far less
+NEG_ELBO_TOLERANCE = 0.5
+
+
+# ------------------------------------------------------------------------ the real registry
+
+
+def test_registry_index_is_consistent_and_documented():
+    entries = list_entries()
+    assert [e.name for e in entries] == sorted(p.stem for p in ENTRY_FILES)
+    assert set(vaezoo.list_models(pretrained=True)) == {e.name for e in entries}
+    # docs/models.md is generated from the registry, never typed: it must be what the generator writes
+    assert DEFAULT_OUT.read_text() == render_models_md(entries), "run: python -m vaezoo.hub.docs"
+
+
+@pytest.mark.parametrize("path", ENTRY_FILES, ids=[p.stem for p in ENTRY_FILES])
+def test_published_entry(path: Path):
+    entry = read_entry(path)  # schema, with errors naming the file and key
+    assert entry.config in vaezoo.list_models(), f"configs/{entry.config}.yaml is gone"
+    assert vaezoo.get_config(entry.config).model == entry.model, "the entry's architecture left its config"
+    model = vaezoo.create(entry.model)
+    assert model.num_parameters() == entry.num_params
+    assert entry.shipped, "entries in this repository ship their weights (vaezoo.load works with no network)"
+    shipped = REGISTRY / entry.shipped
+    assert sha256_file(shipped) == entry.weights.sha256
+    assert {str(t.dtype).removeprefix("torch.") for t in load_file(str(shipped)).values()
+            if t.is_floating_point()} == {entry.storage_dtype}
+    assert {m.name for m in entry.metrics} >= {"neg_elbo", "iwae_nll"}
+    assert any(m.protocol.importance_samples >= 5000 for m in entry.metrics if m.name == "iwae_nll")
+    loaded = vaezoo.load(entry.name, local_files_only=True)
+    assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ENTRY_FILES, ids=[p.stem for p in ENTRY_FILES])
+def test_published_neg_elbo_reproduces(path: Path):
+    entry = read_entry(path)
+    recorded = next(m for m in entry.metrics if m.name == "neg_elbo")
+    p = recorded.protocol
+    model = vaezoo.load(entry.name, local_files_only=True)
+    report = vaezoo.evaluate(model, entry.recipe.data, iw_samples=0, elbo_samples=p.mc_samples or 1,
+                             seed=p.seed or 0, limit=p.num_examples)
+    assert abs(report["neg_elbo"] - recorded.value) <= NEG_ELBO_TOLERANCE
+
+
+# ------------------------------------------------------------------------ a synthetic entry
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    torch.manual_seed(0)
+    experiment = vaezoo.get_config("fashion-mlp16", {"trainer.epochs": 2})
+    # metrics and training facts in the shape vaezoo.training's loop writes them
+    protocol = {"likelihood": "bernoulli", "binarization": "none", "importance_samples": 1}
+    metrics = {"test_neg_elbo": {"value": 260.0, "split": "test", "num_examples": 10000, **protocol},
+               "val_neg_elbo": {"value": 259.0, "split": "validation", "num_examples": 5000, **protocol}}
+    training = {"epochs": 2, "steps": 100, "batch_size": 128, "wall_time_s": 12.5, "device": "cpu", "processes": 1}
+    return vaezoo.create("fashion-mlp16").save_pretrained(
+        tmp_path / "run", experiment=experiment, metrics=metrics, training=training)
+
+
+EVAL_REPORT = {  # the shape of `vaezoo eval`'s JSON (vaezoo.evaluation.EvalReport.to_dict)
+    "protocol": {"model": "tiny-mlp", "dataset": "fashion-mnist", "split": "test", "examples": 10000,
+                 "binarization": "none (grayscale in [0, 1])", "likelihood": "bernoulli", "elbo_samples": 10,
+                 "iw_samples": 5000, "seed": 0},
+    "metrics": {"neg_elbo": {"value": 250.5, "unit": "nats", "label": "-ELBO", "stderr": 0.4, "protocol": "S=10"},
+                "iwae_nll": {"value": 241.25, "unit": "nats", "label": "NLL", "stderr": 0.4, "protocol": "k=5000"},
+                "kl": {"value": 20.0, "unit": "nats", "label": "KL", "stderr": 0.1, "protocol": ""}},
+}
+
+
+def test_publish_writes_fp16_weights_and_a_valid_entry(run_dir, tmp_path, monkeypatch):
+    registry = tmp_path / "registry"
+    metrics = tmp_path / "eval.json"
+    metrics.write_text(json.dumps(EVAL_REPORT))
+    path = publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=metrics,
+                       registry=registry, date=dt.date(2024, 5, 1))
+    entry = read_entry(path)
+    shipped = registry / "weights" / "tiny-mlp.safetensors"
+    assert entry.shipped == "weights/tiny-mlp.safetensors" and sha256_file(shipped) == entry.weights.sha256
+    assert entry.weights.revision is None and entry.storage_dtype == "float16"
+    assert entry.training.epochs == 2 and entry.training.hardware == "cpu" and entry.training.time_s == 12.5
+    assert entry.recipe.trainer.epochs == 2 and entry.num_params == vaezoo.create("fashion-mlp16").num_parameters()
+    by_name = {m.name: m for m in entry.metrics}
+    assert set(by_name) == {"neg_elbo", "iwae_nll"}  # only the bounds; KL is not a registry metric
+    assert by_name["iwae_nll"].protocol.importance_samples == 5000
+    assert by_name["neg_elbo"].protocol.importance_samples == 1 and by_name["neg_elbo"].protocol.mc_samples == 10
+    assert by_name["neg_elbo"].protocol.weights_dtype == "float16"  # measured on what ships
+
+    # publishing again reproduces the same bytes and sha256 (safetensors files are deterministic)
+    again = read_entry(publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=metrics,
+                                   registry=registry, date=dt.date(2024, 5, 1)))
+    assert again.weights.sha256 == entry.weights.sha256
+
+    # vaezoo.load by name: the fp16 file, back in float32, in eval mode, with no network at all
+    monkeypatch.setattr(resources, "registry_dir", lambda: registry)
+    original = vaezoo.load(run_dir)
+    model = vaezoo.load("tiny-mlp", local_files_only=True)
+    assert not model.training
+    for key, value in original.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value.half().float())
+
+    docs = render_models_md(list_entries(registry))
+    assert "| `tiny-mlp` | fashion-mnist | 1,079,600 | 16 | 250.50 | 241.25 |" in docs
+    assert "k = 5,000 importance samples" in docs and entry.weights.sha256 in docs
+
+
+def test_shipped_file_with_wrong_sha_and_no_hub_revision_is_refused(run_dir, tmp_path, monkeypatch):
+    registry = tmp_path / "registry"
+    publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", registry=registry)
+    shipped = registry / "weights" / "tiny-mlp.safetensors"
+    shipped.write_bytes(shipped.read_bytes()[:-1] + b"\x00")
+    monkeypatch.setattr(resources, "registry_dir", lambda: registry)
+    with pytest.raises(HubError, match="not on the Hub yet.*no shipped weights file with sha256"):
+        vaezoo.load("tiny-mlp")
+
+
+def test_publish_refuses_metrics_without_protocol_and_wrong_config(run_dir, tmp_path):
+    with pytest.raises(HubError, match="metric 'val_loss' has no protocol: give split, num_examples"):
+        publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics={"val_loss": 250.0},
+                    registry=tmp_path / "r")
+    with pytest.raises(HubError, match="architecture differs from configs/fashion-conv16.yaml"):
+        publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-conv16", registry=tmp_path / "r")
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*.json"))
+
+
+def test_metric_records_get_their_protocol_from_the_run():
+    records = normalize_metrics({"neg_elbo": {"value": 250.0, "split": "test", "num_examples": 10000,
+                                              "importance_samples": 1}},
+                                likelihood="bernoulli", binarization="static", weights_dtype="float16", name="x")
+    assert records[0].protocol.binarization == "static" and records[0].protocol.likelihood == "bernoulli"
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda e: e["weights"].update(sha256="abc"), "weights.sha256"),
+    (lambda e: e["weights"].update(revision="main"), "weights.revision"),
+    (lambda e: e.update(surprise=1), "surprise"),
+    (lambda e: e["metrics"][0]["protocol"].pop("num_examples"), "metrics.0.protocol.num_examples"),
+    (lambda e: e.update(name="other"), "name"),
+])
+def test_entry_schema_rejects_bad_entries(run_dir, tmp_path, change, key):
+    registry = tmp_path / "registry"
+    path = publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", registry=registry,
+                       metrics=EVAL_REPORT)
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as info:
+        read_entry(path)
+    assert str(path) in str(info.value) and f"{key}:" in str(info.value)
+
+
+def test_cli_publish_and_docs(run_dir, tmp_path, capsys):
+    import vaezoo.cli
+    from vaezoo.hub.docs import main as docs_main
+
+    registry = tmp_path / "registry"
+    assert vaezoo.cli.main(["publish", str(run_dir), "tiny-mlp", "alice/tiny-mlp", "--config", "fashion-mlp16",
+                            "--registry", str(registry), "--hardware", "1x H100"]) == 0
+    assert read_entry(Path(capsys.readouterr().out.strip())).training.hardware == "1x H100"
+    out = tmp_path / "models.md"
+    assert docs_main(["--registry", str(registry), "--out", str(out)]) == 0
+    assert docs_main(["--registry", str(registry), "--out", str(out), "--check"]) == 0
+    assert "`tiny-mlp`" in out.read_text()
+    out.write_text("hand-edited\n")
+    assert docs_main(["--registry", str(registry), "--out", str(out), "--check"]) == 1
+    # errors are one line on stderr and exit 2
+    capsys.readouterr()
+    assert vaezoo.cli.main(["pull", "no-such-name"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no pretrained weights named 'no-such-name'")
+
+
+def test_publish_defaults_to_the_runs_own_metrics(run_dir, tmp_path):
+    entry = read_entry(publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16",
+                                   registry=tmp_path / "registry"))
+    by_name = {m.name: m for m in entry.metrics}
+    assert by_name["test_neg_elbo"].value == 260.0 and by_name["val_neg_elbo"].protocol.split == "validation"
+    # the training loop measured its own float32 weights, not the fp16 file that ships
+    assert {m.protocol.weights_dtype for m in entry.metrics} == {"float32"}

@@ -1,0 +1,118 @@
+"""Training across processes: SIGKILL + resume is bit-exact; 2-process DDP matches one process.
+
+Both run the real CLI in subprocesses (``tests/training_entry.py`` adds the tiny test parts),
+because a kill and a process group are only honest across real processes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import vaezoo
+
+from vaezoo.training.checkpoint import load_checkpoint
+from vaezoo.training.records import read_metrics
+
+from _tiny_training import register, tiny_config
+
+register()
+
+ENTRY = Path(__file__).with_name("training_entry.py")
+
+
+def _env(**extra) -> dict[str, str]:
+    env = {**os.environ, "CI": "1", **extra}
+    env.pop("VAEZOO_TEST_HANG_AT_STEP", None)
+    env.update(extra)
+    return env
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    # Dynamic binarization, a KL warm-up, a cosine schedule with warm-up and clipping: every
+    # piece of state that a resume must restore is in play.
+    config = tiny_config(
+        epochs=3, checkpoint_every=4, kl_warmup_epochs=1.5, grad_clip=5.0,
+        optimizer={"name": "adamw", "lr": 3e-3, "weight_decay": 1e-3},
+        scheduler={"name": "cosine", "warmup_steps": 3, "min_lr_ratio": 0.1},
+    )
+    config["data"]["binarize"] = "dynamic"
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+
+    # The uninterrupted run and the resume run in this process; only the killed one needs its own.
+    vaezoo.train(path, out=whole, stream=io.StringIO())
+
+    # Step 8 is batch 2 of 6 in epoch 2: the process dies mid-epoch, right after that checkpoint.
+    proc = subprocess.Popen([sys.executable, str(ENTRY), "train", str(path), "--out", str(broken)],
+                            env=_env(VAEZOO_TEST_HANG_AT_STEP="8"), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "CHECKPOINTED 8", line
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    assert not (broken / "model.safetensors").exists()  # it really did not finish
+    state = load_checkpoint(broken).state
+    assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (8, 1, 2)
+
+    vaezoo.train(resume=broken, stream=io.StringIO())
+
+    a, b = _weights(whole), _weights(broken)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    ma, mb = read_metrics(whole), read_metrics(broken)
+    assert [r["epoch"] for r in mb] == [1, 2, 3]
+    for key in ("train_loss", "val_neg_elbo", "test_neg_elbo"):
+        assert [r[key] for r in ma] == [r[key] for r in mb], key
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_ddp_two_cpu_processes_match_one_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    # The mean-latent objective has no sampling noise: per-rank RNG streams cannot differ from
+    # the single process's, so what is compared is the sharding, the gradient averaging and
+    # the optimizer, which is what DDP must get right.
+    config = tiny_config("test-mean-latent-elbo", epochs=2, checkpoint_every=5,
+                         scheduler={"name": "cosine", "warmup_steps": 2}, grad_clip=10.0)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    vaezoo.train(path, out=single, stream=io.StringIO())
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(ENTRY), "train", str(path), "--out", str(ddp)],
+        env=_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "on 2 processes" in result.stderr  # rank 0 reported a 2-process run
+    a, b = _weights(single), _weights(ddp)
+    torch.manual_seed(0)
+    init = vaezoo.create(config).state_dict()
+    for key in a:
+        assert not torch.equal(a[key], init[key]) or key.endswith("log_sigma"), f"{key} did not train"
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    ms, md = read_metrics(single), read_metrics(ddp)
+    assert [r["step"] for r in md] == [6, 12]  # the same number of global steps: the same global batch
+    for rs, rd in zip(ms, md):
+        assert rd["test_neg_elbo"] == pytest.approx(rs["test_neg_elbo"], rel=1e-5)
+        assert rd["train_loss"] == pytest.approx(rs["train_loss"], rel=1e-5)

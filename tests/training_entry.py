@@ -1,0 +1,38 @@
+"""``python tests/training_entry.py train ...``: the vaezoo CLI with the tiny test parts registered.
+
+Run by the subprocess and torchrun tests. With ``VAEZOO_TEST_HANG_AT_STEP=N`` it prints
+``CHECKPOINTED N`` on stdout once the checkpoint of step N is on disk and then sleeps, so that
+the test can SIGKILL it at a known point in the middle of an epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _tiny_training  # noqa: E402
+
+import vaezoo.training.loop as loop  # noqa: E402
+from vaezoo.cli import main  # noqa: E402
+
+_tiny_training.register()
+
+hang_at = int(os.environ.get("VAEZOO_TEST_HANG_AT_STEP", "0"))
+if hang_at:
+    _save = loop.save_checkpoint
+
+    def save_then_hang(run_dir, **kwargs):
+        path = _save(run_dir, **kwargs)
+        if kwargs["state"]["progress"]["global_step"] == hang_at:
+            print(f"CHECKPOINTED {hang_at}", flush=True)
+            time.sleep(600)  # the test kills us here
+        return path
+
+    loop.save_checkpoint = save_then_hang
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,268 @@
+"""``vaezoo eval``, ``sample``, ``reconstruct``, ``traverse``, ``interpolate`` and ``embed``.
+
+Every command takes a model reference that ``vaezoo.load`` understands (a pretrained name,
+``hf-hub:org/repo[@rev]`` or a local folder). Commands that need images read the test split
+of the dataset the model was trained on (from its ``config.json``, or its zoo config), else
+Fashion-MNIST; ``--data ROOT`` points at the dataset's files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ..schemas import DataConfig
+
+__all__ = ["add_commands", "parse_dims"]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def parse_dims(text: str) -> list[int]:
+    """``"0-7"``, ``"0,3,5"`` or ``"0-3,8"`` -> a list of latent dimensions."""
+    dims: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                dims.extend(range(lo, hi + 1))
+            elif part:
+                dims.append(int(part))
+    except ValueError:
+        raise ValueError(f"--dims: expected dimensions like 0-7 or 0,3,5, got {text!r}") from None
+    if not dims:
+        raise ValueError(f"--dims: no dimensions in {text!r}")
+    return dims
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _load(args: argparse.Namespace):
+    import vaezoo
+
+    model = vaezoo.load(args.ref)
+    return model.to(_device(args.device)).eval()
+
+
+def _data_config(args: argparse.Namespace) -> DataConfig:
+    """The data the model was trained on: its checkpoint's ``data`` section, else its zoo
+    config's, else Fashion-MNIST; ``--dataset`` and ``--binarize`` override."""
+    config: DataConfig | None = None
+    folder = Path(args.ref).expanduser()
+    if (folder / "config.json").is_file():
+        try:
+            saved = json.loads((folder / "config.json").read_text()).get("data")
+            config = DataConfig.model_validate(saved) if saved else None
+        except (ValueError, OSError):
+            config = None  # an unreadable data section: fall back, the model itself loaded fine
+    if config is None:
+        from ..zoo import MODELS, get_config
+
+        if args.ref in MODELS:
+            config = get_config(args.ref).data
+    config = config or DataConfig()
+    update = {}
+    if getattr(args, "dataset", None):
+        update["dataset"] = args.dataset
+    if getattr(args, "binarize", None):
+        update["binarize"] = args.binarize
+    if update:
+        config = DataConfig.model_validate({**config.model_dump(), **update})
+    return config
+
+
+def _test_data(args: argparse.Namespace, limit: int | None = None):
+    from ..evaluation.data import resolve_data
+
+    return resolve_data(_data_config(args), limit=limit, root=args.data)
+
+
+def _check_shape(model, images: torch.Tensor) -> None:
+    if tuple(images.shape[1:]) != tuple(model.input_shape):
+        raise ValueError(f"the model takes images of shape {list(model.input_shape)} but the test images are "
+                         f"{list(images.shape[1:])}; pick the right dataset with --dataset")
+
+
+def _saved(path: str | Path, what: str) -> int:
+    print(f"wrote {what} to {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate
+
+    model = _load(args)
+    config = _data_config(args)
+    last = [-1.0]
+
+    def progress(done: int, total: int) -> None:
+        fraction = done / total
+        if not args.quiet and (fraction - last[0] >= 0.1 or done == total):
+            last[0] = fraction
+            print(f"  {done:,}/{total:,} examples", file=sys.stderr, flush=True)
+
+    report = evaluate(
+        model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, refine_steps=args.refine_steps, refine_lr=args.refine_lr, seed=args.seed,
+        limit=args.limit, root=args.data, model_name=args.ref, progress=progress,
+    )
+    if args.output:
+        Path(args.output).write_text(report.to_json() + "\n")
+    print(report.to_json() if args.json else report.format_table())
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from ..viz.images import sample_grid
+
+    sample_grid(_load(args), args.n, nrow=args.nrow, seed=args.seed, mean=not args.draw, path=args.output)
+    return _saved(args.output, f"{args.n} prior samples")
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from ..viz.images import reconstruction_grid
+
+    model = _load(args)
+    images = _test_data(args, limit=args.n).images
+    _check_shape(model, images)
+    reconstruction_grid(model, images, pairs_per_row=args.pairs_per_row, path=args.output)
+    return _saved(args.output, f"{images.shape[0]} test images beside their reconstructions")
+
+
+def _cmd_traverse(args: argparse.Namespace) -> int:
+    from ..viz.images import rank_dims_by_kl, traversal_grid
+
+    model = _load(args)
+    data = _test_data(args, limit=max(args.index + 1, args.reference))
+    _check_shape(model, data.images)
+    if not 0 <= args.index < data.images.shape[0]:
+        raise ValueError(f"--index {args.index} is out of range")
+    order, kl = rank_dims_by_kl(model, data.images[: args.reference])
+    if args.dims:
+        dims = parse_dims(args.dims)
+        bad = [d for d in dims if d >= model.latent_dim]
+        if bad:
+            raise ValueError(f"--dims: {bad} out of range for a {model.latent_dim}-d latent")
+        rank = {d: i for i, d in enumerate(order)}
+        dims = sorted(dims, key=rank.__getitem__)
+    else:
+        dims = order[: args.top]
+    lo, hi = args.range
+    values = torch.linspace(lo, hi, args.steps)
+    traversal_grid(model, data.images[args.index], dims=dims, values=values, order_by_kl=False,
+                   offset=args.offset, path=args.output)
+    print("rows (latent dim: mean KL in nats over "
+          f"{min(args.reference, data.images.shape[0])} test images): "
+          + ", ".join(f"{d}: {float(kl[d]):.2f}" for d in dims))
+    return _saved(args.output, f"traversals of {len(dims)} latent dimensions over [{lo:g}, {hi:g}]")
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from ..viz.images import interpolation_grid
+
+    model = _load(args)
+    data = _test_data(args, limit=2 * args.pairs)
+    _check_shape(model, data.images)
+    if data.images.shape[0] < 2 * args.pairs:
+        raise ValueError(f"need {2 * args.pairs} test images for {args.pairs} pairs, found {data.images.shape[0]}")
+    x = data.images
+    interpolation_grid(model, x[0::2][: args.pairs], x[1::2][: args.pairs], steps=args.steps, path=args.output)
+    return _saved(args.output, f"{args.pairs} interpolations of {args.steps} steps")
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from ..viz.images import latent_map
+
+    model = _load(args)
+    data = _test_data(args, limit=args.limit)
+    _check_shape(model, data.images)
+    latent_map(model, data.images, data.labels, data.classes or None,
+               title=f"{args.ref}: test posterior means ({data.images.shape[0]:,} images), PCA", path=args.output)
+    return _saved(args.output, f"a PCA map of {data.images.shape[0]:,} test latents")
+
+
+# ------------------------------------------------------------------------------ parsers
+
+
+def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
+    p.add_argument("ref", metavar="NAME|DIR", help="a pretrained name, hf-hub:org/repo[@rev] or a checkpoint folder")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    if data:
+        p.add_argument("--data", metavar="ROOT", help="folder holding the dataset's files")
+        p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
+
+
+def add_commands(commands) -> None:
+    p = commands.add_parser("eval", help="test-set -ELBO, importance-weighted NLL, bits/dim, active units")
+    _common(p)
+    p.add_argument("--iw-samples", type=int, default=5000, metavar="K",
+                   help="importance samples for the NLL estimate; 0 skips it (default 5000)")
+    p.add_argument("--elbo-samples", type=int, default=10, metavar="S", help="z draws per image for the ELBO (default 10)")
+    p.add_argument("--refine-steps", type=int, default=0, metavar="N",
+                   help="per-example posterior refinement steps; adds the amortization gap (default 0)")
+    p.add_argument("--refine-lr", type=float, default=0.05, help="Adam learning rate of the refinement (default 0.05)")
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N test images only")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument("--chunk-size", type=int, help="importance samples decoded per image at once (default: 2048 / batch)")
+    p.add_argument("--binarize", choices=["none", "static", "dynamic"], help="override the data's binarization")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report to FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_eval)
+
+    p = commands.add_parser("sample", help="a grid of images decoded from prior samples")
+    _common(p, data=False)
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--nrow", type=int, help="images per row (default: square)")
+    p.add_argument("--draw", action="store_true", help="sample x ~ p(x|z) instead of showing its mean")
+    p.add_argument("-o", "--output", default="samples.png", help="PNG path (default samples.png)")
+    p.set_defaults(func=_cmd_sample)
+
+    p = commands.add_parser("reconstruct", help="test images beside their reconstructions")
+    _common(p)
+    p.add_argument("-n", type=int, default=32, help="number of test images (default 32)")
+    p.add_argument("--pairs-per-row", type=int, default=8, help="input/reconstruction pairs per row (default 8)")
+    p.add_argument("-o", "--output", default="recon.png", help="PNG path (default recon.png)")
+    p.set_defaults(func=_cmd_reconstruct)
+
+    p = commands.add_parser("traverse", help="latent traversals of a test image, most informative dims first")
+    _common(p)
+    p.add_argument("--dims", help="latent dimensions, e.g. 0-7 or 0,3,5 (default: the --top dims with most KL)")
+    p.add_argument("--top", type=int, default=8, help="without --dims: how many dims, by KL (default 8)")
+    p.add_argument("--range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"),
+                   help="values of the swept latent (default -3 3)")
+    p.add_argument("--steps", type=int, default=9, help="values per row (default 9)")
+    p.add_argument("--offset", action="store_true", help="add the values to the posterior mean instead of setting them")
+    p.add_argument("--index", type=int, default=0, help="which test image (default 0)")
+    p.add_argument("--reference", type=int, default=1000, help="test images used to rank dims by KL (default 1000)")
+    p.add_argument("-o", "--output", default="traverse.png", help="PNG path (default traverse.png)")
+    p.set_defaults(func=_cmd_traverse)
+
+    p = commands.add_parser("interpolate", help="latent interpolations between pairs of test images")
+    _common(p)
+    p.add_argument("--pairs", type=int, default=8, help="number of pairs, one per row (default 8)")
+    p.add_argument("--steps", type=int, default=10, help="decoded points per row (default 10)")
+    p.add_argument("-o", "--output", default="interp.png", help="PNG path (default interp.png)")
+    p.set_defaults(func=_cmd_interpolate)
+
+    p = commands.add_parser("embed", help="2-D PCA map of test posterior means, coloured by class")
+    _common(p)
+    p.add_argument("--limit", type=int, help="first N test images (default: all)")
+    p.add_argument("-o", "--output", default="latents.png", help="PNG path (default latents.png)")
+    p.set_defaults(func=_cmd_embed)

@@ -1,0 +1,70 @@
+"""``vaezoo push DIR REPO_ID``, ``vaezoo pull NAME|hf-hub:...`` and ``vaezoo publish RUN NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from ..hub.remote import push_to_hub
+
+    # the token comes from HF_TOKEN or the client's login; no --token flag, so it never lands in shell history
+    result = push_to_hub(args.dir, args.repo_id, tag=args.tag, private=args.private, commit_message=args.message,
+                         revision=args.revision)
+    print(f"pushed {args.dir} to {result.url} (commit {result.commit}" + (f", tag {result.tag})" if result.tag else ")"))
+    print(f"load it with: vaezoo.load({result.ref!r})")
+    return 0
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    from ..hub.remote import pull
+
+    print(pull(args.ref, revision=args.revision, local_files_only=args.offline))
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from ..hub.publish import publish_run
+
+    entry_path = publish_run(
+        args.run, args.name, args.repo_id, metrics=args.metrics, config=args.config, license=args.license,
+        push=args.push, tag=args.tag, registry=args.registry, dtype=args.dtype, hardware=args.hardware,
+        time_s=args.time_s, epochs=args.epochs,
+    )
+    print(entry_path)
+    return 0
+
+
+def add_commands(commands) -> None:
+    p = commands.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub (one commit)")
+    p.add_argument("dir", help="a folder in Hub layout (config.json, model.safetensors, README.md)")
+    p.add_argument("repo_id", help="org/name on the Hub")
+    p.add_argument("--tag", help="tag the new commit, e.g. v1")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--revision", help="branch to commit to (default: main)")
+    p.add_argument("-m", "--message", help="commit message")
+    p.set_defaults(func=_cmd_push)
+
+    p = commands.add_parser("pull", help="download a pretrained name or hf-hub:org/repo[@rev] to the cache")
+    p.add_argument("ref", help="a pretrained name or hf-hub:org/repo[@revision]")
+    p.add_argument("--revision", help="branch, tag or commit (hf-hub references only)")
+    p.add_argument("--offline", action="store_true", help="only look in the local cache")
+    p.set_defaults(func=_cmd_pull)
+
+    p = commands.add_parser("publish", help="turn a trained run folder into a registry/ entry (+ shipped weights)")
+    p.add_argument("run", help="the run's folder in Hub layout (what training saved)")
+    p.add_argument("name", help="the pretrained name, e.g. fashion-conv64")
+    p.add_argument("repo_id", help="org/name of its Hub repository")
+    p.add_argument("--metrics", help="JSON file of metrics with their protocol (default: the run's config.json)")
+    p.add_argument("--config", help="the configs/ name it was trained from (default: the run's name)")
+    p.add_argument("--license", default="mit")
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32", "bfloat16"],
+                   help="storage dtype of the shipped weights")
+    p.add_argument("--epochs", type=int, help="epochs actually run (default: from the run)")
+    p.add_argument("--time-s", type=float, help="training wall time in seconds (default: from the run)")
+    p.add_argument("--hardware", help="what it trained on, e.g. '1x H100' (default: from the run)")
+    p.add_argument("--push", action="store_true", help="also push to the Hub and pin the new commit")
+    p.add_argument("--tag", help="with --push: tag the commit")
+    p.add_argument("--registry", help="registry folder to write (default: vaezoo's registry/)")
+    p.set_defaults(func=_cmd_publish)

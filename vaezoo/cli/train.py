@@ -1,0 +1,59 @@
+"""``vaezoo train CONFIG [--set a.b=v ...] [--out DIR] [--resume DIR] [--data ROOT] [--device DEV]``.
+
+Also under ``torchrun --nproc-per-node N -m vaezoo train ...``: every process runs this
+command; the trainer joins the process group that torchrun describes, and rank 0 alone
+prints and writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import parse_set_args
+
+__all__ = ["add_commands"]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..training import CheckpointError, NonFiniteLossError, train
+
+    if args.config is None and args.resume is None:
+        print("error: give a CONFIG (a zoo name or a YAML file), or --resume DIR to continue a run",
+              file=sys.stderr)
+        return 2
+    overrides = parse_set_args(args.set)
+    try:
+        _, metrics = train(args.config, overrides, out=args.out, resume=args.resume or False,
+                           data_root=args.data, device=args.device)
+    except NonFiniteLossError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if metrics and _is_main():
+        print(f"test -ELBO {metrics['test_neg_elbo']:.3f} nats/image after {metrics['step']} steps", file=sys.stderr)
+    return 0
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def add_commands(commands) -> None:
+    p = commands.add_parser(
+        "train", help="train a model from a config; resumable, multi-GPU through torchrun",
+        description="Train a model and write a run folder in Hub layout (config.json, model.safetensors, "
+                    "README.md) plus metrics.jsonl, loss.png, samples.png and checkpoints/.",
+    )
+    p.add_argument("config", nargs="?", help="a zoo name or a YAML config (optional with --resume)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. trainer.epochs=5 (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<name>, or the --resume folder)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--data", metavar="ROOT", help="folder holding the dataset's files (overrides data.root)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: trainer.device, auto)")
+    p.set_defaults(func=_cmd_train)

@@ -1,0 +1,111 @@
+"""What an evaluation runs on: images as floats, plus the facts that make up its protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import torch
+
+from ..data.splits import DataSplits, load_splits
+from ..schemas import DataConfig
+from ..data.binarize import STATIC_BINARIZE_SEED, dynamic_binarize, static_binarize
+
+__all__ = ["EvalData", "resolve_data", "to_float_images", "TEST_BINARIZE_SEED", "DataSource"]
+
+# The seed load_splits uses for a statically binarized test set: every binarized evaluation
+# (static or dynamic training) scores the same binary test images.
+TEST_BINARIZE_SEED = STATIC_BINARIZE_SEED + 1
+
+DataSource = Union[torch.Tensor, DataConfig, DataSplits, str]
+
+
+@dataclass
+class EvalData:
+    images: torch.Tensor  # float (N, C, H, W), the model's input scale
+    labels: Optional[torch.Tensor] = None
+    classes: list[str] = field(default_factory=list)
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+
+def to_float_images(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> floats in [0, 1]; float tensors pass through unchanged."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    if not x.is_floating_point():
+        raise ValueError(f"images must be uint8 or floating point, got {x.dtype}")
+    return x
+
+
+def resolve_data(
+    data: DataSource,
+    *,
+    binarize: str | None = None,
+    limit: int | None = None,
+    root: str | None = None,
+) -> EvalData:
+    """Images, labels and protocol for ``data``.
+
+    - a uint8 tensor (pixels 0..255, scaled to [0, 1]) or a float tensor (used as given);
+    - a :class:`DataConfig`, a dataset name (``"fashion-mnist"``) or :class:`DataSplits`:
+      its **test** split (``root``: the dataset folder, as ``--data``).
+
+    ``binarize``: ``"none"`` keeps grey levels (scored by a Bernoulli likelihood this is the
+    "grayscale BCE" protocol); ``"static"`` and ``"dynamic"`` both score one fixed binary
+    draw of the test images, the one :func:`vaezoo.data.load_splits` makes for a static
+    config (dynamic binarization is a training-time augmentation; tests use one draw).
+    Default: the DataConfig's setting, else ``"none"``. ``limit`` keeps the first N
+    examples (after binarizing the whole set, so a subset's images are the full set's).
+    """
+    labels, classes = None, []
+    if isinstance(data, str):
+        data = DataConfig(dataset=data)
+    if binarize is not None and binarize not in ("none", "static", "dynamic"):
+        raise ValueError(f"binarize must be 'none', 'static' or 'dynamic', got {binarize!r}")
+    if isinstance(data, DataConfig):
+        if binarize is not None and binarize != data.binarize:
+            data = data.model_copy(update={"binarize": binarize})
+        protocol = {"dataset": data.dataset.name, "split": "test"}
+        data = load_splits(data, root=root)  # binarizes a static config's test set itself
+    elif isinstance(data, DataSplits):
+        protocol = {"dataset": data.source or "given splits", "split": "test"}
+    elif isinstance(data, torch.Tensor):
+        protocol = {"dataset": "tensor", "split": "given"}
+    else:
+        raise ValueError(
+            f"data must be an image tensor, a DataConfig, a dataset name or DataSplits, got {type(data).__name__}"
+        )
+    already_binary = False
+    if isinstance(data, DataSplits):
+        images, labels, classes = data.test, data.test_labels, list(data.classes)
+        split_binarize = getattr(data, "binarize", "none")
+        already_binary = split_binarize == "static"
+        binarize = binarize or split_binarize
+    else:
+        images = data
+    if images.ndim == 3:  # (N, H, W) grayscale
+        images = images.unsqueeze(1)
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    binarize = binarize or "none"
+    was_uint8 = images.dtype == torch.uint8
+    if binarize != "none" and not already_binary:
+        if was_uint8:
+            images = static_binarize(images, TEST_BINARIZE_SEED)
+        else:
+            generator = torch.Generator(device=images.device).manual_seed(TEST_BINARIZE_SEED)
+            images = dynamic_binarize(images, generator=generator)
+    total = images.shape[0]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be a positive number of examples, got {limit}")
+        images = images[:limit]
+        labels = None if labels is None else labels[:limit]
+    images = to_float_images(images)
+    if binarize == "none":
+        protocol["binarization"] = "none (grayscale in [0, 1])" if was_uint8 else "none (values as given)"
+    else:
+        protocol["binarization"] = f"binarized: one fixed Bernoulli draw (seed {TEST_BINARIZE_SEED})"
+    protocol["examples"] = int(images.shape[0])
+    protocol["examples_available"] = int(total)
+    return EvalData(images=images, labels=labels, classes=classes, protocol=protocol)

@@ -1,0 +1,97 @@
+"""The result of an evaluation: numbers with their protocol, as a table or as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+__all__ = ["Metric", "EvalReport"]
+
+
+@dataclass
+class Metric:
+    """One number: its value (mean over examples), standard error, unit and how it was measured."""
+
+    value: float
+    unit: str
+    label: str
+    stderr: Optional[float] = None
+    protocol: str = ""  # the per-metric part of the protocol: "S=10", "k=5000", ...
+
+
+@dataclass
+class EvalReport:
+    """Metrics plus everything needed to reproduce or compare them.
+
+    ``protocol`` holds the model, likelihood, data set and split, binarization, number of
+    examples, pixels per image, latent size, samples (S, k), refinement settings and seed.
+    ``report["iwae_nll"]`` is the value of a metric; ``report.metrics[name]`` the full entry.
+    """
+
+    protocol: dict[str, Any]
+    metrics: dict[str, Metric]
+    kl_per_dim: Optional[list[float]] = None
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> float:
+        return self.metrics[name].value
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.metrics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": dict(self.protocol),
+            "metrics": {name: asdict(m) for name, m in self.metrics.items()},
+            "kl_per_dim": self.kl_per_dim,
+            "timing": dict(self.timing),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvalReport":
+        return cls(
+            protocol=dict(data["protocol"]),
+            metrics={name: Metric(**m) for name, m in data["metrics"].items()},
+            kl_per_dim=data.get("kl_per_dim"),
+            timing=dict(data.get("timing", {})),
+        )
+
+    def protocol_lines(self) -> list[str]:
+        p = self.protocol
+        lines = []
+        if p.get("model"):
+            lines.append(f"model        {p['model']}")
+        n, available = p.get("examples"), p.get("examples_available")
+        subset = f" (first {n:,} of {available:,})" if available and n != available else ""
+        lines.append(f"data         {p.get('dataset', '?')}, {p.get('split', '?')} split, {n:,} examples{subset}")
+        lines.append(f"binarization {p.get('binarization', '?')}")
+        lines.append(
+            f"likelihood   {p.get('likelihood', '?')}, prior {p.get('prior', '?')}, latent dim {p.get('latent_dim', '?')}, "
+            f"{p.get('pixels', '?')} pixels per image"
+        )
+        lines.append(f"seed         {p.get('seed', 0)} (noise keyed per example: independent of batch and chunk sizes)")
+        return lines
+
+    def format_table(self) -> str:
+        rows = [(m.label, f"{m.value:,.3f}" if isinstance(m.value, float) else f"{m.value}", m.unit,
+                 "" if m.stderr is None else f"± {m.stderr:.3f}", m.protocol) for m in self.metrics.values()]
+        widths = [max(len(r[i]) for r in rows + [("metric", "value", "unit", "s.e.", "protocol")]) for i in range(5)]
+        header = ("metric", "value", "unit", "s.e.", "protocol")
+
+        def fmt(r):
+            return (f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  "
+                    f"{r[3]:<{widths[3]}}  {r[4]}").rstrip()
+
+        lines = self.protocol_lines() + ["", fmt(header), fmt(tuple("-" * w for w in widths))]
+        lines += [fmt(r) for r in rows]
+        if self.timing.get("seconds"):
+            lines += ["", f"{self.protocol.get('examples', 0):,} examples in {self.timing['seconds']:.1f} s "
+                          f"({self.timing.get('examples_per_s', 0):.1f} examples/s)"]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format_table()

@@ -1,0 +1,232 @@
+"""Publish a trained run as a pretrained name: shipped weights + a ``registry/<name>.json`` entry.
+
+    python -m vaezoo.hub.publish RUN_DIR NAME REPO_ID [--metrics eval.json] [--push --tag v1]
+    vaezoo publish RUN_DIR NAME REPO_ID ...                                  (same thing)
+
+Steps: load and validate the run folder; write its weights in the storage dtype (fp16 by
+default) to ``registry/weights/<name>.safetensors``; optionally push a Hub-layout folder
+holding those same bytes and pin the new commit; write the entry with the file's sha256.
+Safetensors files are deterministic, so publishing again (e.g. once the metrics of the
+shipped weights are measured) reproduces the same file and sha256.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+
+from .. import resources
+from .card import metric_records
+from .errors import HubError
+from .layout import CONFIG_NAME, SAMPLES_NAME, load_local, read_config, save_pretrained
+from .registry import HubWeights, Metric, Protocol, Recipe, RegistryEntry, TrainingRun, sha256_file, write_entry
+
+__all__ = ["publish_run", "normalize_metrics", "main"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# metrics of an EvalReport that belong in the registry, and what each one's protocol means
+_REPORT_METRICS = {"neg_elbo": "elbo", "neg_elbo_bpd": "elbo", "iwae_nll": "iwae", "nll_bpd": "iwae"}
+
+
+def normalize_metrics(
+    metrics: Any, *, likelihood: str, binarization: str, weights_dtype: str, name: str
+) -> list[Metric]:
+    """Registry metric records from an EvalReport dict (``vaezoo eval`` JSON) or from records.
+
+    Protocol fields not given are filled from the run (likelihood, binarization); the
+    split, the number of examples and the number of importance samples must be given.
+    """
+    if not metrics:
+        return []
+    if isinstance(metrics, Mapping) and "protocol" in metrics and isinstance(metrics.get("metrics"), Mapping):
+        return _from_eval_report(metrics, likelihood=likelihood, binarization=binarization,
+                                 weights_dtype=weights_dtype, name=name)
+    out = []
+    for record in metric_records(metrics):
+        known = set(Metric.model_fields) | set(Protocol.model_fields)
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise HubError(f"metric '{record['name']}': unknown fields {unknown}; a metric has "
+                           f"{sorted(Metric.model_fields)} and protocol fields {sorted(Protocol.model_fields)}")
+        protocol = {k: record[k] for k in Protocol.model_fields if k in record}
+        protocol.setdefault("likelihood", likelihood)
+        protocol.setdefault("binarization", binarization)
+        # a record that does not say otherwise was measured on the run's own (float32) weights
+        protocol.setdefault("weights_dtype", "float32")
+        missing = [k for k in ("split", "num_examples", "importance_samples") if k not in protocol]
+        if missing:
+            raise HubError(f"metric '{record['name']}' has no protocol: give {', '.join(missing)} "
+                           f"(a number is comparable only with the protocol that measured it)")
+        out.append(Metric(protocol=Protocol(**protocol), **{k: record[k] for k in Metric.model_fields if k in record
+                                                            and k != "protocol"}))
+    return out
+
+
+def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarization: str, weights_dtype: str,
+                      name: str) -> list[Metric]:
+    p = report["protocol"]
+    evaluated = p.get("model")
+    if evaluated != name and weights_dtype != "float32":
+        warnings.warn(f"the metrics were measured on '{evaluated}', not on the shipped '{name}' weights "
+                      f"({weights_dtype}); the registry records them as measured on float32 weights",
+                      stacklevel=3)
+        weights_dtype = "float32"
+    out = []
+    for metric_name, kind in _REPORT_METRICS.items():
+        m = report["metrics"].get(metric_name)
+        if m is None:
+            continue
+        k = int(p["iw_samples"]) if kind == "iwae" else 1
+        protocol = Protocol(
+            likelihood=str(p.get("likelihood") or likelihood),
+            binarization=str(p.get("binarization") or binarization),
+            importance_samples=k,
+            mc_samples=int(p["elbo_samples"]) if kind == "elbo" and p.get("elbo_samples") else None,
+            split=str(p.get("split", "test")),
+            num_examples=int(p["examples"]),
+            weights_dtype=weights_dtype,
+            seed=p.get("seed"),
+        )
+        out.append(Metric(name=metric_name, value=float(m["value"]), unit=m.get("unit", "nats"),
+                          stderr=m.get("stderr"), protocol=protocol))
+    return out
+
+
+def _read_metrics(metrics: Union[str, Path, Mapping, list, None]) -> Any:
+    if metrics is None or isinstance(metrics, (Mapping, list)):
+        return metrics
+    path = Path(metrics)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HubError(f"{path}: cannot read metrics JSON ({exc})") from None
+
+
+def publish_run(
+    run_dir: Union[str, Path],
+    name: str,
+    repo_id: str,
+    *,
+    metrics: Union[str, Path, Mapping, list, None] = None,
+    config: Optional[str] = None,
+    description: Optional[str] = None,
+    license: str = "mit",
+    dtype: str = "float16",
+    epochs: Optional[int] = None,
+    time_s: Optional[float] = None,
+    hardware: Optional[str] = None,
+    push: bool = False,
+    tag: Optional[str] = None,
+    token: Optional[str] = None,
+    registry: Union[str, Path, None] = None,
+    date: Optional[_dt.date] = None,
+) -> Path:
+    """Write ``registry/weights/<name>.safetensors`` and ``registry/<name>.json``; the entry's path.
+
+    ``metrics``: a JSON path or object, either ``vaezoo eval``'s report or registry records;
+    default: the run's own ``config.json`` metrics when they carry a protocol. ``push=True``
+    uploads the shipped bytes (plus config, card and samples) and pins the new commit.
+    """
+    from ..zoo import MODELS, get_config
+
+    run_dir = Path(run_dir)
+    registry = Path(registry) if registry is not None else resources.registry_dir()
+    if dtype not in _DTYPES:
+        raise HubError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    run_config = read_config(run_dir / CONFIG_NAME)
+    model = load_local(run_dir)
+
+    config_name = config or run_config.name or name
+    if config_name not in MODELS:
+        raise HubError(f"'{config_name}' is not a zoo config (configs/*.yaml or a registered model); "
+                       f"pass config= with the name the run was trained from")
+    experiment = get_config(config_name)
+    if experiment.model != run_config.model:
+        raise HubError(f"the run's architecture differs from configs/{config_name}.yaml; publish it under a config "
+                       f"that describes it (config=...)")
+    recipe = Recipe(data=run_config.data or experiment.data, trainer=run_config.trainer or experiment.trainer)
+    trained = dict(run_config.training or {})
+    # the training loop records {"epochs", "wall_time_s", "device", "processes", ...} in config.json
+    device = trained.get("device")
+    if device and (trained.get("processes") or 1) > 1:
+        device = f"{trained['processes']} x {device}"
+    run = TrainingRun(
+        epochs=epochs or trained.get("epochs") or recipe.trainer.epochs,
+        time_s=time_s if time_s is not None else trained.get("time_s", trained.get("wall_time_s")),
+        hardware=hardware or trained.get("hardware") or device,
+    )
+
+    raw_metrics = _read_metrics(metrics) if metrics is not None else run_config.metrics
+    records = normalize_metrics(raw_metrics, likelihood=run_config.model.likelihood.name,
+                                binarization=recipe.data.binarize, weights_dtype=dtype, name=name)
+
+    # the shipped file: exactly the bytes users load; metrics are to be measured on it
+    shipped_rel = f"weights/{name}.safetensors"
+    with tempfile.TemporaryDirectory(prefix="vaezoo-publish-") as tmp:
+        folder = Path(tmp) / name
+        from .. import ExperimentConfig
+
+        exp = ExperimentConfig(name=name, description=description or experiment.description, model=run_config.model,
+                               data=recipe.data, trainer=recipe.trainer)
+        if (run_dir / SAMPLES_NAME).is_file():
+            folder.mkdir(parents=True)
+            (folder / SAMPLES_NAME).write_bytes((run_dir / SAMPLES_NAME).read_bytes())
+        save_pretrained(model, folder, experiment=exp, metrics=[m.model_dump(mode="json") for m in records] or None,
+                        training=run.model_dump(mode="json", exclude_none=True), dtype=_DTYPES[dtype],
+                        repo_id=repo_id, license=license,
+                        samples=None if (folder / SAMPLES_NAME).is_file() else 64)
+        weights = folder / "model.safetensors"
+        sha = sha256_file(weights)
+        target = registry / shipped_rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(weights.read_bytes())
+        revision = None
+        if push:
+            from .remote import _push_folder
+
+            revision = _push_folder(folder, repo_id, tag=tag, private=False, token=token,
+                                    commit_message=f"vaezoo: publish {name}", revision=None).commit
+    if revision is None:
+        # keep a revision pinned by an earlier push when the bytes did not change
+        from .registry import entry_path, read_entry
+
+        previous = entry_path(name, registry)
+        if previous.is_file():
+            old = read_entry(previous)
+            if old.weights.sha256 == sha and old.weights.repo_id == repo_id:
+                revision = old.weights.revision
+
+    entry = RegistryEntry(
+        name=name,
+        description=description or experiment.description,
+        config=config_name,
+        model=run_config.model,
+        weights=HubWeights(repo_id=repo_id, revision=revision, file="model.safetensors", sha256=sha),
+        shipped=shipped_rel,
+        storage_dtype=dtype,
+        num_params=model.num_parameters(),
+        metrics=records,
+        dataset=recipe.data.dataset.name,
+        license=license,
+        recipe=recipe,
+        training=run,
+        date=date or _dt.date.today(),
+    )
+    return write_entry(entry, registry)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from ..cli import main as cli_main
+
+    return cli_main(["publish", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The pretrained index: one ``registry/<name>.json`` entry per published name.
+
+An entry pins everything a user relies on: the architecture (inline, so that loading needs
+neither the network nor an unchanged ``configs/`` file), the Hub repository, the commit, the
+weights file and its sha256, the metrics with the protocol that measured them, and how the
+weights were trained. Weights the project ships live in ``registry/weights/``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveInt, ValidationError, field_validator
+
+from .. import resources
+from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
+
+__all__ = [
+    "Protocol", "Metric", "HubWeights", "Recipe", "TrainingRun", "RegistryEntry",
+    "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
+]
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class Protocol(Strict):
+    """How a number was measured; two numbers compare only under the same protocol."""
+
+    likelihood: str = Field(description="the likelihood p(x|z) scored, e.g. 'bernoulli'")
+    binarization: str = Field(
+        description="'none': grayscale targets in [0, 1] (the 'BCE' protocol); else how pixels were binarized"
+    )
+    importance_samples: PositiveInt = Field(description="1 for the ELBO, k for the importance-weighted bound")
+    mc_samples: Optional[PositiveInt] = Field(None, description="draws of z averaged per example for the ELBO")
+    split: str = Field(description="'test', 'val' or 'train'")
+    num_examples: PositiveInt
+    weights_dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="storage dtype of the weights that were evaluated (the shipped file's)"
+    )
+    seed: Optional[int] = None
+
+
+class Metric(Strict):
+    name: str = Field(description="'neg_elbo' or 'iwae_nll', ...")
+    value: float
+    unit: Literal["nats", "bits/dim"] = "nats"
+    stderr: Optional[NonNegativeFloat] = Field(None, description="standard error of the mean over examples")
+    protocol: Protocol
+
+
+class HubWeights(Strict):
+    repo_id: str = Field(description="'org/name' on the Hub")
+    revision: Optional[str] = Field(
+        None, description="the 40-hex commit the entry is pinned to; null until the weights are pushed"
+    )
+    file: str = "model.safetensors"
+    sha256: str
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, value: str) -> str:
+        if not SHA256.match(value):
+            raise ValueError("expected 64 lowercase hex digits")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _pinned(cls, value: Optional[str]) -> Optional[str]:
+        # a branch or a tag can move; only a commit sha pins what a name resolves to
+        if value is not None and not COMMIT.match(value):
+            raise ValueError(f"expected a full 40-hex commit sha (a branch or tag can move), got {value!r}")
+        return value
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if value.count("/") != 1 or not all(value.split("/")):
+            raise ValueError(f"expected 'org/name', got {value!r}")
+        return value
+
+
+class Recipe(Strict):
+    data: DataConfig
+    trainer: TrainerConfig
+
+
+class TrainingRun(Strict):
+    epochs: PositiveInt = Field(description="epochs actually run (may be fewer than the recipe's)")
+    time_s: Optional[NonNegativeFloat] = None
+    hardware: Optional[str] = None
+
+
+class RegistryEntry(Strict):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    schema_version: Literal[1] = 1
+    name: str
+    description: str = ""
+    config: str = Field(description="the configs/ file the weights were trained from, e.g. 'fashion-conv64'")
+    model: ModelConfig = Field(description="the architecture, inline: what load() builds")
+    weights: HubWeights
+    shipped: Optional[str] = Field(None, description="path of the shipped weights, relative to registry/")
+    storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    num_params: PositiveInt
+    metrics: list[Metric] = Field(default_factory=list)
+    dataset: str
+    license: str
+    recipe: Recipe
+    training: TrainingRun
+    date: _dt.date
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("expected lowercase letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("shipped")
+    @classmethod
+    def _relative(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (value.startswith("/") or ".." in Path(value).parts):
+            raise ValueError("expected a path inside registry/, like 'weights/<name>.safetensors'")
+        return value
+
+
+def _registry(registry: str | Path | None) -> Path:
+    return Path(registry) if registry is not None else resources.registry_dir()
+
+
+def entry_path(name: str, registry: str | Path | None = None) -> Path:
+    return _registry(registry) / f"{name}.json"
+
+
+def read_entry(path: str | Path) -> RegistryEntry:
+    """One entry, validated; errors name the file and the key."""
+    from ..config import ConfigError, describe_errors
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(path), [("", f"cannot read the registry entry: {exc}")]) from None
+    try:
+        entry = RegistryEntry.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(str(path), describe_errors(exc, RegistryEntry, data)) from None
+    if entry.name != path.stem:
+        raise ConfigError(str(path), [("name", f"'{entry.name}' must match the file name '{path.stem}'")])
+    return entry
+
+
+def list_entries(registry: str | Path | None = None) -> list[RegistryEntry]:
+    from .._registry import natural_key
+
+    paths = sorted(_registry(registry).glob("*.json"), key=lambda p: natural_key(p.stem))
+    return [read_entry(p) for p in paths]
+
+
+def get_entry(name: str, registry: str | Path | None = None) -> RegistryEntry:
+    path = entry_path(name, registry)
+    if not path.is_file():
+        from .._registry import suggest
+
+        known = sorted(p.stem for p in _registry(registry).glob("*.json"))
+        listing = ", ".join(known) if known else "(none yet)"
+        raise ValueError(f"no pretrained weights named '{name}'.{suggest(name, known)} Pretrained names: {listing}")
+    return read_entry(path)
+
+
+def write_entry(entry: RegistryEntry, registry: str | Path | None = None) -> Path:
+    path = entry_path(entry.name, registry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entry.model_dump(mode="json"), indent=2) + "\n")
+    return path
+
+
+def shipped_path(entry: RegistryEntry, registry: str | Path | None = None) -> Optional[Path]:
+    return _registry(registry) / entry.shipped if entry.shipped else None
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,296 @@
+"""Loading from and pushing to the Hugging Face Hub with the stock ``huggingface_hub`` client.
+
+The client's standard settings apply unchanged: ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``
+(the cache) and ``HF_HUB_OFFLINE``. vaezoo adds the pinning: a pretrained name resolves to a
+repository, a commit, a file and its sha256, and a file whose sha256 differs is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from ..model import VAE
+from .errors import ChecksumError, HubError, translate_hub_errors
+from .layout import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, build_from_config, load_local, load_weights, read_config
+from .registry import RegistryEntry, get_entry, sha256_file, shipped_path
+
+__all__ = ["HF_PREFIX", "parse_hub_ref", "resolve", "load", "load_pretrained", "load_from_hub", "pull",
+           "push_to_hub", "PushResult", "verified_weights"]
+
+HF_PREFIX = "hf-hub:"
+logger = logging.getLogger(__name__)
+
+
+def parse_hub_ref(ref: str) -> tuple[str, Optional[str]]:
+    """``hf-hub:org/repo@rev`` -> (``org/repo``, ``rev`` or None)."""
+    body = ref[len(HF_PREFIX):] if ref.startswith(HF_PREFIX) else ref
+    repo_id, sep, revision = body.partition("@")  # repo names cannot hold '@'; revisions may hold '/'
+    if not repo_id or (sep and not revision) or repo_id.count("/") > 1 or repo_id.startswith("/") or repo_id.endswith("/"):
+        raise HubError(f"cannot read {ref!r} as a Hub reference: expected 'hf-hub:org/repo' or 'hf-hub:org/repo@revision'")
+    return repo_id, (revision or None)
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.startswith((".", "~"))
+
+
+def resolve(ref: Union[str, Path]) -> tuple[str, str]:
+    """What ``ref`` names: ``("local", path)``, ``("hub", ref)`` or ``("pretrained", name)``.
+
+    Nothing is guessed: a bare word is a pretrained name or an existing folder, never both.
+    """
+    from ..zoo import MODELS
+
+    if isinstance(ref, Path):
+        return "local", str(ref)
+    text = str(ref)
+    if text.startswith(HF_PREFIX):
+        return "hub", text
+    is_folder = Path(text).expanduser().is_dir()
+    if _looks_like_path(text):
+        if not is_folder:
+            raise HubError(f"cannot load {text!r}: no such folder (a local checkpoint is a folder holding "
+                           f"{CONFIG_NAME} and {WEIGHTS_NAME})")
+        return "local", text
+    from .registry import entry_path
+
+    is_pretrained = entry_path(text).is_file()
+    if is_pretrained and is_folder:
+        raise HubError(f"{text!r} is both a pretrained name and a folder here; say which: "
+                       f"vaezoo.load('./{text}') for the folder, or run from another directory for the weights")
+    if is_pretrained:
+        return "pretrained", text
+    if is_folder:
+        return "local", text
+    from .._registry import suggest
+    from .registry import list_entries
+
+    names = [e.name for e in list_entries()]
+    if text in MODELS:
+        hint = (f" '{text}' is a zoo architecture without published weights: vaezoo.create('{text}') builds it "
+                f"with fresh weights.")
+    else:
+        hint = suggest(text, names + MODELS.names())
+    raise HubError(
+        f"cannot load {text!r}: it is not a pretrained name, an 'hf-hub:' reference or an existing folder.{hint} "
+        f"Accepted: a pretrained name ({', '.join(names) if names else 'none published yet'}), "
+        f"'hf-hub:org/repo[@revision]', or a folder path holding {CONFIG_NAME} and {WEIGHTS_NAME}"
+    )
+
+
+def load(
+    ref: Union[str, Path],
+    revision: Optional[str] = None,
+    map_location: Union[str, torch.device] = "cpu",
+    *,
+    token: Optional[Union[str, bool]] = None,
+    cache_dir: Optional[Union[str, Path]] = None,
+    local_files_only: bool = False,
+) -> VAE:
+    """A trained model in eval mode, from a pretrained name, ``hf-hub:org/repo[@rev]`` or a folder."""
+    kind, what = resolve(ref)
+    if kind == "local":
+        if revision is not None:
+            raise HubError(f"revision={revision!r} means nothing for the local folder {what!r}")
+        return load_local(Path(what).expanduser(), map_location=map_location)
+    if kind == "hub":
+        repo_id, ref_revision = parse_hub_ref(what)
+        if revision is not None and ref_revision is not None and revision != ref_revision:
+            raise HubError(f"two revisions given for {repo_id}: '@{ref_revision}' in the reference and "
+                           f"revision={revision!r}; give one")
+        return load_from_hub(repo_id, revision=revision or ref_revision, map_location=map_location, token=token,
+                             cache_dir=cache_dir, local_files_only=local_files_only)
+    if revision is not None:
+        raise HubError(f"'{what}' is pinned by the registry; to load another revision use "
+                       f"vaezoo.load('hf-hub:<repo>@{revision}')")
+    return load_pretrained(what, map_location=map_location, token=token, cache_dir=cache_dir,
+                           local_files_only=local_files_only)
+
+
+# --------------------------------------------------------------------------- pretrained
+
+
+def verified_weights(
+    entry: RegistryEntry,
+    *,
+    token: Optional[Union[str, bool]] = None,
+    cache_dir: Optional[Union[str, Path]] = None,
+    local_files_only: bool = False,
+    registry: Optional[Path] = None,
+) -> Path:
+    """The path of a weights file whose sha256 is the entry's: shipped, cached or downloaded."""
+    expected = entry.weights.sha256
+    shipped = shipped_path(entry, registry)
+    if shipped is not None and shipped.is_file():
+        if sha256_file(shipped) == expected:
+            return shipped
+        logger.warning("shipped weights %s do not match the registry's sha256; trying the Hub", shipped)
+    if entry.weights.revision is None:
+        where = f" (looked for {shipped})" if shipped else ""
+        raise HubError(f"'{entry.name}' is not on the Hub yet (its registry entry has no revision) and no shipped "
+                       f"weights file with sha256 {expected} was found{where}; reinstall vaezoo")
+    from huggingface_hub import hf_hub_download
+
+    w = entry.weights
+    with translate_hub_errors(w.repo_id, w.revision, w.file):
+        path = Path(hf_hub_download(w.repo_id, w.file, revision=w.revision, token=token, cache_dir=cache_dir,
+                                    local_files_only=local_files_only))
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ChecksumError(
+            f"refused the weights of '{entry.name}': {w.file} from hf-hub:{w.repo_id}@{w.revision} has sha256 "
+            f"{actual}, the registry pins {expected}. The file was not loaded; it is at {path} (delete it "
+            f"to download it again)"
+        )
+    return path
+
+
+def load_pretrained(
+    name: str,
+    *,
+    map_location: Union[str, torch.device] = "cpu",
+    token: Optional[Union[str, bool]] = None,
+    cache_dir: Optional[Union[str, Path]] = None,
+    local_files_only: bool = False,
+    registry: Optional[Path] = None,
+) -> VAE:
+    entry = get_entry(name, registry)
+    model = build_from_config(entry.model, source=f"registry entry '{name}'")
+    path = verified_weights(entry, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
+                            registry=registry)
+    load_weights(model, path, map_location=map_location)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- any Hub repo
+
+
+def pull(
+    ref: str,
+    revision: Optional[str] = None,
+    *,
+    token: Optional[Union[str, bool]] = None,
+    cache_dir: Optional[Union[str, Path]] = None,
+    local_files_only: bool = False,
+    files: Optional[list[str]] = None,
+) -> Path:
+    """Download a Hub repository (or a pretrained name's pinned commit) to the cache; its local folder.
+
+    For a pretrained name the weights file's sha256 is checked against the registry.
+    """
+    from huggingface_hub import snapshot_download
+
+    if ref.startswith(HF_PREFIX):
+        repo_id, ref_revision = parse_hub_ref(ref)
+        revision = revision or ref_revision
+        entry = None
+    else:
+        entry = get_entry(ref)
+        if entry.weights.revision is None:
+            raise HubError(f"'{ref}' is not on the Hub yet (its registry entry has no revision); "
+                           f"its weights ship with vaezoo: vaezoo.load('{ref}')")
+        repo_id, revision = entry.weights.repo_id, entry.weights.revision
+    with translate_hub_errors(repo_id, revision):
+        folder = Path(snapshot_download(repo_id, revision=revision, token=token, cache_dir=cache_dir,
+                                        local_files_only=local_files_only, allow_patterns=files))
+    if entry is not None:
+        actual = sha256_file(folder / entry.weights.file)
+        if actual != entry.weights.sha256:
+            raise ChecksumError(f"refused '{ref}': {folder / entry.weights.file} has sha256 {actual}, the registry "
+                                f"pins {entry.weights.sha256}")
+    return folder
+
+
+def load_from_hub(
+    repo_id: str,
+    revision: Optional[str] = None,
+    *,
+    map_location: Union[str, torch.device] = "cpu",
+    token: Optional[Union[str, bool]] = None,
+    cache_dir: Optional[Union[str, Path]] = None,
+    local_files_only: bool = False,
+) -> VAE:
+    # one snapshot: config and weights come from the same commit even if a push lands meanwhile
+    folder = pull(f"{HF_PREFIX}{repo_id}", revision, token=token, cache_dir=cache_dir,
+                  local_files_only=local_files_only, files=[CONFIG_NAME, WEIGHTS_NAME])
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (folder / name).is_file():
+            raise HubError(f"file '{name}' is not in Hub repository '{repo_id}' at revision '{revision or 'main'}': "
+                           f"not a vaezoo checkpoint")
+    return load_local(folder, map_location=map_location)
+
+
+# --------------------------------------------------------------------------- push
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    commit: str
+    tag: Optional[str]
+    url: str
+
+    @property
+    def ref(self) -> str:
+        """What ``vaezoo.load`` takes to get exactly this commit."""
+        return f"{HF_PREFIX}{self.repo_id}@{self.commit}"
+
+
+def push_to_hub(
+    model_or_dir: Union[VAE, str, Path],
+    repo_id: str,
+    *,
+    tag: Optional[str] = None,
+    private: bool = False,
+    token: Optional[str] = None,
+    commit_message: Optional[str] = None,
+    revision: Optional[str] = None,
+    samples: Optional[int] = 64,
+) -> PushResult:
+    """Upload a model (saved first) or a checkpoint folder as one commit; optionally tag that commit.
+
+    ``create_repo(exist_ok=True)`` first, then every file of the folder in a single
+    ``create_commit``, then ``create_tag`` on the new commit. The token goes to the client
+    only; it is never printed, logged or written.
+    """
+    if isinstance(model_or_dir, VAE):
+        with tempfile.TemporaryDirectory(prefix="vaezoo-push-") as tmp:
+            model_or_dir.save_pretrained(tmp, repo_id=repo_id, samples=samples)
+            return _push_folder(Path(tmp), repo_id, tag=tag, private=private, token=token,
+                                commit_message=commit_message, revision=revision)
+    folder = Path(model_or_dir).expanduser()
+    if not folder.is_dir():
+        raise HubError(f"cannot push {str(model_or_dir)!r}: no such folder")
+    # refuse to publish what vaezoo.load would reject: validate config and tensors first
+    model = build_from_config(read_config(folder / CONFIG_NAME), source=str(folder / CONFIG_NAME))
+    load_weights(model, folder / WEIGHTS_NAME)
+    return _push_folder(folder, repo_id, tag=tag, private=private, token=token, commit_message=commit_message,
+                        revision=revision)
+
+
+def _push_folder(folder: Path, repo_id: str, *, tag: Optional[str], private: bool, token: Optional[str],
+                 commit_message: Optional[str], revision: Optional[str]) -> PushResult:
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
+                                                                          p.relative_to(folder).parts))
+    if not (folder / CARD_NAME).is_file():
+        logger.warning("%s has no %s model card", folder, CARD_NAME)
+    operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
+                  for p in files]
+    api = HfApi(token=token)
+    with translate_hub_errors(repo_id, revision):
+        url = api.create_repo(repo_id, private=True if private else None, exist_ok=True)
+        info = api.create_commit(
+            repo_id, operations, commit_message=commit_message or f"Upload {folder.name} with vaezoo",
+            revision=revision,
+        )
+        if tag:
+            api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=f"vaezoo checkpoint {tag}")
+    return PushResult(repo_id=repo_id, commit=info.oid, tag=tag, url=str(url))

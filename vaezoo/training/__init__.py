@@ -1,0 +1,62 @@
+"""The shared training loop: ``vaezoo.train(config, overrides, out=..., resume=...)``.
+
+Modules, one job each: :mod:`.loader` (device-resident batches), :mod:`.checkpoint`
+(crash-safe safetensors checkpoints), :mod:`.loop` (the :class:`Trainer`), :mod:`.progress`
+(bar or plain lines), :mod:`.records` (metrics.jsonl, TensorBoard), :mod:`.distributed` (DDP).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, TextIO
+
+from ..model import VAE
+from .checkpoint import CheckpointError, load_checkpoint
+from .loop import NonFiniteLossError, Trainer
+
+__all__ = ["train", "Trainer", "NonFiniteLossError", "CheckpointError", "default_out"]
+
+
+def default_out(name: str | None) -> Path:
+    return Path("runs") / (name or "run")
+
+
+def train(
+    config: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    resume: bool | str | Path = False,
+    data_root: str | None = None,
+    device: str | None = None,
+    stream: TextIO | None = None,
+) -> tuple[VAE, dict[str, Any]]:
+    """Train a model and write its run folder; returns the model and the last epoch's metrics.
+
+    ``config``: a zoo name, a YAML path, a dict or an ExperimentConfig (optional when resuming:
+    the checkpoint holds the config). ``overrides``: dotted keys, ``{"trainer.epochs": 5}``.
+    ``out``: the run folder (default ``runs/<name>``). ``resume``: True to continue the run in
+    ``out``, or the folder of the run to continue (then ``out`` defaults to it).
+    The folder ends up with ``config.json``, ``model.safetensors``, ``README.md``,
+    ``metrics.jsonl``, ``loss.png``, ``samples.png`` and ``checkpoints/``; ``vaezoo.load(out)``
+    reads it.
+    """
+    from ..zoo import get_config
+
+    resume_dir: Path | None = None
+    if resume is not False and resume is not None:
+        if resume is True:
+            if out is None:
+                raise ValueError("resume=True continues the run in `out`; pass out= (or resume='runs/x')")
+            resume_dir = Path(out)
+        else:
+            resume_dir = Path(resume)
+        if out is None:
+            out = resume_dir
+    if config is None:
+        if resume_dir is None:
+            raise ValueError("train() needs a config (a zoo name, a YAML path, a dict), or a run to resume")
+        config = load_checkpoint(resume_dir).state["experiment"]
+    experiment = get_config(config, overrides)
+    out = Path(out) if out is not None else default_out(experiment.name)
+    trainer = Trainer(experiment, out, data_root=data_root, device=device, resume=resume_dir, stream=stream)
+    return trainer.fit()

@@ -1,0 +1,199 @@
+"""Crash-safe training checkpoints: safetensors plus JSON, written atomically. No pickle.
+
+One checkpoint is one file, ``checkpoints/last.safetensors``:
+
+* tensors: ``model.<name>`` (the state dict), ``optim.<param index>.<key>`` (the optimizer
+  state, flattened), ``rng.<name>`` (RNG byte states as uint8 tensors);
+* the safetensors header's metadata, key ``vaezoo.trainer_state``: JSON with everything
+  else (epoch, step, the optimizer's param groups, the scheduler, metrics history, ...).
+
+Keeping the JSON inside the one file makes the commit a single ``os.replace``: there is no
+moment at which the tensors and the scalars on disk belong to different steps. The sidecar
+``checkpoints/last.json`` is a copy of the JSON for people and tools (``jq .step``); loading
+never reads it.
+
+A write goes to a temporary file in the same folder, is flushed and fsynced, renamed over
+the previous checkpoint with ``os.replace`` (atomic on POSIX and Windows), and the folder is
+fsynced so that the rename itself survives a power cut. A crash at any point leaves either
+the previous checkpoint or the new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+__all__ = [
+    "CHECKPOINT_DIR", "CHECKPOINT_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
+    "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "checkpoint_path",
+    "flatten_optimizer_state", "unflatten_optimizer_state",
+]
+
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_NAME = "last.safetensors"
+SIDECAR_NAME = "last.json"
+STATE_KEY = "vaezoo.trainer_state"
+FORMAT = "vaezoo-train-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or from an incompatible run."""
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_NAME
+
+
+# ---------------------------------------------------------------------------- atomic files
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open folders; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the target: os.replace is only atomic within one file system.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+# ---------------------------------------------------------------------------- optimizer state
+
+
+def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``optimizer.state_dict()`` -> (tensors keyed ``optim.<index>.<key>``, JSON-able rest)."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in state_dict["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state_dict["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = value
+    for index, entries in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entries)
+    groups = []
+    for group in meta["param_groups"]:
+        group = dict(group)
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])  # Adam unpacks them; JSON made them a list
+        groups.append(group)
+    return {"state": state, "param_groups": groups}
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class Checkpoint:
+    """What a run needs to continue: tensors grouped by owner, plus the JSON state."""
+
+    state: dict[str, Any]
+    model: dict[str, torch.Tensor] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    rng: dict[str, torch.Tensor] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def step(self) -> int:
+        return int(self.state["global_step"])
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: dict[str, torch.Tensor],
+    state: dict[str, Any],
+) -> Path:
+    """Write ``run_dir/checkpoints/last.safetensors`` atomically, replacing the previous one.
+
+    ``state`` must be JSON-able (epoch, step, scheduler state, history, ...); ``rng`` maps
+    names to uint8 byte-state tensors.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    for name, value in model.state_dict().items():
+        tensors[f"model.{name}"] = value.detach()
+    optim_tensors, optim_meta = flatten_optimizer_state(optimizer.state_dict())
+    tensors.update(optim_tensors)
+    for name, value in rng.items():
+        tensors[f"rng.{name}"] = value
+    # safetensors wants contiguous CPU tensors that share no storage
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    full_state = {"format": FORMAT, **state, "optimizer": optim_meta}
+    text = json.dumps(full_state, sort_keys=True)
+    path = checkpoint_path(run_dir)
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata={STATE_KEY: text, "format": "pt"}))
+    atomic_write_bytes(path.with_name(SIDECAR_NAME), (json.dumps(full_state, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def load_checkpoint(run_dir_or_file: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (a run folder or the file itself)."""
+    path = Path(run_dir_or_file)
+    if path.is_dir():
+        path = checkpoint_path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"no training checkpoint at {path}; --resume takes the --out folder of an earlier run "
+            f"(it holds {CHECKPOINT_DIR}/{CHECKPOINT_NAME})"
+        )
+    try:
+        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+            meta = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {exc}") from None
+    if STATE_KEY not in meta:
+        raise CheckpointError(f"{path} is a safetensors file but not a vaezoo training checkpoint (no trainer state)")
+    state = json.loads(meta[STATE_KEY])
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {state.get('format')!r}; this vaezoo reads {FORMAT!r}")
+    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}}
+    for key, value in tensors.items():
+        owner, _, name = key.partition(".")
+        if owner == "optim":
+            groups["optim"][key] = value
+        elif owner in groups:
+            groups[owner][name] = value
+    optimizer = unflatten_optimizer_state(groups["optim"], state.pop("optimizer"))
+    return Checkpoint(state=state, model=groups["model"], optimizer=optimizer, rng=groups["rng"], path=path)

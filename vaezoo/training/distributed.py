@@ -1,0 +1,93 @@
+"""PyTorch DDP through ``torchrun``: who am I, which device is mine, and the few collectives we use.
+
+``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
+we join with the ``env://`` rendezvous, NCCL on GPUs and gloo on CPUs. Without those variables
+everything here degrades to a single process and the collectives become no-ops.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistContext", "resolve_device", "init_distributed", "all_reduce_sum", "gather_tensors", "barrier"]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: str | None = None
+    owns_group: bool = False  # we created the process group, so we destroy it
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``: this rank's GPU when there is one, else the CPU. A bare ``cuda`` means this rank's GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"trainer.device is {name!r} but CUDA is not available on this machine; use cpu or auto")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def init_distributed(device_name: str = "auto") -> DistContext:
+    """Join the process group that ``torchrun`` describes in the environment, if any."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local_rank)
+    if world_size <= 1:
+        return DistContext(device=device)
+    owns = False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        kwargs = {"device_id": device} if device.type == "cuda" else {}
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size, **kwargs)
+        owns = True
+    return DistContext(rank, world_size, local_rank, device, dist.get_backend(), owns)
+
+
+def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    if ctx.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def gather_tensors(tensor: torch.Tensor, ctx: DistContext) -> list[torch.Tensor]:
+    """Every rank's copy of a same-shaped tensor, in rank order (a list of one without DDP).
+
+    Used for per-rank RNG states: NCCL only moves GPU tensors, so they travel on the device.
+    """
+    if not ctx.distributed:
+        return [tensor]
+    moved = tensor.to(ctx.device)
+    out = [torch.empty_like(moved) for _ in range(ctx.world_size)]
+    dist.all_gather(out, moved)
+    return [t.to(tensor.device) for t in out]
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        dist.barrier()

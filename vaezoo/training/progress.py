@@ -1,0 +1,101 @@
+"""What a person watching a run sees: a tqdm bar per epoch when interactive, plain lines otherwise.
+
+A bar is only drawn when stderr is a terminal and the ``CI`` variable is unset: CI logs and
+files would otherwise fill with carriage returns and ANSI codes. Plain mode prints one line
+every ``log_every`` steps and one per epoch, nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from typing import Any, Mapping, TextIO
+
+__all__ = ["use_bar", "Progress", "format_duration"]
+
+
+def use_bar(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
+    stream = sys.stderr if stream is None else stream
+    env = os.environ if env is None else env
+    if env.get("CI") or not getattr(stream, "isatty", lambda: False)():
+        return False
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def format_duration(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=max(0, round(seconds))))
+
+
+class Progress:
+    """``enabled=False`` (ranks other than 0) makes every call a no-op."""
+
+    def __init__(self, *, epochs: int, steps_per_epoch: int, enabled: bool = True, stream: TextIO | None = None,
+                 bar: bool | None = None):
+        self.enabled = enabled
+        self.stream = sys.stderr if stream is None else stream
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.bar_mode = enabled and (use_bar(self.stream) if bar is None else bar)
+        self._bar = None
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def epoch_start(self, epoch: int, start_step: int, total_steps: int | None = None) -> None:
+        if not self.bar_mode:
+            return
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(
+            total=total_steps or self.steps_per_epoch, initial=start_step, file=self.stream, dynamic_ncols=True,
+            desc=f"epoch {epoch + 1}/{self.epochs}", unit="step", leave=True,
+        )
+
+    def advance(self) -> None:
+        """One step done: moves the bar (cheap, no device sync)."""
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def log(self, epoch: int, step_in_epoch: int, global_step: int, stats: Mapping[str, float]) -> None:
+        """A periodic report: loss, -ELBO, KL, img/s, lr, ETA of the whole run."""
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.set_postfix(
+                loss=f"{stats['loss']:.2f}", elbo=f"{-stats['neg_elbo']:.2f}", img_s=f"{stats['img_per_s']:.0f}",
+                eta=format_duration(stats["eta_s"]), refresh=False,
+            )
+            return
+        print(
+            f"epoch {epoch + 1}/{self.epochs}  step {step_in_epoch}/{self.steps_per_epoch} (global {global_step})  "
+            f"loss {stats['loss']:.3f}  -elbo {stats['neg_elbo']:.3f}  kl {stats['kl']:.3f}  "
+            f"{stats['img_per_s']:.0f} img/s  lr {stats['lr']:.2e}  eta {format_duration(stats['eta_s'])}",
+            file=self.stream, flush=True,
+        )
+
+    def epoch_end(self, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        partial = " (stopped early: trainer.max_steps)" if record.get("partial") else ""
+        self.message(
+            f"epoch {record['epoch']}/{self.epochs} done{partial}: train loss {record['train_loss']:.3f}  "
+            f"val -elbo {record['val_neg_elbo']:.3f}  test -elbo {record['test_neg_elbo']:.3f}  "
+            f"({record['img_per_s']:.0f} img/s, {format_duration(record['epoch_time_s'])})"
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
