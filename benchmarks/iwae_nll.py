@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # no published weights here: the architecture alone sets the cost
         print(f"note: {args.model} weights unavailable ({str(exc).splitlines()[0]}); timing fresh weights of the "
               "same architecture", file=sys.stderr)
+        torch.manual_seed(0)  # the same fresh weights every run, so the printed NLL repeats too
         model, weights = vaezoo.create(args.model), "fresh (same architecture)"
     model = model.to(device).eval()
     images = resolve_data("fashion-mnist", limit=args.limit, root=args.data).images
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
     _sync(device)
     seconds = time.perf_counter() - start
     rate = images.shape[0] / seconds
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     print(f"model      {args.model} ({weights}, {model.num_parameters():,} parameters)")
     print(f"device     {name}; torch {torch.__version__}")
     print(f"protocol   k={args.iw_samples}, {images.shape[0]} test images, batch {args.batch_size}, "

@@ -25,11 +25,18 @@ def checkpoint(tmp_path_factory):
                                      "encoder": {"name": "mlp", "hidden": [128]},
                                      "decoder": {"name": "mlp", "hidden": [128]}}})
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(200):
-        loss = model(images[torch.randint(0, 2000, (64,))]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    # One thread: these ops are tiny, and on a busy 2-core machine a second OpenMP thread
+    # made this loop ~90x slower (70 s instead of 0.8 s) by spinning against other processes.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(200):
+            loss = model(images[torch.randint(0, 2000, (64,))]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
     return model.save_pretrained(tmp_path_factory.mktemp("mlp-vae"))
 
 
@@ -51,7 +58,7 @@ def test_eval_json_carries_metrics_and_protocol(checkpoint, capsys):
     assert m["iwae_nll"] <= m["neg_elbo"]  # the k=50 bound is tighter than the ELBO
     assert m["amortization_gap"] > 0  # refinement raised the ELBO of a briefly trained encoder
     assert 0 < m["active_units"] <= LATENT
-    assert 100 < m["neg_elbo"] < 600  # trained: far below an untrained model's ~545 nats per image
+    assert 100 < m["neg_elbo"] < 400  # trained: far below an untrained model's ~545 nats per image
 
 
 def test_eval_table_prints_the_protocol(checkpoint, capsys, tmp_path):

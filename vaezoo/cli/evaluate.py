@@ -9,6 +9,7 @@ Fashion-MNIST; ``--data ROOT`` points at the dataset's files.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -157,7 +158,8 @@ def _cmd_traverse(args: argparse.Namespace) -> int:
         dims = parse_dims(args.dims)
         bad = [d for d in dims if d >= model.latent_dim]
         if bad:
-            raise ValueError(f"--dims: {bad} out of range for a {model.latent_dim}-d latent")
+            shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+            raise ValueError(f"--dims: {shown} out of range for a {model.latent_dim}-d latent (dims 0-{model.latent_dim - 1})")
         rank = {d: i for i, d in enumerate(order)}
         dims = sorted(dims, key=rank.__getitem__)
     else:
@@ -187,6 +189,9 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 def _cmd_embed(args: argparse.Namespace) -> int:
     from ..viz.images import latent_map
+
+    if importlib.util.find_spec("matplotlib") is None:  # the map needs axes and a legend
+        raise ValueError("vaezoo embed draws with matplotlib: pip install matplotlib (or 'vaezoo[train]')")
 
     model = _load(args)
     data = _test_data(args, limit=args.limit)

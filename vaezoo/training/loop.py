@@ -314,21 +314,30 @@ class Trainer:
 
     def _step(self, x: torch.Tensor, kl_scale: float) -> torch.Tensor:
         dtype = self.autocast_dtype
-        ctx = torch.autocast(self.ctx.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         if self.cfg.compile:
             # torch.compile specializes on Python floats: a ramping KL weight would recompile
             # every step. A 0-d tensor is a graph input instead.
             kl_scale = torch.tensor(kl_scale, dtype=torch.float32)
-        with ctx:
-            out = self.net(x, kl_scale=kl_scale)
         self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        # Micro-batches accumulate the gradient of the batch-mean loss chunk by chunk: the same
+        # gradient, a working set small enough for the CPU's caches. Under DDP only the last
+        # chunk synchronizes gradients.
+        chunks = x.split(self.cfg.micro_batch_size) if self.cfg.micro_batch_size else (x,)
+        terms = []
+        for i, chunk in enumerate(chunks):
+            weight = chunk.shape[0] / x.shape[0]
+            sync = i == len(chunks) - 1 or not isinstance(self.net, nn.parallel.DistributedDataParallel)
+            with contextlib.nullcontext() if sync else self.net.no_sync():
+                with torch.autocast(self.ctx.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
+                    out = self.net(chunk, kl_scale=kl_scale)
+                (out.loss * weight if len(chunks) > 1 else out.loss).backward()
+            terms.append(torch.stack([out.loss.detach(), out.recon.detach(), out.kl.detach()]).float() * weight)
         if self.cfg.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=True)
         self.optimizer.step()
         self.scheduler.step()
         # stays on the device: read every log_every steps, not every step
-        return torch.stack([out.loss.detach(), out.recon.detach(), out.kl.detach()]).float()
+        return terms[0] if len(terms) == 1 else torch.stack(terms).sum(dim=0)
 
     def _train(self, loader) -> None:
         cfg, st = self.cfg, self.state

@@ -15,7 +15,10 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from ..registry import PartParams, register_backbone
-from ._layers import Activation, Norm, activation, conv_out_size, norm2d, spatial, transposed_output_padding
+from ._layers import (
+    Activation, Norm, activation, conv_out_size, flatten_linear, linear_unflatten, norm2d, spatial,
+    transposed_output_padding,
+)
 
 __all__ = ["ConvParams", "ConvEncoder", "ConvDecoder"]
 
@@ -78,7 +81,7 @@ class ConvEncoder(nn.Module):
         self.head = nn.Linear(in_channels * h * w, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))
+        return flatten_linear(self.features(x), self.head.weight, self.head.bias)
 
 
 @register_backbone("conv", role="decoder", params=ConvParams)
@@ -90,8 +93,8 @@ class ConvDecoder(nn.Module):
         sizes = _feature_sizes(config, height, width)
         layers = config.layers()
         self.feature_shape = (layers[-1][0], *sizes[-1])
-        self.project = nn.Sequential(nn.Linear(in_features, math.prod(self.feature_shape)),
-                                     activation(config.activation))
+        self.project = nn.Linear(in_features, math.prod(self.feature_shape))
+        self.project_activation = activation(config.activation)
         blocks: list[nn.Module] = []
         for i in reversed(range(len(layers))):
             channels, k, s = layers[i]
@@ -110,4 +113,5 @@ class ConvDecoder(nn.Module):
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.project(z).view(-1, *self.feature_shape))
+        h = linear_unflatten(z, self.project, self.feature_shape, like=self.blocks[0].weight)
+        return self.blocks(self.project_activation(h))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register_backbone
-from ._layers import spatial
+from ._layers import flatten_linear, linear_unflatten, spatial
 
 __all__ = ["SeedConvEncoder", "SeedConvDecoder"]
 
@@ -45,8 +45,11 @@ class SeedConvEncoder(nn.Module):
         self.logvar_head = nn.Linear(_FEATURES * h * w, out_features // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv2(F.relu(self.conv1(x)))).flatten(1)
-        return torch.cat([self.mu_head(h), self.logvar_head(h)], dim=1)
+        h = F.relu(self.conv2(F.relu(self.conv1(x))))
+        # The two heads as one matrix product: the same parameters, one pass over h.
+        weight = torch.cat([self.mu_head.weight, self.logvar_head.weight])
+        bias = torch.cat([self.mu_head.bias, self.logvar_head.bias])
+        return flatten_linear(h, weight, bias)
 
 
 @register_backbone("seed-conv", role="decoder")
@@ -60,5 +63,5 @@ class SeedConvDecoder(nn.Module):
         self.deconv2 = nn.ConvTranspose2d(16, channels, 5)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.fc(z)).view(-1, *self.feature_shape)
+        h = F.relu(linear_unflatten(z, self.fc, self.feature_shape, like=self.deconv1.weight))
         return self.deconv2(F.relu(self.deconv1(h)))
