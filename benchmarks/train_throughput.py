@@ -35,9 +35,9 @@ import vaezoo  # noqa: E402
 from vaezoo.config import parse_set_args  # noqa: E402
 from vaezoo.data.splits import load_splits  # noqa: E402
 
-# Settings that only pick how vaezoo computes, not what: on a CPU, 256-image micro-batches
+# Settings that only pick how vaezoo computes, not what: on a CPU, 128-image micro-batches
 # keep the working set in cache (the gradient is the same batch-mean gradient).
-CPU_DEFAULTS = {"trainer.micro_batch_size": 256}
+CPU_DEFAULTS = {"trainer.micro_batch_size": 128}
 
 
 def flops_per_training_image(model: torch.nn.Module, shape, device) -> float:
@@ -74,7 +74,7 @@ def peak_flops(device: torch.device) -> tuple[float, str]:
     fma = 2 if " fma" in flags else 1
     cores = torch.get_num_threads()
     peak = cores * (mhz * 1e6) * lanes * fma * 2  # two FMA pipes per core
-    return peak, f"{cores} cores x {mhz:.0f} MHz x {lanes} fp32 lanes x {fma * 2} flop/lane/cycle x 2 FMA pipes"
+    return peak, f"{cores} cores x {mhz:.0f} MHz x {lanes} fp32 lanes x {fma * 2} flop/lane/cycle (2 FMA pipes)"
 
 
 def run_seed(net, optimizer, loader, device, steps: int) -> float:
