@@ -9,7 +9,6 @@ Fashion-MNIST; ``--data ROOT`` points at the dataset's files.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -189,9 +188,6 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 def _cmd_embed(args: argparse.Namespace) -> int:
     from ..viz.images import latent_map
-
-    if importlib.util.find_spec("matplotlib") is None:  # the map needs axes and a legend
-        raise ValueError("vaezoo embed draws with matplotlib: pip install matplotlib (or 'vaezoo[train]')")
 
     model = _load(args)
     data = _test_data(args, limit=args.limit)

@@ -18,13 +18,7 @@ __all__ = ["use_bar", "Progress", "format_duration"]
 def use_bar(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
     stream = sys.stderr if stream is None else stream
     env = os.environ if env is None else env
-    if env.get("CI") or not getattr(stream, "isatty", lambda: False)():
-        return False
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return not env.get("CI") and bool(getattr(stream, "isatty", lambda: False)())
 
 
 def format_duration(seconds: float) -> str:
