@@ -138,6 +138,10 @@ class VAE(nn.Module):
         return push_to_hub(self, repo_id, tag=tag, private=private, token=token, commit_message=commit_message,
                            **kwargs)
 
+    def has_convolutions(self) -> bool:
+        """Whether channels-last memory format can speed this model up."""
+        return any(isinstance(m, nn.modules.conv._ConvNd) for m in self.modules())
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 

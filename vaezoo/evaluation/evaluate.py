@@ -76,10 +76,13 @@ def evaluate(
     means, kl_dims = [], []
     was_training = model.training
     model.eval()
+    # Channels-last convolutions: about 2x faster decoding on CPUs (oneDNN) and tensor cores.
+    layout = torch.channels_last if model.has_convolutions() else torch.contiguous_format
+    model.to(memory_format=layout)
     start_time = time.perf_counter()
     try:
         for start in range(0, n, batch_size):
-            x = images[start: start + batch_size].to(device=device, dtype=dtype)
+            x = images[start: start + batch_size].to(device=device, dtype=dtype, memory_format=layout)
             indices = range(start, start + x.shape[0])
             with torch.no_grad():
                 posterior = model.encode(x)
@@ -105,6 +108,7 @@ def evaluate(
                 progress(min(n, start + batch_size), n)
     finally:
         model.train(was_training)
+        model.to(memory_format=torch.contiguous_format)
     seconds = time.perf_counter() - start_time
 
     pixels = num_pixels(model.input_shape)

@@ -102,7 +102,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 def wants_channels_last(setting: str, model: nn.Module) -> bool:
     if setting != "auto":
         return setting == "on"
-    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+    return model.has_convolutions()
 
 
 # ---------------------------------------------------------------------------- progress state
