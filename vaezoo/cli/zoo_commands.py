@@ -42,12 +42,30 @@ def _cmd_info(args: argparse.Namespace) -> int:
                        f"decoder {sum(p.numel() for p in model.decoder.parameters()):,})"),
         ("dataset", _part(experiment.data.dataset)),
         ("recipe", f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} lr {t.optimizer.lr:g}"),
-        ("pretrained", "yes" if is_pretrained(experiment.name or "") else "no"),
+        ("pretrained", _pretrained_summary(experiment.name or "")),
     ]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _pretrained_summary(name: str) -> str:
+    """'no', or the published weights' metrics with their protocol, from the registry entry."""
+    if not is_pretrained(name):
+        return "no"
+    from ..hub.registry import get_entry
+
+    entry = get_entry(name)
+    parts = []
+    for metric in entry.metrics:
+        if metric.unit != "nats":
+            continue
+        p = metric.protocol
+        samples = f"k={p.importance_samples}" if p.importance_samples > 1 else f"S={p.mc_samples or 1}"
+        parts.append(f"{metric.name} {metric.value:.2f} nats ({p.split}, {p.num_examples:,} images, {samples})")
+    where = f"hf-hub:{entry.weights.repo_id}" + (f"@{entry.weights.revision[:12]}" if entry.weights.revision else "")
+    return f"yes, {entry.training.epochs} epochs; " + "; ".join(parts) + f"; {where}"
 
 
 def add_commands(commands) -> None:
