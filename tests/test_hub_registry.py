@@ -124,7 +124,7 @@ def test_publish_writes_fp16_weights_and_a_valid_entry(run_dir, tmp_path, monkey
         assert torch.equal(model.state_dict()[key], value.half().float())
 
     docs = render_models_md(list_entries(registry))
-    assert "| `tiny-mlp` | fashion-mnist | 1,079,600 | 16 | 250.50 | 241.25 |" in docs
+    assert "| `tiny-mlp` | fashion-mnist | 1,079,600 | 16 | 250.50 (test, 10,000) | 241.25 (test, 10,000) |" in docs
     assert "k = 5,000 importance samples" in docs and entry.weights.sha256 in docs
 
 

@@ -23,7 +23,8 @@ DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 def _metric(entry: RegistryEntry, name: str) -> str:
     for m in entry.metrics:
         if m.name == name:
-            return f"{m.value:.2f}"
+            # the test-set size is part of the number: two columns on different subsets differ
+            return f"{m.value:.2f} ({m.protocol.split}, {m.protocol.num_examples:,})"
     return "-"
 
 
