@@ -92,19 +92,23 @@ class VAE(nn.Module):
 
     def log_weights(self, x: torch.Tensor, samples: int) -> torch.Tensor:
         """Importance log-weights ``log p(x|z_s) + log p(z_s) - log q(z_s|x)``, shape (samples, B)."""
+        from .evaluation.metrics import log_weights
+
         posterior = self.encode(x)
-        z = posterior.rsample((samples,))
-        return self.decode(z).log_prob(x) + self.prior.log_prob(z) - posterior.log_prob(z)
+        return log_weights(self, x, posterior, torch.randn(samples, *posterior.mu.shape, dtype=x.dtype,
+                                                           device=x.device))
 
     def elbo(self, x: torch.Tensor, samples: int = 1) -> torch.Tensor:
         """Per-example ELBO in nats, shape (B,), averaged over ``samples`` draws of z.
 
         The KL term is closed-form where the prior allows (N(0, I)), else Monte Carlo.
         """
+        from .evaluation.metrics import elbo_terms
+
         posterior = self.encode(x)
-        z = posterior.rsample((samples,))
-        log_px = self.decode(z).log_prob(x)
-        return (log_px - self.prior.kl(posterior, z)).mean(dim=0)
+        log_px, kl = elbo_terms(self, x, posterior, torch.randn(samples, *posterior.mu.shape, dtype=x.dtype,
+                                                                device=x.device))
+        return log_px - kl
 
     def iwae(self, x: torch.Tensor, k: int, chunk_size: int | None = None) -> torch.Tensor:
         """Per-example importance-weighted bound (Burda et al. 2016) with ``k`` samples, shape (B,).

@@ -86,16 +86,13 @@ class _Finish:
         return x
 
 
-class DeviceLoader:
-    """The whole uint8 training set on ``device``; each step slices and converts one batch."""
+class _Loader:
+    """What both loaders share: the batch plan of this rank and the per-batch finishing."""
 
     def __init__(
         self, images: torch.Tensor, batch_size: int, *, device: torch.device, seed: int,
         rank: int = 0, world_size: int = 1, binarize: str = "none", channels_last: bool = False,
     ):
-        if images.dtype != torch.uint8:
-            raise TypeError(f"the loader expects uint8 images, got {images.dtype}")
-        self.images = images.to(device)
         self.seed, self.device = seed, device
         self.plan = _Plan(images.shape[0], batch_size, rank, world_size)
         self.finish = _Finish(device, seed, rank, binarize, channels_last)
@@ -103,6 +100,16 @@ class DeviceLoader:
     @property
     def steps_per_epoch(self) -> int:
         return self.plan.steps_per_epoch
+
+
+class DeviceLoader(_Loader):
+    """The whole uint8 training set on ``device``; each step slices and converts one batch."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, **common):
+        if images.dtype != torch.uint8:
+            raise TypeError(f"the loader expects uint8 images, got {images.dtype}")
+        super().__init__(images, batch_size, **common)
+        self.images = images.to(self.device)
 
     def batches(self, epoch: int, start_step: int = 0) -> Iterator[torch.Tensor]:
         order = epoch_permutation(self.plan.n, self.seed, epoch).to(self.device, non_blocking=True)
@@ -142,23 +149,13 @@ class _BatchOrder(Sampler):
             yield self.order[self.plan.rows(step)].tolist()
 
 
-class HostLoader:
+class HostLoader(_Loader):
     """The fallback: images stay in host memory; a DataLoader with workers and pinned memory
     delivers the same batches as :class:`DeviceLoader`, in the same order."""
 
-    def __init__(
-        self, images: torch.Tensor, batch_size: int, *, device: torch.device, seed: int,
-        rank: int = 0, world_size: int = 1, binarize: str = "none", channels_last: bool = False,
-        num_workers: int = 2,
-    ):
-        self.dataset = _Rows(images)
-        self.seed, self.device, self.num_workers = seed, device, num_workers
-        self.plan = _Plan(images.shape[0], batch_size, rank, world_size)
-        self.finish = _Finish(device, seed, rank, binarize, channels_last)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.plan.steps_per_epoch
+    def __init__(self, images: torch.Tensor, batch_size: int, num_workers: int = 2, **common):
+        super().__init__(images, batch_size, **common)
+        self.dataset, self.num_workers = _Rows(images), num_workers
 
     def batches(self, epoch: int, start_step: int = 0) -> Iterator[torch.Tensor]:
         order = epoch_permutation(self.plan.n, self.seed, epoch)
