@@ -48,7 +48,7 @@ def test_published_entry(path: Path):
     assert sha256_file(shipped) == entry.weights.sha256
     assert {str(t.dtype).removeprefix("torch.") for t in load_file(str(shipped)).values()
             if t.is_floating_point()} == {entry.storage_dtype}
-    assert {m.name for m in entry.metrics} >= {"neg_elbo", "iwae_nll"}
+    assert {m.name for m in entry.metrics} >= {"neg_elbo", "iwae_nll", "active_units"}
     assert any(m.protocol.importance_samples >= 5000 for m in entry.metrics if m.name == "iwae_nll")
     loaded = vaezoo.load(entry.name, local_files_only=True)
     assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
@@ -126,6 +126,42 @@ def test_publish_writes_fp16_weights_and_a_valid_entry(run_dir, tmp_path, monkey
     docs = render_models_md(list_entries(registry))
     assert "| `tiny-mlp` | fashion-mnist | 1,079,600 | 16 | 250.50 (test, 10,000) | 241.25 (test, 10,000) |" in docs
     assert "k = 5,000 importance samples" in docs and entry.weights.sha256 in docs
+
+
+def test_publish_merges_an_elbo_report_and_an_iwae_report(run_dir, tmp_path):
+    # the usual flow: -ELBO and active units over the whole test set, the costly IWAE bound on a subset
+    elbo_report = {"protocol": {**EVAL_REPORT["protocol"], "iw_samples": 0},
+                   "metrics": {"neg_elbo": EVAL_REPORT["metrics"]["neg_elbo"],
+                               "active_units": {"value": 12, "unit": "of 16", "label": "active units",
+                                                "protocol": "Cov_x(E_q[z_j]) > 0.01"}}}
+    iwae_report = {"protocol": {**EVAL_REPORT["protocol"], "examples": 200, "elbo_samples": 1},
+                   "metrics": {"iwae_nll": EVAL_REPORT["metrics"]["iwae_nll"],
+                               "nll_bpd": {"value": 0.45, "unit": "bits/dim", "label": "NLL bits/dim"}}}
+    files = []
+    for name, report in (("elbo", elbo_report), ("iwae", iwae_report)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(report))
+    registry = tmp_path / "registry"
+    entry = read_entry(publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=files,
+                                   registry=registry, date=dt.date(2024, 5, 1)))
+    by_name = {m.name: m for m in entry.metrics}
+    assert set(by_name) == {"neg_elbo", "active_units", "iwae_nll", "nll_bpd"}
+    assert by_name["active_units"].value == 12 and by_name["active_units"].unit == "units"
+    assert by_name["neg_elbo"].protocol.num_examples == 10000 and by_name["iwae_nll"].protocol.num_examples == 200
+
+    docs = render_models_md(list_entries(registry))
+    # the reproducibility table: params, protocol, bounds with their test-set sizes, bits/dim of the
+    # tightest bound, active units, epochs, training time, hardware
+    assert ("| `tiny-mlp` | 1,079,600 | bernoulli, grayscale | 250.50 (test, 10,000) | 241.25 (test, 200) "
+            "| 0.450 (NLL) | 12 / 16 | 2 | 12 s | cpu |") in docs
+    assert "latent dims with Cov_x(E_q[z_j|x]) > 0.01" in docs
+    assert ("reproduce: `vaezoo train configs/fashion-mlp16.yaml --out runs/tiny-mlp --set trainer.epochs=2`, "
+            "then `vaezoo eval tiny-mlp --iw-samples 0 --elbo-samples 10` and "
+            "`vaezoo eval tiny-mlp --iw-samples 5000 --limit 200 --batch-size 8`") in docs
+
+    with pytest.raises(HubError, match="'neg_elbo' is given twice"):
+        publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=[files[0], files[0]],
+                    registry=registry)
 
 
 def test_shipped_file_with_wrong_sha_and_no_hub_revision_is_refused(run_dir, tmp_path, monkeypatch):

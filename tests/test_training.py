@@ -18,7 +18,7 @@ from vaezoo.training.checkpoint import (
     atomic_write_bytes, checkpoint_path, load_checkpoint, save_checkpoint,
 )
 from vaezoo.training.loader import DeviceLoader, HostLoader, epoch_permutation
-from vaezoo.training.loop import lr_lambda
+from vaezoo.training.loop import lr_lambda, wants_channels_last
 from vaezoo.training.progress import use_bar
 from vaezoo.schemas import SchedulerConfig
 
@@ -209,3 +209,13 @@ def test_micro_batches_give_the_same_training(tmp_path, ci_env):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
     assert any(not torch.allclose(a, b) for a, b in zip(whole.state_dict().values(), moved.state_dict().values()))
     assert metrics["step"] == 6  # still one optimizer step per batch of 32
+
+
+def test_channels_last_auto_skips_groupnorm_models_on_cpu():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    resnet = vaezoo.create("fashion-resnet32")  # GroupNorm: channels-last is slower on the CPU
+    conv = vaezoo.create("fashion-conv64")
+    mlp = vaezoo.create("fashion-mlp16")
+    assert not wants_channels_last("auto", resnet, cpu) and wants_channels_last("auto", resnet, cuda)
+    assert wants_channels_last("auto", conv, cpu) and not wants_channels_last("auto", mlp, cpu)
+    assert wants_channels_last("on", resnet, cpu) and not wants_channels_last("off", conv, cuda)

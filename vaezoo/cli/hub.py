@@ -56,7 +56,9 @@ def add_commands(commands) -> None:
     p.add_argument("run", help="the run's folder in Hub layout (what training saved)")
     p.add_argument("name", help="the pretrained name, e.g. fashion-conv64")
     p.add_argument("repo_id", help="org/name of its Hub repository")
-    p.add_argument("--metrics", help="JSON file of metrics with their protocol (default: the run's config.json)")
+    p.add_argument("--metrics", action="append",
+                   help="JSON file of metrics with their protocol, e.g. `vaezoo eval -o` output; repeat it to merge "
+                        "several (default: the run's config.json)")
     p.add_argument("--config", help="the configs/ name it was trained from (default: the run's name)")
     p.add_argument("--license", default="mit")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32", "bfloat16"],

@@ -56,7 +56,12 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
     if record.get("split"):
         n = record.get("num_examples")
         words.append(f"{record['split']} split" + (f", {n:,} images" if isinstance(n, int) else ""))
-    if record.get("importance_samples"):
+    if record.get("unit") == "units":
+        # active units (Burda et al. 2016) come from the posterior means, not from a bound
+        from ..evaluation import ACTIVE_UNIT_THRESHOLD
+
+        words.append(f"latent dims with Cov_x(E_q[z_j|x]) > {ACTIVE_UNIT_THRESHOLD:g}")
+    elif record.get("importance_samples"):
         k = record["importance_samples"]
         s = record.get("mc_samples") or 1
         words.append((f"ELBO, S = {s}" if s > 1 else "ELBO") if k == 1 else f"k = {k:,} importance samples")

@@ -13,19 +13,72 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .card import describe_protocol, metric_records
-from .registry import RegistryEntry, list_entries
+from .registry import Metric, RegistryEntry, list_entries
 
 __all__ = ["render_models_md", "main", "DEFAULT_OUT"]
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 
 
+def _find(entry: RegistryEntry, name: str) -> Optional[Metric]:
+    return next((m for m in entry.metrics if m.name == name), None)
+
+
 def _metric(entry: RegistryEntry, name: str) -> str:
-    for m in entry.metrics:
-        if m.name == name:
-            # the test-set size is part of the number: two columns on different subsets differ
-            return f"{m.value:.2f} ({m.protocol.split}, {m.protocol.num_examples:,})"
+    m = _find(entry, name)
+    if m is None:
+        return "-"
+    # the test-set size is part of the number: two columns on different subsets differ
+    return f"{m.value:.2f} ({m.protocol.split}, {m.protocol.num_examples:,})"
+
+
+def _bits_per_dim(entry: RegistryEntry) -> str:
+    """The tightest bound's bits/dim: the IWAE NLL's where measured, else the -ELBO's."""
+    for name, bound in (("nll_bpd", "NLL"), ("neg_elbo_bpd", "-ELBO")):
+        m = _find(entry, name)
+        if m is not None:
+            return f"{m.value:.3f} ({bound})"
     return "-"
+
+
+def _active_units(entry: RegistryEntry) -> str:
+    m = _find(entry, "active_units")
+    return f"{m.value:.0f} / {entry.model.latent_dim}" if m is not None else "-"
+
+
+def _minutes(entry: RegistryEntry) -> str:
+    seconds = entry.training.time_s
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+
+
+def _eval_commands(entry: RegistryEntry) -> list[str]:
+    """The ``vaezoo eval`` calls that measure the entry's metrics, read off their protocols."""
+    commands = []
+    elbo, iwae = _find(entry, "neg_elbo"), _find(entry, "iwae_nll")
+    if elbo is not None:
+        limit = f" --limit {elbo.protocol.num_examples}" if elbo.protocol.num_examples < 10000 else ""
+        commands.append(f"vaezoo eval {entry.name} --iw-samples 0 --elbo-samples {elbo.protocol.mc_samples or 1}"
+                        f"{limit}")
+    if iwae is not None:
+        commands.append(f"vaezoo eval {entry.name} --iw-samples {iwae.protocol.importance_samples} "
+                        f"--limit {iwae.protocol.num_examples} --batch-size 8")
+    return commands
+
+
+def _epochs_override(entry: RegistryEntry) -> str:
+    """``--set trainer.epochs=N`` when the published run stopped short of its config's recipe."""
+    from ..zoo import get_config
+
+    planned = get_config(entry.config).trainer.epochs
+    return f" --set trainer.epochs={entry.training.epochs}" if entry.training.epochs != planned else ""
+
+
+def _protocol(entry: RegistryEntry) -> str:
+    binarization = entry.recipe.data.binarize
+    pixels = "grayscale" if binarization == "none" else f"{binarization}ally binarized"
+    return f"{entry.model.likelihood.name}, {pixels}"
 
 
 def _revision(entry: RegistryEntry) -> str:
@@ -59,6 +112,24 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
             f"{_metric(e, 'iwae_nll')} | {e.storage_dtype}" + (", shipped" if e.shipped else "") + " | "
             f"{_revision(e)} | {e.license} |"
         )
+    lines += [
+        "",
+        "## Reproducibility",
+        "",
+        "What each model costs to train and what it scores on the test set. Every row is reproduced by "
+        "`vaezoo train configs/NAME.yaml --out runs/NAME`; the evaluation commands are in each model's "
+        "section. Models with different likelihoods or binarization are not comparable with each other.",
+        "",
+        "| model | params | likelihood, pixels | -ELBO | NLL (IWAE, k=5000) | bits/dim | active units | epochs "
+        "| training time | hardware |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for e in entries:
+        lines.append(
+            f"| `{e.name}` | {e.num_params:,} | {_protocol(e)} | {_metric(e, 'neg_elbo')} | {_metric(e, 'iwae_nll')} "
+            f"| {_bits_per_dim(e)} | {_active_units(e)} | {e.training.epochs} | {_minutes(e)} "
+            f"| {e.training.hardware or '-'} |"
+        )
     lines.append("")
     for e in entries:
         t = e.recipe.trainer
@@ -74,6 +145,9 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
             + f"; recipe {t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} lr {t.optimizer.lr:g}, "
             f"binarization {e.recipe.data.binarize}",
             f"- weights: `{e.weights.file}` sha256 `{e.weights.sha256}`; published {e.date.isoformat()}",
+            f"- reproduce: `vaezoo train configs/{e.config}.yaml --out runs/{e.name}{_epochs_override(e)}`"
+            + "".join(f", then `{c}`" for c in _eval_commands(e)[:1])
+            + "".join(f" and `{c}`" for c in _eval_commands(e)[1:]),
             "",
         ]
         if e.metrics:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -32,7 +32,8 @@ __all__ = ["publish_run", "normalize_metrics", "main"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # metrics of an EvalReport that belong in the registry, and what each one's protocol means
-_REPORT_METRICS = {"neg_elbo": "elbo", "neg_elbo_bpd": "elbo", "iwae_nll": "iwae", "nll_bpd": "iwae"}
+_REPORT_METRICS = {"neg_elbo": "elbo", "neg_elbo_bpd": "elbo", "iwae_nll": "iwae", "nll_bpd": "iwae",
+                   "active_units": "units"}
 
 
 def normalize_metrics(
@@ -84,6 +85,7 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
         if m is None:
             continue
         k = int(p["iw_samples"]) if kind == "iwae" else 1
+        unit = "units" if kind == "units" else m.get("unit", "nats")  # the report says "of <latent_dim>"
         protocol = Protocol(
             likelihood=str(p.get("likelihood") or likelihood),
             binarization=str(p.get("binarization") or binarization),
@@ -94,13 +96,13 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
             weights_dtype=weights_dtype,
             seed=p.get("seed"),
         )
-        out.append(Metric(name=metric_name, value=float(m["value"]), unit=m.get("unit", "nats"),
+        out.append(Metric(name=metric_name, value=float(m["value"]), unit=unit,
                           stderr=m.get("stderr"), protocol=protocol))
     return out
 
 
-def _read_metrics(metrics: Union[str, Path, Mapping, list, None]) -> Any:
-    if metrics is None or isinstance(metrics, (Mapping, list)):
+def _read_metrics(metrics: Union[str, Path, Mapping, list]) -> Any:
+    if isinstance(metrics, (Mapping, list)):
         return metrics
     path = Path(metrics)
     try:
@@ -109,12 +111,38 @@ def _read_metrics(metrics: Union[str, Path, Mapping, list, None]) -> Any:
         raise HubError(f"{path}: cannot read metrics JSON ({exc})") from None
 
 
+def _is_eval_report(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and "protocol" in obj and isinstance(obj.get("metrics"), Mapping)
+
+
+def _metric_sources(metrics: Any) -> list[Any]:
+    """One source (a path, an eval report or a records list/dict) or several: the -ELBO over the
+    whole test set and the costly IWAE bound on a subset usually come from two ``vaezoo eval`` runs."""
+    if not metrics:
+        return []
+    if isinstance(metrics, (list, tuple)) and all(
+            isinstance(m, (str, Path)) or _is_eval_report(m) for m in metrics):
+        return [_read_metrics(m) for m in metrics]
+    return [_read_metrics(metrics)]
+
+
+def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[Metric]:
+    records: list[Metric] = []
+    for source in _metric_sources(metrics):
+        for record in normalize_metrics(source, **normalize_kwargs):
+            if any(r.name == record.name for r in records):
+                raise HubError(f"metric '{record.name}' is given twice; keep it in one of the metrics files "
+                               f"(e.g. evaluate the IWAE bound with --elbo-samples 0 ... or drop one)")
+            records.append(record)
+    return records
+
+
 def publish_run(
     run_dir: Union[str, Path],
     name: str,
     repo_id: str,
     *,
-    metrics: Union[str, Path, Mapping, list, None] = None,
+    metrics: Union[str, Path, Mapping, list, Sequence[Union[str, Path]], None] = None,
     config: Optional[str] = None,
     description: Optional[str] = None,
     license: str = "mit",
@@ -130,7 +158,8 @@ def publish_run(
 ) -> Path:
     """Write ``registry/weights/<name>.safetensors`` and ``registry/<name>.json``; the entry's path.
 
-    ``metrics``: a JSON path or object, either ``vaezoo eval``'s report or registry records;
+    ``metrics``: a JSON path or object, either ``vaezoo eval``'s report or registry records, or a
+    list of such paths or reports (their metrics are merged; a name given twice is an error);
     default: the run's own ``config.json`` metrics when they carry a protocol. ``push=True``
     uploads the shipped bytes (plus config, card and samples) and pins the new commit.
     """
@@ -163,9 +192,9 @@ def publish_run(
         hardware=hardware or trained.get("hardware") or device,
     )
 
-    raw_metrics = _read_metrics(metrics) if metrics is not None else run_config.metrics
-    records = normalize_metrics(raw_metrics, likelihood=run_config.model.likelihood.name,
-                                binarization=recipe.data.binarize, weights_dtype=dtype, name=name)
+    records = _combine_metrics(metrics if metrics is not None else run_config.metrics,
+                               likelihood=run_config.model.likelihood.name, binarization=recipe.data.binarize,
+                               weights_dtype=dtype, name=name)
 
     # the shipped file: exactly the bytes users load; metrics are to be measured on it
     shipped_rel = f"weights/{name}.safetensors"

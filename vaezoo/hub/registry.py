@@ -48,9 +48,9 @@ class Protocol(Strict):
 
 
 class Metric(Strict):
-    name: str = Field(description="'neg_elbo' or 'iwae_nll', ...")
+    name: str = Field(description="'neg_elbo', 'iwae_nll', 'active_units', ...")
     value: float
-    unit: Literal["nats", "bits/dim"] = "nats"
+    unit: Literal["nats", "bits/dim", "units"] = "nats"
     stderr: Optional[NonNegativeFloat] = Field(None, description="standard error of the mean over examples")
     protocol: Protocol
 

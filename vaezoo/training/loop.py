@@ -99,9 +99,13 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return None
 
 
-def wants_channels_last(setting: str, model: nn.Module) -> bool:
+def wants_channels_last(setting: str, model: nn.Module, device: torch.device | None = None) -> bool:
     if setting != "auto":
         return setting == "on"
+    if device is not None and device.type == "cpu" and any(isinstance(m, nn.GroupNorm) for m in model.modules()):
+        # GroupNorm's CPU kernels are slower on channels-last tensors: the fashion-resnet32
+        # step ran at 234 img/s channels-last against 369 img/s contiguous (2 cores)
+        return False
     return model.has_convolutions()
 
 
@@ -184,7 +188,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
         model = build_model(exp.model, source=exp.name or "").to(device)
         self.model = model
-        self.channels_last = wants_channels_last(cfg.channels_last, model)
+        self.channels_last = wants_channels_last(cfg.channels_last, model, device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         loader = make_loader(
