@@ -135,7 +135,8 @@ def test_publish_merges_an_elbo_report_and_an_iwae_report(run_dir, tmp_path):
                                "active_units": {"value": 12, "unit": "of 16", "label": "active units",
                                                 "protocol": "Cov_x(E_q[z_j]) > 0.01"}}}
     iwae_report = {"protocol": {**EVAL_REPORT["protocol"], "examples": 200, "elbo_samples": 1},
-                   "metrics": {"iwae_nll": EVAL_REPORT["metrics"]["iwae_nll"],
+                   "metrics": {"neg_elbo": {**EVAL_REPORT["metrics"]["neg_elbo"], "value": 255.0},
+                               "iwae_nll": EVAL_REPORT["metrics"]["iwae_nll"],
                                "nll_bpd": {"value": 0.45, "unit": "bits/dim", "label": "NLL bits/dim"}}}
     files = []
     for name, report in (("elbo", elbo_report), ("iwae", iwae_report)):
@@ -147,7 +148,12 @@ def test_publish_merges_an_elbo_report_and_an_iwae_report(run_dir, tmp_path):
     by_name = {m.name: m for m in entry.metrics}
     assert set(by_name) == {"neg_elbo", "active_units", "iwae_nll", "nll_bpd"}
     assert by_name["active_units"].value == 12 and by_name["active_units"].unit == "units"
-    assert by_name["neg_elbo"].protocol.num_examples == 10000 and by_name["iwae_nll"].protocol.num_examples == 200
+    # both reports have a -ELBO: the one over the whole test set is kept, whichever file comes first
+    assert by_name["neg_elbo"].protocol.num_examples == 10000 and by_name["neg_elbo"].value == 250.5
+    assert by_name["iwae_nll"].protocol.num_examples == 200
+    reversed_order = read_entry(publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16",
+                                            metrics=files[::-1], registry=tmp_path / "other"))
+    assert {m.name: m.value for m in reversed_order.metrics} == {m.name: m.value for m in entry.metrics}
 
     docs = render_models_md(list_entries(registry))
     # the reproducibility table: params, protocol, bounds with their test-set sizes, bits/dim of the
@@ -159,7 +165,7 @@ def test_publish_merges_an_elbo_report_and_an_iwae_report(run_dir, tmp_path):
             "then `vaezoo eval tiny-mlp --iw-samples 0 --elbo-samples 10` and "
             "`vaezoo eval tiny-mlp --iw-samples 5000 --limit 200 --batch-size 8`") in docs
 
-    with pytest.raises(HubError, match="'neg_elbo' is given twice"):
+    with pytest.raises(HubError, match="'neg_elbo' is given twice on 10,000 examples"):
         publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=[files[0], files[0]],
                     registry=registry)
 

@@ -127,14 +127,18 @@ def _metric_sources(metrics: Any) -> list[Any]:
 
 
 def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[Metric]:
-    records: list[Metric] = []
+    """All sources' metrics; a name measured by several keeps the measurement on the most examples
+    (an IWAE run on a subset also reports a -ELBO, which the full test set's run measures better)."""
+    records: dict[str, Metric] = {}
     for source in _metric_sources(metrics):
         for record in normalize_metrics(source, **normalize_kwargs):
-            if any(r.name == record.name for r in records):
-                raise HubError(f"metric '{record.name}' is given twice; keep it in one of the metrics files "
-                               f"(e.g. evaluate the IWAE bound with --elbo-samples 0 ... or drop one)")
-            records.append(record)
-    return records
+            kept = records.get(record.name)
+            if kept is not None and kept.protocol.num_examples == record.protocol.num_examples:
+                raise HubError(f"metric '{record.name}' is given twice on {record.protocol.num_examples:,} examples; "
+                               f"keep it in one of the metrics files")
+            if kept is None or record.protocol.num_examples > kept.protocol.num_examples:
+                records[record.name] = record
+    return list(records.values())
 
 
 def publish_run(
@@ -159,7 +163,7 @@ def publish_run(
     """Write ``registry/weights/<name>.safetensors`` and ``registry/<name>.json``; the entry's path.
 
     ``metrics``: a JSON path or object, either ``vaezoo eval``'s report or registry records, or a
-    list of such paths or reports (their metrics are merged; a name given twice is an error);
+    list of such paths or reports (merged; a metric in several keeps the one on the most examples);
     default: the run's own ``config.json`` metrics when they carry a protocol. ``push=True``
     uploads the shipped bytes (plus config, card and samples) and pins the new commit.
     """
