@@ -14,7 +14,7 @@ import vaezoo
 from vaezoo import resources
 from vaezoo.config import ConfigError
 from vaezoo.hub import HubError
-from vaezoo.hub.docs import DEFAULT_OUT, render_models_md
+from vaezoo.hub.docs import DEFAULT_OUT, render_models_md, samples_picture
 from vaezoo.hub.publish import normalize_metrics, publish_run
 from vaezoo.hub.registry import list_entries, read_entry, sha256_file
 
@@ -52,6 +52,7 @@ def test_published_entry(path: Path):
     assert any(m.protocol.importance_samples >= 5000 for m in entry.metrics if m.name == "iwae_nll")
     loaded = vaezoo.load(entry.name, local_files_only=True)
     assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert samples_picture(entry.name).is_file(), f"vaezoo sample {entry.name} -o {samples_picture(entry.name)}"
 
 
 @pytest.mark.slow

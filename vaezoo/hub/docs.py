@@ -15,9 +15,15 @@ from typing import Optional, Sequence
 from .card import describe_protocol, metric_records
 from .registry import Metric, RegistryEntry, list_entries
 
-__all__ = ["render_models_md", "main", "DEFAULT_OUT"]
+__all__ = ["render_models_md", "main", "DEFAULT_OUT", "samples_picture"]
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+# made with `vaezoo sample NAME -o docs/images/NAME-samples.png` from the shipped weights
+IMAGES = DEFAULT_OUT.parent / "images"
+
+
+def samples_picture(name: str) -> Path:
+    return IMAGES / f"{name}-samples.png"
 
 
 def _find(entry: RegistryEntry, name: str) -> Optional[Metric]:
@@ -150,6 +156,9 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
             + "".join(f" and `{c}`" for c in _eval_commands(e)[1:]),
             "",
         ]
+        if samples_picture(e.name).is_file():
+            lines += [f"![64 samples of {e.name}](images/{e.name}-samples.png)", "",
+                      f"`vaezoo sample {e.name} -n 64` (decoder means of z drawn from the prior, seed 0)", ""]
         if e.metrics:
             lines += ["| metric | value | protocol |", "|---|---:|---|"]
             for r in metric_records(e.metrics):
