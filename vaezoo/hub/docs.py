@@ -52,7 +52,7 @@ def _active_units(entry: RegistryEntry) -> str:
     return f"{m.value:.0f} / {entry.model.latent_dim}" if m is not None else "-"
 
 
-def _minutes(entry: RegistryEntry) -> str:
+def _training_time(entry: RegistryEntry) -> str:
     seconds = entry.training.time_s
     if seconds is None:
         return "-"
@@ -133,7 +133,7 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
     for e in entries:
         lines.append(
             f"| `{e.name}` | {e.num_params:,} | {_protocol(e)} | {_metric(e, 'neg_elbo')} | {_metric(e, 'iwae_nll')} "
-            f"| {_bits_per_dim(e)} | {_active_units(e)} | {e.training.epochs} | {_minutes(e)} "
+            f"| {_bits_per_dim(e)} | {_active_units(e)} | {e.training.epochs} | {_training_time(e)} "
             f"| {e.training.hardware or '-'} |"
         )
     lines.append("")
