@@ -50,6 +50,9 @@ def test_published_entry(path: Path):
             if t.is_floating_point()} == {entry.storage_dtype}
     assert {m.name for m in entry.metrics} >= {"neg_elbo", "iwae_nll", "active_units"}
     assert any(m.protocol.importance_samples >= 5000 for m in entry.metrics if m.name == "iwae_nll")
+    # a model trained on binary images is scored on the fixed binary test draw, a grayscale one on grey levels
+    binarized = entry.recipe.data.binarize != "none"
+    assert all(m.protocol.binarization.startswith("binarized" if binarized else "none") for m in entry.metrics)
     loaded = vaezoo.load(entry.name, local_files_only=True)
     assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
     assert samples_picture(entry.name).is_file(), f"vaezoo sample {entry.name} -o {samples_picture(entry.name)}"
@@ -166,9 +169,16 @@ def test_publish_merges_an_elbo_report_and_an_iwae_report(run_dir, tmp_path):
             "then `vaezoo eval tiny-mlp --iw-samples 0 --elbo-samples 10` and "
             "`vaezoo eval tiny-mlp --iw-samples 5000 --limit 200 --batch-size 8`") in docs
 
-    with pytest.raises(HubError, match="'neg_elbo' is given twice on 10,000 examples"):
-        publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=[files[0], files[0]],
-                    registry=registry)
+    # an IWAE run over the whole test set reports a one-sample -ELBO: the S = 10 one is kept
+    full_iwae = tmp_path / "iwae-full.json"
+    full_iwae.write_text(json.dumps({**iwae_report, "protocol": {**iwae_report["protocol"], "examples": 10000}}))
+    entry = read_entry(publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16",
+                                   metrics=[full_iwae, files[0]], registry=registry))
+    assert {m.name: m.value for m in entry.metrics}["neg_elbo"] == 250.5
+    # the same protocol with two different values is a mistake to fix, not to settle silently
+    with pytest.raises(HubError, match="'neg_elbo' is given twice under the same protocol"):
+        publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16",
+                    metrics=[files[0], {**elbo_report, "metrics": {"neg_elbo": {"value": 1.0}}}], registry=registry)
 
 
 def test_shipped_file_with_wrong_sha_and_no_hub_revision_is_refused(run_dir, tmp_path, monkeypatch):

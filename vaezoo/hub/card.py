@@ -69,7 +69,12 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
         words.append(f"{record['likelihood']} likelihood")
     if record.get("binarization"):
         b = record["binarization"]
-        words.append("grayscale targets (no binarization)" if b == "none" else f"{b} binarization")
+        if b == "none":
+            words.append("grayscale targets (no binarization)")
+        elif b.startswith("none ("):  # as the evaluation writes it: "none (grayscale in [0, 1])"
+            words.append(f"no binarization {b[5:]}")
+        else:
+            words.append(b if b.startswith("binarized") else f"{b} binarization")
     if record.get("weights_dtype"):
         words.append(f"{record['weights_dtype']} weights")
     return "; ".join(words) or "-"

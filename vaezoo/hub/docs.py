@@ -68,8 +68,9 @@ def _eval_commands(entry: RegistryEntry) -> list[str]:
         commands.append(f"vaezoo eval {entry.name} --iw-samples 0 --elbo-samples {elbo.protocol.mc_samples or 1}"
                         f"{limit}")
     if iwae is not None:
-        commands.append(f"vaezoo eval {entry.name} --iw-samples {iwae.protocol.importance_samples} "
-                        f"--limit {iwae.protocol.num_examples} --batch-size 8")
+        limit = f" --limit {iwae.protocol.num_examples}" if iwae.protocol.num_examples < 10000 else ""
+        commands.append(f"vaezoo eval {entry.name} --iw-samples {iwae.protocol.importance_samples}{limit} "
+                        f"--batch-size 8")
     return commands
 
 
@@ -163,7 +164,8 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
             lines += ["| metric | value | protocol |", "|---|---:|---|"]
             for r in metric_records(e.metrics):
                 stderr = f" ± {r['stderr']:.2f}" if r.get("stderr") is not None else ""
-                lines.append(f"| {r['name']} | {r['value']:.3f}{stderr} {r.get('unit', 'nats')} | "
+                value = f"{r['value']:.0f}" if r.get("unit") == "units" else f"{r['value']:.3f}"
+                lines.append(f"| {r['name']} | {value}{stderr} {r.get('unit', 'nats')} | "
                              f"{describe_protocol(r)} |")
             lines.append("")
     return "\n".join(lines)

@@ -126,18 +126,24 @@ def _metric_sources(metrics: Any) -> list[Any]:
     return [_read_metrics(metrics)]
 
 
+def _precision(metric: Metric) -> tuple[int, int, int]:
+    p = metric.protocol
+    return p.num_examples, p.importance_samples, p.mc_samples or 1
+
+
 def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[Metric]:
-    """All sources' metrics; a name measured by several keeps the measurement on the most examples
-    (an IWAE run on a subset also reports a -ELBO, which the full test set's run measures better)."""
+    """All sources' metrics; a name measured by several keeps the most precise measurement: on the
+    most examples, then with the most samples (an IWAE run on a subset also reports a one-sample
+    -ELBO, which the full test set's run with S = 10 measures better)."""
     records: dict[str, Metric] = {}
     for source in _metric_sources(metrics):
         for record in normalize_metrics(source, **normalize_kwargs):
             kept = records.get(record.name)
-            if kept is not None and kept.protocol.num_examples == record.protocol.num_examples:
-                raise HubError(f"metric '{record.name}' is given twice on {record.protocol.num_examples:,} examples; "
-                               f"keep it in one of the metrics files")
-            if kept is None or record.protocol.num_examples > kept.protocol.num_examples:
+            if kept is None or _precision(record) > _precision(kept):
                 records[record.name] = record
+            elif _precision(record) == _precision(kept) and record.value != kept.value:
+                raise HubError(f"metric '{record.name}' is given twice under the same protocol with different "
+                               f"values ({kept.value:g} and {record.value:g}); keep it in one of the metrics files")
     return list(records.values())
 
 
@@ -163,7 +169,7 @@ def publish_run(
     """Write ``registry/weights/<name>.safetensors`` and ``registry/<name>.json``; the entry's path.
 
     ``metrics``: a JSON path or object, either ``vaezoo eval``'s report or registry records, or a
-    list of such paths or reports (merged; a metric in several keeps the one on the most examples);
+    list of such paths or reports (merged; a metric in several keeps the most precise one);
     default: the run's own ``config.json`` metrics when they carry a protocol. ``push=True``
     uploads the shipped bytes (plus config, card and samples) and pins the new commit.
     """
