@@ -20,7 +20,7 @@ from vaezoo.parts.likelihoods_zoo import (
 )
 from vaezoo.parts.objectives import free_bits_kl
 from vaezoo.parts.objectives_zoo import tc_decomposition
-from vaezoo.parts.priors_mixture import MixturePrior, VampPrior, fit_gaussian_mixture
+from vaezoo.parts.priors_mixture import MixturePrior, VampPrior, diagonal_gaussian_mixture_log_prob, fit_gaussian_mixture
 
 
 def tiny(shape=(1, 4, 4), latent=3, encoder="mlp", decoder="mlp", **model):
@@ -45,6 +45,18 @@ def test_mixture_prior_log_prob_matches_a_manual_logsumexp():
     torch.testing.assert_close(prior.log_prob(z), manual)
     torch.testing.assert_close(prior.distribution().log_prob(z), manual)  # torch's MixtureSameFamily agrees
     assert prior.sample(11).shape == (11, 3)
+
+
+def test_mixture_log_prob_keeps_float32_accuracy_under_bf16_autocast():
+    # the matrix-product form cancels large terms: it must not run as a bf16 matmul
+    torch.manual_seed(0)
+    z, means = 3 * torch.randn(64, 40), 3 * torch.randn(500, 40)
+    logvars, log_weights = torch.randn(500, 40) - 2, torch.log_softmax(torch.randn(500), 0)
+    exact = diagonal_gaussian_mixture_log_prob(z.double(), means.double(), logvars.double(), log_weights.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = diagonal_gaussian_mixture_log_prob(z, means, logvars, log_weights)
+    assert fast.dtype == torch.float32
+    torch.testing.assert_close(fast.double(), exact, rtol=1e-5, atol=1e-3)
 
 
 def test_mixture_prior_learns_through_the_monte_carlo_kl_and_freezes_as_buffers():
