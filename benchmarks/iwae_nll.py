@@ -2,6 +2,7 @@
 
     python benchmarks/iwae_nll.py --limit 8                   # 8 test images, CPU
     python benchmarks/iwae_nll.py --limit 500 --device cuda --batch-size 50 --chunk-size 1000
+    python benchmarks/iwae_nll.py --model fashion-resnet32 --limit 8 --sweep-chunks 16,64,128
 
 Loads the pretrained ``fashion-conv64`` (``vaezoo.load``); where no weights are published or
 reachable it builds the same architecture with fresh weights, which costs exactly the same
@@ -42,6 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
     parser.add_argument("--data", help="Fashion-MNIST folder (else VAEZOO_DATA, ...)")
     parser.add_argument("--compare", action="store_true", help="also time VAE.iwae on the same images")
+    parser.add_argument("--sweep-chunks", help="comma-separated chunk sizes to time against --chunk-size on the "
+                        "same images, e.g. 16,64,256 (prints time ratios)")
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -76,6 +79,20 @@ def main(argv=None) -> int:
     print(f"speed      {rate:.3f} images/s = {rate * args.iw_samples:,.0f} decoder evaluations/s")
     full = FULL_TEST / rate
     print(f"full test  {FULL_TEST:,} images: about {full:,.0f} s ({full / 3600:.2f} h), extrapolated")
+
+    if args.sweep_chunks:
+        base_chunk = args.chunk_size or max(1, 2048 // args.batch_size)
+        print(f"chunk sweep (samples decoded per pass = chunk x batch {args.batch_size}; ratio = time / chunk "
+              f"{base_chunk}'s)")
+        for chunk in (int(c) for c in args.sweep_chunks.split(",")):
+            _sync(device)
+            start = time.perf_counter()
+            other = vaezoo.evaluate(model, images, iw_samples=args.iw_samples, elbo_samples=1,
+                                    batch_size=args.batch_size, chunk_size=chunk)
+            _sync(device)
+            took = time.perf_counter() - start
+            print(f"  chunk {chunk:>5}  {images.shape[0] / took:.3f} images/s  ratio {took / seconds:.2f}  "
+                  f"NLL {other['iwae_nll']:.4f}")
 
     if args.compare:
         chunk = args.chunk_size or max(1, 2048 // args.batch_size)
