@@ -2,7 +2,7 @@
 
     python benchmarks/iwae_nll.py --limit 8                   # 8 test images, CPU
     python benchmarks/iwae_nll.py --limit 500 --device cuda --batch-size 50 --chunk-size 1000
-    python benchmarks/iwae_nll.py --model fashion-resnet32 --limit 8 --sweep-chunks 16,64,128
+    python benchmarks/iwae_nll.py --model fashion-resnet32 --limit 8 --sweep-chunks 64,256
 
 Loads the pretrained ``fashion-conv64`` (``vaezoo.load``); where no weights are published or
 reachable it builds the same architecture with fresh weights, which costs exactly the same
@@ -22,6 +22,7 @@ import torch
 
 import vaezoo
 from vaezoo.evaluation import resolve_data
+from vaezoo.evaluation.evaluate import default_chunk_size
 
 FULL_TEST = 10_000
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     parser.add_argument("-k", "--iw-samples", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=8, help="images per batch")
     parser.add_argument("--chunk-size", type=int, help="importance samples per image per decoder call "
-                        "(default: 2048 / batch size)")
+                        "(default: vaezoo.evaluate's, 2048 / batch size or 128 / batch size for conv decoders on CPU)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
     parser.add_argument("--data", help="Fashion-MNIST folder (else VAEZOO_DATA, ...)")
@@ -63,10 +64,11 @@ def main(argv=None) -> int:
 
     # Warm-up outside the timed region: first-call allocations, cuDNN autotuning, thread pools.
     vaezoo.evaluate(model, images[:1], iw_samples=min(args.iw_samples, 64), elbo_samples=1, batch_size=1)
+    chunk = args.chunk_size or default_chunk_size(model, device, args.batch_size)
     _sync(device)
     start = time.perf_counter()
     report = vaezoo.evaluate(model, images, iw_samples=args.iw_samples, elbo_samples=1,
-                             batch_size=args.batch_size, chunk_size=args.chunk_size)
+                             batch_size=args.batch_size, chunk_size=chunk)
     _sync(device)
     seconds = time.perf_counter() - start
     rate = images.shape[0] / seconds
@@ -74,28 +76,26 @@ def main(argv=None) -> int:
     print(f"model      {args.model} ({weights}, {model.num_parameters():,} parameters)")
     print(f"device     {name}; torch {torch.__version__}")
     print(f"protocol   k={args.iw_samples}, {images.shape[0]} test images, batch {args.batch_size}, "
-          f"chunk {args.chunk_size or max(1, 2048 // args.batch_size)}")
+          f"chunk {chunk}")
     print(f"NLL        {report['iwae_nll']:.2f} nats ({report['nll_bpd']:.4f} bits/dim) on this subset")
     print(f"speed      {rate:.3f} images/s = {rate * args.iw_samples:,.0f} decoder evaluations/s")
     full = FULL_TEST / rate
     print(f"full test  {FULL_TEST:,} images: about {full:,.0f} s ({full / 3600:.2f} h), extrapolated")
 
     if args.sweep_chunks:
-        base_chunk = args.chunk_size or max(1, 2048 // args.batch_size)
         print(f"chunk sweep (samples decoded per pass = chunk x batch {args.batch_size}; ratio = time / chunk "
-              f"{base_chunk}'s)")
-        for chunk in (int(c) for c in args.sweep_chunks.split(",")):
+              f"{chunk}'s)")
+        for other_chunk in (int(c) for c in args.sweep_chunks.split(",")):
             _sync(device)
             start = time.perf_counter()
             other = vaezoo.evaluate(model, images, iw_samples=args.iw_samples, elbo_samples=1,
-                                    batch_size=args.batch_size, chunk_size=chunk)
+                                    batch_size=args.batch_size, chunk_size=other_chunk)
             _sync(device)
             took = time.perf_counter() - start
-            print(f"  chunk {chunk:>5}  {images.shape[0] / took:.3f} images/s  ratio {took / seconds:.2f}  "
+            print(f"  chunk {other_chunk:>5}  {images.shape[0] / took:.3f} images/s  ratio {took / seconds:.2f}  "
                   f"NLL {other['iwae_nll']:.4f}")
 
     if args.compare:
-        chunk = args.chunk_size or max(1, 2048 // args.batch_size)
         torch.manual_seed(0)
         _sync(device)
         start = time.perf_counter()

@@ -248,3 +248,12 @@ def test_evaluate_rejects_images_of_the_wrong_shape(ppca):
     model, *_ = ppca
     with pytest.raises(ValueError, match="shape"):
         vaezoo.evaluate(model, torch.zeros(4, 1, 5, 5), iw_samples=2)
+
+
+def test_default_chunk_size_is_small_for_conv_decoders_on_cpu():
+    from vaezoo.evaluation.evaluate import default_chunk_size
+
+    cpu = torch.device("cpu")
+    assert default_chunk_size(vaezoo.create("fashion-resnet32"), cpu, 8) == 16  # 128 decodes per pass
+    assert default_chunk_size(vaezoo.create("fashion-vamp40"), cpu, 8) == 256   # MLPs: 2048 per pass
+    assert default_chunk_size(vaezoo.create("fashion-conv64"), torch.device("cuda"), 8) == 256

@@ -220,7 +220,8 @@ def add_commands(commands) -> None:
     p.add_argument("--refine-lr", type=float, default=0.05, help="Adam learning rate of the refinement (default 0.05)")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N test images only")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument("--chunk-size", type=int, help="importance samples decoded per image at once (default: 2048 / batch)")
+    p.add_argument("--chunk-size", type=int, help="importance samples decoded per image at once (default: 2048 / batch; "
+                   "128 / batch for conv decoders on a CPU)")
     p.add_argument("--binarize", choices=["none", "static", "dynamic"], help="override the data's binarization")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report to FILE")
