@@ -64,13 +64,16 @@ def main(argv=None) -> int:
 
     # Warm-up outside the timed region: first-call allocations, cuDNN autotuning, thread pools.
     vaezoo.evaluate(model, images[:1], iw_samples=min(args.iw_samples, 64), elbo_samples=1, batch_size=1)
+    def timed_evaluate(chunk: int):
+        _sync(device)
+        start = time.perf_counter()
+        report = vaezoo.evaluate(model, images, iw_samples=args.iw_samples, elbo_samples=1,
+                                 batch_size=args.batch_size, chunk_size=chunk)
+        _sync(device)
+        return report, time.perf_counter() - start
+
     chunk = args.chunk_size or default_chunk_size(model, device, args.batch_size)
-    _sync(device)
-    start = time.perf_counter()
-    report = vaezoo.evaluate(model, images, iw_samples=args.iw_samples, elbo_samples=1,
-                             batch_size=args.batch_size, chunk_size=chunk)
-    _sync(device)
-    seconds = time.perf_counter() - start
+    report, seconds = timed_evaluate(chunk)
     rate = images.shape[0] / seconds
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     print(f"model      {args.model} ({weights}, {model.num_parameters():,} parameters)")
@@ -86,12 +89,7 @@ def main(argv=None) -> int:
         print(f"chunk sweep (samples decoded per pass = chunk x batch {args.batch_size}; ratio = time / chunk "
               f"{chunk}'s)")
         for other_chunk in (int(c) for c in args.sweep_chunks.split(",")):
-            _sync(device)
-            start = time.perf_counter()
-            other = vaezoo.evaluate(model, images, iw_samples=args.iw_samples, elbo_samples=1,
-                                    batch_size=args.batch_size, chunk_size=other_chunk)
-            _sync(device)
-            took = time.perf_counter() - start
+            other, took = timed_evaluate(other_chunk)
             print(f"  chunk {other_chunk:>5}  {images.shape[0] / took:.3f} images/s  ratio {took / seconds:.2f}  "
                   f"NLL {other['iwae_nll']:.4f}")
 
