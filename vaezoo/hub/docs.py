@@ -140,6 +140,7 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
     lines.append("")
     for e in entries:
         t = e.recipe.trainer
+        evals = _eval_commands(e)
         lines += [f"## {e.name}", ""]
         if e.description:
             lines += [e.description, ""]
@@ -153,8 +154,8 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
             f"binarization {e.recipe.data.binarize}",
             f"- weights: `{e.weights.file}` sha256 `{e.weights.sha256}`; published {e.date.isoformat()}",
             f"- reproduce: `vaezoo train configs/{e.config}.yaml --out runs/{e.name}{_epochs_override(e)}`"
-            + "".join(f", then `{c}`" for c in _eval_commands(e)[:1])
-            + "".join(f" and `{c}`" for c in _eval_commands(e)[1:]),
+            + "".join(f", then `{c}`" for c in evals[:1])
+            + "".join(f" and `{c}`" for c in evals[1:]),
             "",
         ]
         if samples_picture(e.name).is_file():

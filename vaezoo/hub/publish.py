@@ -36,6 +36,10 @@ _REPORT_METRICS = {"neg_elbo": "elbo", "neg_elbo_bpd": "elbo", "iwae_nll": "iwae
                    "active_units": "units"}
 
 
+def _is_eval_report(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and "protocol" in obj and isinstance(obj.get("metrics"), Mapping)
+
+
 def normalize_metrics(
     metrics: Any, *, likelihood: str, binarization: str, weights_dtype: str, name: str
 ) -> list[Metric]:
@@ -46,7 +50,7 @@ def normalize_metrics(
     """
     if not metrics:
         return []
-    if isinstance(metrics, Mapping) and "protocol" in metrics and isinstance(metrics.get("metrics"), Mapping):
+    if _is_eval_report(metrics):
         return _from_eval_report(metrics, likelihood=likelihood, binarization=binarization,
                                  weights_dtype=weights_dtype, name=name)
     out = []
@@ -109,10 +113,6 @@ def _read_metrics(metrics: Union[str, Path, Mapping, list]) -> Any:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise HubError(f"{path}: cannot read metrics JSON ({exc})") from None
-
-
-def _is_eval_report(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and "protocol" in obj and isinstance(obj.get("metrics"), Mapping)
 
 
 def _metric_sources(metrics: Any) -> list[Any]:

@@ -99,14 +99,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return None
 
 
-def wants_channels_last(setting: str, model: nn.Module, device: torch.device | None = None) -> bool:
+def wants_channels_last(setting: str, model: nn.Module, device: torch.device) -> bool:
     if setting != "auto":
         return setting == "on"
-    if device is not None and device.type == "cpu" and any(isinstance(m, nn.GroupNorm) for m in model.modules()):
-        # GroupNorm's CPU kernels are slower on channels-last tensors: the fashion-resnet32
-        # step ran at 234 img/s channels-last against 369 img/s contiguous (2 cores)
-        return False
-    return model.has_convolutions()
+    return model.prefers_channels_last(device)
 
 
 # ---------------------------------------------------------------------------- progress state
