@@ -1,10 +1,6 @@
 import os
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_FASHION_MNIST = REPO.parent / "shared" / "data" / "fashion-mnist"
 
 
 def pytest_configure(config):
@@ -14,14 +10,25 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    # Tests read Fashion-MNIST from the shared folder beside the checkout unless told otherwise.
-    if "VAEZOO_DATA" not in os.environ and SHARED_FASHION_MNIST.is_dir():
-        os.environ["VAEZOO_DATA"] = str(SHARED_FASHION_MNIST)
 
 
-@pytest.fixture
-def fashion_mnist_dir() -> Path:
-    path = Path(os.environ.get("VAEZOO_DATA", SHARED_FASHION_MNIST))
-    if not (path / "train-images-idx3-ubyte.gz").exists():
-        pytest.fail(f"Fashion-MNIST is needed for this test; set VAEZOO_DATA (looked in {path})")
-    return path
+@pytest.fixture(scope="session")
+def fashion_mnist_dir():
+    """The real Fashion-MNIST, found as the product finds it ($VAEZOO_DATA, the Debian package, the
+    cache that `vaezoo data fashion-mnist` fills); a test without it fails with the product's message."""
+    from vaezoo.data import DataNotFoundError
+    from vaezoo.data.datasets import locate_idx
+
+    try:
+        return locate_idx("fashion-mnist").files["train-images-idx3-ubyte"].parent
+    except DataNotFoundError as exc:
+        pytest.fail(f"this test needs the real Fashion-MNIST (run `vaezoo data fashion-mnist` first):\n{exc}",
+                    pytrace=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test that needs the real data says so through its fixture; the marker lets
+    # `pytest -m "not realdata"` run everything else on a machine without the data.
+    for item in items:
+        if "fashion_mnist_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)

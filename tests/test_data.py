@@ -78,11 +78,8 @@ def isolated(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def fashion_files() -> dict[str, torch.Tensor]:
-    import os
-
-    folder = Path(os.environ["VAEZOO_DATA"])
-    return {stem: read_idx(folder / f"{stem}.gz") for stem in STEMS}
+def fashion_files(fashion_mnist_dir) -> dict[str, torch.Tensor]:
+    return {stem: read_idx(fashion_mnist_dir / f"{stem}.gz") for stem in STEMS}
 
 
 def test_idx_reader_on_shared_fashion_mnist(fashion_mnist_dir, fashion_files):
@@ -165,10 +162,12 @@ def test_nothing_found_lists_every_place_tried_one_line_each(tmp_path, isolated)
     assert lines[1].startswith("  1. data.root / --data: not given")
     assert lines[2].startswith("  2. $VAEZOO_DATA: not set")
     assert lines[3].startswith(f"  3. Debian package: {tmp_path / 'no-debian'}")
+    assert lines[4] == f"  4. cache: {tmp_path / 'cache' / 'fashion-mnist' / 'FashionMNIST' / 'raw'} (no such folder)"
     # The multi-line download error is condensed onto its own single line.
-    assert lines[4].startswith(f"  4. download into {tmp_path / 'cache' / 'fashion-mnist'}: RuntimeError: Error downloading")
-    assert "Name or service not known" in lines[4]
-    assert lines[5].startswith("To fix: point data.root") and len(lines) == 6
+    assert lines[5].startswith(f"  5. download into {tmp_path / 'cache' / 'fashion-mnist'}: RuntimeError: Error downloading")
+    assert "Name or service not known" in lines[5]
+    assert lines[6].startswith("To fix: point data.root") and "`vaezoo data fashion-mnist`" in lines[6]
+    assert len(lines) == 7
 
 
 def test_vaezoo_data_without_the_files_is_reported(tmp_path, isolated, monkeypatch):
@@ -177,6 +176,35 @@ def test_vaezoo_data_without_the_files_is_reported(tmp_path, isolated, monkeypat
     monkeypatch.setenv("VAEZOO_DATA", str(tmp_path / "empty"))
     with pytest.raises(DataNotFoundError, match=r"2\. \$VAEZOO_DATA: .*missing train-labels-idx1-ubyte"):
         fashion_mnist(None)
+
+
+def test_cache_is_used_before_any_download(tmp_path, isolated):
+    write_tiny_idx_set(tmp_path / "cache" / "fashion-mnist" / "FashionMNIST" / "raw", marker=9)
+    assert int(fashion_mnist(None).train_images.max()) == 9
+    assert isolated == []  # found in the cache: no download attempted
+
+
+def test_fetch_verifies_checksums_and_reports_the_place(tmp_path, isolated, monkeypatch):
+    from vaezoo.cli import main
+    from vaezoo.data import fetch as fetch_mod
+
+    folder = write_tiny_idx_set(tmp_path / "env", marker=1)
+    monkeypatch.setenv("VAEZOO_DATA", str(folder))
+    # The tiny files are not the release: the content check names the file and the fix.
+    with pytest.raises(fetch_mod.ChecksumMismatchError, match=r"train-images-idx3-ubyte.gz: its content has sha256"):
+        fetch_mod.fetch("fashion-mnist")
+    # With the published checksums set to these files' own, the same files pass, each way of checking.
+    gz_md5 = {stem: fetch_mod._digest((folder / f"{stem}.gz").read_bytes(), "md5") for stem in STEMS}
+    sha = {stem: fetch_mod._digest(gzip.decompress((folder / f"{stem}.gz").read_bytes()), "sha256") for stem in STEMS}
+    monkeypatch.setitem(fetch_mod._CHECKSUMS, "fashion-mnist", {s: (gz_md5[s], sha[s]) for s in STEMS})
+    result = fetch_mod.fetch("fashion-mnist")
+    assert result.place == "$VAEZOO_DATA" and {f.check for f in result.files} == {"md5 of the .gz"}
+    monkeypatch.setitem(fetch_mod._CHECKSUMS, "fashion-mnist", {s: ("0" * 32, sha[s]) for s in STEMS})
+    assert {f.check for f in fetch_mod.fetch("fashion-mnist").files} == {"sha256 of the content"}
+    assert main(["data", "fashion-mnist", "--no-download"]) == 0
+    monkeypatch.delenv("VAEZOO_DATA")
+    assert main(["data", "fashion-mnist", "--no-download"]) == 2
+    assert isolated == []  # --no-download never downloads
 
 
 def test_successful_download_is_used(tmp_path, isolated, monkeypatch):

@@ -230,7 +230,7 @@ def test_evaluate_is_deterministic_and_independent_of_batch_and_chunk_size(ppca)
     assert a["iwae_nll"] != c["iwae_nll"]
 
 
-def test_evaluate_reads_the_test_split_of_a_dataset_by_name():
+def test_evaluate_reads_the_test_split_of_a_dataset_by_name(fashion_mnist_dir):
     model = vaezoo.create({"model": {"input_shape": [1, 28, 28], "latent_dim": 2, "encoder": "linear",
                                      "decoder": "linear"}})
     report = vaezoo.evaluate(model, "fashion-mnist", iw_samples=4, elbo_samples=1, limit=16)

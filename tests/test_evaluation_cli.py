@@ -17,7 +17,7 @@ LATENT = 8
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, fashion_mnist_dir):
     """An mlp VAE after 200 Adam steps on 2,000 Fashion-MNIST training images, saved in Hub layout."""
     torch.manual_seed(0)
     images = fashion_mnist(None).train_images[:2000].float() / 255

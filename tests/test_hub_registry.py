@@ -60,7 +60,7 @@ def test_published_entry(path: Path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ENTRY_FILES, ids=[p.stem for p in ENTRY_FILES])
-def test_published_neg_elbo_reproduces(path: Path):
+def test_published_neg_elbo_reproduces(path: Path, fashion_mnist_dir):
     entry = read_entry(path)
     recorded = next(m for m in entry.metrics if m.name == "neg_elbo")
     p = recorded.protocol

@@ -17,7 +17,7 @@ from ..config import ConfigError
 
 __all__ = ["main", "build_parser"]
 
-COMMAND_MODULES = ["zoo_commands", "hub", "evaluate", "train"]
+COMMAND_MODULES = ["zoo_commands", "hub", "evaluate", "train", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:

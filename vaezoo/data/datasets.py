@@ -10,9 +10,9 @@ import torch
 
 from ..parts.registry import register_dataset
 from .idx import read_idx
-from .sources import find_files
+from .sources import Found, find_files
 
-__all__ = ["ImageData", "FASHION_MNIST_CLASSES", "MNIST_CLASSES", "DEBIAN_DIRS"]
+__all__ = ["ImageData", "FASHION_MNIST_CLASSES", "MNIST_CLASSES", "DEBIAN_DIRS", "IDX_STEMS", "locate_idx"]
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -20,7 +20,8 @@ FASHION_MNIST_CLASSES = [
 MNIST_CLASSES = [str(d) for d in range(10)]
 # The Debian packages' folders, by dataset name; a module constant so tests can point it elsewhere.
 DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
-_IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_TORCHVISION_NAMES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 @dataclass
@@ -49,23 +50,31 @@ def _torchvision_download(cls_name: str):
     return download
 
 
-def _load_idx(name: str, root, tv_name: str, classes: list[str]) -> ImageData:
-    files = find_files(name, _IDX_STEMS, root, DEBIAN_DIRS.get(name), _torchvision_download(tv_name))
-    train_x, train_y, test_x, test_y = (read_idx(files[stem]) for stem in _IDX_STEMS)
+def locate_idx(name: str, root=None, download: bool = True) -> Found:
+    """Where the four IDX files of ``name`` (``fashion-mnist``, ``mnist``) are, by the search order
+    of :func:`find_files`; ``download=False`` stops before downloading."""
+    tv_name = _TORCHVISION_NAMES[name]
+    return find_files(name, IDX_STEMS, root, DEBIAN_DIRS.get(name),
+                      _torchvision_download(tv_name) if download else None, cache_subdir=f"{tv_name}/raw")
+
+
+def _load_idx(name: str, root, classes: list[str]) -> ImageData:
+    files = locate_idx(name, root).files
+    train_x, train_y, test_x, test_y = (read_idx(files[stem]) for stem in IDX_STEMS)
     return ImageData(
         train_images=train_x.unsqueeze(1), test_images=test_x.unsqueeze(1),
         train_labels=train_y.long(), test_labels=test_y.long(), classes=classes,
-        source=str(files[_IDX_STEMS[0]].parent),
+        source=str(files[IDX_STEMS[0]].parent),
     )
 
 
 @register_dataset("fashion-mnist")
 def fashion_mnist(root: Optional[str]) -> ImageData:
     """Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 28x28 grayscale images, 10 classes, MIT."""
-    return _load_idx("fashion-mnist", root, "FashionMNIST", FASHION_MNIST_CLASSES)
+    return _load_idx("fashion-mnist", root, FASHION_MNIST_CLASSES)
 
 
 @register_dataset("mnist")
 def mnist(root: Optional[str]) -> ImageData:
     """MNIST (LeCun et al. 1998): 60,000 + 10,000 28x28 grayscale digits."""
-    return _load_idx("mnist", root, "MNIST", MNIST_CLASSES)
+    return _load_idx("mnist", root, MNIST_CLASSES)

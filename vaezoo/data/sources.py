@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["DataNotFoundError", "find_files", "cache_dir", "one_line"]
+__all__ = ["DataNotFoundError", "Found", "find_files", "cache_dir", "one_line"]
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -29,6 +30,14 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     if len(text) > limit:
         text = text[: limit - 3].rstrip() + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Found:
+    """The dataset's files, and which place in the search order held them."""
+
+    files: dict[str, Path]
+    place: str
 
 
 def _complete(folder: Path, stems: Sequence[str]) -> dict[str, Path] | None:
@@ -58,14 +67,16 @@ def find_files(
     root: str | os.PathLike | None,
     debian_dir: str | os.PathLike | None,
     download: Callable[[Path], Path] | None,
-) -> dict[str, Path]:
+    cache_subdir: str = "",
+) -> Found:
     """Map each file stem to a path (``stem`` or ``stem.gz``), trying in order:
 
     1. ``root`` (``data.root`` / ``--data``), the folder or its ``dataset`` subfolder. When
        given, it is the only place tried: a wrong explicit path is an error, not a fallback.
     2. ``$VAEZOO_DATA``, the folder or its ``dataset`` subfolder.
     3. ``debian_dir``, the Debian package's folder.
-    4. ``download(cache_dir() / dataset)``, which returns the folder holding the files.
+    4. the cache, ``cache_dir() / dataset / cache_subdir`` (where a download puts the files).
+    5. ``download(cache_dir() / dataset)``, which returns the folder holding the files.
 
     Raises :class:`DataNotFoundError` listing every place tried, one line each, and the fix.
     """
@@ -86,7 +97,7 @@ def find_files(
     if root is not None:
         found = attempt(Path(root).expanduser(), "data.root / --data")
         if found:
-            return found
+            return Found(found, "data.root / --data")
         raise DataNotFoundError(
             f"{dataset} not found in the folder given as data.root / --data.\n"
             f"  tried {tried[0]}\n"
@@ -98,19 +109,23 @@ def find_files(
     if env:
         found = attempt(Path(env).expanduser(), "$VAEZOO_DATA")
         if found:
-            return found
+            return Found(found, "$VAEZOO_DATA")
     else:
         tried.append("$VAEZOO_DATA: not set")
     if debian_dir:
         found = attempt(Path(debian_dir), "Debian package")
         if found:
-            return found
+            return Found(found, "Debian package")
+    target = cache_dir() / dataset
+    found = _complete(target / cache_subdir, stems)
+    if found:
+        return Found(found, "cache")
+    tried.append(f"cache: {target / cache_subdir} ({_missing(target / cache_subdir, stems)})")
     if download is not None:
-        target = cache_dir() / dataset
         try:
             found = _complete(Path(download(target)), stems)
             if found:
-                return found
+                return Found(found, "download")
             tried.append(f"download into {target}: finished without the files")
         except Exception as exc:  # noqa: BLE001 - no network is the common case; reported below
             tried.append(f"download into {target}: {one_line(exc)}")
@@ -118,7 +133,7 @@ def find_files(
     if debian_dir:
         hint += f", or install the Debian package that provides {debian_dir}"
     if download is not None:
-        hint += ", or run once where the internet is reachable to download it"
+        hint += f", or run `vaezoo data {dataset}` once where the internet is reachable to download it"
     raise DataNotFoundError(
         f"{dataset} not found. Tried, in order:\n" + "".join(f"  {i}. {t}\n" for i, t in enumerate(tried, 1))
         + f"To fix: {hint}."
