@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from vaezoo.data import ImageData
+from vaezoo.parts.kinds import DATASETS, OBJECTIVES, register_dataset, register_objective
 from vaezoo.parts.objectives import ELBO
-from vaezoo.parts.registry import DATASETS, OBJECTIVES, register_dataset, register_objective
-from vaezoo.output import VAEOutput
+from vaezoo.passes import ModelOutput
 
 TINY_DATASET = "test-tiny-8x8"
 
@@ -29,15 +29,12 @@ class MeanLatentELBO(ELBO):
     """The ELBO with z at the posterior mean: no sampling noise, so a 2-process DDP run and a
     single-process run see the same arithmetic (up to float summation order)."""
 
-    def forward(self, model, x, kl_scale: float = 1.0) -> VAEOutput:
-        posterior = model.encode(x)
-        z = posterior.mean
-        likelihood = model.decode(z)
-        log_px = likelihood.log_prob(x)
-        kl = model.prior.kl(posterior, z)
+    def forward(self, model, x, y=None, context=None) -> ModelOutput:
+        draw = model.latent_pass(x, torch.zeros(1, x.shape[0], *model.noise_shape), y)  # z at the means
+        log_px, kl = draw.log_px[0], draw.kl()[0]
         recon, kl_mean = -log_px.mean(), kl.mean()
-        return VAEOutput(loss=recon + kl_scale * kl_mean, recon=recon, kl=kl_mean, elbo=log_px - kl, z=z,
-                         posterior=posterior, likelihood=likelihood)
+        return ModelOutput(loss=recon + context.kl_scale * kl_mean, terms={"recon": recon, "kl": kl_mean},
+                           elbo=log_px - kl, z=draw.z[0], likelihood=draw.likelihood)
 
 
 class NanAtStep(ELBO):
@@ -47,8 +44,8 @@ class NanAtStep(ELBO):
         super().__init__()
         self.at_step, self.calls = at_step, 0
 
-    def forward(self, model, x, kl_scale: float = 1.0) -> VAEOutput:
-        out = super().forward(model, x, kl_scale)
+    def forward(self, model, x, y=None, context=None) -> ModelOutput:
+        out = super().forward(model, x, y, context)
         if self.training:
             self.calls += 1
             if self.calls == self.at_step:

@@ -40,10 +40,12 @@ def test_info_summarizes_a_model(capsys):
 
 def test_info_applies_overrides(capsys):
     assert main(["info", "fashion-conv64", "--set", "model.latent_dim=32"]) == 0
-    out = capsys.readouterr().out
-    assert "latent dim   32" in out
+    rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert rows["latent"] == "32" and rows["family"] == "vae"
     # the two heads (30976 -> 32 each) and the decoder's input layer (32 -> 30976) shrink
-    assert "parameters   3,024,065" in out
+    assert rows["parameters"] == "3,024,065"
+    # the published weights are for the 64-d latent: info must not claim they apply
+    assert rows["pretrained"].startswith("no: the override of model.latent_dim changes the architecture")
 
 
 def test_info_of_an_unknown_name_suggests(capsys):

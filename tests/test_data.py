@@ -18,6 +18,7 @@ from vaezoo.data import DataNotFoundError, dynamic_binarize, load_splits, static
 from vaezoo.data.datasets import fashion_mnist, mnist
 from vaezoo.data.generic import image_folder, tensors
 from vaezoo.data.idx import read_idx
+from vaezoo.errors import DataError
 from vaezoo.schemas import DataConfig
 
 STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -339,7 +340,7 @@ def test_tensors_dataset_float_and_nhw_and_hold_out(tmp_path):
 def test_tensors_dataset_errors_name_the_file_and_key(tmp_path):
     file = tmp_path / "bad.safetensors"
     save_file({"images": torch.zeros(3, 1, 2, 2, dtype=torch.uint8)}, str(file))
-    with pytest.raises(KeyError, match=r"bad\.safetensors has no 'train_images' tensor \(keys found: images\)"):
+    with pytest.raises(DataError, match=r"bad\.safetensors has no 'train_images' tensor \(keys found: images\)"):
         tensors(None, path=str(file))
     save_file({"train_images": torch.full((3, 2, 2), 2.0)}, str(file))
     with pytest.raises(ValueError, match=r"bad\.safetensors: 'train_images' is torch.float32 with values in \[2, 2\]"):

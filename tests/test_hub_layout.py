@@ -12,9 +12,7 @@ from safetensors.torch import load_file, save_file
 
 import vaezoo
 from vaezoo import resources
-from vaezoo.config import ConfigError
-from vaezoo.hub import CheckpointError, HubError
-from vaezoo.hub.layout import save_pretrained
+from vaezoo.errors import CheckpointError, ConfigError, HubError
 
 
 def tiny_model(seed: int = 0) -> vaezoo.VAE:
@@ -29,7 +27,7 @@ def saved(tmp_path) -> tuple[vaezoo.VAE, Path]:
     metrics = [{"name": "neg_elbo", "value": 251.25, "unit": "nats",
                 "protocol": {"likelihood": "bernoulli", "binarization": "none", "importance_samples": 1,
                              "split": "test", "num_examples": 10000}}]
-    folder = save_pretrained(model, tmp_path / "ckpt", experiment=experiment, metrics=metrics, samples=8,
+    folder = model.save_pretrained(tmp_path / "ckpt", experiment=experiment, metrics=metrics, samples=8,
                              training={"epochs": 3, "hardware": "cpu"}, repo_id="alice/tiny")
     return model, folder
 
@@ -38,13 +36,15 @@ def test_save_writes_the_hub_layout_and_a_model_card(saved):
     model, folder = saved
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "samples.png"]
     config = json.loads((folder / "config.json").read_text())
-    assert config["model_class"] == "vaezoo.VAE" and config["vaezoo_version"] == vaezoo.__version__
+    assert config["config_version"] == 2 and config["family"] == config["model"]["family"] == "vae"
+    assert config["vaezoo_version"] == vaezoo.__version__
     assert config["model"] == model.config.model_dump(mode="json")
     assert config["trainer"] == vaezoo.get_config("fashion-mlp16").trainer.model_dump(mode="json")
     assert config["training"] == {"epochs": 3, "hardware": "cpu"}
     card = (folder / "README.md").read_text()
     front = yaml.safe_load(card.split("---\n")[1])
-    assert front["library_name"] == "vaezoo" and front["license"] == "mit"
+    # nobody licensed this model: the card names no license (save_pretrained(license=...) adds one)
+    assert front["library_name"] == "vaezoo" and "license" not in front
     assert front["datasets"] == ["zalando-datasets/fashion_mnist"]
     result = front["model-index"][0]["results"][0]
     assert result["dataset"]["split"] == "test" and result["metrics"][0] == {
@@ -63,7 +63,7 @@ def test_load_round_trip_is_exact_and_in_eval_mode(saved):
 
 def test_fp16_storage_is_cast_back_to_float32(tmp_path):
     model = tiny_model()
-    folder = save_pretrained(model, tmp_path / "half", dtype=torch.float16)
+    folder = model.save_pretrained(tmp_path / "half", dtype=torch.float16)
     stored = load_file(str(folder / "model.safetensors"))
     assert {t.dtype for t in stored.values() if t.is_floating_point()} == {torch.float16}
     loaded = vaezoo.load(folder)
@@ -86,9 +86,34 @@ def test_unknown_config_key_names_the_file_and_key(saved):
     assert str(folder / "config.json") in str(info.value) and "model.latent_size: unknown field" in str(info.value)
 
 
+def as_release_1(config: dict) -> None:
+    """config.json as vaezoo 0.1 wrote it: `model_class: vaezoo.VAE`, no family, no config version."""
+    del config["config_version"], config["family"], config["model"]["family"]
+    config["model_class"] = "vaezoo.VAE"
+
+
+def test_a_release_1_checkpoint_loads_unchanged(saved):
+    model, folder = saved
+    edit_config(folder, as_release_1)
+    assert "family" not in json.loads((folder / "config.json").read_text())["model"]
+    loaded = vaezoo.load(folder)
+    assert loaded.family == "vae" and type(loaded) is vaezoo.VAE
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_a_config_from_a_newer_vaezoo_says_so(saved):
+    _, folder = saved
+    edit_config(folder, lambda c: c.update(config_version=3))
+    with pytest.raises(CheckpointError, match="config_version 3 was written by a newer vaezoo"):
+        vaezoo.load(folder)
+    edit_config(folder, lambda c: c.update(config_version=2, family="hvae"))
+    with pytest.raises(ConfigError, match="family is 'hvae' but model.family is 'vae'"):
+        vaezoo.load(folder)
+
+
 def test_wrong_model_class_and_bad_json(saved):
     _, folder = saved
-    edit_config(folder, lambda c: c.update(model_class="diffusers.UNet"))
+    edit_config(folder, lambda c: (as_release_1(c), c.update(model_class="diffusers.UNet")))
     with pytest.raises(CheckpointError, match="model_class: 'diffusers.UNet' is not a class vaezoo builds"):
         vaezoo.load(folder)
     (folder / "config.json").write_text("{not json")
@@ -147,14 +172,22 @@ def test_references_are_never_guessed(tmp_path, monkeypatch):
     with pytest.raises(HubError, match="cannot read 'hf-hub:' as a Hub reference"):
         vaezoo.load("hf-hub:")
     with pytest.raises(HubError, match="means nothing for the local folder"):
-        vaezoo.load(save_pretrained(tiny_model(), tmp_path / "f"), revision="v1")
+        vaezoo.load(tiny_model().save_pretrained(tmp_path / "f"), revision="v1")
     # a bare word that is both a pretrained name and a folder here is refused, not guessed
     registry = tmp_path / "registry"
     registry.mkdir()
     (registry / "both").with_suffix(".json").write_text("{}")
     monkeypatch.setattr(resources, "registry_dir", lambda: registry)
     monkeypatch.chdir(tmp_path)
-    save_pretrained(tiny_model(), tmp_path / "both")
+    tiny_model().save_pretrained(tmp_path / "both")
     with pytest.raises(HubError, match="both a pretrained name and a folder"):
         vaezoo.load("both")
     assert not vaezoo.load("./both").training  # the explicit path form is fine
+
+
+def test_license_only_when_given_and_weights_have_the_usual_file_mode(tmp_path):
+    folder = tiny_model().save_pretrained(tmp_path / "licensed", license="apache-2.0")
+    front = yaml.safe_load((folder / "README.md").read_text().split("---\n")[1])
+    assert front["license"] == "apache-2.0"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"] == modes["README.md"], modes

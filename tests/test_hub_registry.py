@@ -12,11 +12,10 @@ from safetensors.torch import load_file
 
 import vaezoo
 from vaezoo import resources
-from vaezoo.config import ConfigError
-from vaezoo.hub import HubError
+from vaezoo.errors import ConfigError, HubError
 from vaezoo.hub.docs import DEFAULT_OUT, render_models_md, samples_picture
 from vaezoo.hub.publish import normalize_metrics, publish_run
-from vaezoo.hub.registry import list_entries, read_entry, sha256_file
+from vaezoo.hub.index import list_entries, read_entry, sha256_file
 
 REGISTRY = resources.registry_dir()
 ENTRY_FILES = sorted(REGISTRY.glob("*.json"))
@@ -128,7 +127,7 @@ def test_publish_writes_fp16_weights_and_a_valid_entry(run_dir, tmp_path, monkey
         assert torch.equal(model.state_dict()[key], value.half().float())
 
     docs = render_models_md(list_entries(registry))
-    assert "| `tiny-mlp` | fashion-mnist | 1,079,600 | 16 | 250.50 (test, 10,000) | 241.25 (test, 10,000) |" in docs
+    assert "| `tiny-mlp` | vae | fashion-mnist | 1,079,600 | 16 | 250.50 (test, 10,000) | 241.25 (test, 10,000) |" in docs
     assert "k = 5,000 importance samples" in docs and entry.weights.sha256 in docs
 
 

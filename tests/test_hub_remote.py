@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 import vaezoo
 import vaezoo.cli
 from vaezoo import resources
-from vaezoo.hub import ChecksumError, HubError
+from vaezoo.errors import ChecksumError, HubError
 from vaezoo.hub.publish import publish_run
 
 TOKEN = "hf_vaezoo_test_Secret_0123456789"  # distinctive, so a leak is easy to find
@@ -158,7 +158,7 @@ def test_missing_repo_revision_and_file_in_vaezoo_words(hub):
     with pytest.raises(HubError, match="file 'config.json' is not in Hub repository 'alice/tiny-missing'"):
         from huggingface_hub import hf_hub_download
 
-        from vaezoo.hub.errors import translate_hub_errors
+        from vaezoo.layout import translate_hub_errors
 
         with translate_hub_errors("alice/tiny-missing", "main", "config.json"):
             hf_hub_download("alice/tiny-missing", "nope/config.json")

@@ -18,7 +18,7 @@ from vaezoo.training.checkpoint import (
     atomic_write_bytes, checkpoint_path, load_checkpoint, save_checkpoint,
 )
 from vaezoo.training.loader import DeviceLoader, HostLoader, epoch_permutation
-from vaezoo.training.loop import lr_lambda, wants_channels_last
+from vaezoo.training.recipe import lr_lambda, wants_channels_last
 from vaezoo.training.progress import use_bar
 from vaezoo.schemas import SchedulerConfig
 
@@ -164,21 +164,28 @@ def test_bar_only_on_a_terminal_outside_ci():
 
 def test_loaders_agree_and_shard_the_global_batch():
     images = torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8)
+    labels = torch.arange(50)  # each image's index: the labels must travel with their images
     device = torch.device("cpu")
-    single = DeviceLoader(images, 10, device=device, seed=3)
+    single = DeviceLoader(images, 10, device=device, seed=3, labels=labels)
     assert single.steps_per_epoch == 5
     batches = list(single.batches(epoch=1))
     order = epoch_permutation(50, 3, 1)
-    assert torch.equal(batches[2], images[order[20:30]].float() / 255)
+    assert torch.equal(batches[2].x, images[order[20:30]].float() / 255)
+    assert torch.equal(batches[2].y, order[20:30])
     assert not torch.equal(order, epoch_permutation(50, 3, 2))  # a new order every epoch
     # resuming at step 3 yields the same remaining batches
-    assert all(torch.equal(a, b) for a, b in zip(single.batches(1, start_step=3), batches[3:]))
+    assert all(torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+               for a, b in zip(single.batches(1, start_step=3), batches[3:]))
     # two ranks: each takes its half of every global batch; together they are the global batch
-    ranks = [list(DeviceLoader(images, 10, device=device, seed=3, rank=r, world_size=2).batches(1)) for r in (0, 1)]
-    assert all(torch.equal(torch.cat([a, b]), g) for a, b, g in zip(*ranks, batches))
+    ranks = [list(DeviceLoader(images, 10, device=device, seed=3, rank=r, world_size=2, labels=labels).batches(1))
+             for r in (0, 1)]
+    assert all(torch.equal(torch.cat([a.x, b.x]), g.x) and torch.equal(torch.cat([a.y, b.y]), g.y)
+               for a, b, g in zip(*ranks, batches))
     # the DataLoader fallback (workers, whole-batch fetches) delivers the same batches
-    host = list(HostLoader(images, 10, device=device, seed=3, num_workers=1).batches(1))
-    assert all(torch.equal(a, b) for a, b in zip(host, batches))
+    host = list(HostLoader(images, 10, device=device, seed=3, num_workers=1, labels=labels).batches(1))
+    assert all(torch.equal(a.x, b.x) and torch.equal(a.y, b.y) for a, b in zip(host, batches))
+    # without labels a batch carries none
+    assert next(DeviceLoader(images, 10, device=device, seed=3).batches(1)).y is None
     with pytest.raises(ValueError, match="divide evenly"):
         DeviceLoader(images, 10, device=device, seed=3, rank=0, world_size=3)
 
@@ -186,7 +193,7 @@ def test_loaders_agree_and_shard_the_global_batch():
 def test_dynamic_binarization_is_fresh_per_epoch_and_repeatable():
     images = torch.full((8, 1, 4, 4), 128, dtype=torch.uint8)
     loader = DeviceLoader(images, 8, device=torch.device("cpu"), seed=0, binarize="dynamic")
-    a, b, a_again = next(loader.batches(0)), next(loader.batches(1)), next(loader.batches(0))
+    a, b, a_again = next(loader.batches(0)).x, next(loader.batches(1)).x, next(loader.batches(0)).x
     assert set(a.unique().tolist()) == {0.0, 1.0}
     assert not torch.equal(a, b) and torch.equal(a, a_again)
 

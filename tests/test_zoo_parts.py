@@ -13,14 +13,13 @@ from torch import nn
 from torch.distributions import Normal
 
 import vaezoo
-from vaezoo.distributions import DiagonalGaussian
+from vaezoo.ops.gaussian import DiagonalGaussian, diagonal_gaussian_mixture_log_prob
 from vaezoo.parts import DECODERS, ENCODERS
-from vaezoo.parts.likelihoods_zoo import (
-    ContinuousBernoulliImage, DiscretizedLogisticMixture, cb_log_normalizer, cb_mean,
-)
-from vaezoo.parts.objectives import free_bits_kl
-from vaezoo.parts.objectives_zoo import tc_decomposition
-from vaezoo.parts.priors_mixture import MixturePrior, VampPrior, diagonal_gaussian_mixture_log_prob, fit_gaussian_mixture
+from vaezoo.parts.likelihoods import ContinuousBernoulliImage, DiscretizedLogisticMixture
+from vaezoo.parts.likelihoods.continuous_bernoulli import cb_log_normalizer, cb_mean
+from vaezoo.parts.objectives import free_bits_kl, tc_decomposition
+from vaezoo.parts.priors import MixturePrior, VampPrior
+from vaezoo.posthoc import fit_gaussian_mixture
 
 
 def tiny(shape=(1, 4, 4), latent=3, encoder="mlp", decoder="mlp", **model):

@@ -16,14 +16,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _tiny_training  # noqa: E402
 
-import vaezoo.training.loop as loop  # noqa: E402
+import vaezoo.training.setup as setup  # noqa: E402
 from vaezoo.cli import main  # noqa: E402
 
 _tiny_training.register()
 
 hang_at = int(os.environ.get("VAEZOO_TEST_HANG_AT_STEP", "0"))
 if hang_at:
-    _save = loop.save_checkpoint
+    _save = setup.save_checkpoint
 
     def save_then_hang(run_dir, **kwargs):
         path = _save(run_dir, **kwargs)
@@ -32,7 +32,7 @@ if hang_at:
             time.sleep(600)  # the test kills us here
         return path
 
-    loop.save_checkpoint = save_then_hang
+    setup.save_checkpoint = save_then_hang
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -16,22 +16,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ._registry import suggest
-from .schemas import ExperimentConfig, PartSpec
+from .errors import ConfigError
+from .schemas import FAMILIES, ExperimentConfig, ModelConfig, PartSpec
 
-__all__ = ["ConfigError", "load_experiment", "validate_experiment", "apply_overrides", "parse_set_args"]
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used. ``problems`` holds (field path, message) pairs."""
-
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.source = source
-        self.problems = problems
-        super().__init__("\n".join(self.lines()))
-
-    def lines(self) -> list[str]:
-        prefix = f"{self.source}: " if self.source else ""
-        return [f"{prefix}{path}: {message}" if path else f"{prefix}{message}" for path, message in self.problems]
+__all__ = ["ConfigError", "load_experiment", "validate_experiment", "apply_overrides", "parse_set_args",
+           "describe_errors"]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -145,7 +134,7 @@ def _message(error: dict, schema: type[BaseModel], data: Any, loc: tuple) -> str
         where = f" for {label}" if label else ""
         allowed_text = f" Allowed: {', '.join(allowed)}." if allowed else f" {label} takes no arguments." if label else ""
         return f"unknown field '{field}'{where}.{suggest(field, allowed)}{allowed_text}"
-    if kind == "unknown_part":
+    if kind in ("unknown_part", "unknown_family"):
         return error["msg"]
     if kind == "missing":
         expected = f" (expected {_describe(target.annotation, target.metadata)})" if target.annotation else ""
@@ -172,6 +161,12 @@ def _locate(schema: type[BaseModel], data: Any, loc: tuple) -> _Target:
     parent, label = None, ""
     for key in loc:
         annotation = _strip_optional(annotation)
+        if annotation is ModelConfig:  # the model section: its family's schema
+            family = data.get("family", "vae") if isinstance(data, dict) else None
+            if not isinstance(family, str) or family not in FAMILIES:
+                return _Target(str, (), ModelConfig, "") if key == "family" else _Target()
+            annotation = FAMILIES.entry(family).params
+            label = f"model family '{family}'"
         if isinstance(annotation, type) and issubclass(annotation, PartSpec):
             name = data if isinstance(data, str) else data.get("name") if isinstance(data, dict) else None
             if key == "name":

@@ -4,6 +4,9 @@ Every schema forbids unknown keys. A part (``encoder: {name: conv, channels: [32
 is validated twice over: its ``name`` against the part registry, then its remaining keys
 against the part's own parameter schema, so errors carry paths like
 ``model.encoder.channels``. A part may also be written as its bare name (``prior: normal``).
+
+The ``model`` section is validated the same way one level up: its ``family`` (``vae`` when
+not given) picks a registered model family, whose own config schema checks the rest.
 """
 
 from __future__ import annotations
@@ -11,18 +14,23 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+    BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny,
     ValidationError, model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ._registry import Registry
-from .parts.registry import DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS
+from .parts.kinds import DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS
 
 __all__ = [
     "PartSpec", "EncoderSpec", "DecoderSpec", "PriorSpec", "LikelihoodSpec", "ObjectiveSpec", "DatasetSpec",
-    "ModelConfig", "DataConfig", "OptimizerConfig", "SchedulerConfig", "TrainerConfig", "ExperimentConfig",
+    "FAMILIES", "ModelConfig", "DataConfig", "OptimizerConfig", "SchedulerConfig", "TrainerConfig",
+    "ExperimentConfig", "validate_model_config",
 ]
+
+# name -> the model family's class (entry.obj) and its config schema (entry.params); filled by
+# vaezoo.models.register_family, read here to validate a `model:` section by its family.
+FAMILIES: Registry[Any] = Registry("model family")
 
 
 class Strict(BaseModel):
@@ -48,10 +56,7 @@ class PartSpec(BaseModel):
             return handler(data)  # pydantic reports the missing or mistyped name
         name = data["name"]
         if name not in cls.registry:
-            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
-                type=PydanticCustomError("unknown_part", "{message}", {"message": cls.registry.unknown_message(name)}),
-                loc=("name",), input=name,
-            )])
+            raise _unknown(cls.__name__, "unknown_part", cls.registry, name, "name")
         params = {k: v for k, v in data.items() if k != "name"}
         schema = cls.registry.entry(name).params
         if schema is not None:
@@ -65,6 +70,13 @@ class PartSpec(BaseModel):
 
     def build(self, *fixed: Any) -> Any:
         return self.registry.get(self.name)(*fixed, **self.params)
+
+
+def _unknown(title: str, kind: str, registry: Registry, name: Any, field: str) -> ValidationError:
+    return ValidationError.from_exception_data(title, [InitErrorDetails(
+        type=PydanticCustomError(kind, "{message}", {"message": registry.unknown_message(name)}),
+        loc=(field,), input=name,
+    )])
 
 
 class EncoderSpec(PartSpec):
@@ -92,17 +104,37 @@ class DatasetSpec(PartSpec):
 
 
 class ModelConfig(Strict):
-    """The architecture: what is needed to build the model, nothing about training."""
+    """The architecture: what is needed to build the model, nothing about training.
 
+    The base of every family's config schema. Validating a mapping against ``ModelConfig``
+    itself dispatches on its ``family`` (default ``vae``) and returns that family's config.
+    """
+
+    family: str = Field("vae", description="the model family: vae, cvae, hvae, ladder, ... (vaezoo list --families)")
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
         description="[channels, height, width] of one input image"
     )
-    latent_dim: PositiveInt
-    encoder: EncoderSpec
-    decoder: DecoderSpec
-    prior: PriorSpec = Field(default_factory=lambda: PriorSpec(name="normal"))
     likelihood: LikelihoodSpec = Field(default_factory=lambda: LikelihoodSpec(name="bernoulli"))
     objective: ObjectiveSpec = Field(default_factory=lambda: ObjectiveSpec(name="elbo"))
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _dispatch_family(cls, data: Any, handler):
+        if cls is not ModelConfig:
+            return handler(data)
+        if isinstance(data, ModelConfig):
+            return data if type(data) is not ModelConfig else handler(data)
+        if not isinstance(data, dict):
+            return handler(data)  # pydantic reports the wrong type
+        family = data.get("family", "vae")
+        if not isinstance(family, str) or family not in FAMILIES:
+            raise _unknown(cls.__name__, "unknown_family", FAMILIES, family, "family")
+        return FAMILIES.entry(family).params.model_validate(data)
+
+
+def validate_model_config(data: Any) -> ModelConfig:
+    """A ``model`` section (a mapping or a config) as its family's validated config."""
+    return ModelConfig.model_validate(data)
 
 
 class DataConfig(Strict):
@@ -160,6 +192,6 @@ class ExperimentConfig(Strict):
 
     name: Optional[str] = None
     description: str = ""
-    model: ModelConfig
+    model: SerializeAsAny[ModelConfig]
     data: DataConfig = Field(default_factory=DataConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Union
 
 from ._registry import Registry
-from .config import ConfigError, load_experiment, validate_experiment
-from .model import VAE, PartBuildError
+from .config import load_experiment, validate_experiment
+from .errors import ConfigError
+from .factory import build_model
+from .models import BaseVAE
 from .resources import configs_dir, registry_dir
 from .schemas import ExperimentConfig, ModelConfig
 
-__all__ = ["MODELS", "register_model", "list_models", "get_config", "create", "is_pretrained", "load"]
+__all__ = ["MODELS", "register_model", "list_models", "get_config", "create", "is_pretrained", "model_family"]
 
 # name -> a YAML path, or a function returning the experiment as a dict
 MODELS: Registry[Union[Path, Callable[[], Mapping[str, Any]]]] = Registry("model")
@@ -43,17 +45,27 @@ def is_pretrained(name: str) -> bool:
 
 
 def list_models(
-    filter: str | Iterable[str] = "*", exclude: str | Iterable[str] = (), pretrained: bool = False
+    filter: str | Iterable[str] = "*", exclude: str | Iterable[str] = (), pretrained: bool = False,
+    family: str | Iterable[str] | None = None,
 ) -> list[str]:
     """Model names matching the fnmatch ``filter``, minus ``exclude``, in natural order.
 
-    ``pretrained=True`` keeps only those with published weights.
+    ``pretrained=True`` keeps only those with published weights; ``family`` (a name or several)
+    keeps only models of those families (``list_models(family="hvae")``).
     """
     names = MODELS.names(filter, exclude)
     if pretrained:
         published = pretrained_names()
         names = [n for n in names if n in published]
+    if family is not None:
+        wanted = {family} if isinstance(family, str) else set(family)
+        names = [n for n in names if model_family(n) in wanted]
     return names
+
+
+def model_family(name: str) -> str:
+    """The family of a zoo model name, read from its config."""
+    return get_config(name).model.family
 
 
 ConfigSource = Union[str, Path, Mapping[str, Any], ExperimentConfig, ModelConfig]
@@ -66,6 +78,8 @@ def get_config(source: ConfigSource, overrides: Mapping[str, Any] | None = None)
     """
     if isinstance(source, ModelConfig):
         source = {"model": source.model_dump()}
+    if isinstance(source, Mapping) and "model" not in source and "input_shape" in source:
+        source = {"model": dict(source)}  # a bare model section
     if isinstance(source, ExperimentConfig):
         return validate_experiment(source.model_dump(), overrides, source=source.name or "")
     if isinstance(source, Mapping):
@@ -86,7 +100,7 @@ def get_config(source: ConfigSource, overrides: Mapping[str, Any] | None = None)
     raise ConfigError("", [("", MODELS.unknown_message(text) + ". Or pass the path of a YAML config file.")])
 
 
-def create(source: ConfigSource, **overrides: Any) -> VAE:
+def create(source: ConfigSource, **overrides: Any) -> BaseVAE:
     """A freshly initialized model from a zoo name, a YAML path, a dict or a config.
 
     Keyword arguments override fields of the ``model`` section; dotted keys reach inside
@@ -95,25 +109,6 @@ def create(source: ConfigSource, **overrides: Any) -> VAE:
     """
     experiment = get_config(source, {f"model.{key}": value for key, value in overrides.items()})
     return build_model(experiment.model, source=experiment.name or "")
-
-
-def build_model(config: ModelConfig, source: str = "") -> VAE:
-    """Build the network; a part that cannot take the configured shapes becomes a ConfigError."""
-    try:
-        return VAE(config)
-    except PartBuildError as exc:
-        raise ConfigError(source, [(f"model.{exc.field}", str(exc))]) from None
-
-
-def load(ref: str | Path, revision: str | None = None, map_location: Any = "cpu", **kwargs: Any) -> VAE:
-    """A trained model in eval mode: a pretrained name (``"fashion-conv64"``, sha256-verified),
-    ``"hf-hub:org/repo[@revision]"``, or a local folder in Hub layout.
-
-    Keyword arguments go to :func:`vaezoo.hub.load` (``token``, ``cache_dir``, ``local_files_only``).
-    """
-    from .hub.remote import load as hub_load
-
-    return hub_load(ref, revision=revision, map_location=map_location, **kwargs)
 
 
 _register_zoo_configs()

@@ -11,11 +11,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
 
+from ..errors import UsageError
+from ..evaluation import evaluate
+from ..evaluation.data import resolve_data
+from ..hub import load
 from ..schemas import DataConfig
+from ..viz.images import (
+    class_grid, interpolation_grid, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level, sample_grid,
+    traversal_grid,
+)
+from ..zoo import MODELS, get_config
 
 __all__ = ["add_commands", "parse_dims"]
 
@@ -37,9 +47,9 @@ def parse_dims(text: str) -> list[int]:
             elif part:
                 dims.append(int(part))
     except ValueError:
-        raise ValueError(f"--dims: expected dimensions like 0-7 or 0,3,5, got {text!r}") from None
+        raise UsageError(f"--dims: expected dimensions like 0-7 or 0,3,5, got {text!r}") from None
     if not dims:
-        raise ValueError(f"--dims: no dimensions in {text!r}")
+        raise UsageError(f"--dims: no dimensions in {text!r}")
     return dims
 
 
@@ -50,10 +60,7 @@ def _device(name: str) -> torch.device:
 
 
 def _load(args: argparse.Namespace):
-    import vaezoo
-
-    model = vaezoo.load(args.ref)
-    return model.to(_device(args.device)).eval()
+    return load(args.ref).to(_device(args.device)).eval()
 
 
 def _data_config(args: argparse.Namespace) -> DataConfig:
@@ -68,8 +75,6 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
         except (ValueError, OSError):
             config = None  # an unreadable data section: fall back, the model itself loaded fine
     if config is None:
-        from ..zoo import MODELS, get_config
-
         if args.ref in MODELS:
             config = get_config(args.ref).data
     config = config or DataConfig()
@@ -83,16 +88,14 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
     return config
 
 
-def _test_data(args: argparse.Namespace, limit: int | None = None):
-    from ..evaluation.data import resolve_data
-
-    return resolve_data(_data_config(args), limit=limit, root=args.data)
-
-
-def _check_shape(model, images: torch.Tensor) -> None:
-    if tuple(images.shape[1:]) != tuple(model.input_shape):
-        raise ValueError(f"the model takes images of shape {list(model.input_shape)} but the test images are "
-                         f"{list(images.shape[1:])}; pick the right dataset with --dataset")
+def _test_data(args: argparse.Namespace, model, limit: int | None = None):
+    data = resolve_data(_data_config(args), limit=limit, root=args.data)
+    if tuple(data.images.shape[1:]) != tuple(model.input_shape):
+        raise UsageError(f"the model takes images of shape {list(model.input_shape)} but the test images are "
+                         f"{list(data.images.shape[1:])}; pick the right dataset with --dataset")
+    if model.conditional and data.labels is None:
+        raise UsageError(f"the '{model.family}' family is conditional and the test images have no labels")
+    return data
 
 
 def _saved(path: str | Path, what: str) -> int:
@@ -104,17 +107,19 @@ def _saved(path: str | Path, what: str) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate
-
     model = _load(args)
     config = _data_config(args)
-    last = [-1.0]
+    start, last = time.perf_counter(), [-1.0]
 
     def progress(done: int, total: int) -> None:
         fraction = done / total
-        if not args.quiet and (fraction - last[0] >= 0.1 or done == total):
+        if not args.quiet and (fraction - last[0] >= 0.05 or done == total):
             last[0] = fraction
-            print(f"  {done:,}/{total:,} examples", file=sys.stderr, flush=True)
+            seconds = time.perf_counter() - start
+            rate = done / seconds if seconds > 0 else 0.0
+            eta = (total - done) / rate if rate > 0 else 0.0
+            print(f"  {done:,}/{total:,} examples, {rate:.1f} examples/s, eta {eta:.0f} s", file=sys.stderr,
+                  flush=True)
 
     report = evaluate(
         model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples, batch_size=args.batch_size,
@@ -128,73 +133,84 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from ..viz.images import sample_grid
-
-    sample_grid(_load(args), args.n, nrow=args.nrow, seed=args.seed, mean=not args.draw, path=args.output)
+    model = _load(args)
+    if args.class_ is not None:
+        if not model.conditional:
+            raise UsageError(f"--class needs a conditional model; the '{model.family}' family is not")
+        if not 0 <= args.class_ < model.config.num_classes:
+            raise UsageError(f"--class {args.class_} is out of range: the model has classes "
+                             f"0-{model.config.num_classes - 1}")
+        with_class = dict(classes=[args.class_], seed=args.seed, mean=not args.draw, path=args.output)
+        class_grid(model, args.n, **with_class)
+        return _saved(args.output, f"{args.n} samples of class {args.class_}")
+    if model.conditional:
+        per_class = max(1, args.n // model.config.num_classes)
+        class_grid(model, per_class, seed=args.seed, mean=not args.draw, path=args.output)
+        return _saved(args.output, f"{per_class} samples of each of the {model.config.num_classes} classes, "
+                                   f"one row per class (class 0 on top)")
+    sample_grid(model, args.n, nrow=args.nrow, seed=args.seed, mean=not args.draw, path=args.output)
     return _saved(args.output, f"{args.n} prior samples")
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from ..viz.images import reconstruction_grid
-
     model = _load(args)
-    images = _test_data(args, limit=args.n).images
-    _check_shape(model, images)
-    reconstruction_grid(model, images, pairs_per_row=args.pairs_per_row, path=args.output)
-    return _saved(args.output, f"{images.shape[0]} test images beside their reconstructions")
+    data = _test_data(args, model, limit=args.n)
+    reconstruction_grid(model, data.images, data.labels, pairs_per_row=args.pairs_per_row, path=args.output)
+    return _saved(args.output, f"{data.images.shape[0]} test images beside their reconstructions")
 
 
 def _cmd_traverse(args: argparse.Namespace) -> int:
-    from ..viz.images import rank_dims_by_kl, traversal_grid
-
     model = _load(args)
-    data = _test_data(args, limit=max(args.index + 1, args.reference))
-    _check_shape(model, data.images)
+    level = resolve_level(model, args.level)
+    size = model.level_dims()[level]
+    data = _test_data(args, model, limit=max(args.index + 1, args.reference))
     if not 0 <= args.index < data.images.shape[0]:
-        raise ValueError(f"--index {args.index} is out of range")
-    order, kl = rank_dims_by_kl(model, data.images[: args.reference])
+        raise UsageError(f"--index {args.index} is out of range")
+    labels = data.labels
+    order, kl = rank_dims_by_kl(model, data.images[: args.reference],
+                                None if labels is None else labels[: args.reference], level=level)
     if args.dims:
         dims = parse_dims(args.dims)
-        bad = [d for d in dims if d >= model.latent_dim]
+        bad = [d for d in dims if d >= size]
         if bad:
             shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
-            raise ValueError(f"--dims: {shown} out of range for a {model.latent_dim}-d latent (dims 0-{model.latent_dim - 1})")
+            raise UsageError(f"--dims: {shown} out of range for the {size}-d level {level} (dims 0-{size - 1})")
         rank = {d: i for i, d in enumerate(order)}
         dims = sorted(dims, key=rank.__getitem__)
     else:
         dims = order[: args.top]
     lo, hi = args.range
     values = torch.linspace(lo, hi, args.steps)
-    traversal_grid(model, data.images[args.index], dims=dims, values=values, order_by_kl=False,
+    label = None if labels is None else labels[args.index: args.index + 1]
+    traversal_grid(model, data.images[args.index], label, level=level, dims=dims, values=values, order_by_kl=False,
                    offset=args.offset, path=args.output)
-    print("rows (latent dim: mean KL in nats over "
+    print(f"rows (level {level}, latent dim: mean KL in nats over "
           f"{min(args.reference, data.images.shape[0])} test images): "
           + ", ".join(f"{d}: {float(kl[d]):.2f}" for d in dims))
-    return _saved(args.output, f"traversals of {len(dims)} latent dimensions over [{lo:g}, {hi:g}]")
+    return _saved(args.output, f"traversals of {len(dims)} latent dimensions of {level} over [{lo:g}, {hi:g}]")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from ..viz.images import interpolation_grid
-
     model = _load(args)
-    data = _test_data(args, limit=2 * args.pairs)
-    _check_shape(model, data.images)
+    data = _test_data(args, model, limit=2 * args.pairs)
     if data.images.shape[0] < 2 * args.pairs:
-        raise ValueError(f"need {2 * args.pairs} test images for {args.pairs} pairs, found {data.images.shape[0]}")
-    x = data.images
-    interpolation_grid(model, x[0::2][: args.pairs], x[1::2][: args.pairs], steps=args.steps, path=args.output)
+        raise UsageError(f"need {2 * args.pairs} test images for {args.pairs} pairs, found {data.images.shape[0]}")
+    x, y = data.images, data.labels
+    y_a = None if y is None else y[0::2][: args.pairs]
+    y_b = None if y is None else y[1::2][: args.pairs]
+    interpolation_grid(model, x[0::2][: args.pairs], x[1::2][: args.pairs], y_a, y_b, steps=args.steps,
+                       path=args.output)
     return _saved(args.output, f"{args.pairs} interpolations of {args.steps} steps")
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from ..viz.images import latent_map
-
     model = _load(args)
-    data = _test_data(args, limit=args.limit)
-    _check_shape(model, data.images)
-    latent_map(model, data.images, data.labels, data.classes or None,
-               title=f"{args.ref}: test posterior means ({data.images.shape[0]:,} images), PCA", path=args.output)
-    return _saved(args.output, f"a PCA map of {data.images.shape[0]:,} test latents")
+    level = resolve_level(model, args.level)
+    data = _test_data(args, model, limit=args.limit)
+    latent_map(model, data.images, data.labels, data.classes or None, level=level,
+               title=f"{args.ref}: test posterior means of {level} ({data.images.shape[0]:,} images), PCA",
+               path=args.output)
+    return _saved(args.output, f"a PCA map of {data.images.shape[0]:,} test latents ({level})")
 
 
 # ------------------------------------------------------------------------------ parsers
@@ -233,6 +249,8 @@ def add_commands(commands) -> None:
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--nrow", type=int, help="images per row (default: square)")
     p.add_argument("--draw", action="store_true", help="sample x ~ p(x|z) instead of showing its mean")
+    p.add_argument("--class", dest="class_", type=int, metavar="Y",
+                   help="a conditional model: n samples of this class (default: one row per class)")
     p.add_argument("-o", "--output", default="samples.png", help="PNG path (default samples.png)")
     p.set_defaults(func=_cmd_sample)
 
@@ -245,6 +263,7 @@ def add_commands(commands) -> None:
 
     p = commands.add_parser("traverse", help="latent traversals of a test image, most informative dims first")
     _common(p)
+    p.add_argument("--level", help="the latent level of a hierarchy, e.g. z2 (default: the top one)")
     p.add_argument("--dims", help="latent dimensions, e.g. 0-7 or 0,3,5 (default: the --top dims with most KL)")
     p.add_argument("--top", type=int, default=8, help="without --dims: how many dims, by KL (default 8)")
     p.add_argument("--range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"),
@@ -266,5 +285,6 @@ def add_commands(commands) -> None:
     p = commands.add_parser("embed", help="2-D PCA map of test posterior means, coloured by class")
     _common(p)
     p.add_argument("--limit", type=int, help="first N test images (default: all)")
+    p.add_argument("--level", help="the latent level of a hierarchy, e.g. z1 (default: the top one)")
     p.add_argument("-o", "--output", default="latents.png", help="PNG path (default latents.png)")
     p.set_defaults(func=_cmd_embed)

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from ..hub.publish import publish_run
+from ..hub.remote import pull, push_to_hub
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from ..hub.remote import push_to_hub
-
     # the token comes from HF_TOKEN or the client's login; no --token flag, so it never lands in shell history
     result = push_to_hub(args.dir, args.repo_id, tag=args.tag, private=args.private, commit_message=args.message,
-                         revision=args.revision)
+                         revision=args.revision, include_training=args.include_training)
     print(f"pushed {args.dir} to {result.url} (commit {result.commit}" + (f", tag {result.tag})" if result.tag else ")"))
     print(f"load it with: vaezoo.load({result.ref!r})")
     return 0
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
-    from ..hub.remote import pull
-
     print(pull(args.ref, revision=args.revision, local_files_only=args.offline))
     return 0
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from ..hub.publish import publish_run
-
     entry_path = publish_run(
         args.run, args.name, args.repo_id, metrics=args.metrics, config=args.config, license=args.license,
         push=args.push, tag=args.tag, registry=args.registry, dtype=args.dtype, hardware=args.hardware,
@@ -44,6 +40,8 @@ def add_commands(commands) -> None:
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--revision", help="branch to commit to (default: main)")
     p.add_argument("-m", "--message", help="commit message")
+    p.add_argument("--include-training", action="store_true",
+                   help="also upload a run's training state (checkpoints/, tensorboard/); by default only the model")
     p.set_defaults(func=_cmd_push)
 
     p = commands.add_parser("pull", help="download a pretrained name or hf-hub:org/repo[@rev] to the cache")

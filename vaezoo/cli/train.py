@@ -11,28 +11,20 @@ import argparse
 import sys
 
 from ..config import parse_set_args
+from ..training import train
 
 __all__ = ["add_commands"]
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..training import CheckpointError, NonFiniteLossError, train
-
     if args.config is None and args.resume is None:
         print("error: give a CONFIG (a zoo name or a YAML file), or --resume DIR to continue a run",
               file=sys.stderr)
         return 2
     overrides = parse_set_args(args.set)
-    try:
-        _, metrics = train(args.config, overrides, out=args.out, resume=args.resume or False,
-                           data_root=args.data, device=args.device)
-    except NonFiniteLossError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if metrics and _is_main():
+    _, metrics = train(args.config, overrides, out=args.out, resume=args.resume or False,
+                       data_root=args.data, device=args.device)
+    if metrics and metrics.get("test_neg_elbo") is not None and _is_main():
         print(f"test -ELBO {metrics['test_neg_elbo']:.3f} nats/image after {metrics['step']} steps", file=sys.stderr)
     return 0
 

@@ -6,16 +6,34 @@ import argparse
 import sys
 
 from ..config import parse_set_args
-from ..zoo import build_model, get_config, is_pretrained, list_models
+from ..factory import build_model
+from ..hub.index import get_entry
+from ..models import FAMILIES
+from ..schemas import PartSpec
+from ..zoo import get_config, is_pretrained, list_models, model_family
+
+__all__ = ["add_commands"]
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    names = list_models(args.filter or "*", exclude=args.exclude, pretrained=args.pretrained)
+    if args.families:
+        for name in FAMILIES.names():
+            doc = (FAMILIES.get(name).__doc__ or "").strip().splitlines()
+            print(f"{name:<10} {doc[0] if doc else ''}")
+        return 0
+    families = args.family or None
+    if families:
+        unknown = [f for f in families if f not in FAMILIES]
+        if unknown:
+            print(f"error: {FAMILIES.unknown_message(unknown[0])}", file=sys.stderr)
+            return 2
+    names = list_models(args.filter or "*", exclude=args.exclude, pretrained=args.pretrained, family=families)
     if not names:
         print("no models match", file=sys.stderr)
         return 1
+    width = max(len(n) for n in names)
     for name in names:
-        print(name)
+        print(f"{name:<{width}}  {model_family(name)}" if args.long else name)
     return 0
 
 
@@ -24,25 +42,29 @@ def _part(spec) -> str:
     return f"{spec.name}({params})" if params else spec.name
 
 
+def _latent(config) -> str:
+    dims = getattr(config, "latent_dims", None)
+    if dims is None:
+        return str(config.latent_dim)
+    return " / ".join(str(d) for d in dims) + " (bottom to top)"
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
-    experiment = get_config(args.name, parse_set_args(args.set))
+    overrides = parse_set_args(args.set)
+    experiment = get_config(args.name, overrides)
     model = build_model(experiment.model, source=experiment.name or args.name)
     m, t = experiment.model, experiment.trainer
     rows = [
         ("name", experiment.name or args.name),
         ("description", experiment.description or "-"),
+        ("family", m.family),
         ("input shape", " x ".join(map(str, m.input_shape))),
-        ("latent dim", m.latent_dim),
-        ("encoder", _part(m.encoder)),
-        ("decoder", _part(m.decoder)),
-        ("prior", _part(m.prior)),
-        ("likelihood", _part(m.likelihood)),
-        ("objective", _part(m.objective)),
-        ("parameters", f"{model.num_parameters():,} (encoder {sum(p.numel() for p in model.encoder.parameters()):,}, "
-                       f"decoder {sum(p.numel() for p in model.decoder.parameters()):,})"),
+        ("latent", _latent(m)),
+        *[(field.replace("_", " "), _part(spec)) for field, spec in m if isinstance(spec, PartSpec)],
+        ("parameters", f"{model.num_parameters():,}"),
         ("dataset", _part(experiment.data.dataset)),
         ("recipe", f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} lr {t.optimizer.lr:g}"),
-        ("pretrained", _pretrained_summary(experiment.name or "")),
+        ("pretrained", _pretrained_summary(experiment.name or "", overrides)),
     ]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
@@ -50,13 +72,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pretrained_summary(name: str) -> str:
+def _pretrained_summary(name: str, overrides: dict) -> str:
     """'no', or the published weights' metrics with their protocol, from the registry entry."""
     if not is_pretrained(name):
         return "no"
-    from ..hub.registry import get_entry
-
     entry = get_entry(name)
+    if get_config(name, overrides).model != entry.model:
+        changed = ", ".join(k for k in overrides if k.startswith("model."))
+        return f"no: the override of {changed} changes the architecture; {name}'s published weights do not apply"
     parts = []
     for metric in entry.metrics:
         if metric.unit != "nats":
@@ -69,13 +92,24 @@ def _pretrained_summary(name: str) -> str:
 
 
 def add_commands(commands) -> None:
-    p = commands.add_parser("list", help="list model names")
+    p = commands.add_parser(
+        "list", help="list model names (or the model families)",
+        description="List the zoo's model names, filtered by fnmatch patterns, family and published weights. "
+                    "Example: vaezoo list 'fashion-*' --family hvae --pretrained",
+    )
     p.add_argument("filter", nargs="*", help="fnmatch patterns, e.g. 'fashion-*'")
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="leave these out")
     p.add_argument("--pretrained", action="store_true", help="only models with published weights")
+    p.add_argument("--family", action="append", metavar="FAMILY", help="only models of this family (repeatable)")
+    p.add_argument("-l", "--long", action="store_true", help="show each model's family")
+    p.add_argument("--families", action="store_true", help="list the model families instead")
     p.set_defaults(func=_cmd_list)
 
-    p = commands.add_parser("info", help="summary of a model: config, parameter count, weights")
+    p = commands.add_parser(
+        "info", help="summary of a model: family, parts, parameter count, weights",
+        description="Show a model's family, parts, parameter count, recipe and published metrics. "
+                    "Example: vaezoo info fashion-conv64 --set model.latent_dim=32",
+    )
     p.add_argument("name", help="a model name or a YAML config path")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.set_defaults(func=_cmd_info)

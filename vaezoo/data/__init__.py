@@ -3,7 +3,7 @@
 from .binarize import dynamic_binarize, static_binarize, to_float
 from .datasets import FASHION_MNIST_CLASSES, MNIST_CLASSES, ImageData, fashion_mnist, mnist
 from .generic import image_folder, tensors
-from .sources import DataNotFoundError
+from ..errors import DataNotFoundError
 from .splits import DataSplits, load_splits
 
 __all__ = [

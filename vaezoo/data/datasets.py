@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 
-from ..parts.registry import register_dataset
+from ..parts.kinds import register_dataset
 from .idx import read_idx
 from .sources import Found, find_files
 

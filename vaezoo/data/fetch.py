@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..errors import DataError, UsageError
 from .datasets import IDX_STEMS, locate_idx
 
 __all__ = ["FetchedFile", "Fetched", "fetch", "FETCHABLE", "ChecksumMismatchError"]
@@ -39,7 +40,7 @@ _CHECKSUMS: dict[str, dict[str, tuple[str, Optional[str]]]] = {
 FETCHABLE = tuple(sorted(_CHECKSUMS))
 
 
-class ChecksumMismatchError(ValueError):
+class ChecksumMismatchError(DataError):
     """A dataset file whose bytes are not the published release's."""
 
 
@@ -86,7 +87,7 @@ def fetch(name: str, root: str | Path | None = None, download: bool = True) -> F
     """Find ``name`` (``data.root``, ``$VAEZOO_DATA``, the Debian package, the cache), else download
     it into the cache (``download=True``); then check every file against the published checksums."""
     if name not in _CHECKSUMS:
-        raise ValueError(f"vaezoo data knows how to fetch {', '.join(FETCHABLE)}, not {name!r}; other datasets "
+        raise UsageError(f"vaezoo data knows how to fetch {', '.join(FETCHABLE)}, not {name!r}; other datasets "
                          f"are read from the path in their config (data.dataset.path / data.root)")
     found = locate_idx(name, root, download=download)
     files = [_verify(name, stem, found.files[stem]) for stem in IDX_STEMS]

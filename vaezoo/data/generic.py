@@ -20,7 +20,8 @@ from typing import Annotated, Literal, Optional, Union
 import torch
 from pydantic import Field, PositiveInt
 
-from ..parts.registry import register_dataset
+from ..errors import DataError, DataNotFoundError
+from ..parts.kinds import register_dataset
 from .datasets import ImageData
 
 __all__ = ["tensors", "image_folder", "hold_out", "IMAGE_EXTENSIONS"]
@@ -32,7 +33,7 @@ Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 def _resolve(root: Optional[str], path: Optional[str], dataset: str, what: str) -> Path:
     if path is None and root is None:
-        raise ValueError(
+        raise DataError(
             f"dataset '{dataset}' needs the {what}: set data.dataset.path (or data.root / --data)"
         )
     if path is None:
@@ -50,7 +51,7 @@ def hold_out(
     n = images.shape[0]
     n_test = max(1, round(n * fraction))
     if n < 2 or n_test >= n:
-        raise ValueError(
+        raise DataError(
             f"{what}: cannot hold out a test fraction of {fraction} from {n} image(s); "
             f"give more images or a separate test set"
         )
@@ -70,9 +71,9 @@ def _as_uint8_images(x: torch.Tensor, file: Path, key: str) -> torch.Tensor:
     if x.dim() == 3:
         x = x.unsqueeze(1)  # (N, H, W) grayscale
     if x.dim() != 4:
-        raise ValueError(f"{file}: '{key}' has shape {tuple(x.shape)}; expected (N, C, H, W) or (N, H, W)")
+        raise DataError(f"{file}: '{key}' has shape {tuple(x.shape)}; expected (N, C, H, W) or (N, H, W)")
     if x.shape[1] not in (1, 3, 4) and x.shape[-1] in (1, 3, 4):
-        raise ValueError(
+        raise DataError(
             f"{file}: '{key}' has shape {tuple(x.shape)}, which looks channels-last; "
             f"store it as (N, C, H, W), e.g. x.permute(0, 3, 1, 2).contiguous()"
         )
@@ -83,14 +84,14 @@ def _as_uint8_images(x: torch.Tensor, file: Path, key: str) -> torch.Tensor:
     if x.is_floating_point():
         lo, hi = float(x.min()), float(x.max())
         if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(
+            raise DataError(
                 f"{file}: '{key}' is {x.dtype} with values in [{lo:g}, {hi:g}]; float images must lie "
                 f"in [0, 1] (or store uint8 0..255)"
             )
         return (x.float() * 255).round_().clamp_(0, 255).to(torch.uint8)
     lo, hi = int(x.min()), int(x.max())
     if lo < 0 or hi > 255:
-        raise ValueError(f"{file}: '{key}' is {x.dtype} with values in [{lo}, {hi}]; expected 0..255")
+        raise DataError(f"{file}: '{key}' is {x.dtype} with values in [{lo}, {hi}]; expected 0..255")
     return x.to(torch.uint8)
 
 
@@ -98,7 +99,7 @@ def _labels(y: Optional[torch.Tensor], n: int, file: Path, key: str) -> Optional
     if y is None:
         return None
     if y.dim() != 1 or y.shape[0] != n or y.is_floating_point():
-        raise ValueError(
+        raise DataError(
             f"{file}: '{key}' must be integer labels of shape ({n},), got {y.dtype} {tuple(y.shape)}"
         )
     return y.long()
@@ -124,36 +125,36 @@ def tensors(
 
     file = _resolve(root, path, "tensors", "safetensors file")
     if not file.is_file():
-        raise FileNotFoundError(f"dataset 'tensors': no file at {file} (data.dataset.path / data.root)")
+        raise DataNotFoundError(f"dataset 'tensors': no file at {file} (data.dataset.path / data.root)")
     try:
         with safe_open(str(file), framework="pt") as f:
             keys = set(f.keys())
             metadata = f.metadata() or {}
             loaded = {k: f.get_tensor(k) for k in keys if k.endswith(("_images", "_labels"))}
     except SafetensorError as exc:
-        raise ValueError(f"{file} is not a readable safetensors file: {exc}") from None
+        raise DataError(f"{file} is not a readable safetensors file: {exc}") from None
     if "train_images" not in loaded:
-        raise KeyError(
+        raise DataError(
             f"{file} has no 'train_images' tensor (keys found: {', '.join(sorted(keys)) or 'none'}); "
             f"expected train_images, optional test_images, train_labels, test_labels"
         )
     for key in loaded:
         if key not in ("train_images", "test_images", "train_labels", "test_labels"):
-            raise KeyError(f"{file}: unexpected tensor '{key}'; expected train_/test_ + images/labels")
+            raise DataError(f"{file}: unexpected tensor '{key}'; expected train_/test_ + images/labels")
     if "test_labels" in loaded and "test_images" not in loaded:
-        raise KeyError(f"{file} has 'test_labels' but no 'test_images'")
+        raise DataError(f"{file} has 'test_labels' but no 'test_images'")
     train_x = _as_uint8_images(loaded["train_images"], file, "train_images")
     train_y = _labels(loaded.get("train_labels"), train_x.shape[0], file, "train_labels")
     if "test_images" in loaded:
         test_x = _as_uint8_images(loaded["test_images"], file, "test_images")
         test_y = _labels(loaded.get("test_labels"), test_x.shape[0], file, "test_labels")
         if test_x.shape[1:] != train_x.shape[1:]:
-            raise ValueError(
+            raise DataError(
                 f"{file}: test_images are {tuple(test_x.shape[1:])} per image but train_images are "
                 f"{tuple(train_x.shape[1:])}"
             )
         if (train_y is None) != (test_y is None):
-            raise KeyError(f"{file}: give labels for both train and test images, or for neither")
+            raise DataError(f"{file}: give labels for both train and test images, or for neither")
     else:
         train_x, train_y, test_x, test_y = hold_out(train_x, train_y, test_fraction, what=str(file))
     classes: list[str] = []
@@ -161,7 +162,7 @@ def tensors(
         try:
             classes = [str(c) for c in json.loads(metadata["classes"])]
         except (ValueError, TypeError):
-            raise ValueError(f"{file}: metadata 'classes' must be a JSON list of names") from None
+            raise DataError(f"{file}: metadata 'classes' must be a JSON list of names") from None
     return ImageData(train_x, test_x, train_y, test_y, classes=classes, source=str(file))
 
 
@@ -178,7 +179,7 @@ def _scan(folder: Path) -> tuple[list[Path], Optional[list[str]]]:
     subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     loose = _images_in(folder, recursive=False)
     if subdirs and loose:
-        raise ValueError(
+        raise DataError(
             f"{folder} has both images ({loose[0].name}, ...) and subfolders ({subdirs[0].name}, ...); "
             f"put every image in a class subfolder, or none"
         )
@@ -204,7 +205,7 @@ def _decode(file: Path, channels: int, size: Optional[tuple[int, int]]) -> torch
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
             array = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"cannot decode image {file}: {' '.join(str(exc).split())}") from None
+        raise DataError(f"cannot decode image {file}: {' '.join(str(exc).split())}") from None
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
 
@@ -212,7 +213,7 @@ def _decode(file: Path, channels: int, size: Optional[tuple[int, int]]) -> torch
 def _load_folder(folder: Path, channels: int, size: Optional[tuple[int, int]]):
     files, names = _scan(folder)
     if not files:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no {'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)} images in {folder} "
             f"(nor in its subfolders)"
         )
@@ -220,7 +221,7 @@ def _load_folder(folder: Path, channels: int, size: Optional[tuple[int, int]]):
     for file in files:
         img = _decode(file, channels, size)
         if images and img.shape != images[0].shape:
-            raise ValueError(
+            raise DataError(
                 f"{file} is {tuple(img.shape[1:])} but {files[0]} is {tuple(images[0].shape[1:])}; "
                 f"images differ in size: set the dataset's 'size' to resize them all"
             )
@@ -248,7 +249,7 @@ def image_folder(
     """
     folder = _resolve(root, path, "image-folder", "image folder")
     if not folder.is_dir():
-        raise FileNotFoundError(f"dataset 'image-folder': no folder at {folder} (data.dataset.path / data.root)")
+        raise DataNotFoundError(f"dataset 'image-folder': no folder at {folder} (data.dataset.path / data.root)")
     hw = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
     train_dir, test_dir = folder / "train", folder / "test"
     if train_dir.is_dir():
@@ -258,12 +259,12 @@ def image_folder(
         train_x, train_names = _load_folder(folder, channels, hw)
         test_x, test_names = None, None
     if test_x is not None and test_x.shape[1:] != train_x.shape[1:]:
-        raise ValueError(
+        raise DataError(
             f"{test_dir} images are {tuple(test_x.shape[2:])} but {train_dir} images are "
             f"{tuple(train_x.shape[2:])}: set the dataset's 'size' to resize them all"
         )
     if test_x is not None and (train_names is None) != (test_names is None):
-        raise ValueError(f"{train_dir} and {test_dir} must both have class subfolders, or neither")
+        raise DataError(f"{train_dir} and {test_dir} must both have class subfolders, or neither")
     classes = sorted(set(train_names or []) | set(test_names or []))
     index = {c: i for i, c in enumerate(classes)}
 

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..errors import DataNotFoundError
+
 __all__ = ["DataNotFoundError", "Found", "find_files", "cache_dir", "one_line"]
-
-
-class DataNotFoundError(FileNotFoundError):
-    """No place held the dataset; the message lists every place tried and how to fix it."""
 
 
 def cache_dir() -> Path:

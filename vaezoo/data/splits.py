@@ -7,6 +7,7 @@ from typing import Optional
 
 import torch
 
+from ..errors import DataError
 from ..schemas import DataConfig
 from .binarize import STATIC_BINARIZE_SEED, static_binarize
 from .datasets import ImageData
@@ -49,7 +50,7 @@ def load_splits(config: DataConfig, root: str | None = None) -> DataSplits:
         data.test_images = static_binarize(data.test_images, STATIC_BINARIZE_SEED + 1)
     n = data.train_images.shape[0]
     if config.val_size >= n:
-        raise ValueError(f"data.val_size is {config.val_size} but the training set has only {n} images")
+        raise DataError(f"data.val_size is {config.val_size} but the training set has only {n} images")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
     val_idx, train_idx = order[: config.val_size], order[config.val_size:]
 

@@ -1,4 +1,4 @@
-"""``vaezoo.evaluate``: the standard test-set numbers of a VAE, with their protocol."""
+"""``vaezoo.evaluate``: the standard test-set numbers of a model of any family, with their protocol."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Callable, Optional
 
 import torch
 
-from ..parts.priors import StandardNormalPrior
+from ..errors import UsageError
+from ..models.bounds import iwae_bound
+from ..models.refine import DEFAULT_REFINE_LR, refine
+from ..ops.noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
+from ..passes import kl_term_name
 from .data import DataSource, resolve_data
-from .metrics import (
-    ACTIVE_UNIT_THRESHOLD, active_units, bits_per_dim, elbo_terms, iwae_bound, kl_per_dimension, num_pixels,
-)
-from .noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
-from .refine import DEFAULT_REFINE_LR, refine
-from .report import EvalReport, Metric
+from .metrics import ACTIVE_UNIT_THRESHOLD, active_units, bits_per_dim, num_pixels
+from .report import EvalReport, Measurement
 
 __all__ = ["evaluate", "DECODES_PER_CALL", "default_chunk_size"]
 
@@ -57,9 +57,11 @@ def evaluate(
     """Evaluate ``model`` on ``data`` (an image tensor, or a DataConfig / dataset name -> its test split).
 
     Reports, as means over examples with standard errors: -ELBO with ``elbo_samples`` draws
-    (and its reconstruction and KL terms), the importance-weighted NLL with ``iw_samples``
-    (0 to skip), both in bits/dim too, and the active units. With ``refine_steps > 0`` each
-    example's posterior is refined (see :func:`vaezoo.evaluation.refine`): the report adds
+    (its reconstruction term, and the KL of each latent level), the importance-weighted NLL
+    with ``iw_samples`` (0 to skip; the weights use the joint over every level), both in
+    bits/dim too, and the active units of each level. For a conditional family every bound is
+    on log p(x | y), y the true label. With ``refine_steps > 0`` (one-level families) each
+    example's posterior is refined (see :func:`vaezoo.models.refine.refine`): the report adds
     the refined -ELBO and the amortization gap, and the refined posterior becomes the
     importance-sampling proposal, which tightens the NLL estimate.
 
@@ -68,23 +70,34 @@ def evaluate(
     decoders on a CPU).
     """
     if elbo_samples < 1:
-        raise ValueError(f"elbo_samples must be at least 1, got {elbo_samples}")
+        raise UsageError(f"elbo_samples must be at least 1, got {elbo_samples}")
     if iw_samples < 0 or refine_steps < 0 or batch_size < 1:
-        raise ValueError("iw_samples and refine_steps must be >= 0 and batch_size >= 1")
+        raise UsageError("iw_samples and refine_steps must be >= 0 and batch_size >= 1")
+    if refine_steps and len(model.latent_levels) != 1:
+        raise UsageError(f"refinement (refine_steps) is for one-level families; the '{model.family}' family's "
+                         f"posteriors depend on the draws of the levels above")
     evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root)
-    images = evaluation.images
+    images, labels = evaluation.images, evaluation.labels
     if tuple(images.shape[1:]) != tuple(model.input_shape):
-        raise ValueError(
+        raise UsageError(
             f"the model takes images of shape {list(model.input_shape)} but the data has {list(images.shape[1:])}"
         )
+    if model.conditional and labels is None:
+        raise UsageError(f"the '{model.family}' family is conditional and the data has no labels to condition on")
     parameter = next(model.parameters())
     device, dtype = parameter.device, parameter.dtype
     chunk = chunk_size or default_chunk_size(model, device, batch_size)
-    closed_form_kl = isinstance(model.prior, StandardNormalPrior)
     n = images.shape[0]
+    levels = [name for name, _ in model.latent_levels]
+    single = len(levels) == 1
 
-    columns: dict[str, list[torch.Tensor]] = {k: [] for k in ("log_px", "kl", "log_px_r", "kl_r", "iwae")}
-    means, kl_dims = [], []
+    columns: dict[str, list[torch.Tensor]] = {}
+    means: dict[str, list[torch.Tensor]] = {name: [] for name in levels}
+    kl_dims: dict[str, list[torch.Tensor]] = {name: [] for name in levels}
+
+    def keep(column: str, values: torch.Tensor) -> None:
+        columns.setdefault(column, []).append(values.double().cpu())
+
     was_training = model.training
     model.eval()
     layout = torch.channels_last if model.prefers_channels_last(device) else torch.contiguous_format
@@ -93,27 +106,30 @@ def evaluate(
     try:
         for start in range(0, n, batch_size):
             x = images[start: start + batch_size].to(device=device, dtype=dtype, memory_format=layout)
+            y = labels[start: start + batch_size].to(device) if model.conditional else None
             indices = range(start, start + x.shape[0])
             with torch.no_grad():
-                posterior = model.encode(x)
-                means.append(posterior.mu.double().cpu())
-                if closed_form_kl:
-                    kl_dims.append(kl_per_dimension(posterior).double().sum(dim=0).cpu())
-                eps = NoiseSource(seed, ELBO_STREAM, indices, posterior.mu.shape[1:], device, dtype).draw(0, elbo_samples)
-                log_px, kl = elbo_terms(model, x, posterior, eps)
-            columns["log_px"].append(log_px.double().cpu())
-            columns["kl"].append(kl.double().cpu())
-            proposal = posterior
+                for name, value in model.posterior_means(x, y).items():
+                    means[name].append(value.double().cpu())
+                eps = NoiseSource(seed, ELBO_STREAM, indices, model.noise_shape, device, dtype).draw(0, elbo_samples)
+                draw = model.latent_pass(x, eps, y)
+                keep("log_px", draw.log_px.mean(dim=0))
+                for level in draw.levels:
+                    keep(kl_term_name(level.name, single), level.kl().mean(dim=0))
+                    per_dim = level.kl_per_dim()
+                    if per_dim is not None:
+                        kl_dims[level.name].append(per_dim.mean(dim=0).double().sum(dim=0).cpu())
+            proposal = None
             if refine_steps:
-                proposal = refine(model, x, refine_steps, refine_lr, init=posterior, seed=seed, indices=indices)
+                proposal = refine(model, x, refine_steps, refine_lr, seed=seed, indices=indices, y=y)
                 with torch.no_grad():  # the same noise as the amortized ELBO: a paired comparison
-                    log_px_r, kl_r = elbo_terms(model, x, proposal, eps)
-                columns["log_px_r"].append(log_px_r.double().cpu())
-                columns["kl_r"].append(kl_r.double().cpu())
+                    refined = model.latent_pass(x, eps, y, posterior=proposal)
+                keep("log_px_r", refined.log_px.mean(dim=0))
+                keep("kl_r", refined.kl().mean(dim=0))
             if iw_samples:
                 with torch.no_grad():
-                    noise = NoiseSource(seed, IWAE_STREAM, indices, posterior.mu.shape[1:], device, dtype)
-                    columns["iwae"].append(iwae_bound(model, x, proposal, noise, iw_samples, chunk).cpu())
+                    noise = NoiseSource(seed, IWAE_STREAM, indices, model.noise_shape, device, dtype)
+                    keep("iwae", iwae_bound(model, x, noise, iw_samples, chunk, y, posterior=proposal))
             if progress is not None:
                 progress(min(n, start + batch_size), n)
     finally:
@@ -122,23 +138,26 @@ def evaluate(
     seconds = time.perf_counter() - start_time
 
     pixels = num_pixels(model.input_shape)
-    col = {k: torch.cat(v) for k, v in columns.items() if v}
-    metrics: dict[str, Metric] = {}
+    col = {k: torch.cat(v) for k, v in columns.items()}
+    metrics: dict[str, Measurement] = {}
 
     def add(name, values, unit, label, protocol=""):
         value, se = _mean_se(values)
-        metrics[name] = Metric(value=value, unit=unit, label=label, stderr=se, protocol=protocol)
+        metrics[name] = Measurement(value=value, unit=unit, label=label, stderr=se, protocol=protocol)
 
-    neg_elbo = -(col["log_px"] - col["kl"])
-    kl_note = "closed form" if closed_form_kl else f"Monte Carlo, S={elbo_samples}"
+    kl_names = [kl_term_name(name, single) for name in levels]
+    total_kl = sum(col[name] for name in kl_names)
+    neg_elbo = -(col["log_px"] - total_kl)
     add("neg_elbo", neg_elbo, "nats", "-ELBO", f"S={elbo_samples}")
     add("recon", -col["log_px"], "nats", "  reconstruction -E_q log p(x|z)", f"S={elbo_samples}")
-    add("kl", col["kl"], "nats", "  KL(q(z|x) || p(z))", kl_note)
+    for name, level in zip(kl_names, levels):
+        what = "KL(q(z|x) || p(z))" if single else f"KL of {level}"
+        add(name, col[name], "nats", f"  {what}", f"S={elbo_samples} (closed form where it exists)")
     add("neg_elbo_bpd", bits_per_dim(neg_elbo, pixels), "bits/dim", "-ELBO bits/dim", f"S={elbo_samples}, {pixels} dims")
     if refine_steps:
         neg_elbo_r = -(col["log_px_r"] - col["kl_r"])
-        refined = f"{refine_steps} Adam steps, lr {refine_lr:g}"
-        add("neg_elbo_refined", neg_elbo_r, "nats", "-ELBO, refined posterior", f"S={elbo_samples}, {refined}")
+        refined_note = f"{refine_steps} Adam steps, lr {refine_lr:g}"
+        add("neg_elbo_refined", neg_elbo_r, "nats", "-ELBO, refined posterior", f"S={elbo_samples}, {refined_note}")
         add("amortization_gap", neg_elbo - neg_elbo_r, "nats", "amortization gap", "ELBO refined - ELBO encoder")
     if iw_samples:
         proposal_note = "refined q" if refine_steps else "encoder q"
@@ -148,20 +167,26 @@ def evaluate(
         if refine_steps:
             add("approximation_gap", neg_elbo_r - nll, "nats", "approximation gap",
                 f"-ELBO refined - NLL (k={iw_samples})")
-    mu = torch.cat(means)
-    kl_per_dim = (torch.stack(kl_dims).sum(dim=0) / n).tolist() if kl_dims else None
     if n >= 2:
-        count, _ = active_units(mu)
-        metrics["active_units"] = Metric(
-            value=count, unit=f"of {model.latent_dim}", label="active units",
+        counts = {name: active_units(torch.cat(means[name]))[0] for name in levels}
+        dims = model.level_dims()
+        metrics["active_units"] = Measurement(
+            value=sum(counts.values()), unit=f"of {sum(dims.values())}", label="active units",
             protocol=f"Cov_x(E_q[z_j]) > {ACTIVE_UNIT_THRESHOLD}",
         )
+        if not single:
+            for name in levels:
+                metrics[f"active_units/{name}"] = Measurement(value=counts[name], unit=f"of {dims[name]}",
+                                                              label=f"  active units of {name}")
+    kl_per_dim = {name: (torch.stack(kl_dims[name]).sum(dim=0) / n).tolist() for name in levels if kl_dims[name]}
     protocol = {
         "model": model_name,
         **{k: v for k, v in evaluation.protocol.items()},
+        "family": model.family,
         "likelihood": _part_label(model.config.likelihood),
-        "prior": _part_label(model.config.prior),
-        "latent_dim": model.latent_dim,
+        "prior": _part_label(model.config.prior) if hasattr(model.config, "prior") else None,
+        "latent_levels": dict(model.latent_levels),
+        "latent_dim": sum(dim for _, dim in model.latent_levels),
         "pixels": pixels,
         "elbo_samples": elbo_samples,
         "iw_samples": iw_samples,
@@ -170,8 +195,10 @@ def evaluate(
         "seed": seed,
         "units": "nats per image (sum over pixels), mean over examples; bits/dim = nats / (pixels * ln 2)",
     }
+    if model.conditional:
+        protocol["conditioned_on"] = "the true class label: every bound is on log p(x | y)"
     timing = {"seconds": seconds, "examples_per_s": n / seconds if seconds > 0 else 0.0, "device": str(device)}
-    return EvalReport(protocol=protocol, metrics=metrics, kl_per_dim=kl_per_dim, timing=timing)
+    return EvalReport(protocol=protocol, metrics=metrics, kl_per_dim=kl_per_dim or None, timing=timing)
 
 
 def _part_label(spec) -> str:

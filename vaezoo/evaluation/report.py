@@ -6,11 +6,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-__all__ = ["Metric", "EvalReport"]
+__all__ = ["Measurement", "EvalReport"]
 
 
 @dataclass
-class Metric:
+class Measurement:
     """One number: its value (mean over examples), standard error, unit and how it was measured."""
 
     value: float
@@ -30,8 +30,8 @@ class EvalReport:
     """
 
     protocol: dict[str, Any]
-    metrics: dict[str, Metric]
-    kl_per_dim: Optional[list[float]] = None
+    metrics: dict[str, Measurement]
+    kl_per_dim: Optional[dict[str, list[float]]] = None  # per latent level
     timing: dict[str, float] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> float:
@@ -55,7 +55,7 @@ class EvalReport:
     def from_dict(cls, data: dict[str, Any]) -> "EvalReport":
         return cls(
             protocol=dict(data["protocol"]),
-            metrics={name: Metric(**m) for name, m in data["metrics"].items()},
+            metrics={name: Measurement(**m) for name, m in data["metrics"].items()},
             kl_per_dim=data.get("kl_per_dim"),
             timing=dict(data.get("timing", {})),
         )

@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .card import describe_protocol, metric_records
-from .registry import Metric, RegistryEntry, list_entries
+from ..layout.card import describe_protocol, metric_records
+from ..schemas import ModelConfig, PartSpec
+from ..zoo import get_config
+from .index import PretrainedEntry, PublishedMetric, list_entries
 
 __all__ = ["render_models_md", "main", "DEFAULT_OUT", "samples_picture"]
 
@@ -26,11 +28,11 @@ def samples_picture(name: str) -> Path:
     return IMAGES / f"{name}-samples.png"
 
 
-def _find(entry: RegistryEntry, name: str) -> Optional[Metric]:
+def _find(entry: PretrainedEntry, name: str) -> Optional[PublishedMetric]:
     return next((m for m in entry.metrics if m.name == name), None)
 
 
-def _metric(entry: RegistryEntry, name: str) -> str:
+def _metric(entry: PretrainedEntry, name: str) -> str:
     m = _find(entry, name)
     if m is None:
         return "-"
@@ -38,7 +40,7 @@ def _metric(entry: RegistryEntry, name: str) -> str:
     return f"{m.value:.2f} ({m.protocol.split}, {m.protocol.num_examples:,})"
 
 
-def _bits_per_dim(entry: RegistryEntry) -> str:
+def _bits_per_dim(entry: PretrainedEntry) -> str:
     """The tightest bound's bits/dim: the IWAE NLL's where measured, else the -ELBO's."""
     for name, bound in (("nll_bpd", "NLL"), ("neg_elbo_bpd", "-ELBO")):
         m = _find(entry, name)
@@ -47,19 +49,35 @@ def _bits_per_dim(entry: RegistryEntry) -> str:
     return "-"
 
 
-def _active_units(entry: RegistryEntry) -> str:
+def latent_size(model: ModelConfig) -> int:
+    """Latent numbers per image, summed over the levels of a hierarchy."""
+    dims = getattr(model, "latent_dims", None)
+    return sum(dims) if dims is not None else model.latent_dim
+
+
+def _latent(model: ModelConfig) -> str:
+    dims = getattr(model, "latent_dims", None)
+    return " / ".join(str(d) for d in dims) if dims is not None else str(model.latent_dim)
+
+
+def _parts(model: ModelConfig) -> str:
+    return ", ".join(f"{field.replace('_', ' ')} `{spec.name}`" for field, spec in model
+                     if isinstance(spec, PartSpec))
+
+
+def _active_units(entry: PretrainedEntry) -> str:
     m = _find(entry, "active_units")
-    return f"{m.value:.0f} / {entry.model.latent_dim}" if m is not None else "-"
+    return f"{m.value:.0f} / {latent_size(entry.model)}" if m is not None else "-"
 
 
-def _training_time(entry: RegistryEntry) -> str:
+def _training_time(entry: PretrainedEntry) -> str:
     seconds = entry.training.time_s
     if seconds is None:
         return "-"
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
 
 
-def _eval_commands(entry: RegistryEntry) -> list[str]:
+def _eval_commands(entry: PretrainedEntry) -> list[str]:
     """The ``vaezoo eval`` calls that measure the entry's metrics, read off their protocols."""
     commands = []
     elbo, iwae = _find(entry, "neg_elbo"), _find(entry, "iwae_nll")
@@ -74,27 +92,25 @@ def _eval_commands(entry: RegistryEntry) -> list[str]:
     return commands
 
 
-def _epochs_override(entry: RegistryEntry) -> str:
+def _epochs_override(entry: PretrainedEntry) -> str:
     """``--set trainer.epochs=N`` when the published run stopped short of its config's recipe."""
-    from ..zoo import get_config
-
     planned = get_config(entry.config).trainer.epochs
     return f" --set trainer.epochs={entry.training.epochs}" if entry.training.epochs != planned else ""
 
 
-def _protocol(entry: RegistryEntry) -> str:
+def _protocol(entry: PretrainedEntry) -> str:
     binarization = entry.recipe.data.binarize
     pixels = "grayscale" if binarization == "none" else f"{binarization}ally binarized"
     return f"{entry.model.likelihood.name}, {pixels}"
 
 
-def _revision(entry: RegistryEntry) -> str:
+def _revision(entry: PretrainedEntry) -> str:
     w = entry.weights
     pinned = f"`{w.revision[:10]}`" if w.revision else "not pushed yet"
     return f"[{w.repo_id}](https://huggingface.co/{w.repo_id}) @ {pinned}"
 
 
-def render_models_md(entries: Sequence[RegistryEntry]) -> str:
+def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     lines = [
         "# Pretrained models",
         "",
@@ -110,12 +126,13 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
         lines += ["No pretrained weights are published yet.", ""]
         return "\n".join(lines)
     lines += [
-        "| name | dataset | params | latent | -ELBO | NLL (IWAE) | weights | Hub | license |",
-        "|---|---|---:|---:|---:|---:|---|---|---|",
+        "| name | family | dataset | params | latent | -ELBO | NLL (IWAE) | weights | Hub | license |",
+        "|---|---|---|---:|---:|---:|---:|---|---|---|",
     ]
     for e in entries:
         lines.append(
-            f"| `{e.name}` | {e.dataset} | {e.num_params:,} | {e.model.latent_dim} | {_metric(e, 'neg_elbo')} | "
+            f"| `{e.name}` | {e.model.family} | {e.dataset} | {e.num_params:,} | {_latent(e.model)} | "
+            f"{_metric(e, 'neg_elbo')} | "
             f"{_metric(e, 'iwae_nll')} | {e.storage_dtype}" + (", shipped" if e.shipped else "") + " | "
             f"{_revision(e)} | {e.license} |"
         )
@@ -145,8 +162,8 @@ def render_models_md(entries: Sequence[RegistryEntry]) -> str:
         if e.description:
             lines += [e.description, ""]
         lines += [
-            f"- config: `configs/{e.config}.yaml`; encoder `{e.model.encoder.name}`, decoder `{e.model.decoder.name}`, "
-            f"prior `{e.model.prior.name}`, likelihood `{e.model.likelihood.name}`",
+            f"- config: `configs/{e.config}.yaml`; family `{e.model.family}`, latent {_latent(e.model)}; "
+            f"{_parts(e.model)}",
             f"- trained: {e.training.epochs} epochs"
             + (f" in {e.training.time_s / 60:.1f} min" if e.training.time_s else "")
             + (f" on {e.training.hardware}" if e.training.hardware else "")

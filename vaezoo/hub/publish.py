@@ -1,7 +1,6 @@
 """Publish a trained run as a pretrained name: shipped weights + a ``registry/<name>.json`` entry.
 
-    python -m vaezoo.hub.publish RUN_DIR NAME REPO_ID [--metrics eval.json] [--push --tag v1]
-    vaezoo publish RUN_DIR NAME REPO_ID ...                                  (same thing)
+    vaezoo publish RUN_DIR NAME REPO_ID [--metrics eval.json] [--push --tag v1]
 
 Steps: load and validate the run folder; write its weights in the storage dtype (fp16 by
 default) to ``registry/weights/<name>.safetensors``; optionally push a Hub-layout folder
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,12 +21,18 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import torch
 
 from .. import resources
-from .card import metric_records
-from .errors import HubError
-from .layout import CONFIG_NAME, SAMPLES_NAME, load_local, read_config, save_pretrained
-from .registry import HubWeights, Metric, Protocol, Recipe, RegistryEntry, TrainingRun, sha256_file, write_entry
+from ..errors import HubError
+from ..layout import CONFIG_NAME, SAMPLES_NAME, push_folder, read_config
+from ..layout.card import metric_records
+from ..schemas import ExperimentConfig
+from ..zoo import MODELS, get_config
+from .index import (
+    HubWeights, PretrainedEntry, Protocol, PublishedMetric, Recipe, TrainingRun, entry_path, read_entry, sha256_file,
+    write_entry,
+)
+from .local import load_local
 
-__all__ = ["publish_run", "normalize_metrics", "main"]
+__all__ = ["publish_run", "normalize_metrics"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # metrics of an EvalReport that belong in the registry, and what each one's protocol means
@@ -42,7 +46,7 @@ def _is_eval_report(obj: Any) -> bool:
 
 def normalize_metrics(
     metrics: Any, *, likelihood: str, binarization: str, weights_dtype: str, name: str
-) -> list[Metric]:
+) -> list[PublishedMetric]:
     """Registry metric records from an EvalReport dict (``vaezoo eval`` JSON) or from records.
 
     Protocol fields not given are filled from the run (likelihood, binarization); the
@@ -55,11 +59,11 @@ def normalize_metrics(
                                  weights_dtype=weights_dtype, name=name)
     out = []
     for record in metric_records(metrics):
-        known = set(Metric.model_fields) | set(Protocol.model_fields)
+        known = set(PublishedMetric.model_fields) | set(Protocol.model_fields)
         unknown = sorted(set(record) - known)
         if unknown:
             raise HubError(f"metric '{record['name']}': unknown fields {unknown}; a metric has "
-                           f"{sorted(Metric.model_fields)} and protocol fields {sorted(Protocol.model_fields)}")
+                           f"{sorted(PublishedMetric.model_fields)} and protocol fields {sorted(Protocol.model_fields)}")
         protocol = {k: record[k] for k in Protocol.model_fields if k in record}
         protocol.setdefault("likelihood", likelihood)
         protocol.setdefault("binarization", binarization)
@@ -69,13 +73,13 @@ def normalize_metrics(
         if missing:
             raise HubError(f"metric '{record['name']}' has no protocol: give {', '.join(missing)} "
                            f"(a number is comparable only with the protocol that measured it)")
-        out.append(Metric(protocol=Protocol(**protocol), **{k: record[k] for k in Metric.model_fields if k in record
+        out.append(PublishedMetric(protocol=Protocol(**protocol), **{k: record[k] for k in PublishedMetric.model_fields if k in record
                                                             and k != "protocol"}))
     return out
 
 
 def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarization: str, weights_dtype: str,
-                      name: str) -> list[Metric]:
+                      name: str) -> list[PublishedMetric]:
     p = report["protocol"]
     evaluated = p.get("model")
     if evaluated != name and weights_dtype != "float32":
@@ -100,7 +104,7 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
             weights_dtype=weights_dtype,
             seed=p.get("seed"),
         )
-        out.append(Metric(name=metric_name, value=float(m["value"]), unit=unit,
+        out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=unit,
                           stderr=m.get("stderr"), protocol=protocol))
     return out
 
@@ -126,16 +130,16 @@ def _metric_sources(metrics: Any) -> list[Any]:
     return [_read_metrics(metrics)]
 
 
-def _precision(metric: Metric) -> tuple[int, int, int]:
+def _precision(metric: PublishedMetric) -> tuple[int, int, int]:
     p = metric.protocol
     return p.num_examples, p.importance_samples, p.mc_samples or 1
 
 
-def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[Metric]:
+def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[PublishedMetric]:
     """All sources' metrics; a name measured by several keeps the most precise measurement: on the
     most examples, then with the most samples (an IWAE run on a subset also reports a one-sample
     -ELBO, which the full test set's run with S = 10 measures better)."""
-    records: dict[str, Metric] = {}
+    records: dict[str, PublishedMetric] = {}
     for source in _metric_sources(metrics):
         for record in normalize_metrics(source, **normalize_kwargs):
             kept = records.get(record.name)
@@ -173,8 +177,6 @@ def publish_run(
     default: the run's own ``config.json`` metrics when they carry a protocol. ``push=True``
     uploads the shipped bytes (plus config, card and samples) and pins the new commit.
     """
-    from ..zoo import MODELS, get_config
-
     run_dir = Path(run_dir)
     registry = Path(registry) if registry is not None else resources.registry_dir()
     if dtype not in _DTYPES:
@@ -210,14 +212,12 @@ def publish_run(
     shipped_rel = f"weights/{name}.safetensors"
     with tempfile.TemporaryDirectory(prefix="vaezoo-publish-") as tmp:
         folder = Path(tmp) / name
-        from .. import ExperimentConfig
-
         exp = ExperimentConfig(name=name, description=description or experiment.description, model=run_config.model,
                                data=recipe.data, trainer=recipe.trainer)
         if (run_dir / SAMPLES_NAME).is_file():
             folder.mkdir(parents=True)
             (folder / SAMPLES_NAME).write_bytes((run_dir / SAMPLES_NAME).read_bytes())
-        save_pretrained(model, folder, experiment=exp, metrics=[m.model_dump(mode="json") for m in records] or None,
+        model.save_pretrained(folder, experiment=exp, metrics=[m.model_dump(mode="json") for m in records] or None,
                         training=run.model_dump(mode="json", exclude_none=True), dtype=_DTYPES[dtype],
                         repo_id=repo_id, license=license,
                         samples=None if (folder / SAMPLES_NAME).is_file() else 64)
@@ -228,21 +228,16 @@ def publish_run(
         target.write_bytes(weights.read_bytes())
         revision = None
         if push:
-            from .remote import _push_folder
-
-            revision = _push_folder(folder, repo_id, tag=tag, private=False, token=token,
-                                    commit_message=f"vaezoo: publish {name}", revision=None).commit
+            revision = push_folder(folder, repo_id, tag=tag, token=token, commit_message=f"vaezoo: publish {name}").commit
     if revision is None:
         # keep a revision pinned by an earlier push when the bytes did not change
-        from .registry import entry_path, read_entry
-
         previous = entry_path(name, registry)
         if previous.is_file():
             old = read_entry(previous)
             if old.weights.sha256 == sha and old.weights.repo_id == repo_id:
                 revision = old.weights.revision
 
-    entry = RegistryEntry(
+    entry = PretrainedEntry(
         name=name,
         description=description or experiment.description,
         config=config_name,
@@ -259,13 +254,3 @@ def publish_run(
         date=date or _dt.date.today(),
     )
     return write_entry(entry, registry)
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    from ..cli import main as cli_main
-
-    return cli_main(["publish", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Loading from and pushing to the Hugging Face Hub with the stock ``huggingface_hub`` client.
+"""``vaezoo.load``: a pretrained name, a Hub repository or a local folder -> a model; pushing a folder.
 
 The client's standard settings apply unchanged: ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``
 (the cache) and ``HF_HUB_OFFLINE``. vaezoo adds the pinning: a pretrained name resolves to a
@@ -8,22 +8,23 @@ repository, a commit, a file and its sha256, and a file whose sha256 differs is 
 from __future__ import annotations
 
 import logging
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
 
-from ..model import VAE
-from .errors import ChecksumError, HubError, translate_hub_errors
-from .layout import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, build_from_config, load_local, load_weights, read_config
-from .registry import RegistryEntry, get_entry, sha256_file, shipped_path
+from .._registry import suggest
+from ..errors import ChecksumError, HubError
+from ..factory import build_model
+from ..layout import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME, PushResult, push_folder, translate_hub_errors
+from ..models import BaseVAE
+from ..zoo import MODELS
+from .index import PretrainedEntry, entry_path, get_entry, list_entries, sha256_file, shipped_path
+from .local import load_local, load_weights, validate_folder
 
 __all__ = ["HF_PREFIX", "parse_hub_ref", "resolve", "load", "load_pretrained", "load_from_hub", "pull",
            "push_to_hub", "PushResult", "verified_weights"]
 
-HF_PREFIX = "hf-hub:"
 logger = logging.getLogger(__name__)
 
 
@@ -45,8 +46,6 @@ def resolve(ref: Union[str, Path]) -> tuple[str, str]:
 
     Nothing is guessed: a bare word is a pretrained name or an existing folder, never both.
     """
-    from ..zoo import MODELS
-
     if isinstance(ref, Path):
         return "local", str(ref)
     text = str(ref)
@@ -58,8 +57,6 @@ def resolve(ref: Union[str, Path]) -> tuple[str, str]:
             raise HubError(f"cannot load {text!r}: no such folder (a local checkpoint is a folder holding "
                            f"{CONFIG_NAME} and {WEIGHTS_NAME})")
         return "local", text
-    from .registry import entry_path
-
     is_pretrained = entry_path(text).is_file()
     if is_pretrained and is_folder:
         raise HubError(f"{text!r} is both a pretrained name and a folder here; say which: "
@@ -68,9 +65,6 @@ def resolve(ref: Union[str, Path]) -> tuple[str, str]:
         return "pretrained", text
     if is_folder:
         return "local", text
-    from .._registry import suggest
-    from .registry import list_entries
-
     names = [e.name for e in list_entries()]
     if text in MODELS:
         hint = (f" '{text}' is a zoo architecture without published weights: vaezoo.create('{text}') builds it "
@@ -92,7 +86,7 @@ def load(
     token: Optional[Union[str, bool]] = None,
     cache_dir: Optional[Union[str, Path]] = None,
     local_files_only: bool = False,
-) -> VAE:
+) -> BaseVAE:
     """A trained model in eval mode, from a pretrained name, ``hf-hub:org/repo[@rev]`` or a folder."""
     kind, what = resolve(ref)
     if kind == "local":
@@ -117,7 +111,7 @@ def load(
 
 
 def verified_weights(
-    entry: RegistryEntry,
+    entry: PretrainedEntry,
     *,
     token: Optional[Union[str, bool]] = None,
     cache_dir: Optional[Union[str, Path]] = None,
@@ -159,9 +153,9 @@ def load_pretrained(
     cache_dir: Optional[Union[str, Path]] = None,
     local_files_only: bool = False,
     registry: Optional[Path] = None,
-) -> VAE:
+) -> BaseVAE:
     entry = get_entry(name, registry)
-    model = build_from_config(entry.model, source=f"registry entry '{name}'")
+    model = build_model(entry.model, source=f"registry entry '{name}'")
     path = verified_weights(entry, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
                             registry=registry)
     load_weights(model, path, map_location=map_location)
@@ -193,8 +187,11 @@ def pull(
     else:
         entry = get_entry(ref)
         if entry.weights.revision is None:
-            raise HubError(f"'{ref}' is not on the Hub yet (its registry entry has no revision); "
-                           f"its weights ship with vaezoo: vaezoo.load('{ref}')")
+            shipped = shipped_path(entry)
+            if shipped is not None and shipped.is_file() and sha256_file(shipped) == entry.weights.sha256:
+                return shipped  # not on the Hub yet: the verified copy that ships with vaezoo is the local one
+            raise HubError(f"'{ref}' is not on the Hub yet (its registry entry has no revision) and its shipped "
+                           f"weights are missing or altered; reinstall vaezoo")
         repo_id, revision = entry.weights.repo_id, entry.weights.revision
     with translate_hub_errors(repo_id, revision):
         folder = Path(snapshot_download(repo_id, revision=revision, token=token, cache_dir=cache_dir,
@@ -215,7 +212,7 @@ def load_from_hub(
     token: Optional[Union[str, bool]] = None,
     cache_dir: Optional[Union[str, Path]] = None,
     local_files_only: bool = False,
-) -> VAE:
+) -> BaseVAE:
     # one snapshot: config and weights come from the same commit even if a push lands meanwhile
     folder = pull(f"{HF_PREFIX}{repo_id}", revision, token=token, cache_dir=cache_dir,
                   local_files_only=local_files_only, files=[CONFIG_NAME, WEIGHTS_NAME])
@@ -229,21 +226,8 @@ def load_from_hub(
 # --------------------------------------------------------------------------- push
 
 
-@dataclass(frozen=True)
-class PushResult:
-    repo_id: str
-    commit: str
-    tag: Optional[str]
-    url: str
-
-    @property
-    def ref(self) -> str:
-        """What ``vaezoo.load`` takes to get exactly this commit."""
-        return f"{HF_PREFIX}{self.repo_id}@{self.commit}"
-
-
 def push_to_hub(
-    model_or_dir: Union[VAE, str, Path],
+    model_or_dir: Union[BaseVAE, str, Path],
     repo_id: str,
     *,
     tag: Optional[str] = None,
@@ -252,45 +236,21 @@ def push_to_hub(
     commit_message: Optional[str] = None,
     revision: Optional[str] = None,
     samples: Optional[int] = 64,
+    include_training: bool = False,
 ) -> PushResult:
     """Upload a model (saved first) or a checkpoint folder as one commit; optionally tag that commit.
 
-    ``create_repo(exist_ok=True)`` first, then every file of the folder in a single
-    ``create_commit``, then ``create_tag`` on the new commit. The token goes to the client
-    only; it is never printed, logged or written.
+    ``create_repo(exist_ok=True)`` first, then the model's files in a single ``create_commit``,
+    then ``create_tag`` on the new commit. A training run's folder is pushed without its
+    training state (``checkpoints/``, metrics, TensorBoard logs) unless ``include_training``.
+    The token goes to the client only; it is never printed, logged or written.
     """
-    if isinstance(model_or_dir, VAE):
-        with tempfile.TemporaryDirectory(prefix="vaezoo-push-") as tmp:
-            model_or_dir.save_pretrained(tmp, repo_id=repo_id, samples=samples)
-            return _push_folder(Path(tmp), repo_id, tag=tag, private=private, token=token,
-                                commit_message=commit_message, revision=revision)
+    if isinstance(model_or_dir, BaseVAE):
+        return model_or_dir.push_to_hub(repo_id, tag=tag, private=private, token=token,
+                                        commit_message=commit_message, revision=revision, samples=samples)
     folder = Path(model_or_dir).expanduser()
     if not folder.is_dir():
         raise HubError(f"cannot push {str(model_or_dir)!r}: no such folder")
-    # refuse to publish what vaezoo.load would reject: validate config and tensors first
-    model = build_from_config(read_config(folder / CONFIG_NAME), source=str(folder / CONFIG_NAME))
-    load_weights(model, folder / WEIGHTS_NAME)
-    return _push_folder(folder, repo_id, tag=tag, private=private, token=token, commit_message=commit_message,
-                        revision=revision)
-
-
-def _push_folder(folder: Path, repo_id: str, *, tag: Optional[str], private: bool, token: Optional[str],
-                 commit_message: Optional[str], revision: Optional[str]) -> PushResult:
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
-                                                                          p.relative_to(folder).parts))
-    if not (folder / CARD_NAME).is_file():
-        logger.warning("%s has no %s model card", folder, CARD_NAME)
-    operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
-                  for p in files]
-    api = HfApi(token=token)
-    with translate_hub_errors(repo_id, revision):
-        url = api.create_repo(repo_id, private=True if private else None, exist_ok=True)
-        info = api.create_commit(
-            repo_id, operations, commit_message=commit_message or f"Upload {folder.name} with vaezoo",
-            revision=revision,
-        )
-        if tag:
-            api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=f"vaezoo checkpoint {tag}")
-    return PushResult(repo_id=repo_id, commit=info.oid, tag=tag, url=str(url))
+    validate_folder(folder)  # refuse to publish what vaezoo.load would reject
+    return push_folder(folder, repo_id, tag=tag, private=private, token=token, commit_message=commit_message,
+                       revision=revision, include_training=include_training)

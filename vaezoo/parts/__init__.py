@@ -1,14 +1,14 @@
-"""Registered parts: backbones, priors, likelihoods, objectives (and datasets, in vaezoo.data)."""
+"""Registered parts, one package per kind: backbones, priors, likelihoods, objectives (datasets
+register from vaezoo.data). Each kind's registry and decorator live in :mod:`.kinds`."""
 
 from . import backbones, likelihoods, objectives, priors  # noqa: F401 - registers the built-ins
-from . import likelihoods_zoo, objectives_zoo, priors_mixture  # noqa: F401 - more built-ins
-from .likelihoods import Likelihood
-from .objectives import Objective
-from .priors import Prior
-from .registry import (
+from .kinds import (
     DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS, PartParams, register_backbone,
     register_dataset, register_likelihood, register_objective, register_prior,
 )
+from .likelihoods import Likelihood
+from .objectives import Objective
+from .priors import Prior
 
 __all__ = [
     "ENCODERS", "DECODERS", "PRIORS", "LIKELIHOODS", "OBJECTIVES", "DATASETS", "PartParams",

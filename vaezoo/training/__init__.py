@@ -1,8 +1,11 @@
 """The shared training loop: ``vaezoo.train(config, overrides, out=..., resume=...)``.
 
-Modules, one job each: :mod:`.loader` (device-resident batches), :mod:`.checkpoint`
-(crash-safe safetensors checkpoints), :mod:`.loop` (the :class:`Trainer`), :mod:`.progress`
-(bar or plain lines), :mod:`.records` (metrics.jsonl, TensorBoard), :mod:`.distributed` (DDP).
+Modules, one job each: :mod:`.setup` (data, model, optimizer, resume, DDP), :mod:`.step` (one
+optimizer step), :mod:`.loop` (the :class:`Trainer`'s epoch loop), :mod:`.recipe` (optimizer,
+schedule, KL warm-up, precision), :mod:`.loader` (device-resident batches with labels),
+:mod:`.checkpoint` (crash-safe safetensors checkpoints), :mod:`.guards` (the NaN stop),
+:mod:`.export` (the run folder as a Hub checkpoint), :mod:`.progress` (bar or plain lines),
+:mod:`.records` (metrics.jsonl, TensorBoard), :mod:`.distributed` (DDP).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
-from ..model import VAE
-from .checkpoint import CheckpointError, load_checkpoint
-from .loop import NonFiniteLossError, Trainer
+from ..errors import CheckpointError, NonFiniteLossError, UsageError
+from ..models import BaseVAE
+from ..zoo import get_config
+from .checkpoint import load_checkpoint
+from .loop import Trainer
 
 __all__ = ["train", "Trainer", "NonFiniteLossError", "CheckpointError", "default_out"]
 
@@ -29,7 +34,7 @@ def train(
     data_root: str | None = None,
     device: str | None = None,
     stream: TextIO | None = None,
-) -> tuple[VAE, dict[str, Any]]:
+) -> tuple[BaseVAE, dict[str, Any]]:
     """Train a model and write its run folder; returns the model and the last epoch's metrics.
 
     ``config``: a zoo name, a YAML path, a dict or an ExperimentConfig (optional when resuming:
@@ -40,13 +45,11 @@ def train(
     ``metrics.jsonl``, ``loss.png``, ``samples.png`` and ``checkpoints/``; ``vaezoo.load(out)``
     reads it.
     """
-    from ..zoo import get_config
-
     resume_dir: Path | None = None
     if resume is not False and resume is not None:
         if resume is True:
             if out is None:
-                raise ValueError("resume=True continues the run in `out`; pass out= (or resume='runs/x')")
+                raise UsageError("resume=True continues the run in `out`; pass out= (or resume='runs/x')")
             resume_dir = Path(out)
         else:
             resume_dir = Path(resume)
@@ -54,7 +57,7 @@ def train(
             out = resume_dir
     if config is None:
         if resume_dir is None:
-            raise ValueError("train() needs a config (a zoo name, a YAML path, a dict), or a run to resume")
+            raise UsageError("train() needs a config (a zoo name, a YAML path, a dict), or a run to resume")
         config = load_checkpoint(resume_dir).state["experiment"]
     experiment = get_config(config, overrides)
     out = Path(out) if out is not None else default_out(experiment.name)

@@ -30,6 +30,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from ..errors import CheckpointError
+
 __all__ = [
     "CHECKPOINT_DIR", "CHECKPOINT_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
     "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "checkpoint_path",
@@ -41,10 +43,6 @@ CHECKPOINT_NAME = "last.safetensors"
 SIDECAR_NAME = "last.json"
 STATE_KEY = "vaezoo.trainer_state"
 FORMAT = "vaezoo-train-checkpoint/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable or from an incompatible run."""
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:

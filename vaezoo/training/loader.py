@@ -18,14 +18,21 @@ Two paths with one interface (``steps_per_epoch``, ``batches(epoch, start_step)`
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from typing import Iterator, NamedTuple, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.binarize import dynamic_binarize, to_float
 
-__all__ = ["derive_seed", "epoch_permutation", "DeviceLoader", "HostLoader", "make_loader", "eval_batches"]
+__all__ = ["Batch", "derive_seed", "epoch_permutation", "DeviceLoader", "HostLoader", "make_loader", "eval_batches"]
+
+
+class Batch(NamedTuple):
+    """Images (float in [0, 1], on the device) and their labels where the dataset has them."""
+
+    x: torch.Tensor
+    y: Optional[torch.Tensor] = None
 
 
 def derive_seed(*parts: int) -> int:
@@ -92,7 +99,10 @@ class _Loader:
     def __init__(
         self, images: torch.Tensor, batch_size: int, *, device: torch.device, seed: int,
         rank: int = 0, world_size: int = 1, binarize: str = "none", channels_last: bool = False,
+        labels: Optional[torch.Tensor] = None,
     ):
+        if labels is not None and labels.shape[0] != images.shape[0]:
+            raise ValueError(f"{labels.shape[0]} labels for {images.shape[0]} images")
         self.seed, self.device = seed, device
         self.plan = _Plan(images.shape[0], batch_size, rank, world_size)
         self.finish = _Finish(device, seed, rank, binarize, channels_last)
@@ -110,27 +120,32 @@ class DeviceLoader(_Loader):
             raise TypeError(f"the loader expects uint8 images, got {images.dtype}")
         super().__init__(images, batch_size, **common)
         self.images = images.to(self.device)
+        labels = common.get("labels")
+        self.labels = labels.to(self.device) if labels is not None else None
 
-    def batches(self, epoch: int, start_step: int = 0) -> Iterator[torch.Tensor]:
+    def batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         order = epoch_permutation(self.plan.n, self.seed, epoch).to(self.device, non_blocking=True)
         for step in range(start_step, self.steps_per_epoch):
-            yield self.finish(self.images.index_select(0, order[self.plan.rows(step)]), epoch, step)
+            rows = order[self.plan.rows(step)]
+            y = self.labels.index_select(0, rows) if self.labels is not None else None
+            yield Batch(self.finish(self.images.index_select(0, rows), epoch, step), y)
 
 
 class _Rows(Dataset):
-    """uint8 rows; ``__getitems__`` lets the DataLoader fetch a whole batch with one index."""
+    """uint8 rows (and labels); ``__getitems__`` lets the DataLoader fetch a whole batch with one index."""
 
-    def __init__(self, images: torch.Tensor):
-        self.images = images
+    def __init__(self, images: torch.Tensor, labels: Optional[torch.Tensor]):
+        self.images, self.labels = images, labels
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
+    def __getitem__(self, i: int):
+        return self.__getitems__([i])
 
-    def __getitems__(self, indices: list[int]) -> torch.Tensor:
-        return self.images[torch.as_tensor(indices)]
+    def __getitems__(self, indices: list[int]):
+        index = torch.as_tensor(indices)
+        return self.images[index], (self.labels[index] if self.labels is not None else None)
 
 
 def _identity(batch):
@@ -155,21 +170,23 @@ class HostLoader(_Loader):
 
     def __init__(self, images: torch.Tensor, batch_size: int, num_workers: int = 2, **common):
         super().__init__(images, batch_size, **common)
-        self.dataset, self.num_workers = _Rows(images), num_workers
+        self.dataset, self.num_workers = _Rows(images, common.get("labels")), num_workers
 
-    def batches(self, epoch: int, start_step: int = 0) -> Iterator[torch.Tensor]:
+    def batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         order = epoch_permutation(self.plan.n, self.seed, epoch)
         loader = DataLoader(
             self.dataset, batch_sampler=_BatchOrder(self.plan, order, start_step), collate_fn=_identity,
             num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
         )
-        for step, batch in enumerate(loader, start=start_step):
-            yield self.finish(batch.to(self.device, non_blocking=True), epoch, step)
+        for step, (images, labels) in enumerate(loader, start=start_step):
+            y = labels.to(self.device, non_blocking=True) if labels is not None else None
+            yield Batch(self.finish(images.to(self.device, non_blocking=True), epoch, step), y)
 
 
 def make_loader(
     kind: str, images: torch.Tensor, batch_size: int, *, device: torch.device, seed: int, rank: int = 0,
     world_size: int = 1, binarize: str = "none", channels_last: bool = False, num_workers: int = 2,
+    labels: Optional[torch.Tensor] = None,
 ) -> DeviceLoader | HostLoader:
     """``auto``: the device path unless the data would take over half of the GPU's free memory."""
     if kind == "auto":
@@ -179,7 +196,7 @@ def make_loader(
             if images.numel() * images.element_size() > free // 2:
                 kind = "dataloader"
     common = dict(device=device, seed=seed, rank=rank, world_size=world_size, binarize=binarize,
-                  channels_last=channels_last)
+                  channels_last=channels_last, labels=labels)
     if kind == "device":
         return DeviceLoader(images, batch_size, **common)
     return HostLoader(images, batch_size, num_workers=num_workers, **common)
@@ -187,13 +204,15 @@ def make_loader(
 
 def eval_batches(
     images: torch.Tensor, batch_size: int, *, device: torch.device, rank: int = 0, world_size: int = 1,
-    channels_last: bool = False,
-) -> Iterator[torch.Tensor]:
+    channels_last: bool = False, labels: Optional[torch.Tensor] = None,
+) -> Iterator[Batch]:
     """This rank's share of an evaluation split (every image exactly once over all ranks), as
     float batches on ``device``. The split is moved batch by batch, so it may live on the host."""
     shard = images.tensor_split(world_size)[rank]
+    label_shard = labels.tensor_split(world_size)[rank] if labels is not None else None
     for start in range(0, shard.shape[0], batch_size):
         x = to_float(shard[start: start + batch_size].to(device, non_blocking=True))
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        yield x
+        y = label_shard[start: start + batch_size].to(device) if label_shard is not None else None
+        yield Batch(x, y)

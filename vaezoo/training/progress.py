@@ -59,19 +59,21 @@ class Progress:
         if self._bar is not None:
             self._bar.update(1)
 
-    def log(self, epoch: int, step_in_epoch: int, global_step: int, stats: Mapping[str, float]) -> None:
-        """A periodic report: loss, -ELBO, KL, img/s, lr, ETA of the whole run."""
+    def log(self, epoch: int, step_in_epoch: int, global_step: int, stats: Mapping[str, Any]) -> None:
+        """A periodic report: loss, -ELBO, every named term of the objective, img/s, lr, ETA of the run."""
         if not self.enabled:
             return
+        terms = stats.get("terms", {})
         if self._bar is not None:
             self._bar.set_postfix(
-                loss=f"{stats['loss']:.2f}", elbo=f"{-stats['neg_elbo']:.2f}", img_s=f"{stats['img_per_s']:.0f}",
-                eta=format_duration(stats["eta_s"]), refresh=False,
+                loss=f"{stats['loss']:.2f}", **{name: f"{value:.2f}" for name, value in terms.items()},
+                img_s=f"{stats['img_per_s']:.0f}", eta=format_duration(stats["eta_s"]), refresh=False,
             )
             return
+        shown = "  ".join(f"{name} {value:.3f}" for name, value in terms.items())
         print(
             f"epoch {epoch + 1}/{self.epochs}  step {step_in_epoch}/{self.steps_per_epoch} (global {global_step})  "
-            f"loss {stats['loss']:.3f}  -elbo {stats['neg_elbo']:.3f}  kl {stats['kl']:.3f}  "
+            f"loss {stats['loss']:.3f}  -elbo {stats['neg_elbo']:.3f}  {shown}  "
             f"{stats['img_per_s']:.0f} img/s  lr {stats['lr']:.2e}  eta {format_duration(stats['eta_s'])}",
             file=self.stream, flush=True,
         )
@@ -83,9 +85,13 @@ class Progress:
             self._bar.close()
             self._bar = None
         partial = " (stopped early: trainer.max_steps)" if record.get("partial") else ""
+        def nats(key: str) -> str:
+            value = record.get(key)
+            return "-" if value is None else f"{value:.3f}"
+
         self.message(
-            f"epoch {record['epoch']}/{self.epochs} done{partial}: train loss {record['train_loss']:.3f}  "
-            f"val -elbo {record['val_neg_elbo']:.3f}  test -elbo {record['test_neg_elbo']:.3f}  "
+            f"epoch {record['epoch']}/{self.epochs} done{partial}: train loss {nats('train_loss')}  "
+            f"val -elbo {nats('val_neg_elbo')}  test -elbo {nats('test_neg_elbo')}  "
             f"({record['img_per_s']:.0f} img/s, {format_duration(record['epoch_time_s'])})"
         )
 

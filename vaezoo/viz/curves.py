@@ -7,32 +7,44 @@ from typing import Any, Iterable, Mapping
 
 __all__ = ["plot_loss_curves"]
 
+_TERM_PREFIX = "train_term/"  # how the loop records each named term of the objective
+
 
 def plot_loss_curves(records: Iterable[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Train loss and validation / test -ELBO per epoch, saved as a PNG (matplotlib, Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed, and no GUI backend may be started from a worker
-    import matplotlib.pyplot as plt
+    """Two panels, per epoch: the train loss with the validation and test -ELBO, and every named
+    term of the objective other than the reconstruction (each KL level, commitment, ...), saved as
+    a PNG. Drawn on a matplotlib Agg canvas of its own, so pyplot's global backend is untouched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     records = list(records)
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    series = [("train_loss", "train loss"), ("val_neg_elbo", "val -ELBO"), ("test_neg_elbo", "test -ELBO")]
-    for key, label in series:
+    terms = sorted({k for r in records for k in r if k.startswith(_TERM_PREFIX) and k != f"{_TERM_PREFIX}recon"})
+    fig = Figure(figsize=(11 if terms else 6, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2 if terms else 1, squeeze=False)[0]
+
+    def plot(ax, key, label):
         points = [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, marker="o", markersize=3, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per image")
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+
+    for key, label in (("train_loss", "train loss"), ("val_neg_elbo", "val -ELBO"), ("test_neg_elbo", "test -ELBO")):
+        plot(axes[0], key, label)
+    axes[0].set_ylabel("nats per image")
+    axes[0].set_title(title or "loss")
+    for key in terms:
+        plot(axes[1], key, key.removeprefix(_TERM_PREFIX))
+    if terms:
+        axes[1].set_ylabel("nats per image")
+        axes[1].set_title("terms of the training objective")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -1,7 +1,10 @@
 """Pictures of a VAE: prior samples, reconstructions, latent traversals, interpolations, latent maps.
 
 Every function returns the picture as a float tensor of shape (3, H, W) with values in
-[0, 1] and, given ``path``, also writes it as a PNG. Grids are built with
+[0, 1] and, given ``path``, also writes it as a PNG. Latents go through the model's family
+(``posterior_means``, ``decode_latents``), so each picture works for every family; ``level``
+picks a latent level of a hierarchy (default: the top one), and a conditional model takes the
+images' labels ``y``. Grids are built with
 ``torchvision.utils.make_grid``; the latent map, which needs axes and a legend, is drawn by
 matplotlib on an Agg canvas created for it (pyplot's global backend is never touched).
 Random draws use a private generator state seeded by ``seed``, so the caller's RNG is
@@ -18,12 +21,12 @@ from typing import Optional, Sequence
 import torch
 from torchvision.utils import make_grid, save_image
 
+from ..errors import UsageError
 from ..evaluation.data import to_float_images
-from ..evaluation.metrics import kl_per_dimension
 
 __all__ = [
-    "image_grid", "save_png", "sample_grid", "reconstruction_grid", "rank_dims_by_kl", "traversal_grid",
-    "interpolation_grid", "pca_2d", "latent_map",
+    "image_grid", "save_png", "sample_grid", "class_grid", "reconstruction_grid", "rank_dims_by_kl", "traversal_grid",
+    "interpolation_grid", "pca_2d", "latent_map", "resolve_level",
 ]
 
 PAD_VALUE = 1.0  # white separators between tiles
@@ -46,6 +49,24 @@ def _as_input(model, x: torch.Tensor) -> torch.Tensor:
     if x.ndim == len(model.input_shape):
         x = x.unsqueeze(0)
     return x.to(_device(model), next(model.parameters()).dtype)
+
+
+def _as_labels(model, y, n: int) -> Optional[torch.Tensor]:
+    if not model.conditional:
+        return None
+    if y is None:
+        raise UsageError(f"the '{model.family}' family is conditional: give the images' labels (y)")
+    return torch.as_tensor(y, device=_device(model)).long().reshape(-1)[:n]
+
+
+def resolve_level(model, level: Optional[str]) -> str:
+    """``level`` checked against the model's latent levels; default: the top one."""
+    names = [name for name, _ in model.latent_levels]
+    if level is None:
+        return names[-1]
+    if level not in names:
+        raise UsageError(f"latent level {level!r} is not one of this {model.family} model's levels: {', '.join(names)}")
+    return level
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tensor:
@@ -80,92 +101,133 @@ def sample_grid(
 
 
 @torch.no_grad()
-def reconstruction_grid(model, x: torch.Tensor, *, pairs_per_row: int = 8, path=None) -> torch.Tensor:
+def class_grid(
+    model, per_class: int = 8, *, classes: Optional[Sequence[int]] = None, seed: int = 0, mean: bool = True, path=None
+) -> torch.Tensor:
+    """A conditional model's samples, one row per class (all classes by default), ``per_class`` columns."""
+    if not model.conditional:
+        raise UsageError(f"a class grid needs a conditional model; the '{model.family}' family is not")
+    rows = list(range(model.config.num_classes)) if classes is None else [int(c) for c in classes]
+    labels = torch.tensor(rows, device=_device(model)).repeat_interleave(per_class)
+    with _seeded(seed, _device(model)):
+        images = model.sample(labels.numel(), mean=mean, y=labels)
+    return _finish(image_grid(images, per_class), path)
+
+
+@torch.no_grad()
+def reconstruction_grid(model, x: torch.Tensor, y=None, *, pairs_per_row: int = 8, path=None) -> torch.Tensor:
     """Each input immediately followed by its reconstruction (the mean of p(x|z) at the posterior mean).
 
     The grid has ``2 * pairs_per_row`` tiles per row: input, reconstruction, input, ...
     """
     x = _as_input(model, x)
-    recon = model.reconstruct(x)
+    recon = model.reconstruct(x, _as_labels(model, y, x.shape[0]))
     tiles = torch.stack([x, recon], dim=1).flatten(0, 1)  # x0, r0, x1, r1, ...
     return _finish(image_grid(tiles, 2 * pairs_per_row), path)
 
 
 @torch.no_grad()
-def rank_dims_by_kl(model, x: torch.Tensor, batch_size: int = 512) -> tuple[list[int], torch.Tensor]:
-    """Latent dimensions sorted by their mean KL(q(z_j|x) || N(0, 1)) over ``x``, most informative first.
+def rank_dims_by_kl(model, x: torch.Tensor, y=None, *, level: Optional[str] = None,
+                    batch_size: int = 512) -> tuple[list[int], torch.Tensor]:
+    """A level's latent dimensions sorted by their mean KL over ``x``, most informative first.
 
-    Returns the order and the per-dimension KL (nats). Dimensions the encoder ignores have
-    KL near 0 and their traversals show nothing, so ranking puts the useful rows on top.
+    The KL of each dimension is taken along the mean path (every level at its posterior mean);
+    where a level's prior has no per-dimension KL (``vamp``, ``mog``), the variance of the
+    posterior means across ``x`` (the active-unit statistic) ranks the dimensions instead.
+    Returns the order and the per-dimension score. Dimensions the encoder ignores score near 0
+    and their traversals show nothing, so ranking puts the useful rows on top.
     """
+    level = resolve_level(model, level)
     x = to_float_images(x)
-    total = None
+    total, means = None, []
     for start in range(0, x.shape[0], batch_size):
-        posterior = model.encode(_as_input(model, x[start: start + batch_size]))
-        kl = kl_per_dimension(posterior).double().sum(dim=0).cpu()
+        chunk = _as_input(model, x[start: start + batch_size])
+        labels = _as_labels(model, None if y is None else y[start: start + batch_size], chunk.shape[0])
+        eps = torch.zeros(1, chunk.shape[0], *model.noise_shape, device=chunk.device, dtype=chunk.dtype)
+        draw = next(lv for lv in model.latent_pass(chunk, eps, labels).levels if lv.name == level)
+        per_dim = draw.kl_per_dim()
+        if per_dim is None:
+            means.append(draw.z[0].double().cpu())
+            continue
+        kl = per_dim[0].double().sum(dim=0).cpu()
         total = kl if total is None else total + kl
-    kl = total / x.shape[0]
-    order = torch.argsort(kl, descending=True, stable=True).tolist()
-    return order, kl
+    score = torch.cat(means).var(dim=0) if means else total / x.shape[0]
+    order = torch.argsort(score, descending=True, stable=True).tolist()
+    return order, score
 
 
 @torch.no_grad()
 def traversal_grid(
     model,
     x: torch.Tensor,
+    y=None,
     *,
+    level: Optional[str] = None,
     dims: Optional[Sequence[int]] = None,
     values: Sequence[float] | torch.Tensor = tuple(torch.linspace(-3, 3, 9).tolist()),
     num_dims: int = 8,
     reference: Optional[torch.Tensor] = None,
+    reference_labels=None,
     order_by_kl: bool = True,
     offset: bool = False,
     path=None,
 ) -> torch.Tensor:
-    """Latent traversals of one input: one row per latent dimension, one column per value.
+    """Latent traversals of one input: one row per latent dimension of ``level``, one column per value.
 
-    Every latent is held at the posterior mean of ``x`` except the swept one, which is set
-    to each of ``values`` (or, with ``offset=True``, shifted by them, as in the seed
-    notebook). ``dims`` picks the dimensions (default: all); with ``order_by_kl`` they are
-    ranked by mean KL over ``reference`` (default: ``x``), and without explicit ``dims`` the
-    ``num_dims`` most informative are shown.
+    Every latent is held at the posterior mean of ``x`` (every level, along the mean path)
+    except the swept one, which is set to each of ``values`` (or, with ``offset=True``, shifted
+    by them, as in the seed notebook). ``dims`` picks the dimensions (default: all); with
+    ``order_by_kl`` they are ranked by mean KL over ``reference`` (default: ``x``), and without
+    explicit ``dims`` the ``num_dims`` most informative are shown.
     """
+    level = resolve_level(model, level)
     x = _as_input(model, x)[:1]
+    labels = _as_labels(model, y, 1)
+    size = model.level_dims()[level]
     values = torch.as_tensor(values, dtype=x.dtype, device=x.device).flatten()
-    chosen = list(range(model.latent_dim)) if dims is None else [int(d) for d in dims]
-    bad = [d for d in chosen if not 0 <= d < model.latent_dim]
+    chosen = list(range(size)) if dims is None else [int(d) for d in dims]
+    bad = [d for d in chosen if not 0 <= d < size]
     if bad:
-        raise ValueError(f"latent dimensions {bad} are out of range for a {model.latent_dim}-d latent")
+        raise UsageError(f"latent dimensions {bad} are out of range for the {size}-d level {level}")
     if order_by_kl:
-        order, _ = rank_dims_by_kl(model, x if reference is None else reference)
+        ref, ref_labels = (x, labels) if reference is None else (reference, reference_labels)
+        order, _ = rank_dims_by_kl(model, ref, ref_labels, level=level)
         rank = {d: i for i, d in enumerate(order)}
         chosen = sorted(chosen, key=rank.__getitem__)
         if dims is None:
             chosen = chosen[:num_dims]
-    base = model.encode(x).mean[0]
-    z = base.repeat(len(chosen), len(values), 1)  # (rows, cols, D)
+    base = model.posterior_means(x, labels)
+    tiles = len(chosen) * len(values)
+    z = {name: value[0].repeat(tiles, 1) for name, value in base.items()}  # (rows * cols, D) per level
+    swept = z[level].view(len(chosen), len(values), size)
     for row, d in enumerate(chosen):
-        z[row, :, d] = (base[d] + values) if offset else values
-    images = model.decode(z.flatten(0, 1)).mean
+        swept[row, :, d] = (base[level][0, d] + values) if offset else values
+    tile_labels = None if labels is None else labels.expand(tiles)
+    images = model.decode_latents(z, tile_labels).mean
     return _finish(image_grid(images, len(values)), path)
 
 
 @torch.no_grad()
-def interpolation_grid(model, x_a: torch.Tensor, x_b: torch.Tensor, *, steps: int = 10, path=None) -> torch.Tensor:
+def interpolation_grid(model, x_a: torch.Tensor, x_b: torch.Tensor, y_a=None, y_b=None, *, steps: int = 10,
+                       path=None) -> torch.Tensor:
     """Rows that walk the latent line between the posterior means of x_a[i] and x_b[i].
 
-    Each row: the input a, ``steps`` decodings of (1 - t) mu_a + t mu_b for t from 0 to 1,
-    the input b; so ``steps + 2`` tiles per row.
+    Each row: the input a, ``steps`` decodings of (1 - t) mu_a + t mu_b (every level) for t
+    from 0 to 1, the input b; so ``steps + 2`` tiles per row. A conditional model keeps the
+    label of a along the row.
     """
     x_a, x_b = _as_input(model, x_a), _as_input(model, x_b)
     if x_a.shape != x_b.shape:
-        raise ValueError(f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
+        raise UsageError(f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
     if steps < 2:
-        raise ValueError(f"steps must be at least 2 (the two ends), got {steps}")
-    mu_a, mu_b = model.encode(x_a).mean, model.encode(x_b).mean
-    t = torch.linspace(0, 1, steps, device=mu_a.device, dtype=mu_a.dtype).view(1, steps, 1)
-    z = (1 - t) * mu_a.unsqueeze(1) + t * mu_b.unsqueeze(1)  # (rows, steps, D)
-    decoded = model.decode(z.flatten(0, 1)).mean.view(x_a.shape[0], steps, *x_a.shape[1:])
+        raise UsageError(f"steps must be at least 2 (the two ends), got {steps}")
+    rows = x_a.shape[0]
+    labels_a, labels_b = _as_labels(model, y_a, rows), _as_labels(model, y_b, rows)
+    mu_a, mu_b = model.posterior_means(x_a, labels_a), model.posterior_means(x_b, labels_b)
+    t = torch.linspace(0, 1, steps, device=x_a.device, dtype=x_a.dtype).view(1, steps, 1)
+    z = {name: ((1 - t) * mu_a[name].unsqueeze(1) + t * mu_b[name].unsqueeze(1)).flatten(0, 1) for name in mu_a}
+    labels = None if labels_a is None else labels_a.repeat_interleave(steps)
+    decoded = model.decode_latents(z, labels).mean.view(rows, steps, *x_a.shape[1:])
     tiles = torch.cat([x_a.unsqueeze(1), decoded, x_b.unsqueeze(1)], dim=1).flatten(0, 1)
     return _finish(image_grid(tiles, steps + 2), path)
 
@@ -197,21 +259,28 @@ def latent_map(
     labels: Optional[torch.Tensor] = None,
     classes: Optional[Sequence[str]] = None,
     *,
+    level: Optional[str] = None,
     batch_size: int = 512,
     title: Optional[str] = None,
     size: tuple[float, float] = (7.0, 6.0),
     dpi: int = 100,
     path=None,
 ) -> torch.Tensor:
-    """Scatter plot of the posterior means of ``x`` on their first two principal components,
-    coloured by ``labels`` with a legend of ``classes`` (e.g. the Fashion-MNIST class names)."""
+    """Scatter plot of the posterior means of ``x`` (of ``level``, default the top one) on their first
+    two principal components, coloured by ``labels`` with a legend of ``classes`` (e.g. the
+    Fashion-MNIST class names). A conditional model is encoded with those labels."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    level = resolve_level(model, level)
     x = to_float_images(x)
-    means = torch.cat([model.encode(_as_input(model, x[i: i + batch_size])).mean.cpu()
-                       for i in range(0, x.shape[0], batch_size)])
+    means = []
+    for i in range(0, x.shape[0], batch_size):
+        chunk = _as_input(model, x[i: i + batch_size])
+        chunk_labels = _as_labels(model, None if labels is None else labels[i: i + batch_size], chunk.shape[0])
+        means.append(model.posterior_means(chunk, chunk_labels)[level].cpu())
+    means = torch.cat(means)
     coords, ratio = pca_2d(means)
     coords = coords.float().numpy()
     fig = Figure(figsize=size, dpi=dpi)
@@ -232,7 +301,7 @@ def latent_map(
         ax.legend(markerscale=max(1.0, 12.0 / dot), fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_xlabel(f"PC 1 ({100 * float(ratio[0]):.1f}% of variance)")
     ax.set_ylabel(f"PC 2 ({100 * float(ratio[1]):.1f}% of variance)")
-    ax.set_title(title or f"posterior means of {x.shape[0]:,} images (PCA of {model.latent_dim}-d latent)")
+    ax.set_title(title or f"posterior means of {x.shape[0]:,} images (PCA of the {means.shape[1]}-d level {level})")
     fig.tight_layout()
     canvas.draw()
     rgba = torch.frombuffer(bytearray(canvas.buffer_rgba()), dtype=torch.uint8)

@@ -1,3 +1,3 @@
 """Built-in backbones; importing this package registers them."""
 
-from . import conv, linear, mlp, resnet, seed_conv, timm_encoder  # noqa: F401
+from . import conv, gated, linear, mlp, resnet, seed_conv, timm_encoder  # noqa: F401

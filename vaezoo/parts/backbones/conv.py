@@ -14,7 +14,7 @@ import torch
 from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
-from ..registry import PartParams, register_backbone
+from ..kinds import PartParams, register_backbone
 from ._layers import (
     Activation, Norm, activation, conv_out_size, flatten_linear, linear_unflatten, norm2d, spatial,
     transposed_output_padding,

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from ..registry import register_backbone
+from ..kinds import register_backbone
 
 __all__ = ["LinearEncoder", "LinearDecoder"]
 

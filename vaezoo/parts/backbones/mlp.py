@@ -9,7 +9,7 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from ..registry import PartParams, register_backbone
+from ..kinds import PartParams, register_backbone
 from ._layers import Activation, activation
 
 __all__ = ["MLPParams", "MLPEncoder", "MLPDecoder"]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from ..registry import PartParams, register_backbone
+from ..kinds import PartParams, register_backbone
 from ._layers import Activation, Norm, activation, conv_out_size, norm2d, spatial
 
 __all__ = ["ResNetParams", "ResNetEncoder", "ResNetDecoder", "ResidualBlock"]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import register_backbone
+from ..kinds import register_backbone
 from ._layers import flatten_linear, linear_unflatten, spatial
 
 __all__ = ["SeedConvEncoder", "SeedConvDecoder"]

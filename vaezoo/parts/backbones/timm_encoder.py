@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ..registry import PartParams, register_backbone
+from ..kinds import PartParams, register_backbone
 from ._layers import spatial
 
 __all__ = ["TimmParams", "TimmEncoder"]

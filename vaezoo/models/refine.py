@@ -17,9 +17,10 @@ import math
 
 import torch
 
-from ..distributions import DiagonalGaussian
-from .metrics import elbo_terms
-from .noise import REFINE_STREAM, NoiseSource
+from ..errors import UsageError
+from ..ops.gaussian import DiagonalGaussian
+from ..ops.noise import REFINE_STREAM, NoiseSource
+from .bounds import elbo_terms
 
 __all__ = ["refine", "DEFAULT_REFINE_LR"]
 
@@ -37,6 +38,7 @@ def refine(
     init: DiagonalGaussian | None = None,
     seed: int = 0,
     indices=None,
+    y: torch.Tensor | None = None,
 ) -> DiagonalGaussian:
     """Per-example posteriors q_i = N(mu_i, exp(logvar_i)) that maximize each example's ELBO.
 
@@ -47,10 +49,14 @@ def refine(
     parameters receive no gradient and are not changed.
     """
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise UsageError(f"steps must be >= 0, got {steps}")
+    if len(model.latent_levels) != 1:
+        raise UsageError(f"refinement optimizes one Gaussian posterior per example; the '{model.family}' family "
+                         f"has {len(model.latent_levels)} latent levels, whose posteriors depend on the draws of "
+                         f"the levels above, so it is not supported there")
     if init is None:
         with torch.no_grad():
-            init = model.encode(x)
+            init = model.encode(x, y) if model.conditional else model.encode(x)
     mu = init.mu.detach().clone().requires_grad_(True)
     logvar = init.logvar.detach().clone().requires_grad_(True)
     if steps == 0:
@@ -63,8 +69,9 @@ def refine(
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
             posterior = DiagonalGaussian(mu, logvar.clamp(*_LOGVAR_RANGE))
-            log_px, kl = elbo_terms(model, x, posterior, noise.draw(step * samples, (step + 1) * samples))
+            log_px, kls = elbo_terms(model, x, noise.draw(step * samples, (step + 1) * samples), y,
+                                     posterior=posterior)
             # Gradients w.r.t. (mu, logvar) only: the decoder's weights stay frozen and untouched.
-            mu.grad, logvar.grad = torch.autograd.grad(-(log_px - kl).sum(), [mu, logvar])
+            mu.grad, logvar.grad = torch.autograd.grad(-(log_px - sum(kls.values())).sum(), [mu, logvar])
             optimizer.step()
     return DiagonalGaussian(mu.detach(), logvar.detach().clamp(*_LOGVAR_RANGE))

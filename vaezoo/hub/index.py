@@ -15,13 +15,16 @@ import re
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveInt, ValidationError, field_validator
+from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveInt, SerializeAsAny, ValidationError, field_validator
 
 from .. import resources
+from .._registry import natural_key, suggest
+from ..config import describe_errors
+from ..errors import ConfigError, HubError
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
-    "Protocol", "Metric", "HubWeights", "Recipe", "TrainingRun", "RegistryEntry",
+    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "TrainingRun", "PretrainedEntry",
     "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
 ]
 
@@ -47,7 +50,7 @@ class Protocol(Strict):
     seed: Optional[int] = None
 
 
-class Metric(Strict):
+class PublishedMetric(Strict):
     name: str = Field(description="'neg_elbo', 'iwae_nll', 'active_units', ...")
     value: float
     unit: Literal["nats", "bits/dim", "units"] = "nats"
@@ -97,19 +100,19 @@ class TrainingRun(Strict):
     hardware: Optional[str] = None
 
 
-class RegistryEntry(Strict):
+class PretrainedEntry(Strict):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     schema_version: Literal[1] = 1
     name: str
     description: str = ""
     config: str = Field(description="the configs/ file the weights were trained from, e.g. 'fashion-conv64'")
-    model: ModelConfig = Field(description="the architecture, inline: what load() builds")
+    model: SerializeAsAny[ModelConfig] = Field(description="the architecture, inline: what load() builds")
     weights: HubWeights
     shipped: Optional[str] = Field(None, description="path of the shipped weights, relative to registry/")
     storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     num_params: PositiveInt
-    metrics: list[Metric] = Field(default_factory=list)
+    metrics: list[PublishedMetric] = Field(default_factory=list)
     dataset: str
     license: str
     recipe: Recipe
@@ -139,50 +142,44 @@ def entry_path(name: str, registry: str | Path | None = None) -> Path:
     return _registry(registry) / f"{name}.json"
 
 
-def read_entry(path: str | Path) -> RegistryEntry:
+def read_entry(path: str | Path) -> PretrainedEntry:
     """One entry, validated; errors name the file and the key."""
-    from ..config import ConfigError, describe_errors
-
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(str(path), [("", f"cannot read the registry entry: {exc}")]) from None
     try:
-        entry = RegistryEntry.model_validate(data)
+        entry = PretrainedEntry.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(str(path), describe_errors(exc, RegistryEntry, data)) from None
+        raise ConfigError(str(path), describe_errors(exc, PretrainedEntry, data)) from None
     if entry.name != path.stem:
         raise ConfigError(str(path), [("name", f"'{entry.name}' must match the file name '{path.stem}'")])
     return entry
 
 
-def list_entries(registry: str | Path | None = None) -> list[RegistryEntry]:
-    from .._registry import natural_key
-
+def list_entries(registry: str | Path | None = None) -> list[PretrainedEntry]:
     paths = sorted(_registry(registry).glob("*.json"), key=lambda p: natural_key(p.stem))
     return [read_entry(p) for p in paths]
 
 
-def get_entry(name: str, registry: str | Path | None = None) -> RegistryEntry:
+def get_entry(name: str, registry: str | Path | None = None) -> PretrainedEntry:
     path = entry_path(name, registry)
     if not path.is_file():
-        from .._registry import suggest
-
         known = sorted(p.stem for p in _registry(registry).glob("*.json"))
         listing = ", ".join(known) if known else "(none yet)"
-        raise ValueError(f"no pretrained weights named '{name}'.{suggest(name, known)} Pretrained names: {listing}")
+        raise HubError(f"no pretrained weights named '{name}'.{suggest(name, known)} Pretrained names: {listing}")
     return read_entry(path)
 
 
-def write_entry(entry: RegistryEntry, registry: str | Path | None = None) -> Path:
+def write_entry(entry: PretrainedEntry, registry: str | Path | None = None) -> Path:
     path = entry_path(entry.name, registry)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(entry.model_dump(mode="json"), indent=2) + "\n")
     return path
 
 
-def shipped_path(entry: RegistryEntry, registry: str | Path | None = None) -> Optional[Path]:
+def shipped_path(entry: PretrainedEntry, registry: str | Path | None = None) -> Optional[Path]:
     return _registry(registry) / entry.shipped if entry.shipped else None
 
 

@@ -12,12 +12,17 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..ops.bounds import ACTIVE_UNIT_THRESHOLD
+
 __all__ = ["render_card", "metric_records", "describe_protocol", "HF_DATASET_IDS", "SAMPLES_NAME"]
 
 SAMPLES_NAME = "samples.png"
 
 # vaezoo dataset names -> Hub dataset ids, so the card links the dataset's Hub page
 HF_DATASET_IDS = {"fashion-mnist": "zalando-datasets/fashion_mnist", "mnist": "ylecun/mnist"}
+
+# what each part of a model config is, for the card's table
+_PART_LABELS = {"prior": "prior p(z)", "likelihood": "likelihood p(x\\|z)"}
 
 # protocol fields, in the order a reader wants them
 _PROTOCOL_KEYS = ("split", "num_examples", "importance_samples", "likelihood", "binarization", "weights_dtype")
@@ -58,8 +63,6 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
         words.append(f"{record['split']} split" + (f", {n:,} images" if isinstance(n, int) else ""))
     if record.get("unit") == "units":
         # active units (Burda et al. 2016) come from the posterior means, not from a bound
-        from ..evaluation import ACTIVE_UNIT_THRESHOLD
-
         words.append(f"latent dims with Cov_x(E_q[z_j|x]) > {ACTIVE_UNIT_THRESHOLD:g}")
     elif record.get("importance_samples"):
         k = record["importance_samples"]
@@ -86,9 +89,12 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def _front_matter(name: str, *, license: str, tags: list[str], dataset: str | None,
+def _front_matter(name: str, *, license: str | None, tags: list[str], dataset: str | None,
                   records: list[dict[str, Any]]) -> dict[str, Any]:
-    front: dict[str, Any] = {"library_name": "vaezoo", "license": license, "tags": tags}
+    front: dict[str, Any] = {"library_name": "vaezoo"}
+    if license:  # a user's model carries the license its owner gives, or none
+        front["license"] = license
+    front["tags"] = tags
     dataset_id = HF_DATASET_IDS.get(dataset or "", dataset)
     if dataset_id:
         front["datasets"] = [dataset_id]
@@ -118,7 +124,7 @@ def render_card(
     num_parameters: int,
     load_ref: str,
     metrics: Any = None,
-    license: str = "mit",
+    license: str | None = None,
     tags: Iterable[str] = (),
     has_samples: bool = False,
     training: Mapping[str, Any] | None = None,
@@ -129,7 +135,8 @@ def render_card(
     trainer = config.get("trainer")
     dataset = (data.get("dataset") or {}).get("name") if isinstance(data.get("dataset"), Mapping) else data.get("dataset")
     records = metric_records(metrics)
-    all_tags = ["vaezoo", "vae", "variational-autoencoder", "pytorch", "safetensors"]
+    family = model.get("family", "vae")
+    all_tags = ["vaezoo", "vae", "variational-autoencoder", "pytorch", "safetensors", f"vaezoo-{family}"]
     all_tags += [t for t in tags if t not in all_tags]
     if dataset and dataset not in all_tags:
         all_tags.append(dataset)
@@ -141,20 +148,20 @@ def render_card(
         params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
         return f"`{spec['name']}`" + (f" ({params})" if params else "")
 
+    latent = model.get("latent_dim", model.get("latent_dims"))
+    latent_text = (f"a {latent}-d latent" if isinstance(latent, int)
+                   else f"latent levels of {' / '.join(str(d) for d in latent)} dims (bottom to top)")
+    parts = [(key, value) for key, value in model.items() if isinstance(value, Mapping) and "name" in value]
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",
         f"# {name}", "",
-        f"A variational auto-encoder from [vaezoo](https://github.com/vaezoo/vaezoo): "
-        f"{num_parameters:,} parameters, a {model['latent_dim']}-d latent, "
+        f"A variational auto-encoder of the `{family}` family from [vaezoo](https://github.com/vaezoo/vaezoo): "
+        f"{num_parameters:,} parameters, {latent_text}, "
         f"input {' x '.join(str(s) for s in model['input_shape'])}"
         + (f", trained on {dataset}." if dataset else "."),
         "",
         "| part | choice |", "|---|---|",
-        f"| encoder | {part(model['encoder'])} |",
-        f"| decoder | {part(model['decoder'])} |",
-        f"| prior p(z) | {part(model.get('prior', 'normal'))} |",
-        f"| likelihood p(x\\|z) | {part(model.get('likelihood', 'bernoulli'))} |",
-        f"| objective | {part(model.get('objective', 'elbo'))} |",
+        *[f"| {_PART_LABELS.get(key, key)} | {part(value)} |" for key, value in parts],
         "",
         "The weights are `model.safetensors`; `config.json` names the registered parts, so no code "
         "travels with the checkpoint.",

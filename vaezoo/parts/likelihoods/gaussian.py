@@ -1,4 +1,4 @@
-"""Likelihoods p(x|z): turn the decoder's output into a distribution over images."""
+"""The Gaussian likelihood on each pixel: fixed, learned or predicted variance."""
 
 from __future__ import annotations
 
@@ -8,41 +8,12 @@ from typing import Literal
 import torch
 from pydantic import PositiveFloat
 from torch import nn
-from torch.distributions import Bernoulli, Distribution, Independent, Normal
+from torch.distributions import Distribution, Independent, Normal
 
-from .registry import register_likelihood
+from ..kinds import register_likelihood
+from .base import Likelihood
 
-__all__ = ["Likelihood", "BernoulliLikelihood", "GaussianLikelihood"]
-
-
-class Likelihood(nn.Module):
-    """Base class. ``params_per_channel`` tells the decoder how many maps to output per
-    image channel; ``forward`` maps those maps to a distribution whose event is one image."""
-
-    params_per_channel: int = 1
-
-    def __init__(self, in_shape: tuple[int, ...]):
-        super().__init__()
-        self.in_shape = tuple(in_shape)
-
-    def decoder_shape(self) -> tuple[int, ...]:
-        channels, *spatial = self.in_shape
-        return (channels * self.params_per_channel, *spatial)
-
-    def forward(self, decoder_out: torch.Tensor) -> Distribution:
-        raise NotImplementedError
-
-
-@register_likelihood("bernoulli")
-class BernoulliLikelihood(Likelihood):
-    """Bernoulli on each pixel with logits from the decoder.
-
-    Scores grayscale values in [0, 1] as well as binary ones: ``log p(x|z)`` is then minus
-    the binary cross-entropy, the seed notebook's loss (the "grayscale BCE" protocol).
-    """
-
-    def forward(self, decoder_out: torch.Tensor) -> Distribution:
-        return Independent(Bernoulli(logits=decoder_out, validate_args=False), 3, validate_args=False)
+__all__ = ["GaussianLikelihood"]
 
 
 @register_likelihood("gaussian")

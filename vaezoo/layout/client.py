@@ -1,27 +1,25 @@
-"""Errors of the Hub code, and the client's errors said in vaezoo's words.
+"""The ``huggingface_hub`` client in vaezoo's words: its errors translated, a folder pushed as one commit.
 
-Every error here is a ``ValueError`` so that the CLI reports it as one line (exit 2) and
-a caller can catch a bad reference, a bad checkpoint and a refused download the same way.
+The client's standard settings apply unchanged: ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME`` (the
+cache) and ``HF_HUB_OFFLINE``. The token goes to the client only; it is never printed, logged
+or written.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
 
-__all__ = ["HubError", "CheckpointError", "ChecksumError", "translate_hub_errors"]
+from ..errors import HubError
+from .files import CARD_NAME
 
+__all__ = ["HF_PREFIX", "translate_hub_errors", "PushResult", "push_folder", "TRAINING_STATE"]
 
-class HubError(ValueError):
-    """A Hub reference, download or upload that cannot be served."""
-
-
-class CheckpointError(HubError):
-    """A folder or file that is not a usable vaezoo checkpoint (the message names the file)."""
-
-
-class ChecksumError(HubError):
-    """A weights file whose sha256 is not the one the registry pins; it was not loaded."""
+HF_PREFIX = "hf-hub:"
+logger = logging.getLogger(__name__)
 
 
 def _endpoint() -> str:
@@ -75,3 +73,50 @@ def translate_hub_errors(repo_id: str, revision: str | None = None, filename: st
         if type(exc).__module__.startswith(("httpx", "httpcore")):
             raise HubError(f"cannot reach {where}: {exc.__class__.__name__}: {exc}") from exc
         raise
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    commit: str
+    tag: Optional[str]
+    url: str
+
+    @property
+    def ref(self) -> str:
+        """What ``vaezoo.load`` takes to get exactly this commit."""
+        return f"{HF_PREFIX}{self.repo_id}@{self.commit}"
+
+
+# what a training run's folder holds beside the model: its resumable state and its logs
+TRAINING_STATE = ("checkpoints", "tensorboard")
+
+
+def push_folder(folder: Path, repo_id: str, *, tag: Optional[str] = None, private: bool = False,
+                token: Optional[str] = None, commit_message: Optional[str] = None, revision: Optional[str] = None,
+                include_training: bool = False) -> PushResult:
+    """Every file of ``folder`` in one commit (hidden files never; a run's ``checkpoints/`` and
+    ``tensorboard/`` only with ``include_training``), then ``tag`` on that commit."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    def wanted(path: Path) -> bool:
+        parts = path.relative_to(folder).parts
+        if any(part.startswith(".") for part in parts):
+            return False
+        return include_training or parts[0] not in TRAINING_STATE
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and wanted(p))
+    if not (folder / CARD_NAME).is_file():
+        logger.warning("%s has no %s model card", folder, CARD_NAME)
+    operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
+                  for p in files]
+    api = HfApi(token=token)
+    with translate_hub_errors(repo_id, revision):
+        url = api.create_repo(repo_id, private=True if private else None, exist_ok=True)
+        info = api.create_commit(
+            repo_id, operations, commit_message=commit_message or f"Upload {folder.name} with vaezoo",
+            revision=revision,
+        )
+        if tag:
+            api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=f"vaezoo checkpoint {tag}")
+    return PushResult(repo_id=repo_id, commit=info.oid, tag=tag, url=str(url))

@@ -1,0 +1,9 @@
+"""Priors p(z) over the top latent level; one module per family of priors."""
+
+from . import mixture, normal, vamp  # noqa: F401 - registers the built-ins
+from .base import Prior
+from .mixture import MixturePrior
+from .normal import StandardNormalPrior
+from .vamp import VampPrior
+
+__all__ = ["Prior", "StandardNormalPrior", "MixturePrior", "VampPrior"]

@@ -1,0 +1,71 @@
+"""The VampPrior (Tomczak & Welling 2018, "VAE with a VampPrior"): a mixture of the model's own
+posteriors at learned pseudo-inputs. Its KL is the Monte Carlo ``log q(z|x) - log p(z)``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import NonNegativeFloat, PositiveInt
+from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
+
+from ...ops.gaussian import diagonal_gaussian_mixture_log_prob
+from ..kinds import register_prior
+from .base import Prior
+
+__all__ = ["VampPrior"]
+
+
+@register_prior("vamp")
+class VampPrior(Prior):
+    """``p(z) = 1/K sum_k q(z | u_k)``, a uniform mixture of the encoder's posteriors at K
+    learnable pseudo-inputs u_k (``pseudo_inputs: K``), image-shaped.
+
+    As in the paper, the pseudo-inputs pass through a hard tanh onto the data range [0, 1]
+    and start at ``N(init_mean, init_std^2)`` (std 0.01 as in the paper). The posterior is the
+    model's own q at the prior's level (``model.encode_top``, the top level of a hierarchy):
+    :meth:`bind` keeps a plain reference to the model, outside this module's submodules, so
+    ``state_dict`` holds the pseudo-inputs once and the encoder once; a ``deepcopy`` of the
+    model maps the reference to the copy.
+    """
+
+    def __init__(
+        self, latent_dim: int, pseudo_inputs: PositiveInt = 500, init_mean: float = 0.05,
+        init_std: NonNegativeFloat = 0.01,
+    ):
+        super().__init__(latent_dim)
+        self.num_pseudo_inputs = pseudo_inputs
+        self.init_mean, self.init_std = init_mean, init_std
+        self.register_parameter("pseudo_inputs", None)  # created by bind(), which knows the input shape
+
+    def bind(self, model: nn.Module) -> None:
+        if not hasattr(model, "encode_top"):
+            raise ValueError("the VampPrior needs a model whose top posterior q(z|x) it can evaluate (encode_top)")
+        # object.__setattr__ bypasses nn.Module's registration: the model is not a child of its prior.
+        object.__setattr__(self, "_model", model)
+        shape = (self.num_pseudo_inputs, *model.input_shape)
+        if self.pseudo_inputs is None or tuple(self.pseudo_inputs.shape) != shape:
+            self.pseudo_inputs = nn.Parameter(self.init_mean + self.init_std * torch.randn(shape))
+
+    def _posteriors(self):
+        model = self.__dict__.get("_model")
+        if model is None:
+            raise RuntimeError("the VampPrior is not bound to a model: call model.bind_prior() after assigning it")
+        return model.encode_top(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        q = self._posteriors()
+        log_weights = torch.full((self.num_pseudo_inputs,), -math.log(self.num_pseudo_inputs),
+                                 device=z.device, dtype=z.dtype)
+        return diagonal_gaussian_mixture_log_prob(z, q.mu, q.logvar, log_weights)
+
+    def distribution(self) -> Distribution:
+        q = self._posteriors()
+        components = Independent(Normal(q.mu, torch.exp(0.5 * q.logvar), validate_args=False), 1,
+                                 validate_args=False)
+        mix = Categorical(logits=torch.zeros(self.num_pseudo_inputs, device=q.mu.device), validate_args=False)
+        return MixtureSameFamily(mix, components, validate_args=False)
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, pseudo_inputs={self.num_pseudo_inputs}"

@@ -1,0 +1,35 @@
+"""The end of a run: the run folder becomes a Hub-layout checkpoint with its card and pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..schemas import ExperimentConfig
+from ..viz.curves import plot_loss_curves
+from .records import LOSS_PLOT_NAME
+
+__all__ = ["export_run"]
+
+
+def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dict[str, Any]], *, steps: int,
+               elapsed: float, device: torch.device, processes: int, val_examples: int, test_examples: int,
+               batch_size: int) -> None:
+    """``config.json`` (with the final metrics and what the run took), ``model.safetensors``,
+    ``README.md``, ``samples.png`` and ``loss.png`` in ``out``."""
+    final = dict(history[-1]) if history else {}
+    model.to(memory_format=torch.contiguous_format)
+    protocol = {"likelihood": experiment.model.likelihood.name, "binarization": experiment.data.binarize,
+                "importance_samples": 1}
+    metrics = {}
+    for split, examples in (("test", test_examples), ("val", val_examples)):
+        value = final.get(f"{split}_neg_elbo")
+        if value is not None:
+            metrics[f"{split}_neg_elbo"] = {"value": round(value, 4), "split": "validation" if split == "val" else split,
+                                            "num_examples": int(examples), **protocol}
+    training = {"epochs": final.get("epoch", 0), "steps": steps, "batch_size": batch_size,
+                "wall_time_s": round(elapsed, 1), "device": str(device), "processes": processes}
+    model.save_pretrained(out, experiment=experiment, metrics=metrics, training=training, samples=64)
+    plot_loss_curves(history, out / LOSS_PLOT_NAME, title=experiment.name or "")

@@ -1,0 +1,239 @@
+"""Everything a run needs before its first step: data, model, loader, optimizer, resume, DDP.
+
+Repeatability: the model is initialized from ``trainer.seed``; each rank's training RNG stream
+is seeded from ``(seed, rank)``; the data order is a function of ``(seed, epoch)``; a checkpoint
+stores every RNG state, so a resumed CPU run reproduces the uninterrupted run bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from ..data.binarize import STATIC_BINARIZE_SEED, static_binarize
+from ..data.splits import load_splits
+from ..errors import CheckpointError, ConfigError
+from ..factory import build_model
+from ..schemas import ExperimentConfig
+from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
+from .distributed import DistContext, all_reduce_sum, gather_tensors
+from .loader import DeviceLoader, derive_seed, make_loader
+from .recipe import build_optimizer, lr_lambda, resolve_precision, wants_channels_last
+
+__all__ = ["RunState", "Run", "prepare_run", "read_resume_checkpoint", "save_run_checkpoint"]
+
+_RNG_CPU, _RNG_CUDA = "torch_cpu", "torch_cuda"
+_LEGACY_SUMS = ["loss", "recon", "kl"]  # what checkpoints of the one-family release summed, in order
+
+
+@dataclass
+class RunState:
+    """Where the run is; saved as JSON in every checkpoint."""
+
+    epoch: int = 0  # the epoch in progress (0-based)
+    step_in_epoch: int = 0  # optimizer steps done in that epoch
+    global_step: int = 0  # optimizer steps done in all
+    sums: dict[str, float] = field(default_factory=dict)  # this rank's loss and terms, summed over the epoch's steps
+    count: int = 0  # steps summed in ``sums``
+    epoch_time: float = 0.0  # seconds of training (not evaluation) in this epoch
+    epoch_images: int = 0
+    elapsed: float = 0.0  # seconds of the whole run, over every resume
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def new_epoch(self) -> None:
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.sums, self.count, self.epoch_time, self.epoch_images = {}, 0, 0.0, 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunState":
+        data = dict(data)
+        if isinstance(data.get("sums"), list):
+            data["sums"] = dict(zip(_LEGACY_SUMS, data["sums"]))
+        return cls(**data)
+
+
+@dataclass
+class Run:
+    """The assembled run: what the loop drives."""
+
+    experiment: ExperimentConfig
+    ctx: DistContext
+    model: nn.Module
+    net: nn.Module  # the model, wrapped by DDP and torch.compile where asked
+    loader: Any
+    val: tuple[torch.Tensor, Optional[torch.Tensor]]  # uint8 images (a fixed binary draw if binarized), labels
+    test: tuple[torch.Tensor, Optional[torch.Tensor]]
+    train_size: int
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    state: RunState
+    total_steps: int
+    channels_last: bool
+    autocast_dtype: Optional[torch.dtype]
+    resumed: bool
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.loader.steps_per_epoch
+
+
+def read_resume_checkpoint(experiment: ExperimentConfig, out: Path, resume: Optional[Path]) -> Optional[Checkpoint]:
+    """The checkpoint to continue from (None for a fresh run), after checking it is this run's."""
+    if resume is None:
+        if checkpoint_path(out).is_file():
+            raise CheckpointError(
+                f"{out} already holds a training run ({checkpoint_path(out)}); continue it with "
+                f"--resume {out} (resume=True), or pick another --out folder"
+            )
+        return None
+    checkpoint = load_checkpoint(resume)
+    saved = checkpoint.state.get("experiment", {})
+    for section in ("model", "data"):
+        mine = experiment.model_dump(mode="json")[section]
+        theirs = dict(saved.get(section) or {})
+        if section == "model":
+            theirs.setdefault("family", "vae")  # checkpoints of the one-family release
+        if section == "data":  # the data may sit elsewhere on this machine
+            mine, theirs = {**mine, "root": None}, {**theirs, "root": None}
+        if mine != theirs:
+            raise CheckpointError(
+                f"cannot resume from {checkpoint.path}: its {section} config differs from this one "
+                f"(resume with the run's own config, or start a new run)"
+            )
+    return checkpoint
+
+
+def _check_data(experiment: ExperimentConfig, splits, model) -> None:
+    source = experiment.name or ""
+    if tuple(splits.shape) != tuple(experiment.model.input_shape):
+        raise ConfigError(source, [(
+            "model.input_shape",
+            f"is {list(experiment.model.input_shape)} but the dataset's images are {list(splits.shape)}",
+        )])
+    if model.conditional:
+        if splits.train_labels is None:
+            raise ConfigError(source, [("data.dataset", f"the '{model.family}' family is conditional but dataset "
+                                                         f"'{experiment.data.dataset.name}' has no labels")])
+        classes = int(splits.train_labels.max()) + 1
+        if classes > model.config.num_classes:
+            raise ConfigError(source, [("model.num_classes", f"is {model.config.num_classes} but the dataset's "
+                                                             f"labels go up to {classes - 1}")])
+
+
+def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, data_root: Optional[str],
+                resume: Optional[Path]) -> Run:
+    cfg = experiment.trainer
+    device = ctx.device
+    checkpoint = read_resume_checkpoint(experiment, out, resume)
+
+    splits = load_splits(experiment.data, data_root)
+    val, test = splits.val, splits.test
+    if experiment.data.binarize == "dynamic":
+        # Training draws fresh binary images per batch; evaluation needs one fixed draw so that
+        # the numbers compare across epochs (the test draw equals the static protocol's).
+        val, test = static_binarize(val, STATIC_BINARIZE_SEED + 2), static_binarize(test, STATIC_BINARIZE_SEED + 1)
+
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
+    model = build_model(experiment.model, source=experiment.name or "").to(device)
+    _check_data(experiment, splits, model)
+    labels = model.conditional  # only a conditional model's batches carry labels to the step
+    channels_last = wants_channels_last(cfg.channels_last, model, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    loader = make_loader(
+        cfg.loader, splits.train, cfg.batch_size, device=device, seed=cfg.seed, rank=ctx.rank,
+        world_size=ctx.world_size, binarize="dynamic" if experiment.data.binarize == "dynamic" else "none",
+        channels_last=channels_last, num_workers=cfg.num_workers, labels=splits.train_labels if labels else None,
+    )
+    val_labels = splits.val_labels if labels else None
+    test_labels = splits.test_labels if labels else None
+    if isinstance(loader, DeviceLoader):
+        val, test = val.to(device), test.to(device)
+    spe = loader.steps_per_epoch
+    total_steps = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
+
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.scheduler, total_steps))
+    if checkpoint is not None:
+        state = _restore(checkpoint, model, optimizer, scheduler, ctx, cfg.seed)
+    else:
+        state = RunState()
+        torch.manual_seed(derive_seed(cfg.seed, ctx.rank, 0x7A))  # this rank's training stream
+
+    net: nn.Module = model
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+    return Run(
+        experiment=experiment, ctx=ctx, model=model, net=net, loader=loader, val=(val, val_labels),
+        test=(test, test_labels), train_size=int(splits.train.shape[0]), optimizer=optimizer, scheduler=scheduler,
+        state=state, total_steps=total_steps, channels_last=channels_last,
+        autocast_dtype=resolve_precision(cfg.precision, device), resumed=checkpoint is not None,
+    )
+
+
+def _restore(checkpoint: Checkpoint, model, optimizer, scheduler, ctx: DistContext, seed: int) -> RunState:
+    model.load_state_dict(checkpoint.model)
+    optimizer.load_state_dict(checkpoint.optimizer)
+    scheduler.load_state_dict(checkpoint.state["scheduler"])
+    state = RunState.from_json(checkpoint.state["progress"])
+    if ctx.rank != 0:  # the checkpoint holds the sums of every rank: rank 0 carries them on
+        state.sums, state.count = {}, 0
+    cpu = checkpoint.rng.get(f"{_RNG_CPU}.rank{ctx.rank}")
+    if cpu is not None and checkpoint.state.get("world_size") == ctx.world_size:
+        torch.set_rng_state(cpu)
+        cuda = checkpoint.rng.get(f"{_RNG_CUDA}.rank{ctx.rank}")
+        if cuda is not None and ctx.device.type == "cuda":
+            torch.cuda.set_rng_state(cuda, ctx.device)
+    else:
+        # A different number of processes: the old per-rank streams do not map onto the new
+        # ranks. Continue deterministically, though not bit-identically to the old layout.
+        torch.manual_seed(derive_seed(seed, ctx.rank, state.global_step, 0x7A))
+    return state
+
+
+def _rng_states(ctx: DistContext) -> dict[str, torch.Tensor]:
+    """Every rank's RNG states (a collective under DDP: all ranks call it)."""
+    mine = {_RNG_CPU: torch.get_rng_state()}
+    if ctx.device.type == "cuda":
+        mine[_RNG_CUDA] = torch.cuda.get_rng_state(ctx.device)
+    out = {}
+    for name, tensor in mine.items():
+        for rank, value in enumerate(gather_tensors(tensor, ctx)):
+            out[f"{name}.rank{rank}"] = value.cpu()
+    return out
+
+
+def save_run_checkpoint(run: Run, out: Path) -> None:
+    """The crash-safe checkpoint of the run as it is now (a collective: every rank calls it)."""
+    rng = _rng_states(run.ctx)
+    st = run.state
+    progress = asdict(st)
+    # The epoch's running sums of every rank, added up: a resumed run's epoch means stay exact
+    # whatever rank held which steps (rank 0 alone carries them on, see _restore).
+    names = sorted(st.sums)
+    totals = all_reduce_sum(torch.tensor([st.sums[n] for n in names] + [st.count], dtype=torch.float64,
+                                         device=run.ctx.device), run.ctx).tolist()
+    progress["sums"], progress["count"] = dict(zip(names, totals[:-1])), int(totals[-1])
+    if run.ctx.is_main:
+        save_checkpoint(out, model=run.model, optimizer=run.optimizer, rng=rng, state={
+            "global_step": st.global_step,  # top level, for people and tools reading last.json
+            "epoch": st.epoch,
+            "step_in_epoch": st.step_in_epoch,
+            "progress": progress,
+            "scheduler": run.scheduler.state_dict(),
+            "experiment": run.experiment.model_dump(mode="json"),
+            "world_size": run.ctx.world_size,
+            "torch_version": torch.__version__,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
