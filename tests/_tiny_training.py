@@ -17,12 +17,16 @@ TINY_DATASET = "test-tiny-8x8"
 
 
 def _tiny(root=None, n_train: int = 256, n_test: int = 64) -> ImageData:
-    # Smooth random blobs rather than white noise, so that a VAE has something to learn.
+    # Smooth random blobs rather than white noise, so that a VAE has something to learn. The
+    # label is the quarter of the image that is brightest: something a conditional model can use.
     gen = torch.Generator().manual_seed(0)
     coarse = torch.rand(n_train + n_test, 1, 4, 4, generator=gen)
     images = torch.nn.functional.interpolate(coarse, size=(8, 8), mode="bilinear", align_corners=False)
+    labels = images.unfold(2, 4, 4).unfold(3, 4, 4).mean(dim=(-1, -2)).flatten(1).argmax(dim=1)
     images = (images * 255).round().to(torch.uint8)
-    return ImageData(train_images=images[:n_train], test_images=images[n_train:], source="generated")
+    return ImageData(train_images=images[:n_train], test_images=images[n_train:], train_labels=labels[:n_train],
+                     test_labels=labels[n_train:], classes=["top left", "top right", "bottom left", "bottom right"],
+                     source="generated")
 
 
 class MeanLatentELBO(ELBO):
@@ -53,6 +57,23 @@ class NanAtStep(ELBO):
         return out
 
 
+class NanTermAtStep(ELBO):
+    """The ELBO with a NaN in one reported term (not in the loss) at training step ``at_step``."""
+
+    def __init__(self, at_step: int = 2):
+        super().__init__()
+        self.at_step, self.calls = at_step, 0
+
+    def forward(self, model, x, y=None, context=None) -> ModelOutput:
+        out = super().forward(model, x, y, context)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at_step:
+                name = next(k for k in out.terms if k.startswith("kl"))
+                out.terms[name] = out.terms[name] * float("nan")
+        return out
+
+
 def register() -> None:
     if TINY_DATASET not in DATASETS:
         register_dataset(TINY_DATASET)(_tiny)
@@ -60,17 +81,27 @@ def register() -> None:
         register_objective("test-mean-latent-elbo")(MeanLatentELBO)
     if "test-nan-at-step" not in OBJECTIVES:
         register_objective("test-nan-at-step")(NanAtStep)
+    if "test-nan-term-at-step" not in OBJECTIVES:
+        register_objective("test-nan-term-at-step")(NanTermAtStep)
 
 
-def tiny_config(objective: str | dict = "elbo", **trainer) -> dict:
+TINY_FAMILIES = {  # a small model of each built-in family for the 8x8 data
+    "vae": {"latent_dim": 4, "encoder": {"name": "mlp", "hidden": [32]}, "decoder": {"name": "mlp", "hidden": [32]}},
+    "cvae": {"latent_dim": 4, "num_classes": 4, "features": 16, "head_hidden": 16, "conditional_prior": True,
+             "encoder": {"name": "mlp", "hidden": [32]}, "decoder": {"name": "mlp", "hidden": [32]}},
+    "hvae": {"latent_dims": [4, 3], "hidden": 16, "features": 16, "encoder": {"name": "gated-mlp", "hidden": [16]},
+             "encoder_z1": {"name": "gated-mlp", "hidden": [], "head": "gated"},
+             "decoder": {"name": "gated-mlp", "hidden": [16]}},
+    "ladder": {"latent_dims": [4, 3, 2], "hidden": [32, 16, 8], "encoder": {"name": "mlp", "hidden": [32]},
+               "decoder": {"name": "mlp", "hidden": [32]}},
+}
+
+
+def tiny_config(objective: str | dict = "elbo", family: str = "vae", **trainer) -> dict:
     """An experiment on the tiny data: 192 training images (256 - 64 held out), 6 steps per epoch."""
     return {
         "name": "tiny",
-        "model": {
-            "input_shape": [1, 8, 8], "latent_dim": 4,
-            "encoder": {"name": "mlp", "hidden": [32]}, "decoder": {"name": "mlp", "hidden": [32]},
-            "objective": objective,
-        },
+        "model": {"family": family, "input_shape": [1, 8, 8], **TINY_FAMILIES[family], "objective": objective},
         "data": {"dataset": TINY_DATASET, "val_size": 64},
         "trainer": {"epochs": 2, "batch_size": 32, "log_every": 2, "checkpoint_every": 4, "eval_batch_size": 64,
                     **trainer},

@@ -226,3 +226,21 @@ def test_channels_last_auto_skips_groupnorm_models_on_cpu():
     assert not wants_channels_last("auto", resnet, cpu) and wants_channels_last("auto", resnet, cuda)
     assert wants_channels_last("auto", conv, cpu) and not wants_channels_last("auto", mlp, cpu)
     assert wants_channels_last("on", resnet, cpu) and not wants_channels_last("off", conv, cuda)
+
+
+def test_a_nan_in_any_term_stops_training(tmp_path, ci_env):
+    # the loss stays finite; only the reported KL of a level turns NaN
+    with pytest.raises(NonFiniteLossError, match="at step 2"):
+        vaezoo.train(tiny_config("test-nan-term-at-step", family="hvae"), out=tmp_path / "nan", stream=io.StringIO())
+
+
+def test_every_term_reaches_the_progress_the_metrics_and_the_loss_plot(tmp_path, ci_env):
+    stream = io.StringIO()
+    vaezoo.train(tiny_config(family="hvae", epochs=1), out=tmp_path / "h", stream=stream)
+    record = json.loads((tmp_path / "h" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"train_term/recon", "train_term/kl/z1", "train_term/kl/z2", "val_term/kl/z1", "val_term/kl/z2"} <= set(record)
+    assert record["train_kl"] == pytest.approx(record["train_term/kl/z1"] + record["train_term/kl/z2"])
+    assert record["train_neg_elbo"] == pytest.approx(record["train_recon"] + record["train_kl"])
+    assert re.search(r"recon [\d.]+  kl/z1 [\d.]+  kl/z2 [\d.]+", stream.getvalue())
+    assert _png(tmp_path / "h" / "loss.png")
+    assert vaezoo.load(tmp_path / "h").family == "hvae"

@@ -119,9 +119,26 @@ def describe_errors(exc: ValidationError, schema: type[BaseModel], data: Any) ->
     problems = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
+        if error["type"] == "missing" and loc and isinstance(loc[-1], int):
+            # a fixed-length list short of an item: say what the whole list should be
+            target = _locate(schema, data, loc[:-1])
+            if typing.get_origin(target.annotation) is tuple:
+                loc = loc[:-1]
+                error = {**error, "type": "tuple_length", "input": _value_at(data, loc)}
         path = ".".join(str(part) for part in loc)
         problems.append((path, _message(error, schema, data, loc)))
     return problems
+
+
+def _value_at(data: Any, loc: tuple) -> Any:
+    for key in loc:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
 
 
 def _message(error: dict, schema: type[BaseModel], data: Any, loc: tuple) -> str:
