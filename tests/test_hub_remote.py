@@ -228,3 +228,24 @@ def make_hub_entry(hub, tmp_path: Path, monkeypatch, name: str) -> Path:
     entry = json.loads((registry / f"{name}.json").read_text())
     assert entry["weights"]["revision"] == hub.state.repos[f"alice/{name}"].tags["v1"]
     return registry
+
+
+def test_pushing_a_run_folder_leaves_its_training_state_out(hub, tmp_path):
+    folder = tmp_path / "run"
+    tiny_model().save_pretrained(folder)
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "last.safetensors").write_bytes(b"optimizer state, 3x the model")
+    (folder / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    result = vaezoo.push_to_hub(folder, "alice/tiny-run")
+    files = set(hub.state.repos["alice/tiny-run"].commits[result.commit].files)
+    assert {"config.json", "model.safetensors", "README.md", "metrics.jsonl"} <= files
+    assert not any(f.startswith("checkpoints/") for f in files)
+    assert vaezoo.cli.main(["push", str(folder), "alice/tiny-run-all", "--include-training"]) == 0
+    repo = hub.state.repos["alice/tiny-run-all"]
+    assert "checkpoints/last.safetensors" in set(repo.commits[repo.branches["main"]].files)
+
+
+def test_pull_of_a_name_not_on_the_hub_returns_the_shipped_copy(hub, capsys):
+    assert vaezoo.cli.main(["pull", "fashion-conv64"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.is_file() and path == resources.registry_dir() / "weights" / "fashion-conv64.safetensors"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..hub.publish import publish_run
 from ..hub.remote import pull, push_to_hub
@@ -18,7 +19,10 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
-    print(pull(args.ref, revision=args.revision, local_files_only=args.offline))
+    path = pull(args.ref, revision=args.revision, local_files_only=args.offline)
+    if path.is_file():  # a pretrained name not pushed yet: its verified shipped weights
+        print(f"{args.ref} is not on the Hub yet; its weights ship with vaezoo (sha256 verified):", file=sys.stderr)
+    print(path)
     return 0
 
 
