@@ -181,3 +181,16 @@ def test_cli_reports_config_errors_without_traceback(tmp_path, capsys):
     assert captured.out == ""
     assert "x.yaml: model.encoder.channels: expected a list of int" in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_a_problem_an_override_brought_in_names_the_override_not_the_file(tmp_path):
+    path = tmp_path / "mixed.yaml"
+    path.write_text("model:\n  input_shape: [1, 28, 28]\n  latent_dim: -3\n  encoder: mlp\n  decoder: mlp\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path, {"model.encoder.widht": 4, "trainer.epochs": 0})
+    lines = info.value.lines()
+    assert len(lines) == 3
+    assert any(line.endswith("mixed.yaml: model.latent_dim: expected an int > 0, got -3") for line in lines)
+    assert ("override model.encoder.widht=4: model.encoder.widht: unknown field 'widht' for encoder 'mlp'. "
+            "Allowed: activation, hidden, norm.") in lines
+    assert "override trainer.epochs=0: trainer.epochs: expected an int > 0, got 0" in lines

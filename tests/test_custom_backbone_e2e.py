@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import vaezoo
 from _tiny_training import _tiny
 from hub_server import HubHTTPServer
 from safetensors.torch import load, load_file, save_file
@@ -212,3 +214,28 @@ def test_example_script_without_a_hub_skips_the_push_with_a_note(server, tmp_pat
     assert "not pushing: set HF_TOKEN" in proc.stdout
     assert "loaded: run (ResidualMLPEncoder + ResidualMLPDecoder), same weights: True" in proc.stdout
     assert len(server.state.requests) == before and "alice/nope" not in server.state.repos
+
+
+def test_the_documented_lazy_linear_encoder_trains(tmp_path, monkeypatch):
+    """docs/configs.md's example backbone uses nn.LazyLinear: it must train and save like any other."""
+    import io
+
+    from _tiny_training import register, tiny_config
+
+    register()
+    monkeypatch.setenv("CI", "1")
+
+    @vaezoo.register_backbone("test-lazy-encoder")
+    def lazy_encoder(in_shape, out_features, width: int = 16):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(width), torch.nn.ReLU(),
+                                   torch.nn.Linear(width, out_features))
+
+    try:
+        config = tiny_config(max_steps=3)
+        config["model"]["encoder"] = {"name": "test-lazy-encoder", "width": 16}
+        model, _ = vaezoo.train(config, out=tmp_path / "lazy", stream=io.StringIO())
+        assert model.encoder[1].weight.shape == (16, 64)  # materialized from the 8x8 input
+        loaded = vaezoo.load(tmp_path / "lazy")
+        assert torch.equal(loaded.encoder[1].weight, model.encoder[1].weight)
+    finally:
+        vaezoo.parts.ENCODERS.remove("test-lazy-encoder")

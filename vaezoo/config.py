@@ -63,11 +63,23 @@ def display_path(path: Path) -> str:
 def validate_experiment(
     data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, source: str = ""
 ) -> ExperimentConfig:
-    data = apply_overrides(data, overrides or {}, source=source)
+    overrides = dict(overrides or {})
+    data = apply_overrides(data, overrides, source=source)
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, describe_errors(exc, ExperimentConfig, data)) from None
+        problems = describe_errors(exc, ExperimentConfig, data)
+        sources = [_override_behind(path, overrides) or source for path, _ in problems]
+        raise ConfigError(source, problems, sources=sources) from None
+
+
+def _override_behind(path: str, overrides: Mapping[str, Any]) -> str:
+    """``override KEY=VALUE`` when an override set the field at ``path`` (or a field inside it):
+    the problem is the flag's, not the file's."""
+    for key, value in overrides.items():
+        if path == key or path.startswith(key + ".") or key.startswith(path + ".") and path:
+            return f"override {key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+    return ""
 
 
 # ---------------------------------------------------------------------------- overrides

@@ -26,14 +26,19 @@ class ConfigError(VaezooError, ValueError):
     """A config that cannot be used. ``problems`` holds (field path, message) pairs; each line reads
     ``configs/x.yaml: model.encoder.channels: expected a list of int, got 'abc'``."""
 
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
+    def __init__(self, source: str, problems: list[tuple[str, str]], sources: list[str] | None = None):
         self.source = source
         self.problems = problems
+        # where each problem comes from: the file, or an override (a --set flag) that set the field
+        self.sources = sources or [source] * len(problems)
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        prefix = f"{self.source}: " if self.source else ""
-        return [f"{prefix}{path}: {message}" if path else f"{prefix}{message}" for path, message in self.problems]
+        out = []
+        for (path, message), source in zip(self.problems, self.sources):
+            prefix = f"{source}: " if source else ""
+            out.append(f"{prefix}{path}: {message}" if path else f"{prefix}{message}")
+        return out
 
 
 class UsageError(VaezooError, ValueError):

@@ -18,6 +18,8 @@ def build_model(config: Union[ModelConfig, Mapping[str, Any]], source: str = "")
         config = validate_model_config(config)
     cls = FAMILIES.get(config.family)
     try:
-        return cls(config)
+        model = cls(config)
     except PartBuildError as exc:
         raise ConfigError(source, [(f"model.{exc.field}", str(exc))]) from None
+    model.materialize()
+    return model

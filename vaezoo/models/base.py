@@ -214,6 +214,16 @@ class BaseVAE(HubMixin, nn.Module):
 
     # -- bookkeeping --------------------------------------------------------------------
 
+    @torch.no_grad()
+    def materialize(self) -> None:
+        """Give lazy modules (``nn.LazyLinear`` in a user's backbone) their shapes with one pass
+        over a blank batch, so that parameter counts, optimizers and checkpoints see every weight."""
+        if not any(isinstance(p, nn.parameter.UninitializedParameter) for p in self.parameters()):
+            return
+        x = torch.zeros(2, *self.input_shape)
+        y = torch.zeros(2, dtype=torch.long) if self.conditional else None
+        self.latent_pass(x, torch.zeros(1, 2, *self.noise_shape), y)
+
     def has_convolutions(self) -> bool:
         return any(isinstance(m, nn.modules.conv._ConvNd) for m in self.modules())
 
