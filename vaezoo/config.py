@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .schemas import FAMILIES, ExperimentConfig, ModelConfig, PartSpec
 
 __all__ = ["ConfigError", "load_experiment", "validate_experiment", "apply_overrides", "parse_set_args",
-           "describe_errors"]
+           "describe_errors", "describe_type"]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def _message(error: dict, schema: type[BaseModel], data: Any, loc: tuple) -> str
     if kind in ("unknown_part", "unknown_family"):
         return error["msg"]
     if kind == "missing":
-        expected = f" (expected {_describe(target.annotation, target.metadata)})" if target.annotation else ""
+        expected = f" (expected {describe_type(target.annotation, target.metadata)})" if target.annotation else ""
         return f"required field is missing{expected}"
     if kind in ("value_error", "assertion_error"):
         return error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -174,7 +174,7 @@ def _message(error: dict, schema: type[BaseModel], data: Any, loc: tuple) -> str
         hint = ""
         if kind == "literal_error" and isinstance(value, str):
             hint = suggest(value, typing.get_args(target.annotation))
-        return f"expected {_describe(target.annotation, target.metadata)}, got {value!r}.{hint}".rstrip(".")
+        return f"expected {describe_type(target.annotation, target.metadata)}, got {value!r}.{hint}".rstrip(".")
     return f"{error['msg']}, got {value!r}"
 
 
@@ -255,10 +255,11 @@ def _bounds(metadata: list) -> str:
                 words.append(f"{symbol} {bound}")
         if getattr(item, "min_length", None):
             words.append(f"with at least {item.min_length} item{'s' if item.min_length > 1 else ''}")
-    return (" " + " ".join(words)) if words else ""
+    return (" " + " and ".join(words)) if words else ""
 
 
-def _describe(annotation: Any, metadata: list = (), plural: bool = False) -> str:
+def describe_type(annotation: Any, metadata: list = (), plural: bool = False) -> str:
+    """A type annotation in words: ``a list of int > 0``, ``one of 'relu', 'silu'``."""
     annotation, extra = _split_annotated(annotation)
     metadata = list(metadata) + extra
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
@@ -269,18 +270,19 @@ def _describe(annotation: Any, metadata: list = (), plural: bool = False) -> str
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (Union, types.UnionType):
         members = [a for a in args if a is not type(None)]
-        text = " or ".join(_describe(a) for a in members)
+        text = " or ".join(describe_type(a) for a in members)
         return text + (" or null" if len(members) < len(args) else "")
     if origin is list:
         inner, inner_meta = _split_annotated(args[0]) if args else (Any, [])
-        return f"a list of {_describe(inner, inner_meta, plural=True)}{_bounds(metadata)}"
+        return f"a list of {describe_type(inner, inner_meta, plural=True)}{_bounds(metadata)}"
     if origin is tuple:
         inner, inner_meta = _split_annotated(args[0]) if args else (Any, [])
         count = len(args) if Ellipsis not in args else None
         size = f"{count} " if count else ""
-        return f"a list of {size}{_describe(inner, inner_meta, plural=True)}"
+        return f"a list of {size}{describe_type(inner, inner_meta, plural=True)}"
     if isinstance(annotation, type) and issubclass(annotation, PartSpec):
-        return f"a {annotation.registry.kind} name or a mapping with 'name'"
+        kind = annotation.registry.kind
+        return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} name or a mapping with 'name'"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "a mapping"
     return getattr(annotation, "__name__", str(annotation))

@@ -11,32 +11,64 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
-from ..errors import NonFiniteLossError, VaezooError
+from ..errors import NonFiniteLossError, UsageError, VaezooError
 
 __all__ = ["main", "build_parser"]
 
 COMMAND_MODULES = ["zoo_commands", "hub", "evaluate", "train", "data"]
+_IMPORT_HELP = ("import a module (a name, or a .py file) before anything else, so that the parts, families or "
+                "datasets it registers can be used (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vaezoo", description="A config-driven zoo of VAEs.")
+    parser = argparse.ArgumentParser(
+        prog="vaezoo", description="A config-driven zoo of VAEs: list, inspect, train, evaluate, draw and share "
+                                   "models. `vaezoo COMMAND --help` describes each command.")
     parser.add_argument("--version", action="version", version=f"vaezoo {__version__}")
     parser.add_argument("--traceback", action="store_true",
                         help="show the full traceback of an error (also VAEZOO_TRACEBACK=1)")
+    parser.add_argument("--import", dest="imports_first", action="append", default=[], metavar="MODULE",
+                        help=_IMPORT_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{module}").add_commands(commands)
+    for command in commands.choices.values():  # `vaezoo train --import my_parts ...` works too
+        command.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                             help=_IMPORT_HELP)
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+def import_user_module(name: str) -> None:
+    """``my_parts`` (found from the working directory, as ``python -m`` would) or ``path/to/parts.py``."""
+    if name.endswith(".py") or os.sep in name or "/" in name:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise UsageError(f"--import {name}: no such file")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)  # an error inside the user's module keeps its traceback
+        return
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    if importlib.util.find_spec(name) is None:
+        raise UsageError(f"--import {name}: no module named {name!r} (from {os.getcwd()} or the installed packages)")
+    importlib.import_module(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        for name in [*args.imports_first, *args.imports]:
+            import_user_module(name)
         return args.func(args)
     except VaezooError as exc:
         if args.traceback or os.environ.get("VAEZOO_TRACEBACK") not in (None, "", "0"):

@@ -1,10 +1,11 @@
-"""``vaezoo list`` and ``vaezoo info NAME``."""
+"""``vaezoo list``, ``vaezoo info NAME`` and ``vaezoo parts [KIND]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ..catalog import KINDS, describe_parts, format_parts
 from ..config import parse_set_args
 from ..factory import build_model
 from ..hub.index import get_entry
@@ -91,6 +92,11 @@ def _pretrained_summary(name: str, overrides: dict) -> str:
     return f"yes, {entry.training.epochs} epochs; " + "; ".join(parts) + f"; {where}"
 
 
+def _cmd_parts(args: argparse.Namespace) -> int:
+    print(format_parts(describe_parts(args.kind)))
+    return 0
+
+
 def add_commands(commands) -> None:
     p = commands.add_parser(
         "list", help="list model names (or the model families)",
@@ -113,3 +119,12 @@ def add_commands(commands) -> None:
     p.add_argument("name", help="a model name or a YAML config path")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.set_defaults(func=_cmd_info)
+
+    p = commands.add_parser(
+        "parts", help="list the registered model families and parts with their arguments",
+        description="List every registered model family, backbone, prior, likelihood, objective and dataset with "
+                    "its arguments, types and defaults (plugins and --import-ed modules included).\n\n"
+                    "Examples:\n  vaezoo parts encoder\n  vaezoo parts --import my_parts.py encoder",
+    )
+    p.add_argument("kind", nargs="?", choices=list(KINDS), help="only this kind")
+    p.set_defaults(func=_cmd_parts)

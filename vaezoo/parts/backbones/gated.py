@@ -69,6 +69,8 @@ def _gated_stack(sizes: list[int]) -> list[nn.Module]:
 
 @register_backbone("gated-mlp", role="encoder", params=GatedMLPParams)
 class GatedMLPEncoder(nn.Module):
+    """Flatten, a gated dense layer per ``hidden`` entry, a linear (or gated) head: the VampPrior paper's MLP."""
+
     def __init__(self, in_shape: tuple[int, ...], out_features: int, **params):
         super().__init__()
         config = GatedMLPParams(**params)
@@ -83,6 +85,8 @@ class GatedMLPEncoder(nn.Module):
 
 @register_backbone("gated-mlp", role="decoder", params=GatedMLPParams)
 class GatedMLPDecoder(nn.Module):
+    """A gated dense layer per ``hidden`` entry, a linear (or gated) head to the likelihood's maps."""
+
     def __init__(self, in_features: int, out_shape: tuple[int, ...], **params):
         super().__init__()
         config = GatedMLPParams(**params)
@@ -116,6 +120,8 @@ class GatedConvDecoderParams(PartParams):
 
 @register_backbone("gated-conv", role="encoder", params=GatedConvParams)
 class GatedConvEncoder(nn.Module):
+    """Gated convolutions (``[channels, kernel, stride]`` rows), flattened, a linear head: the ConvHVAE's q(z2|x)."""
+
     def __init__(self, in_shape: tuple[int, ...], out_features: int, **params):
         super().__init__()
         config = GatedConvParams(**params)
@@ -147,6 +153,8 @@ class GatedConvEncoder(nn.Module):
 
 @register_backbone("gated-conv", role="decoder", params=GatedConvDecoderParams)
 class GatedConvDecoder(nn.Module):
+    """A gated projection to the output's resolution, stride-1 gated convolutions, a 1x1 convolution."""
+
     def __init__(self, in_features: int, out_shape: tuple[int, ...], **params):
         super().__init__()
         config = GatedConvDecoderParams(**params)
