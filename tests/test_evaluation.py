@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ import torch
 import vaezoo
 from vaezoo.ops.gaussian import DiagonalGaussian
 from vaezoo.evaluation import (
-    EvalReport, active_units, bits_per_dim, elbo, iwae_log_likelihood, refine, resolve_data,
+    EvalReport, active_units, bits_per_dim, elbo, evaluate, iwae_log_likelihood, refine, resolve_data,
 )
 
 D_SIDE, LATENT = 4, 3  # 4x4 "images": 16 pixels
@@ -257,3 +258,13 @@ def test_default_chunk_size_is_small_for_conv_decoders_on_cpu():
     assert default_chunk_size(vaezoo.create("fashion-resnet32"), cpu, 8) == 16  # 128 decodes per pass
     assert default_chunk_size(vaezoo.create("fashion-vamp40"), cpu, 8) == 256   # MLPs: 2048 per pass
     assert default_chunk_size(vaezoo.create("fashion-conv64"), torch.device("cuda"), 8) == 256
+
+
+def test_evaluate_shows_its_cost_unless_told_not_to(ppca, capsys):
+    model, x, *_ = ppca
+    evaluate(model, x[:40], iw_samples=8, elbo_samples=1, batch_size=8)
+    lines = capsys.readouterr().err.splitlines()
+    assert re.match(r"  first 8 of 40 examples in \d+ s: about \d+ s in all \([\d.]+ examples/s\)", lines[0]), lines
+    assert re.match(r"  40/40 examples, [\d.]+ examples/s, eta 0 s", lines[-1]), lines
+    evaluate(model, x[:40], iw_samples=8, elbo_samples=1, batch_size=8, progress=False)
+    assert capsys.readouterr().err == ""

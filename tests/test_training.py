@@ -244,3 +244,25 @@ def test_every_term_reaches_the_progress_the_metrics_and_the_loss_plot(tmp_path,
     assert re.search(r"recon [\d.]+  kl/z1 [\d.]+  kl/z2 [\d.]+", stream.getvalue())
     assert _png(tmp_path / "h" / "loss.png")
     assert vaezoo.load(tmp_path / "h").family == "hvae"
+
+
+def test_trial_runs_validate_on_a_subset_and_test_at_the_end_or_never(tmp_path, ci_env, monkeypatch):
+    from vaezoo.training.loop import Trainer
+
+    scored = []
+    original = Trainer._evaluate
+
+    def spy(self, run, split, tag):
+        scored.append(("val" if tag == 1 else "test", int(split[0].shape[0])))
+        return original(self, run, split, tag)
+
+    monkeypatch.setattr(Trainer, "_evaluate", spy)
+    vaezoo.train(tiny_config(epochs=2, val_limit=16, test="end"), out=tmp_path / "end", stream=io.StringIO())
+    assert scored == [("val", 16), ("val", 16), ("test", 64)]
+    records = [json.loads(line) for line in (tmp_path / "end" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["test_neg_elbo"] is None and records[1]["test_neg_elbo"] > 0
+    scored.clear()
+    vaezoo.train(tiny_config(epochs=1, test="never"), out=tmp_path / "never", stream=io.StringIO())
+    assert scored == [("val", 64)]
+    config = json.loads((tmp_path / "never" / "config.json").read_text())
+    assert "test_neg_elbo" not in config["metrics"] and config["metrics"]["val_neg_elbo"]["num_examples"] == 64

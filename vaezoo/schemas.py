@@ -174,6 +174,11 @@ class TrainerConfig(Strict):
     max_steps: Optional[PositiveInt] = Field(None, description="stop after this many optimizer steps in all")
     log_every: PositiveInt = Field(50, description="steps between progress lines (and finiteness checks)")
     eval_batch_size: PositiveInt = Field(1024, description="batch size of the validation and test passes")
+    val_limit: Optional[PositiveInt] = Field(
+        None, description="validate on the first N held-out images each epoch (default: all of them)")
+    test: Literal["every_epoch", "end", "never"] = Field(
+        "every_epoch", description="when the test split is scored: after each epoch, after the last one, or never "
+                                   "(select models on validation; a trial run needs neither)")
     loader: Literal["auto", "device", "dataloader"] = Field(
         "auto", description="device: the uint8 dataset lives on the device; dataloader: workers + pinned memory"
     )

@@ -21,7 +21,7 @@ def add_commands(commands) -> None:
         description="Look for each dataset where training looks (--data, $VAEZOO_DATA, the Debian package "
                     "dataset-fashion-mnist, the cache ~/.cache/vaezoo or $VAEZOO_CACHE), download it into the "
                     "cache when none has it, and check every file against the release's checksums. "
-                    "Example: vaezoo data fashion-mnist",
+                    "\n\nExample:\n  vaezoo data fashion-mnist",
     )
     p.add_argument("names", nargs="+", choices=FETCHABLE, metavar="NAME", help=f"one of {', '.join(FETCHABLE)}")
     p.add_argument("--data", metavar="ROOT", help="look only in this folder")

@@ -37,7 +37,12 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands) -> None:
-    p = commands.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub (one commit)")
+    p = commands.add_parser(
+        "push", help="upload a checkpoint folder to the Hugging Face Hub (one commit)",
+        description="Upload a folder in Hub layout (a run folder is one) as one commit, optionally tagged. The "
+                    "token comes from HF_TOKEN or `hf auth login`; HF_ENDPOINT picks the server.\n\n"
+                    "Example:\n  vaezoo push runs/fc64 alice/my-vae --tag v1",
+    )
     p.add_argument("dir", help="a folder in Hub layout (config.json, model.safetensors, README.md)")
     p.add_argument("repo_id", help="org/name on the Hub")
     p.add_argument("--tag", help="tag the new commit, e.g. v1")
@@ -48,13 +53,24 @@ def add_commands(commands) -> None:
                    help="also upload a run's training state (checkpoints/, tensorboard/); by default only the model")
     p.set_defaults(func=_cmd_push)
 
-    p = commands.add_parser("pull", help="download a pretrained name or hf-hub:org/repo[@rev] to the cache")
+    p = commands.add_parser(
+        "pull", help="download a pretrained name or hf-hub:org/repo[@rev] to the cache",
+        description="Download a repository (or a pretrained name's pinned commit) into the Hugging Face cache and "
+                    "print where it is; a pretrained name not on the Hub yet gives its verified shipped file.\n\n"
+                    "Examples:\n  vaezoo pull hf-hub:alice/my-vae@v1\n  vaezoo pull fashion-conv64",
+    )
     p.add_argument("ref", help="a pretrained name or hf-hub:org/repo[@revision]")
     p.add_argument("--revision", help="branch, tag or commit (hf-hub references only)")
     p.add_argument("--offline", action="store_true", help="only look in the local cache")
     p.set_defaults(func=_cmd_pull)
 
-    p = commands.add_parser("publish", help="turn a trained run folder into a registry/ entry (+ shipped weights)")
+    p = commands.add_parser(
+        "publish", help="turn a trained run folder into a registry/ entry (+ shipped weights)",
+        description="Write registry/weights/NAME.safetensors (fp16 by default) and registry/NAME.json with its "
+                    "sha256, metrics and recipe; --push also uploads it and pins the commit.\n\n"
+                    "Example:\n  vaezoo publish runs/hvae fashion-hvae40 vaezoo/fashion-hvae40 --metrics elbo.json "
+                    "--metrics iwae.json",
+    )
     p.add_argument("run", help="the run's folder in Hub layout (what training saved)")
     p.add_argument("name", help="the pretrained name, e.g. fashion-conv64")
     p.add_argument("repo_id", help="org/name of its Hub repository")

@@ -101,7 +101,7 @@ def add_commands(commands) -> None:
     p = commands.add_parser(
         "list", help="list model names (or the model families)",
         description="List the zoo's model names, filtered by fnmatch patterns, family and published weights. "
-                    "Example: vaezoo list 'fashion-*' --family hvae --pretrained",
+                    "\n\nExample:\n  vaezoo list 'fashion-*' --family hvae --pretrained",
     )
     p.add_argument("filter", nargs="*", help="fnmatch patterns, e.g. 'fashion-*'")
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="leave these out")
@@ -114,7 +114,7 @@ def add_commands(commands) -> None:
     p = commands.add_parser(
         "info", help="summary of a model: family, parts, parameter count, weights",
         description="Show a model's family, parts, parameter count, recipe and published metrics. "
-                    "Example: vaezoo info fashion-conv64 --set model.latent_dim=32",
+                    "\n\nExample:\n  vaezoo info fashion-conv64 --set model.latent_dim=32",
     )
     p.add_argument("name", help="a model name or a YAML config path")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")

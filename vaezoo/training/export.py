@@ -17,6 +17,7 @@ __all__ = ["export_run"]
 def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dict[str, Any]], *, steps: int,
                elapsed: float, device: torch.device, processes: int, val_examples: int, test_examples: int,
                batch_size: int) -> None:
+    # the last epoch's record holds the final numbers; a split that was not scored is left out
     """``config.json`` (with the final metrics and what the run took), ``model.safetensors``,
     ``README.md``, ``samples.png`` and ``loss.png`` in ``out``."""
     final = dict(history[-1]) if history else {}
@@ -24,6 +25,7 @@ def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dic
     protocol = {"likelihood": experiment.model.likelihood.name, "binarization": experiment.data.binarize,
                 "importance_samples": 1}
     metrics = {}
+    val_examples = min(val_examples, experiment.trainer.val_limit or val_examples)
     for split, examples in (("test", test_examples), ("val", val_examples)):
         value = final.get(f"{split}_neg_elbo")
         if value is not None:

@@ -82,6 +82,8 @@ class Trainer:
             export_run(run.model, self.experiment, self.out, st.history, steps=st.global_step, elapsed=st.elapsed,
                        device=ctx.device, processes=ctx.world_size, val_examples=int(run.val[0].shape[0]),
                        test_examples=int(run.test[0].shape[0]), batch_size=cfg.batch_size)
+            print(f"wrote the run folder {self.out}: vaezoo.load({str(self.out)!r}) reads it", file=self.stream,
+                  flush=True)
         barrier(ctx)
         return run.model.eval(), dict(st.history[-1]) if st.history else {}
 
@@ -196,7 +198,7 @@ class Trainer:
             sums = torch.zeros(len(names) + 2, dtype=torch.float64, device=device)
         total = all_reduce_sum(sums, run.ctx).tolist()
         if total[-1] == 0:  # an empty split (data.val_size: 0)
-            return {"neg_elbo": None, "recon": None, "kl": None, "terms": {}}
+            return _NOT_SCORED
         n = total[-1]
         terms = {name: value / n for name, value in zip(names, total[1:-1])}
         return {"neg_elbo": total[0] / n, "recon": terms.get("recon"),
@@ -209,7 +211,14 @@ class Trainer:
                                              device=run.ctx.device), run.ctx).tolist()
         count = max(totals[-1], 1.0)
         train = {name: total / count for name, total in zip(names, totals[:-1])}
-        val, test = self._evaluate(run, run.val, 1), self._evaluate(run, run.test, 2)
+        last = st.global_step >= run.total_steps or (complete and st.epoch + 1 >= cfg.epochs)
+        val_images, val_labels = run.val
+        if cfg.val_limit is not None:
+            val_images = val_images[: cfg.val_limit]
+            val_labels = None if val_labels is None else val_labels[: cfg.val_limit]
+        val = self._evaluate(run, (val_images, val_labels), 1)
+        scored = cfg.test == "every_epoch" or (cfg.test == "end" and last)
+        test = self._evaluate(run, run.test, 2) if scored else _NOT_SCORED
         record: dict[str, Any] = {
             "epoch": st.epoch + 1, "step": st.global_step,
             "train_loss": train.get("loss"), "train_recon": train.get("recon"),
@@ -239,6 +248,9 @@ class Trainer:
         if complete:
             st.new_epoch()
         self._checkpoint(run)
+
+
+_NOT_SCORED = {"neg_elbo": None, "recon": None, "kl": None, "terms": {}}
 
 
 def _neg_elbo(means: dict[str, float]) -> float:

@@ -1,0 +1,49 @@
+"""What an evaluation shows while it runs: the estimate after the first batch, then the rate and ETA."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, Optional, TextIO, Union
+
+__all__ = ["EvalProgress", "progress_callback"]
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+class EvalProgress:
+    """``progress(done, total)`` after each batch: one line after the first batch with the estimated
+    cost of the whole evaluation, then one line per ``every`` (a fraction of the examples)."""
+
+    def __init__(self, stream: Optional[TextIO] = None, every: float = 0.05, what: str = "examples"):
+        self.stream = stream if stream is not None else sys.stderr
+        self.every, self.what = every, what
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        seconds = time.perf_counter() - self.start
+        rate = done / seconds if seconds > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        fraction = done / total
+        lines = []
+        if self.last == 0.0:
+            lines.append(f"  first {done:,} of {total:,} {self.what} in {_duration(seconds)}: about "
+                         f"{_duration(seconds + eta)} in all ({rate:.1f} {self.what}/s)")
+        if (self.last and fraction - self.last >= self.every) or done == total:
+            lines.append(f"  {done:,}/{total:,} {self.what}, {rate:.1f} {self.what}/s, eta {_duration(eta)}")
+        if lines:
+            self.last = fraction
+            print("\n".join(lines), file=self.stream, flush=True)
+
+
+def progress_callback(progress: Union[bool, Callable[[int, int], None], None]) -> Optional[Callable[[int, int], None]]:
+    """``True``: lines on stderr; ``False``/``None``: silent; a callable is called as it is."""
+    if progress is True:
+        return EvalProgress()
+    return progress or None
