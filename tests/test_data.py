@@ -397,7 +397,7 @@ def test_image_folder_flat_hold_out_rgb_resize_and_jpeg(tmp_path):
 def test_image_folder_errors(tmp_path):
     _png(tmp_path / "mixed" / "a.png", 1, h=6)
     _png(tmp_path / "mixed" / "b.png", 1, h=7)
-    with pytest.raises(ValueError, match=r"images differ in size: set the dataset's 'size'"):
+    with pytest.raises(ValueError, match=r"images differ in size: set data.dataset.size"):
         image_folder(None, path=str(tmp_path / "mixed"))
     assert image_folder(None, path=str(tmp_path / "mixed"), size=6, test_fraction=0.5).train_images.shape == (1, 1, 6, 6)
     (tmp_path / "empty").mkdir()

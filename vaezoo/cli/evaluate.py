@@ -87,7 +87,7 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
 
 
 def _test_data(args: argparse.Namespace, model, limit: int | None = None):
-    data = resolve_data(_data_config(args), limit=limit, root=args.data)
+    data = resolve_data(_data_config(args), limit=limit, root=args.data, expected_shape=tuple(model.input_shape))
     if tuple(data.images.shape[1:]) != tuple(model.input_shape):
         raise UsageError(f"the model takes images of shape {list(model.input_shape)} but the test images are "
                          f"{list(data.images.shape[1:])}; pick the right dataset with --dataset")

@@ -2,7 +2,9 @@
 
 A file is verified when its bytes match a published checksum: the MD5 of the original
 ``.gz`` release (the one torchvision lists), or the sha256 of the decompressed IDX bytes,
-which also covers the Debian package's copies (same content, re-written gzip headers).
+which also covers the Debian package's copies (same content, re-written gzip headers); the
+MD5s SVHN and CelebA publish per file. A download is verified by torchvision against the
+release's MD5 (CIFAR-10's archive) before it is unpacked.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Optional
 
 from ..errors import DataError, UsageError
 from .datasets import IDX_STEMS, locate_idx
+from .releases import LOCATORS
 
 __all__ = ["FetchedFile", "Fetched", "fetch", "FETCHABLE", "ChecksumMismatchError"]
 
@@ -37,7 +40,7 @@ _CHECKSUMS: dict[str, dict[str, tuple[str, Optional[str]]]] = {
         "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
     },
 }
-FETCHABLE = tuple(sorted(_CHECKSUMS))
+FETCHABLE = tuple(sorted([*_CHECKSUMS, *LOCATORS]))
 
 
 class ChecksumMismatchError(DataError):
@@ -86,9 +89,24 @@ def _verify(name: str, stem: str, path: Path) -> FetchedFile:
 def fetch(name: str, root: str | Path | None = None, download: bool = True) -> Fetched:
     """Find ``name`` (``data.root``, ``$VAEZOO_DATA``, the Debian package, the cache), else download
     it into the cache (``download=True``); then check every file against the published checksums."""
-    if name not in _CHECKSUMS:
+    if name not in FETCHABLE:
         raise UsageError(f"vaezoo data knows how to fetch {', '.join(FETCHABLE)}, not {name!r}; other datasets "
                          f"are read from the path in their config (data.dataset.path / data.root)")
+    if name in LOCATORS:
+        locate, md5s = LOCATORS[name]
+        found = locate(root, download=download)
+        files = [_verify_md5(name, path, md5s.get(stem)) for stem, path in found.files.items()]
+        return Fetched(name=name, place=found.place, folder=next(iter(found.files.values())).parent, files=files)
     found = locate_idx(name, root, download=download)
     files = [_verify(name, stem, found.files[stem]) for stem in IDX_STEMS]
     return Fetched(name=name, place=found.place, folder=found.files[IDX_STEMS[0]].parent, files=files)
+
+
+def _verify_md5(name: str, path: Path, md5: Optional[str]) -> FetchedFile:
+    if md5 is None or path.is_dir():
+        return FetchedFile(path, "unverified (the release publishes no checksum for it)")
+    actual = _digest(path.read_bytes(), "md5")
+    if actual != md5:
+        raise ChecksumMismatchError(f"{path}: md5 {actual}, the {name} release has {md5}; delete it and run "
+                                    f"`vaezoo data {name}` again")
+    return FetchedFile(path, "md5 of the release")

@@ -223,7 +223,7 @@ def _load_folder(folder: Path, channels: int, size: Optional[tuple[int, int]]):
         if images and img.shape != images[0].shape:
             raise DataError(
                 f"{file} is {tuple(img.shape[1:])} but {files[0]} is {tuple(images[0].shape[1:])}; "
-                f"images differ in size: set the dataset's 'size' to resize them all"
+                f"images differ in size: set data.dataset.size (e.g. [64, 64]) to resize them all"
             )
         images.append(img)
     return torch.stack(images), names
@@ -234,8 +234,10 @@ def image_folder(
     root: Optional[str],
     path: Optional[str] = None,
     size: Union[PositiveInt, tuple[PositiveInt, PositiveInt], None] = None,
-    channels: Literal[1, 3] = 1,
+    channels: Optional[Literal[1, 3]] = None,
     test_fraction: Fraction = 0.1,
+    *,
+    expected_shape: Optional[tuple[int, int, int]] = None,
 ) -> ImageData:
     """A folder of PNG/JPEG images, decoded once into uint8 tensors.
 
@@ -244,9 +246,12 @@ def image_folder(
     set. In each, images either lie directly in the folder (no labels) or in class
     subfolders (``cat/``, ``dog/``...; nested folders allowed): the sorted subfolder names
     become ``classes`` and their indices the labels. ``channels`` 1 decodes to grayscale,
-    3 to RGB; ``size`` (an int or ``[h, w]``) resizes every image (PIL bilinear, antialiased), and is
-    needed when the images differ in size.
+    3 to RGB; by default the model's (its ``input_shape``), else 1. ``size`` (an int or
+    ``[h, w]``) resizes every image (PIL bilinear, antialiased), and is needed when the images
+    differ in size or from the model's input size.
     """
+    if channels is None:
+        channels = expected_shape[0] if expected_shape is not None and expected_shape[0] in (1, 3) else 1
     folder = _resolve(root, path, "image-folder", "image folder")
     if not folder.is_dir():
         raise DataNotFoundError(f"dataset 'image-folder': no folder at {folder} (data.dataset.path / data.root)")

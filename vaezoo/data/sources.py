@@ -38,16 +38,20 @@ class Found:
     place: str
 
 
+def _present(folder: Path, stem: str) -> Path | None:
+    """``stem`` (or ``stem.gz``) in ``folder``; a stem ending in ``/`` names a folder."""
+    if stem.endswith("/"):
+        candidate = folder / stem.rstrip("/")
+        return candidate if candidate.is_dir() else None
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _complete(folder: Path, stems: Sequence[str]) -> dict[str, Path] | None:
-    found = {}
-    for stem in stems:
-        for candidate in (folder / stem, folder / f"{stem}.gz"):
-            if candidate.is_file():
-                found[stem] = candidate
-                break
-        else:
-            return None
-    return found
+    found = {stem: _present(folder, stem) for stem in stems}
+    return found if all(found.values()) else None
 
 
 def _missing(folder: Path, stems: Sequence[str]) -> str:
@@ -55,7 +59,7 @@ def _missing(folder: Path, stems: Sequence[str]) -> str:
         return "no such folder"
     if not folder.is_dir():
         return "not a folder"
-    missing = [s for s in stems if not (folder / s).is_file() and not (folder / f"{s}.gz").is_file()]
+    missing = [s for s in stems if _present(folder, s) is None]
     return "missing " + ", ".join(missing)
 
 
@@ -66,6 +70,7 @@ def find_files(
     debian_dir: str | os.PathLike | None,
     download: Callable[[Path], Path] | None,
     cache_subdir: str = "",
+    subfolders: Sequence[str] = (),
 ) -> Found:
     """Map each file stem to a path (``stem`` or ``stem.gz``), trying in order:
 
@@ -76,12 +81,16 @@ def find_files(
     4. the cache, ``cache_dir() / dataset / cache_subdir`` (where a download puts the files).
     5. ``download(cache_dir() / dataset)``, which returns the folder holding the files.
 
+    In each place the files may also sit in one of ``subfolders`` (a release's own folder,
+    like ``cifar-10-batches-bin``), of the place or of its ``dataset`` subfolder.
+
     Raises :class:`DataNotFoundError` listing every place tried, one line each, and the fix.
     """
     tried: list[str] = []
 
     def attempt(folder: Path, label: str) -> dict[str, Path] | None:
-        for place in (folder, folder / dataset):
+        bases = (folder, folder / dataset)
+        for place in (*bases, *(base / sub for base in bases for sub in subfolders)):
             found = _complete(place, stems)
             if found:
                 return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -36,21 +37,28 @@ class DataSplits:
         return tuple(self.train.shape[1:])  # type: ignore[return-value]
 
 
-def load_splits(config: DataConfig, root: str | None = None) -> DataSplits:
+def load_splits(config: DataConfig, root: str | None = None,
+                expected_shape: Optional[tuple[int, int, int]] = None) -> DataSplits:
     """Load the dataset and hold ``config.val_size`` training images out for validation.
 
-    ``root`` (``--data``) overrides ``config.root``. With ``config.binarize == "static"``
+    ``root`` (``--data``) overrides ``config.root``. ``expected_shape``, the model's
+    ``input_shape``, reaches datasets that can use it (``image-folder`` decodes to its channels). With ``config.binarize == "static"``
     the images come back binarized once with a fixed seed (see :mod:`.binarize`); the draw
     happens before the split, so an image's binary version does not depend on ``val_size``.
     """
-    data: ImageData = config.dataset.build(root if root is not None else config.root)
+    spec = config.dataset
+    builder = spec.registry.get(spec.name)
+    takes_shape = "expected_shape" in inspect.signature(builder).parameters
+    extra = {"expected_shape": expected_shape} if takes_shape and expected_shape is not None else {}
+    data: ImageData = builder(root if root is not None else config.root, **spec.params, **extra)
     if config.binarize == "static":
         # Separate seeds for the two sets so that the test draw does not depend on the train size.
         data.train_images = static_binarize(data.train_images, STATIC_BINARIZE_SEED)
         data.test_images = static_binarize(data.test_images, STATIC_BINARIZE_SEED + 1)
     n = data.train_images.shape[0]
     if config.val_size >= n:
-        raise DataError(f"data.val_size is {config.val_size} but the training set has only {n} images")
+        raise DataError(f"data.val_size is {config.val_size} but the training set has only {n} images: set "
+                        f"data.val_size below {n} (e.g. --set data.val_size={max(1, n // 10)})")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
     val_idx, train_idx = order[: config.val_size], order[config.val_size:]
 

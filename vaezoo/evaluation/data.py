@@ -43,6 +43,7 @@ def resolve_data(
     binarize: str | None = None,
     limit: int | None = None,
     root: str | None = None,
+    expected_shape: Optional[tuple[int, int, int]] = None,
 ) -> EvalData:
     """Images, labels and protocol for ``data``.
 
@@ -66,7 +67,7 @@ def resolve_data(
         if binarize is not None and binarize != data.binarize:
             data = data.model_copy(update={"binarize": binarize})
         protocol = {"dataset": data.dataset.name, "split": "test"}
-        data = load_splits(data, root=root)  # binarizes a static config's test set itself
+        data = load_splits(data, root=root, expected_shape=expected_shape)  # binarizes a static test set itself
     elif isinstance(data, DataSplits):
         protocol = {"dataset": data.source or "given splits", "split": "test"}
     elif isinstance(data, torch.Tensor):

@@ -83,7 +83,8 @@ def evaluate(
     if refine_steps and len(model.latent_levels) != 1:
         raise UsageError(f"refinement (refine_steps) is for one-level families; the '{model.family}' family's "
                          f"posteriors depend on the draws of the levels above")
-    evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root)
+    evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root,
+                              expected_shape=tuple(model.input_shape))
     images, labels = evaluation.images, evaluation.labels
     if tuple(images.shape[1:]) != tuple(model.input_shape):
         raise UsageError(
@@ -191,7 +192,8 @@ def evaluate(
         **{k: v for k, v in evaluation.protocol.items()},
         "family": model.family,
         "likelihood": _part_label(model.config.likelihood),
-        "prior": _part_label(model.config.prior) if hasattr(model.config, "prior") else None,
+        "prior": ("a learned Gaussian p(z|y) per class" if getattr(model.config, "conditional_prior", False)
+                  else _part_label(model.config.prior) if hasattr(model.config, "prior") else None),
         "latent_levels": dict(model.latent_levels),
         "latent_dim": sum(dim for _, dim in model.latent_levels),
         "pixels": pixels,

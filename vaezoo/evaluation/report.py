@@ -64,15 +64,20 @@ class EvalReport:
         p = self.protocol
         lines = []
         if p.get("model"):
-            lines.append(f"model        {p['model']}")
+            lines.append(f"name         {p['model']}")
         n, available = p.get("examples"), p.get("examples_available")
         subset = f" (first {n:,} of {available:,})" if available and n != available else ""
         lines.append(f"data         {p.get('dataset', '?')}, {p.get('split', '?')} split, {n:,} examples{subset}")
         lines.append(f"binarization {p.get('binarization', '?')}")
+        levels = p.get("latent_levels") or {}
+        latent = (f"latent dim {p.get('latent_dim', '?')}" if len(levels) <= 1
+                  else "latent levels " + ", ".join(f"{name} {dim}" for name, dim in levels.items()))
         lines.append(
-            f"likelihood   {p.get('likelihood', '?')}, prior {p.get('prior', '?')}, latent dim {p.get('latent_dim', '?')}, "
-            f"{p.get('pixels', '?')} pixels per image"
+            f"model        family {p.get('family', 'vae')}, likelihood {p.get('likelihood', '?')}, prior "
+            f"{p.get('prior', '?')}, {latent}, {p.get('pixels', '?')} pixels per image"
         )
+        if p.get("conditioned_on"):
+            lines.append(f"conditioned  on {p['conditioned_on']}")
         lines.append(f"seed         {p.get('seed', 0)} (noise keyed per example: independent of batch and chunk sizes)")
         return lines
 

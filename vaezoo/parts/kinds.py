@@ -33,6 +33,10 @@ LIKELIHOODS: Registry[Callable] = Registry("likelihood")
 OBJECTIVES: Registry[Callable] = Registry("objective")
 DATASETS: Registry[Callable] = Registry("dataset")
 
+# Keyword arguments a builder may declare that vaezoo fills at run time (never from a config):
+# a dataset's `expected_shape` is the model's input_shape, so image-folder can decode to its channels.
+RUNTIME_ARGS = {"dataset": ("expected_shape",)}
+
 # How many leading builder arguments the model supplies, per registry; the rest are params.
 _FIXED_ARGS = {
     "encoder": ("in_shape", "out_features"),
@@ -66,6 +70,8 @@ def params_schema(builder: Callable, kind: str, name: str) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     allow_extra = False
     for p in parameters[len(fixed):]:
+        if p.name in RUNTIME_ARGS.get(kind, ()):
+            continue
         if p.kind is p.VAR_KEYWORD:
             allow_extra = True
             continue

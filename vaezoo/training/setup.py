@@ -111,9 +111,12 @@ def read_resume_checkpoint(experiment: ExperimentConfig, out: Path, resume: Opti
 def _check_data(experiment: ExperimentConfig, splits, model) -> None:
     source = experiment.name or ""
     if tuple(splits.shape) != tuple(experiment.model.input_shape):
+        channels, height, width = splits.shape
         raise ConfigError(source, [(
             "model.input_shape",
-            f"is {list(experiment.model.input_shape)} but the dataset's images are {list(splits.shape)}",
+            f"is {list(experiment.model.input_shape)} but the dataset's images are {list(splits.shape)}: set "
+            f"model.input_shape to {list(splits.shape)}, or make the data match the model (for image-folder: "
+            f"data.dataset.channels, data.dataset.size)",
         )])
     if model.conditional:
         if splits.train_labels is None:
@@ -131,7 +134,7 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
     device = ctx.device
     checkpoint = read_resume_checkpoint(experiment, out, resume)
 
-    splits = load_splits(experiment.data, data_root)
+    splits = load_splits(experiment.data, data_root, expected_shape=tuple(experiment.model.input_shape))
     val, test = splits.val, splits.test
     if experiment.data.binarize == "dynamic":
         # Training draws fresh binary images per batch; evaluation needs one fixed draw so that
