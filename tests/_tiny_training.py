@@ -53,25 +53,22 @@ class NanAtStep(ELBO):
         if self.training:
             self.calls += 1
             if self.calls == self.at_step:
-                out.loss = out.loss * float("nan")
+                self.spoil(out)
         return out
 
+    def spoil(self, out: ModelOutput) -> None:
+        out.loss = out.loss * float("nan")
 
-class NanTermAtStep(ELBO):
+
+class NanTermAtStep(NanAtStep):
     """The ELBO with a NaN in one reported term (not in the loss) at training step ``at_step``."""
 
     def __init__(self, at_step: int = 2):
-        super().__init__()
-        self.at_step, self.calls = at_step, 0
+        super().__init__(at_step)
 
-    def forward(self, model, x, y=None, context=None) -> ModelOutput:
-        out = super().forward(model, x, y, context)
-        if self.training:
-            self.calls += 1
-            if self.calls == self.at_step:
-                name = next(k for k in out.terms if k.startswith("kl"))
-                out.terms[name] = out.terms[name] * float("nan")
-        return out
+    def spoil(self, out: ModelOutput) -> None:
+        name = next(k for k in out.terms if k.startswith("kl"))
+        out.terms[name] = out.terms[name] * float("nan")
 
 
 def register() -> None:

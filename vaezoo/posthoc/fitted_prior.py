@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ..ops.gaussian import LOG_2PI
+from ..ops.gaussian import gaussian_log_prob
 from ..schemas import PriorSpec
 
 __all__ = ["fit_prior", "fit_gaussian_mixture"]
@@ -55,8 +55,7 @@ def fit_gaussian_mixture(
     log_weights = torch.full((components,), -math.log(components), dtype=x.dtype, device=x.device)
     for _ in range(iterations):
         # E step: responsibilities r_nk proportional to w_k N(x_n; m_k, v_k)
-        diff = x.unsqueeze(1) - means
-        log_normal = -0.5 * (diff.pow(2) / variances + variances.log() + LOG_2PI).sum(-1)
+        log_normal = gaussian_log_prob(x.unsqueeze(1), means, variances.log()).sum(-1)
         log_resp = torch.log_softmax(log_normal + log_weights, dim=1)
         resp = log_resp.exp()
         # M step

@@ -10,7 +10,7 @@ import torch
 from pydantic import NonNegativeFloat, PositiveInt
 
 from ...errors import UsageError
-from ...ops.gaussian import LOG_2PI, DiagonalGaussian
+from ...ops.gaussian import DiagonalGaussian, gaussian_log_prob
 from ...passes import ModelOutput, StepContext
 from ..kinds import register_objective
 from .base import DEFAULT_CONTEXT, Objective
@@ -31,8 +31,7 @@ def tc_decomposition(
     """
     batch = z.shape[0]
     # log q(z_i,d | x_j) for every pair (i, j) and dimension d: (B, B, d)
-    diff = z.unsqueeze(1) - mu.unsqueeze(0)
-    log_q_pairs = -0.5 * (diff.pow(2) * torch.exp(-logvar.unsqueeze(0)) + logvar.unsqueeze(0) + LOG_2PI)
+    log_q_pairs = gaussian_log_prob(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
     log_norm = math.log(dataset_size * batch)
     log_qz_given_x = torch.diagonal(log_q_pairs, dim1=0, dim2=1).sum(0)  # log q(z_i | x_i)
     log_qz = torch.logsumexp(log_q_pairs.sum(-1), dim=1) - log_norm
