@@ -208,3 +208,14 @@ def test_model_follows_its_device_and_dtype():
     out = model(torch.rand(2, 1, 6, 6, dtype=torch.float64))
     assert out.loss.dtype == torch.float64
     assert model.sample(2).dtype == torch.float64
+
+
+def test_iwae_keeps_no_graph_unless_asked():
+    torch.manual_seed(0)
+    model = vaezoo.create(tiny_config())
+    x = torch.rand(3, 1, 6, 6)
+    assert not model.iwae(x, 50, chunk_size=7).requires_grad  # bounded memory for any k
+    bound = model.iwae(x, 20, grad=True)
+    assert bound.requires_grad
+    bound.sum().backward()
+    assert next(model.encoder.parameters()).grad is not None

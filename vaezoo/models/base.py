@@ -191,20 +191,22 @@ class BaseVAE(HubMixin, nn.Module):
         return log_px - sum(kls.values())
 
     def iwae(self, x: torch.Tensor, k: int, chunk_size: Optional[int] = None, y: Optional[torch.Tensor] = None,
-             seed: Optional[int] = None) -> torch.Tensor:
+             seed: Optional[int] = None, grad: bool = False) -> torch.Tensor:
         """Per-example importance-weighted bound (Burda et al. 2016) with ``k`` samples, shape (B,).
 
         ``log p(x) >= logmeanexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)]``; it is the ELBO at
         k = 1 and tends to log p(x) as k grows. Samples are decoded ``chunk_size`` per example at a
-        time (default: at most 2048 decodes per pass), so memory stays bounded for any k. Without
-        gradients unless they are enabled by the caller; ``seed`` makes the noise repeatable.
+        time (default: at most 2048 decodes per pass) without autograd, so memory stays bounded for
+        any k; ``grad=True`` keeps the graph of every chunk (memory grows with k; the ``iwae``
+        objective is the way to train on the bound). ``seed`` makes the noise repeatable.
         """
         if k < 1:
             raise UsageError(f"k (the number of importance samples) must be at least 1, got {k}")
         chunk = chunk_size or max(1, 2048 // max(1, x.shape[0]))
         generator_seed = int(torch.randint(2**62, ()).item()) if seed is None else seed
         noise = NoiseSource(generator_seed, IWAE_STREAM, range(x.shape[0]), self.noise_shape, x.device, x.dtype)
-        return iwae_bound(self, x, noise, k, chunk, y).to(x.dtype)
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            return iwae_bound(self, x, noise, k, chunk, y).to(x.dtype)
 
     def refine(self, x: torch.Tensor, steps: int = 100, lr: float = 0.05, y: Optional[torch.Tensor] = None,
                **kwargs) -> DiagonalGaussian:

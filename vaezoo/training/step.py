@@ -37,10 +37,11 @@ def train_step(
     chunks = x.split(micro_batch_size) if micro_batch_size else (x,)
     labels = (y.split(micro_batch_size) if micro_batch_size else (y,)) if y is not None else [None] * len(chunks)
     rows, names = [], []
+    ddp = getattr(net, "_orig_mod", net)  # under torch.compile, the DDP module is the compiled one's original
     for i, (chunk, chunk_y) in enumerate(zip(chunks, labels)):
         weight = chunk.shape[0] / x.shape[0]
-        sync = i == len(chunks) - 1 or not isinstance(net, nn.parallel.DistributedDataParallel)
-        with contextlib.nullcontext() if sync else net.no_sync():
+        sync = i == len(chunks) - 1 or not isinstance(ddp, nn.parallel.DistributedDataParallel)
+        with contextlib.nullcontext() if sync else ddp.no_sync():
             with torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext():
                 out = net(chunk, chunk_y, context=context)
             (out.loss * weight if len(chunks) > 1 else out.loss).backward()
