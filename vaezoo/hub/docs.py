@@ -101,7 +101,8 @@ def _epochs_override(entry: PretrainedEntry) -> str:
 def _protocol(entry: PretrainedEntry) -> str:
     binarization = entry.recipe.data.binarize
     pixels = "grayscale" if binarization == "none" else f"{binarization}ally binarized"
-    return f"{entry.model.likelihood.name}, {pixels}"
+    conditional = any(m.protocol.conditioned_on for m in entry.metrics)
+    return f"{entry.model.likelihood.name}, {pixels}" + (", log p(x\\|y) given the class" if conditional else "")
 
 
 def _revision(entry: PretrainedEntry) -> str:

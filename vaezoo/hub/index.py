@@ -48,6 +48,8 @@ class Protocol(Strict):
         "float32", description="storage dtype of the weights that were evaluated (the shipped file's)"
     )
     seed: Optional[int] = None
+    conditioned_on: Optional[Literal["class label"]] = Field(
+        None, description="null: a bound on log p(x); 'class label': on log p(x | y), a conditional model's")
 
 
 class PublishedMetric(Strict):

@@ -103,6 +103,7 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
             num_examples=int(p["examples"]),
             weights_dtype=weights_dtype,
             seed=p.get("seed"),
+            conditioned_on="class label" if p.get("conditioned_on") else None,
         )
         out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=unit,
                           stderr=m.get("stderr"), protocol=protocol))

@@ -80,6 +80,8 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
             words.append(b if b.startswith("binarized") else f"{b} binarization")
     if record.get("weights_dtype"):
         words.append(f"{record['weights_dtype']} weights")
+    if record.get("conditioned_on"):
+        words.append(f"conditioned on the {record['conditioned_on']}: a bound on log p(x | y)")
     return "; ".join(words) or "-"
 
 
