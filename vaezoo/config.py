@@ -78,7 +78,8 @@ def _override_behind(path: str, overrides: Mapping[str, Any]) -> str:
     the problem is the flag's, not the file's."""
     for key, value in overrides.items():
         if path == key or path.startswith(key + ".") or key.startswith(path + ".") and path:
-            return f"override {key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+            shown = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            return f"override {key}={shown}"
     return ""
 
 

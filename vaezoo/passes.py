@@ -12,7 +12,7 @@ with p and q the joint over all levels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 import torch
@@ -20,7 +20,9 @@ from torch.distributions import Distribution
 
 from .ops.gaussian import DiagonalGaussian, kl_diagonal_gaussians
 
-__all__ = ["LevelPass", "LatentPass", "ModelOutput", "VAEOutput", "StepContext", "HierarchicalPosterior", "kl_term_name"]
+__all__ = [
+    "LevelPass", "LatentPass", "ModelOutput", "VAEOutput", "StepContext", "HierarchicalPosterior", "kl_term_name",
+]
 
 
 def kl_term_name(level: str, single: bool) -> str:

@@ -89,7 +89,8 @@ def _read_svhn(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         from scipy.io import loadmat  # MATLAB files: SVHN's release format (not pickle)
     except ImportError:
-        raise DataError("the svhn dataset reads MATLAB files with scipy: pip install 'vaezoo[svhn]' (or scipy)") from None
+        raise DataError("the svhn dataset reads MATLAB files with scipy: "
+                        "pip install 'vaezoo[svhn]' (or scipy)") from None
     try:
         mat = loadmat(str(path))
     except (ValueError, OSError) as exc:
@@ -224,7 +225,8 @@ def _csv(name: str, prefix: str, root, classes: list[str]) -> ImageData:
 
 @register_dataset("fashion-mnist-csv")
 def fashion_mnist_csv(root: Optional[str]) -> ImageData:
-    """Fashion-MNIST from its CSV release (`fashion-mnist_train.csv`, `fashion-mnist_test.csv`), as the seed notebook reads it."""
+    """Fashion-MNIST from its CSV release (`fashion-mnist_train.csv`, `fashion-mnist_test.csv`), as the seed
+    notebook reads it."""
     return _csv("fashion-mnist-csv", "fashion-mnist", root, FASHION_MNIST_CLASSES)
 
 

@@ -42,7 +42,8 @@ def load_splits(config: DataConfig, root: str | None = None,
     """Load the dataset and hold ``config.val_size`` training images out for validation.
 
     ``root`` (``--data``) overrides ``config.root``. ``expected_shape``, the model's
-    ``input_shape``, reaches datasets that can use it (``image-folder`` decodes to its channels). With ``config.binarize == "static"``
+    ``input_shape``, reaches datasets that can use it (``image-folder`` decodes to its channels).
+    With ``config.binarize == "static"``
     the images come back binarized once with a fixed seed (see :mod:`.binarize`); the draw
     happens before the split, so an image's binary version does not depend on ``val_size``.
     """

@@ -73,8 +73,8 @@ def normalize_metrics(
         if missing:
             raise HubError(f"metric '{record['name']}' has no protocol: give {', '.join(missing)} "
                            f"(a number is comparable only with the protocol that measured it)")
-        out.append(PublishedMetric(protocol=Protocol(**protocol), **{k: record[k] for k in PublishedMetric.model_fields if k in record
-                                                            and k != "protocol"}))
+        fields = {k: record[k] for k in PublishedMetric.model_fields if k in record and k != "protocol"}
+        out.append(PublishedMetric(protocol=Protocol(**protocol), **fields))
     return out
 
 

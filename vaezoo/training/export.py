@@ -29,8 +29,8 @@ def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dic
     for split, examples in (("test", test_examples), ("val", val_examples)):
         value = final.get(f"{split}_neg_elbo")
         if value is not None:
-            metrics[f"{split}_neg_elbo"] = {"value": round(value, 4), "split": "validation" if split == "val" else split,
-                                            "num_examples": int(examples), **protocol}
+            metrics[f"{split}_neg_elbo"] = {"value": round(value, 4), "num_examples": int(examples), **protocol,
+                                            "split": "validation" if split == "val" else split}
     training = {"epochs": final.get("epoch", 0), "steps": steps, "batch_size": batch_size,
                 "wall_time_s": round(elapsed, 1), "device": str(device), "processes": processes}
     model.save_pretrained(out, experiment=experiment, metrics=metrics, training=training, samples=64)
