@@ -185,7 +185,7 @@ def test_cache_is_used_before_any_download(tmp_path, isolated):
     assert isolated == []  # found in the cache: no download attempted
 
 
-def test_fetch_verifies_checksums_and_reports_the_place(tmp_path, isolated, monkeypatch):
+def test_fetch_verifies_checksums_and_reports_the_place(tmp_path, isolated, monkeypatch, capsys):
     from vaezoo.cli import main
     from vaezoo.data import fetch as fetch_mod
 
@@ -204,8 +204,11 @@ def test_fetch_verifies_checksums_and_reports_the_place(tmp_path, isolated, monk
     assert {f.check for f in fetch_mod.fetch("fashion-mnist").files} == {"sha256 of the content"}
     assert main(["data", "fashion-mnist", "--no-download"]) == 0
     monkeypatch.delenv("VAEZOO_DATA")
+    capsys.readouterr()
     assert main(["data", "fashion-mnist", "--no-download"]) == 2
     assert isolated == []  # --no-download never downloads
+    lines = capsys.readouterr().err.splitlines()  # one message: its first line marked, the places tried indented
+    assert lines[0] == "error: fashion-mnist not found. Tried, in order:" and lines[1].startswith("  1. ")
 
 
 def test_successful_download_is_used(tmp_path, isolated, monkeypatch):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
-from ..errors import NonFiniteLossError, UsageError, VaezooError
+from ..errors import ConfigError, NonFiniteLossError, UsageError, VaezooError
 
 __all__ = ["main", "build_parser"]
 
@@ -73,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VaezooError as exc:
         if args.traceback or os.environ.get("VAEZOO_TRACEBACK") not in (None, "", "0"):
             raise
-        for line in exc.lines():
+        # one problem per line for a config; one message (its first line marked) for anything else
+        lines = exc.lines()
+        marked = lines if isinstance(exc, ConfigError) else lines[:1]
+        for line in marked:
             print(f"error: {line}", file=sys.stderr)
+        for line in lines[len(marked):]:
+            print(line, file=sys.stderr)
         return 1 if isinstance(exc, NonFiniteLossError) else 2
