@@ -116,3 +116,42 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, monkeypatch):
     for rs, rd in zip(ms, md):
         assert rd["test_neg_elbo"] == pytest.approx(rs["test_neg_elbo"], rel=1e-5)
         assert rd["train_loss"] == pytest.approx(rs["train_loss"], rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_ddp_kill_mid_epoch_and_resume_keeps_the_epoch_losses(tmp_path, monkeypatch):
+    """Each rank sums its own losses over an epoch; a resumed 2-process run must report the same
+    epoch means as an uninterrupted one (each rank once, not rank 0's sums counted twice)."""
+    monkeypatch.setenv("CI", "1")
+    config = tiny_config("test-mean-latent-elbo", epochs=2, checkpoint_every=4)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+
+    def torchrun(*args, **extra):
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                str(ENTRY), "train", *args]
+
+    done = subprocess.run(torchrun(str(path), "--out", str(whole)), env=_env(OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    # step 4 of the 6 in epoch 1: rank 0 writes the checkpoint, then the whole job is killed
+    proc = subprocess.Popen(torchrun(str(path), "--out", str(broken)), env=_env(OMP_NUM_THREADS="1",
+                            VAEZOO_TEST_HANG_AT_STEP="4"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "CHECKPOINTED 4", line
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert load_checkpoint(broken).state["step_in_epoch"] == 4
+    resumed = subprocess.run(torchrun("--resume", str(broken)), env=_env(OMP_NUM_THREADS="1"),
+                             capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    mw, mb = read_metrics(whole), read_metrics(broken)
+    assert [r["epoch"] for r in mb] == [1, 2]
+    for rw, rb in zip(mw, mb):
+        for key in ("train_loss", "train_recon", "train_kl"):
+            assert rb[key] == pytest.approx(rw[key], rel=1e-6), (rw["epoch"], key)
