@@ -266,3 +266,22 @@ def test_trial_runs_validate_on_a_subset_and_test_at_the_end_or_never(tmp_path, 
     assert scored == [("val", 64)]
     config = json.loads((tmp_path / "never" / "config.json").read_text())
     assert "test_neg_elbo" not in config["metrics"] and config["metrics"]["val_neg_elbo"]["num_examples"] == 64
+
+
+def test_the_kl_weight_is_one_device_tensor_updated_in_place(tmp_path, ci_env, monkeypatch):
+    from vaezoo.parts.objectives import ELBO
+
+    seen = []
+    original = ELBO.forward
+
+    def spy(self, model, x, y=None, context=None):
+        if self.training:
+            seen.append((context.kl_scale, float(context.kl_scale), next(model.parameters()).device))
+        return original(self, model, x, y, context)
+
+    monkeypatch.setattr(ELBO, "forward", spy)
+    vaezoo.train(tiny_config(epochs=1, kl_warmup_epochs=1.0), out=tmp_path / "kl", stream=io.StringIO())
+    tensors = {id(t) for t, _, _ in seen}
+    assert len(seen) == 6 and len(tensors) == 1  # one tensor for the whole run: nothing built per step
+    assert all(isinstance(t, torch.Tensor) and t.device == device and t.dim() == 0 for t, _, device in seen)
+    assert [round(v, 6) for _, v, _ in seen] == [round(i / 6, 6) for i in range(6)]  # the warm-up ramp

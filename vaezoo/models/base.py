@@ -119,6 +119,15 @@ class BaseVAE(HubMixin, nn.Module):
     def draw_noise(self, x: torch.Tensor, samples: int) -> torch.Tensor:
         return torch.randn(samples, x.shape[0], *self.noise_shape, device=x.device, dtype=x.dtype)
 
+    def decoder_maps(self, h: torch.Tensor) -> torch.Tensor:
+        """The decoder backbone's output for ``h``. A likelihood that needs its parameters in
+        float32 (``float32_params``: the discretized logistic, whose means must resolve 1/255
+        levels that bf16 rounds away) gets the decoder run in float32, autocast off."""
+        if getattr(self.likelihood, "float32_params", False) and torch.is_autocast_enabled(h.device.type):
+            with torch.autocast(h.device.type, enabled=False):
+                return self.decoder(h.float())
+        return self.decoder(h)
+
     def _score(self, decode, z: Latent, x: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
         """p(x|z) and log p(x|z), (S, B), of an (S, B, ...) draw; a single draw decodes as a
         (B,) batch, so that ``out.likelihood`` and ``out.x_hat`` have the batch's shape."""

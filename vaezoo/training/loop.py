@@ -94,17 +94,21 @@ class Trainer:
         self._last_checkpoint_step = st.global_step if run.resumed else None
         self._window: list[torch.Tensor] = []
         self._names: list[str] = []
+        # The KL warm-up weight lives on the device and is updated in place: no host-to-device
+        # copy per step, and torch.compile sees one tensor input instead of a new Python float
+        # (which would recompile every step).
+        kl_scale = torch.ones((), dtype=torch.float32, device=run.ctx.device)
         stop = st.global_step >= run.total_steps
         while st.epoch < cfg.epochs and not stop:
             self.progress.epoch_start(st.epoch, st.step_in_epoch)
             epoch_t0 = self._window_t0 = time.perf_counter()
             for batch in run.loader.batches(st.epoch, st.step_in_epoch):
-                context = StepContext(kl_scale_at(cfg, st.epoch, st.step_in_epoch, run.steps_per_epoch),
-                                      st.global_step, run.train_size)
+                kl_scale.fill_(kl_scale_at(cfg, st.epoch, st.step_in_epoch, run.steps_per_epoch))
+                context = StepContext(kl_scale, st.global_step, run.train_size)
                 row, self._names = train_step(
                     run.net, run.model, run.optimizer, run.scheduler, batch, context,
                     micro_batch_size=cfg.micro_batch_size, grad_clip=cfg.grad_clip,
-                    autocast_dtype=run.autocast_dtype, device_type=run.ctx.device.type, compiled=cfg.compile)
+                    autocast_dtype=run.autocast_dtype, device_type=run.ctx.device.type)
                 self._window.append(row)
                 st.step_in_epoch += 1
                 st.global_step += 1

@@ -21,14 +21,9 @@ __all__ = ["train_step"]
 def train_step(
     net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, batch: Batch,
     context: StepContext, *, micro_batch_size: Optional[int], grad_clip: Optional[float],
-    autocast_dtype: Optional[torch.dtype], device_type: str, compiled: bool,
+    autocast_dtype: Optional[torch.dtype], device_type: str,
 ) -> tuple[torch.Tensor, list[str]]:
     """(``[loss, *terms]`` as one float32 tensor, the term names)."""
-    if compiled:
-        # torch.compile specializes on Python floats: a ramping KL weight would recompile
-        # every step. A 0-d tensor is a graph input instead.
-        context = StepContext(torch.tensor(float(context.kl_scale), dtype=torch.float32), context.step,
-                              context.dataset_size)
     optimizer.zero_grad(set_to_none=True)
     # Micro-batches accumulate the gradient of the batch-mean loss chunk by chunk: the same
     # gradient, a working set small enough for the CPU's caches. Under DDP only the last

@@ -14,6 +14,7 @@ class Likelihood(nn.Module):
     image channel; ``forward`` maps those maps to a distribution whose event is one image."""
 
     params_per_channel: int = 1
+    float32_params: bool = False  # True: the model runs the decoder in float32 even under autocast
 
     def __init__(self, in_shape: tuple[int, ...]):
         super().__init__()
