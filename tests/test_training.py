@@ -285,3 +285,25 @@ def test_the_kl_weight_is_one_device_tensor_updated_in_place(tmp_path, ci_env, m
     assert len(seen) == 6 and len(tensors) == 1  # one tensor for the whole run: nothing built per step
     assert all(isinstance(t, torch.Tensor) and t.device == device and t.dim() == 0 for t, _, device in seen)
     assert [round(v, 6) for _, v, _ in seen] == [round(i / 6, 6) for i in range(6)]  # the warm-up ramp
+
+
+def test_checkpoints_by_time_and_the_determinism_switch(tmp_path, ci_env, monkeypatch):
+    import vaezoo.training.loop as loop
+    from vaezoo.parts.objectives import ELBO
+
+    saved, deterministic = [], []
+    save = loop.save_run_checkpoint
+    monkeypatch.setattr(loop, "save_run_checkpoint", lambda run, out: (saved.append(run.state.global_step),
+                                                                     save(run, out)))
+    original = ELBO.forward
+    monkeypatch.setattr(ELBO, "forward", lambda self, *a, **k: (deterministic.append(
+        torch.are_deterministic_algorithms_enabled()), original(self, *a, **k))[1])
+    vaezoo.train(tiny_config(epochs=2, checkpoint_every=2), out=tmp_path / "often", stream=io.StringIO())
+    assert saved == [2, 4, 6, 8, 10, 12] and not any(deterministic)
+    saved.clear()
+    deterministic.clear()
+    # an hour between checkpoints: none mid-run, only the last one
+    vaezoo.train(tiny_config(epochs=2, checkpoint_every=2, checkpoint_minutes=60, deterministic=True),
+                 out=tmp_path / "rarely", stream=io.StringIO())
+    assert saved == [12] and all(deterministic)
+    assert not torch.are_deterministic_algorithms_enabled()  # as it was before training

@@ -155,3 +155,20 @@ def test_ddp_kill_mid_epoch_and_resume_keeps_the_epoch_losses(tmp_path, monkeypa
     for rw, rb in zip(mw, mb):
         for key in ("train_loss", "train_recon", "train_kl"):
             assert rb[key] == pytest.approx(rw[key], rel=1e-6), (rw["epoch"], key)
+
+
+def test_sigterm_writes_a_checkpoint_and_the_resume_is_bit_exact(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    config = tiny_config(epochs=2, checkpoint_every=100, log_every=2)  # no step checkpoint would come in time
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    vaezoo.train(path, out=whole, stream=io.StringIO())
+    result = subprocess.run([sys.executable, str(ENTRY), "train", str(path), "--out", str(stopped)],
+                            env=_env(VAEZOO_TEST_SIGTERM_AT_STEP="3"), capture_output=True, text=True, timeout=240)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-2000:]
+    assert f"training stopped by SIGTERM after step 4; its checkpoint is in {stopped}" in result.stderr
+    assert load_checkpoint(stopped).state["global_step"] == 4  # the next log step after the signal
+    vaezoo.train(resume=stopped, stream=io.StringIO())
+    a, b = _weights(whole), _weights(stopped)
+    assert all(torch.equal(a[k], b[k]) for k in a)

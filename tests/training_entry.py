@@ -2,7 +2,8 @@
 
 Run by the subprocess and torchrun tests. With ``VAEZOO_TEST_HANG_AT_STEP=N`` it prints
 ``CHECKPOINTED N`` on stdout once the checkpoint of step N is on disk and then sleeps, so that
-the test can SIGKILL it at a known point in the middle of an epoch.
+the test can SIGKILL it at a known point in the middle of an epoch. With
+``VAEZOO_TEST_SIGTERM_AT_STEP=N`` it sends itself SIGTERM during step N.
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ if hang_at:
         return path
 
     setup.save_checkpoint = save_then_hang
+
+term_at = int(os.environ.get("VAEZOO_TEST_SIGTERM_AT_STEP", "0"))
+if term_at:
+    import signal
+
+    import vaezoo.training.loop as loop
+
+    _step, _calls = loop.train_step, [0]
+
+    def step_then_term(*args, **kwargs):
+        _calls[0] += 1
+        if _calls[0] == term_at:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler's pre-emption notice would
+        return _step(*args, **kwargs)
+
+    loop.train_step = step_then_term
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

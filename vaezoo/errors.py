@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "VaezooError", "ConfigError", "UsageError", "DataError", "DataNotFoundError", "CheckpointError",
-    "HubError", "ChecksumError", "NonFiniteLossError",
+    "HubError", "ChecksumError", "NonFiniteLossError", "TrainingInterrupted",
 ]
 
 
@@ -64,6 +64,14 @@ class HubError(VaezooError, ValueError):
 
 class ChecksumError(HubError):
     """A weights file whose sha256 is not the one the registry pins; it was not loaded."""
+
+
+class TrainingInterrupted(VaezooError, RuntimeError):
+    """Training stopped on request (SIGTERM) after writing a checkpoint; ``--resume`` continues it."""
+
+    def __init__(self, message: str, step: int, checkpoint=None):
+        super().__init__(message)
+        self.step, self.checkpoint = step, checkpoint
 
 
 class NonFiniteLossError(VaezooError, RuntimeError):

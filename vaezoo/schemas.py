@@ -171,6 +171,11 @@ class TrainerConfig(Strict):
     seed: int = 0
     device: str = "auto"
     checkpoint_every: PositiveInt = Field(200, description="steps between crash-safe checkpoints")
+    checkpoint_minutes: Optional[PositiveFloat] = Field(
+        None, description="also at least this many minutes between checkpoints, mid-epoch and at epoch ends (the "
+                          "last one and a SIGTERM always write one): a fast GPU does not spend its run checkpointing")
+    deterministic: bool = Field(False, description="deterministic algorithms only (torch.use_deterministic_algorithms, "
+                                                   "cuDNN deterministic, no cuDNN benchmark): repeatable GPU runs, slower")
     max_steps: Optional[PositiveInt] = Field(None, description="stop after this many optimizer steps in all")
     log_every: PositiveInt = Field(50, description="steps between progress lines (and finiteness checks)")
     eval_batch_size: PositiveInt = Field(1024, description="batch size of the validation and test passes")

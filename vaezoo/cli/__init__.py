@@ -13,12 +13,13 @@ import argparse
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
-from ..errors import ConfigError, NonFiniteLossError, UsageError, VaezooError
+from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted, UsageError, VaezooError
 
 __all__ = ["main", "build_parser"]
 
@@ -80,4 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {line}", file=sys.stderr)
         for line in lines[len(marked):]:
             print(line, file=sys.stderr)
+        if isinstance(exc, TrainingInterrupted):
+            return 128 + signal.SIGTERM  # what a process stopped by SIGTERM reports
         return 1 if isinstance(exc, NonFiniteLossError) else 2

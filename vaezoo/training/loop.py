@@ -10,13 +10,18 @@ training. Setup, the step, the NaN stop and the export live beside this file.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
 import torch
 
+from ..errors import TrainingInterrupted
 from ..passes import StepContext
 from ..schemas import ExperimentConfig
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed
@@ -74,7 +79,8 @@ class Trainer:
                 f"{cfg.batch_size}; {what}; run folder {self.out}"
             )
         try:
-            self._train(run)
+            with _on_sigterm(self._request_stop), _deterministic(cfg.deterministic):
+                self._train(run)
         finally:
             self.progress.close()
             self.tensorboard.close()
@@ -92,6 +98,7 @@ class Trainer:
     def _train(self, run: Run) -> None:
         cfg, st = self.cfg, run.state
         self._last_checkpoint_step = st.global_step if run.resumed else None
+        self._last_checkpoint_time = time.monotonic()
         self._window: list[torch.Tensor] = []
         self._names: list[str] = []
         # The KL warm-up weight lives on the device and is updated in place: no host-to-device
@@ -117,9 +124,16 @@ class Trainer:
                 stop = st.global_step >= run.total_steps
                 if st.global_step % cfg.log_every == 0 or stop:
                     self._flush(run)
+                    if self._stop_requested(run):  # a SIGTERM: keep the progress, then stop
+                        self._clock(st, epoch_t0)
+                        self._checkpoint(run)
+                        raise TrainingInterrupted(
+                            f"training stopped by SIGTERM after step {st.global_step}; its checkpoint is in "
+                            f"{self.out}: continue with --resume {self.out}", st.global_step, self.out)
                 if stop:
                     break
-                if st.global_step % cfg.checkpoint_every == 0 and st.step_in_epoch < run.steps_per_epoch:
+                if (st.global_step % cfg.checkpoint_every == 0 and st.step_in_epoch < run.steps_per_epoch
+                        and self._minutes_passed()):
                     self._flush(run)
                     epoch_t0 = self._clock(st, epoch_t0)
                     self._checkpoint(run)
@@ -163,6 +177,22 @@ class Trainer:
         window.clear()
         self._window_t0 = now
 
+    def _request_stop(self) -> None:
+        self._stop_flag = True
+
+    def _stop_requested(self, run: Run) -> bool:
+        """Whether a SIGTERM arrived, on any rank (every rank asks at the same log step)."""
+        flag = getattr(self, "_stop_flag", False)
+        if run.ctx.distributed:
+            tensor = torch.tensor([int(flag)], device=run.ctx.device)
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+            flag = bool(tensor.item())
+        return flag
+
+    def _minutes_passed(self) -> bool:
+        minutes = self.cfg.checkpoint_minutes
+        return minutes is None or time.monotonic() - self._last_checkpoint_time >= 60 * minutes
+
     def _checkpoint(self, run: Run) -> None:
         if not weights_finite(run.model, run.ctx):
             step = run.state.global_step
@@ -170,6 +200,7 @@ class Trainer:
                                    self.out, self._last_checkpoint_step)
         save_run_checkpoint(run, self.out)
         self._last_checkpoint_step = run.state.global_step
+        self._last_checkpoint_time = time.monotonic()
 
     # -- evaluation and records -------------------------------------------------------
 
@@ -251,10 +282,43 @@ class Trainer:
         self.progress.epoch_end(record)
         if complete:
             st.new_epoch()
-        self._checkpoint(run)
+        if last or self._minutes_passed():
+            self._checkpoint(run)
 
 
 _NOT_SCORED = {"neg_elbo": None, "recon": None, "kl": None, "terms": {}}
+
+
+@contextlib.contextmanager
+def _on_sigterm(handler):
+    """Call ``handler`` on SIGTERM while training (the loop then checkpoints at its next log step);
+    only the main thread may install signal handlers, so elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: handler())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool):
+    """``trainer.deterministic``: deterministic algorithms and cuDNN while training, as they were after."""
+    if not enabled:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS requires
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
 
 
 def _neg_elbo(means: dict[str, float]) -> float:
