@@ -99,11 +99,14 @@ class LatentPass:
 @dataclass
 class StepContext:
     """Facts of the training run that an objective may need at call time, never written into the
-    architecture: the KL weight of this step (warm-up), the step, and the training set's size."""
+    architecture: the KL weight of this step (warm-up), the step, the training set's size, and,
+    under DDP, ``gather_batch``: concatenates a per-example tensor over every process's part of
+    the global batch, with gradients (None in one process), for statistics of the whole batch."""
 
     kl_scale: Union[float, torch.Tensor] = 1.0
     step: int = 0
     dataset_size: Optional[int] = None
+    gather_batch: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
 
 class ModelOutput:

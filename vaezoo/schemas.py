@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import (
     BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny,
-    ValidationError, model_validator,
+    ValidationError, field_validator, model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -167,7 +167,9 @@ class TrainerConfig(Strict):
     grad_clip: Optional[PositiveFloat] = None
     kl_warmup_epochs: NonNegativeFloat = Field(0.0, description="epochs over which the KL weight ramps from 0")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    compile: bool = False
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
+        "off", description="torch.compile mode (true means default); reduce-overhead adds CUDA graphs on GPUs, "
+                           "for small models whose step is bound by kernel launches")
     seed: int = 0
     device: str = "auto"
     checkpoint_every: PositiveInt = Field(200, description="steps between crash-safe checkpoints")
@@ -195,6 +197,15 @@ class TrainerConfig(Strict):
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto", description="channels-last memory format; auto: on for models with convolutions"
     )
+
+    @field_validator("compile", "channels_last", mode="before")
+    @classmethod
+    def _switch_words(cls, value: Any, info) -> Any:
+        # YAML 1.1 reads on/off/yes/no/true/false as booleans: `--set trainer.channels_last=on`
+        # and `compile: true` mean the words, not a type error.
+        if isinstance(value, bool):
+            return {"compile": "default" if value else "off", "channels_last": "on" if value else "off"}[info.field_name]
+        return value
 
 
 class ExperimentConfig(Strict):

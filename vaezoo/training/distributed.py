@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "resolve_device", "init_distributed", "all_reduce_sum", "gather_tensors", "barrier"]
+__all__ = ["DistContext", "resolve_device", "init_distributed", "all_reduce_sum", "gather_tensors", "barrier",
+           "batch_gatherer"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,33 @@ def gather_tensors(tensor: torch.Tensor, ctx: DistContext) -> list[torch.Tensor]
     out = [torch.empty_like(moved) for _ in range(ctx.world_size)]
     dist.all_gather(out, moved)
     return [t.to(tensor.device) for t in out]
+
+
+class _GatherBatch(torch.autograd.Function):
+    """Every rank's tensor concatenated along dim 0, in rank order, with gradients: the backward
+    sums each rank's gradient of the whole and hands every rank the slice of its own part.
+    Under DDP's gradient averaging this gives the gradient of the single-process batch."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.contiguous()
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor)
+        ctx.rows, ctx.rank = tensor.shape[0], dist.get_rank()
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.rank * ctx.rows: (ctx.rank + 1) * ctx.rows]
+
+
+def batch_gatherer(ctx: DistContext):
+    """For objectives with batch statistics (beta-TCVAE's estimate of q(z)): a function that
+    concatenates a per-example tensor over every rank's part of the global batch, with
+    gradients; None in one process. The ranks' parts must have equal sizes, as the loader's are."""
+    return _GatherBatch.apply if ctx.distributed else None
 
 
 def barrier(ctx: DistContext) -> None:

@@ -24,7 +24,7 @@ import torch
 from ..errors import TrainingInterrupted
 from ..passes import StepContext
 from ..schemas import ExperimentConfig
-from .distributed import DistContext, all_reduce_sum, barrier, init_distributed
+from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, init_distributed
 from .export import export_run
 from .guards import first_bad_step, non_finite_error, weights_finite
 from .loader import derive_seed, eval_batches
@@ -78,8 +78,10 @@ class Trainer:
                 f"parameters, {ctx.device}{where}, {run.train_size:,} images, {run.steps_per_epoch} steps/epoch of "
                 f"{cfg.batch_size}; {what}; run folder {self.out}"
             )
+            for note in run.notes:
+                self.progress.message(f"note: {note}")
         try:
-            with _on_sigterm(self._request_stop), _deterministic(cfg.deterministic):
+            with _on_sigterm(self._request_stop), _kernel_choice(cfg.deterministic):
                 self._train(run)
         finally:
             self.progress.close()
@@ -105,17 +107,26 @@ class Trainer:
         # copy per step, and torch.compile sees one tensor input instead of a new Python float
         # (which would recompile every step).
         kl_scale = torch.ones((), dtype=torch.float32, device=run.ctx.device)
+        gather_batch = batch_gatherer(run.ctx)
+        cuda_graphs = cfg.compile == "reduce-overhead" and run.ctx.device.type == "cuda"
+        self._warmup: Optional[tuple[int, float]] = None  # (epoch, seconds) of this process's first step
         stop = st.global_step >= run.total_steps
         while st.epoch < cfg.epochs and not stop:
             self.progress.epoch_start(st.epoch, st.step_in_epoch)
             epoch_t0 = self._window_t0 = time.perf_counter()
             for batch in run.loader.batches(st.epoch, st.step_in_epoch):
                 kl_scale.fill_(kl_scale_at(cfg, st.epoch, st.step_in_epoch, run.steps_per_epoch))
-                context = StepContext(kl_scale, st.global_step, run.train_size)
+                context = StepContext(kl_scale, st.global_step, run.train_size, gather_batch)
+                started = time.perf_counter()
                 row, self._names = train_step(
                     run.net, run.model, run.optimizer, run.scheduler, batch, context,
                     micro_batch_size=cfg.micro_batch_size, grad_clip=cfg.grad_clip,
-                    autocast_dtype=run.autocast_dtype, device_type=run.ctx.device.type)
+                    autocast_dtype=run.autocast_dtype, device_type=run.ctx.device.type, cuda_graphs=cuda_graphs)
+                if self._warmup is None:
+                    # The first step pays for compilation and kernel autotuning; reading the loss
+                    # back once here makes its time honest, and the epoch's img/s leaves it out.
+                    row.cpu()
+                    self._warmup = (st.epoch, time.perf_counter() - started)
                 self._window.append(row)
                 st.step_in_epoch += 1
                 st.global_step += 1
@@ -141,6 +152,14 @@ class Trainer:
             self._clock(st, epoch_t0)
             self._end_epoch(run, complete=st.step_in_epoch >= run.steps_per_epoch)
 
+    def _epoch_rate(self, st) -> float:
+        """Training img/s of the epoch, without the process's first step (compile, autotuning)
+        when the epoch has other steps."""
+        images, seconds = st.epoch_images, st.epoch_time
+        if self._warmup is not None and self._warmup[0] == st.epoch and images > self.cfg.batch_size:
+            images, seconds = images - self.cfg.batch_size, seconds - self._warmup[1]
+        return images / max(seconds, 1e-9)
+
     @staticmethod
     def _clock(st, since: float) -> float:
         now = time.perf_counter()
@@ -159,10 +178,13 @@ class Trainer:
             raise non_finite_error(f"the loss or a term of it became NaN/inf at step {bad_step}", bad_step,
                                    run.steps_per_epoch, self.out, self._last_checkpoint_step)
         names = ["loss", *self._names]
-        totals = values.sum(dim=0).tolist()
-        for name, total in zip(names, totals):
+        summed = values.sum(dim=0)
+        for name, total in zip(names, summed.tolist()):  # this rank's sums: the epoch all-reduces them
             st.sums[name] = st.sums.get(name, 0.0) + total
         st.count += len(window)
+        if run.ctx.distributed:  # the progress line shows the global batch, not rank 0's part of it
+            summed = all_reduce_sum(summed.to(run.ctx.device), run.ctx) / run.ctx.world_size
+        totals = summed.tolist()
         now = time.perf_counter()
         elapsed = max(now - self._window_t0, 1e-9)
         mean = {name: total / len(window) for name, total in zip(names, totals)}
@@ -264,9 +286,11 @@ class Trainer:
             "test_neg_elbo": test["neg_elbo"], "test_recon": test["recon"], "test_kl": test["kl"],
             "kl_scale": kl_scale_at(cfg, st.epoch, max(st.step_in_epoch - 1, 0), run.steps_per_epoch),
             "lr": run.scheduler.get_last_lr()[0],
-            "img_per_s": st.epoch_images / max(st.epoch_time, 1e-9),
+            "img_per_s": self._epoch_rate(st),
             "epoch_time_s": st.epoch_time, "wall_time_s": st.elapsed,
         }
+        if self._warmup is not None and self._warmup[0] == st.epoch:
+            record["first_step_s"] = self._warmup[1]
         if len(val["terms"]) > 2:  # a hierarchy or extra terms: each split's terms too
             record.update({f"val_term/{k}": v for k, v in val["terms"].items()})
         if not complete:
@@ -304,16 +328,18 @@ def _on_sigterm(handler):
 
 
 @contextlib.contextmanager
-def _deterministic(enabled: bool):
-    """``trainer.deterministic``: deterministic algorithms and cuDNN while training, as they were after."""
-    if not enabled:
-        yield
-        return
+def _kernel_choice(deterministic: bool):
+    """While training, and as they were after (the process is the user's): cuDNN benchmark mode
+    (the shapes are fixed, so cuDNN may time its kernels once and keep the fastest), or, with
+    ``trainer.deterministic``, deterministic algorithms and cuDNN instead."""
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
               torch.backends.cudnn.benchmark)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS requires
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS requires
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    else:
+        torch.backends.cudnn.benchmark = True
     try:
         yield
     finally:

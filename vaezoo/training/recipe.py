@@ -46,13 +46,14 @@ def kl_scale_at(cfg: TrainerConfig, epoch: int, step_in_epoch: int, steps_per_ep
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for fp32. ``auto``: bf16 on GPUs that support it, fp32 elsewhere
-    (CPUs without native bf16 run it slower than fp32, so the CPU only uses it when asked)."""
+    """The autocast dtype, or None for fp32. ``auto``: bf16 on GPUs with native bf16 (Ampere and
+    newer), fp32 elsewhere: older GPUs emulate bf16 slower than fp32, and so do CPUs without
+    native bf16, so there it is used only when asked for."""
     if precision == "fp32":
         return None
     if precision == "bf16":
         return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.bfloat16
     return None
 

@@ -76,6 +76,7 @@ class Run:
     channels_last: bool
     autocast_dtype: Optional[torch.dtype]
     resumed: bool
+    notes: list[str] = field(default_factory=list)  # what the user should know about this run's math
 
     @property
     def steps_per_epoch(self) -> int:
@@ -148,6 +149,7 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
     channels_last = wants_channels_last(cfg.channels_last, model, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    model, notes = batch_statistics_plan(model, ctx, cfg.micro_batch_size)
     loader = make_loader(
         cfg.loader, splits.train, cfg.batch_size, device=device, seed=cfg.seed, rank=ctx.rank,
         world_size=ctx.world_size, binarize="dynamic" if experiment.data.binarize == "dynamic" else "none",
@@ -170,19 +172,53 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
 
     net: nn.Module = model
     if ctx.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+        # Buffers that change in training are BatchNorm's running statistics; they are either
+        # SyncBatchNorm's (equal on every rank) or, on CPUs, broadcast from rank 0. Every other
+        # buffer (the prior's loc and scale, ...) is constant: broadcasting it each step is waste.
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=has_batch_norm(model) and not has_sync_batch_norm(model))
+    if cfg.compile != "off":
+        net = torch.compile(net, mode=None if cfg.compile == "default" else cfg.compile)
     return Run(
         experiment=experiment, ctx=ctx, model=model, net=net, loader=loader, val=(val, val_labels),
         test=(test, test_labels), train_size=int(splits.train.shape[0]), optimizer=optimizer, scheduler=scheduler,
         state=state, total_steps=total_steps, channels_last=channels_last,
-        autocast_dtype=resolve_precision(cfg.precision, device), resumed=checkpoint is not None,
+        autocast_dtype=resolve_precision(cfg.precision, device), resumed=checkpoint is not None, notes=notes,
     )
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def has_sync_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+
+
+def batch_statistics_plan(model: nn.Module, ctx: DistContext, micro_batch_size: Optional[int]
+                          ) -> tuple[nn.Module, list[str]]:
+    """Keep statistics of the batch those of the global batch where we can, and say where not.
+
+    Under DDP on GPUs, BatchNorm becomes SyncBatchNorm (the statistics of the global batch, the
+    same running statistics on every rank); beta-TCVAE gathers its posteriors itself (see
+    ``StepContext.gather_batch``). SyncBatchNorm runs only on GPUs, so CPU processes keep
+    per-process statistics, and micro-batches keep per-chunk ones: both are said."""
+    notes = []
+    batch_norm = has_batch_norm(model)
+    if ctx.distributed and batch_norm:
+        if ctx.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        else:
+            notes.append(f"BatchNorm statistics are per process ({ctx.world_size} parts of the batch) on CPUs: "
+                         f"SyncBatchNorm needs GPUs, so this run's math differs from one process's")
+    uses_batch = [what for what, yes in (("BatchNorm", batch_norm),
+                                         ("the objective", getattr(model.objective, "batch_statistics", False)))
+                  if yes]
+    if micro_batch_size and uses_batch:
+        notes.append(f"{' and '.join(uses_batch)} use statistics of each micro-batch of {micro_batch_size} images, "
+                     f"not of the batch: trainer.micro_batch_size changes this model's math (unset it to avoid)")
+    return model, notes
 
 
 def _restore(checkpoint: Checkpoint, model, optimizer, scheduler, ctx: DistContext, seed: int) -> RunState:

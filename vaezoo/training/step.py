@@ -21,9 +21,13 @@ __all__ = ["train_step"]
 def train_step(
     net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, batch: Batch,
     context: StepContext, *, micro_batch_size: Optional[int], grad_clip: Optional[float],
-    autocast_dtype: Optional[torch.dtype], device_type: str,
+    autocast_dtype: Optional[torch.dtype], device_type: str, cuda_graphs: bool = False,
 ) -> tuple[torch.Tensor, list[str]]:
-    """(``[loss, *terms]`` as one float32 tensor, the term names)."""
+    """(``[loss, *terms]`` as one float32 tensor, the term names).
+
+    ``cuda_graphs`` (``compile: reduce-overhead`` on a GPU): each call of the compiled model
+    replays a captured graph whose outputs the next replay overwrites, so a new graph step is
+    marked before each call and the outputs are copied (stacked) before the next one."""
     optimizer.zero_grad(set_to_none=True)
     # Micro-batches accumulate the gradient of the batch-mean loss chunk by chunk: the same
     # gradient, a working set small enough for the CPU's caches. Under DDP only the last
@@ -37,6 +41,8 @@ def train_step(
         weight = chunk.shape[0] / x.shape[0]
         sync = i == len(chunks) - 1 or not isinstance(ddp, nn.parallel.DistributedDataParallel)
         with contextlib.nullcontext() if sync else ddp.no_sync():
+            if cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             with torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext():
                 out = net(chunk, chunk_y, context=context)
             (out.loss * weight if len(chunks) > 1 else out.loss).backward()

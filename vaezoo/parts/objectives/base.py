@@ -18,7 +18,13 @@ class Objective(nn.Module):
     """Base class. ``y`` holds the batch's labels (None when the data has none); ``context`` the
     run's facts at this step: ``context.kl_scale`` multiplies the objective's own KL weight (the
     trainer's KL warm-up). Objectives work through ``model.latent_pass``, which every family
-    with latent levels provides, so one objective serves the flat and the hierarchical models."""
+    with latent levels provides, so one objective serves the flat and the hierarchical models.
+
+    ``batch_statistics``: the loss of an example depends on the other examples of the batch
+    (beta-TCVAE's q(z)); under DDP such an objective reads the global batch through
+    ``context.gather_batch``, and micro-batches change its math."""
+
+    batch_statistics = False
 
     def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
