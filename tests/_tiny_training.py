@@ -10,7 +10,7 @@ import torch
 
 from vaezoo.data import ImageData
 from vaezoo.parts.kinds import DATASETS, OBJECTIVES, register_dataset, register_objective
-from vaezoo.parts.objectives import ELBO
+from vaezoo.parts.objectives import ELBO, BetaTCVAE
 from vaezoo.passes import ModelOutput
 
 TINY_DATASET = "test-tiny-8x8"
@@ -39,6 +39,14 @@ class MeanLatentELBO(ELBO):
         recon, kl_mean = -log_px.mean(), kl.mean()
         return ModelOutput(loss=recon + context.kl_scale * kl_mean, terms={"recon": recon, "kl": kl_mean},
                            elbo=log_px - kl, z=draw.z[0], likelihood=draw.likelihood)
+
+
+class MeanLatentTCVAE(BetaTCVAE):
+    """beta-TCVAE with z at the posterior means: its estimate of q(z) is the only thing that a
+    2-process run could compute differently from one process."""
+
+    def noise(self, model, x):
+        return torch.zeros(1, x.shape[0], *model.noise_shape)
 
 
 class NanAtStep(ELBO):
@@ -76,6 +84,8 @@ def register() -> None:
         register_dataset(TINY_DATASET)(_tiny)
     if "test-mean-latent-elbo" not in OBJECTIVES:
         register_objective("test-mean-latent-elbo")(MeanLatentELBO)
+    if "test-mean-latent-tcvae" not in OBJECTIVES:
+        register_objective("test-mean-latent-tcvae")(MeanLatentTCVAE)
     if "test-nan-at-step" not in OBJECTIVES:
         register_objective("test-nan-at-step")(NanAtStep)
     if "test-nan-term-at-step" not in OBJECTIVES:

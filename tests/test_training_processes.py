@@ -97,7 +97,8 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, monkeypatch):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    vaezoo.train(path, out=single, stream=io.StringIO())
+    printed = io.StringIO()
+    vaezoo.train(path, out=single, stream=printed)
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          str(ENTRY), "train", str(path), "--out", str(ddp)],
@@ -116,6 +117,39 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, monkeypatch):
     for rs, rd in zip(ms, md):
         assert rd["test_neg_elbo"] == pytest.approx(rs["test_neg_elbo"], rel=1e-5)
         assert rd["train_loss"] == pytest.approx(rs["train_loss"], rel=1e-5)
+    # the progress lines show the loss of the global batch, not of rank 0's half of it
+    shown_single, shown_ddp = _progress_losses(printed.getvalue()), _progress_losses(result.stderr)
+    assert len(shown_single) >= 6, printed.getvalue()
+    assert shown_ddp == pytest.approx(shown_single, rel=1e-4)
+
+
+def _progress_losses(text: str) -> list[float]:
+    return [float(line.split("  loss ")[1].split()[0]) for line in text.splitlines() if "  loss " in line]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_ddp_beta_tcvae_estimates_q_z_over_the_global_batch(tmp_path, monkeypatch):
+    """beta-TCVAE's minibatch estimate of q(z) uses every posterior of the batch: 2 processes with
+    half the batch each must train as one process does (each would see 16 posteriors, not 32,
+    without the gather)."""
+    monkeypatch.setenv("CI", "1")
+    config = tiny_config({"name": "test-mean-latent-tcvae", "beta": 6.0}, epochs=1)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    vaezoo.train(path, out=single, stream=io.StringIO())
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(ENTRY), "train", str(path), "--out", str(ddp)],
+        env=_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    a, b = _weights(single), _weights(ddp)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    (rs,), (rd,) = read_metrics(single), read_metrics(ddp)
+    for key in ("train_loss", "train_term/tc", "train_term/mi"):
+        assert rd[key] == pytest.approx(rs[key], rel=1e-5), key
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")

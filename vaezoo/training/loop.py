@@ -233,6 +233,9 @@ class Trainer:
         images, labels = split
         sums: Optional[torch.Tensor] = None
         names: list[str] = []
+        # Weight 1 on the KL; the training set's size for objectives that need it (beta-TCVAE).
+        # Evaluation shards differ in size, so batch statistics stay per process here.
+        context = StepContext(1.0, run.state.global_step, run.train_size)
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             # A fixed stream: the numbers are repeatable, and training's RNG is left untouched.
@@ -242,7 +245,7 @@ class Trainer:
                 for x, y in eval_batches(images, self.cfg.eval_batch_size, device=device, rank=run.ctx.rank,
                                          world_size=run.ctx.world_size, channels_last=run.channels_last,
                                          labels=labels):
-                    out = model(x, y)
+                    out = model(x, y, context=context)
                     n = x.shape[0]
                     names = list(out.terms)
                     row = torch.stack([-out.elbo.sum().double(), *(t.double() * n for t in out.terms.values()),

@@ -159,6 +159,8 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
     test_labels = splits.test_labels if labels else None
     if isinstance(loader, DeviceLoader):
         val, test = val.to(device), test.to(device)
+    elif device.type == "cuda":  # pinned: each evaluation batch's copy to the GPU does not block
+        val, test = val.pin_memory(), test.pin_memory()
     spe = loader.steps_per_epoch
     total_steps = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
 
