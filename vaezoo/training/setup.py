@@ -7,6 +7,7 @@ stores every RNG state, so a resumed CPU run reproduces the uninterrupted run bi
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,12 +175,7 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
 
     net: nn.Module = model
     if ctx.distributed:
-        # Buffers that change in training are BatchNorm's running statistics; they are either
-        # SyncBatchNorm's (equal on every rank) or, on CPUs, broadcast from rank 0. Every other
-        # buffer (the prior's loc and scale, ...) is constant: broadcasting it each step is waste.
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=has_batch_norm(model) and not has_sync_batch_norm(model))
+        net = wrap_ddp(model, device)
     if cfg.compile != "off":
         net = torch.compile(net, mode=None if cfg.compile == "default" else cfg.compile)
     return Run(
@@ -190,12 +186,26 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
     )
 
 
+def wrap_ddp(model: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
+    """DDP over ``model``. The buffers that change in training are BatchNorm's running statistics:
+    SyncBatchNorm's are equal on every rank, plain BatchNorm's (CPUs) are broadcast from rank 0.
+    Every other buffer (the prior's loc and scale, ...) is constant: broadcasting it each step
+    would be a collective for nothing."""
+    ddp = nn.parallel.DistributedDataParallel
+    sync = syncs_buffers(model)
+    # torch 2.14 renamed the switch (the start still syncs every buffer, as it must)
+    name = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else \
+        "broadcast_buffers"
+    return ddp(model, device_ids=[device.index] if device.type == "cuda" else None, **{name: sync})
+
+
+def syncs_buffers(model: nn.Module) -> bool:
+    """Whether DDP must broadcast rank 0's buffers before each forward: only for plain BatchNorm."""
+    return has_batch_norm(model) and not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+
+
 def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-def has_sync_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
 
 
 def batch_statistics_plan(model: nn.Module, ctx: DistContext, micro_batch_size: Optional[int]
@@ -214,9 +224,8 @@ def batch_statistics_plan(model: nn.Module, ctx: DistContext, micro_batch_size: 
         else:
             notes.append(f"BatchNorm statistics are per process ({ctx.world_size} parts of the batch) on CPUs: "
                          f"SyncBatchNorm needs GPUs, so this run's math differs from one process's")
-    uses_batch = [what for what, yes in (("BatchNorm", batch_norm),
-                                         ("the objective", getattr(model.objective, "batch_statistics", False)))
-                  if yes]
+    objective = getattr(getattr(model, "objective", None), "batch_statistics", False)
+    uses_batch = [what for what, yes in (("BatchNorm", batch_norm), ("the objective", objective)) if yes]
     if micro_batch_size and uses_batch:
         notes.append(f"{' and '.join(uses_batch)} use statistics of each micro-batch of {micro_batch_size} images, "
                      f"not of the batch: trainer.micro_batch_size changes this model's math (unset it to avoid)")
