@@ -17,12 +17,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-import vaezoo
-from vaezoo.evaluation import resolve_data
-from vaezoo.evaluation.evaluate import default_chunk_size
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import flops_per_importance_sample, peak_flops  # noqa: E402
+
+import vaezoo  # noqa: E402
+from vaezoo.evaluation import resolve_data  # noqa: E402
+from vaezoo.evaluation.evaluate import default_chunk_size  # noqa: E402
 
 FULL_TEST = 10_000
 
@@ -84,6 +89,11 @@ def main(argv=None) -> int:
     print(f"speed      {rate:.3f} images/s = {rate * args.iw_samples:,.0f} decoder evaluations/s")
     full = FULL_TEST / rate
     print(f"full test  {FULL_TEST:,} images: about {full:,.0f} s ({full / 3600:.2f} h), extrapolated")
+    flops = flops_per_importance_sample(model, images[0].to(device))
+    peak, how = peak_flops(device, "fp32")  # the bound is computed in float32
+    achieved = rate * args.iw_samples * flops
+    print(f"compute    {flops / 1e6:.2f} MFLOP per importance sample; {achieved / 1e9:,.1f} GFLOP/s = "
+          f"{100 * achieved / peak:.1f}% of the fp32 peak ({how})")
 
     if args.sweep_chunks:
         print(f"chunk sweep (samples decoded per pass = chunk x batch {args.batch_size}; ratio = time / chunk "

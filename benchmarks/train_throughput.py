@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import seed_notebook  # noqa: E402
+from machine import flops_per_training_image, peak_flops  # noqa: E402
 
 import vaezoo  # noqa: E402
 from vaezoo.config import parse_set_args  # noqa: E402
@@ -38,43 +39,6 @@ from vaezoo.data.splits import load_splits  # noqa: E402
 # Settings that only pick how vaezoo computes, not what: on a CPU, 128-image micro-batches
 # keep the working set in cache (the gradient is the same batch-mean gradient).
 CPU_DEFAULTS = {"trainer.micro_batch_size": 128}
-
-
-def flops_per_training_image(model: torch.nn.Module, shape, device) -> float:
-    """Forward + backward FLOPs of one image, counted by torch's FLOP counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.rand(8, *shape, device=device)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(x).loss.backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / x.shape[0]
-
-
-def peak_flops(device: torch.device) -> tuple[float, str]:
-    """The machine's fp32 peak (bf16 on GPUs that autocast to it), and how it was worked out."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        # dense tensor-core bf16 peaks, from the vendor data sheets (SXM parts)
-        for key, tflops in (("H200", 989.0), ("H100", 989.0), ("A100", 312.0), ("L4", 121.0)):
-            if key in name:
-                return tflops * 1e12, f"{name}: {tflops:g} TFLOP/s dense bf16 (data sheet)"
-        return float("nan"), f"{name}: peak unknown"
-    flags, mhz = "", 0.0
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = line
-            if line.startswith("cpu MHz") and not mhz:
-                mhz = float(line.split(":")[1])
-    except OSError:
-        pass
-    lanes = 16 if " avx512f" in flags else 8 if " avx2" in flags else 4
-    fma = 2 if " fma" in flags else 1
-    cores = torch.get_num_threads()
-    peak = cores * (mhz * 1e6) * lanes * fma * 2  # two FMA pipes per core
-    return peak, f"{cores} cores x {mhz:.0f} MHz x {lanes} fp32 lanes x {fma * 2} flop/lane/cycle (2 FMA pipes)"
 
 
 def run_seed(net, optimizer, loader, device, steps: int) -> float:
@@ -125,7 +89,8 @@ def main(argv=None) -> None:
 
     model = vaezoo.create("fashion-conv64").to(device)
     flops = flops_per_training_image(model, (1, 28, 28), device)
-    peak, how = peak_flops(device)
+    bf16 = device.type == "cuda" and vaezoo.get_config("fashion-conv64", overrides).trainer.precision != "fp32"
+    peak, how = peak_flops(device, "bf16" if bf16 else "fp32")
     print(f"\nmedian img/s: seed {seed_med:.1f}, vaezoo {vaezoo_med:.1f}; vaezoo/seed = {vaezoo_med / seed_med:.2f}x")
     print(f"FLOPs per training image (forward + backward): {flops / 1e6:.1f} MFLOP")
     print(f"peak: {peak / 1e9:.0f} GFLOP/s ({how})")

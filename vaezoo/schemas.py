@@ -204,7 +204,8 @@ class TrainerConfig(Strict):
         # YAML 1.1 reads on/off/yes/no/true/false as booleans: `--set trainer.channels_last=on`
         # and `compile: true` mean the words, not a type error.
         if isinstance(value, bool):
-            return {"compile": "default" if value else "off", "channels_last": "on" if value else "off"}[info.field_name]
+            words = {"compile": ("default", "off"), "channels_last": ("on", "off")}[info.field_name]
+            return words[0] if value else words[1]
         return value
 
 

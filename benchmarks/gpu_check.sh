@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU checks of the training and evaluation paths, in one run of about 8 minutes on one
+# H100-class GPU; what they print goes into docs/performance.md.
+#
+#   VAEZOO_DATA=/path/to/fashion-mnist bash benchmarks/gpu_check.sh [OUTDIR]
+#
+# 1. a short real run of fashion-conv64 per compile mode (eager, default, reduce-overhead =
+#    CUDA graphs) under bf16 autocast: the step, the loss lines and the img/s of each;
+# 2. 2-GPU DDP when there are two GPUs (SyncBatchNorm, the gathered beta-TCVAE, NCCL);
+# 3. benchmarks/train_throughput.py: vaezoo against the seed loop, the fraction of peak;
+# 4. benchmarks/iwae_nll.py: IWAE k = 5000 on 1,000 test images, extrapolated to 10,000.
+# Needs the project importable (pip install -e ., or PYTHONPATH=. where its dependencies are
+# installed) and Fashion-MNIST in $VAEZOO_DATA. Each step has its own time limit, so one that
+# hangs does not take the others with it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-runs/gpu-check}}
+mkdir -p "$out"
+export PYTHONPATH=${PYTHONPATH:-.}
+py=${PYTHON:-python3}
+
+$py -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0), 'native bf16:',
+torch.cuda.is_bf16_supported(including_emulation=False), 'GPUs:', torch.cuda.device_count())" | tee "$out/env.txt"
+
+for mode in off default reduce-overhead; do
+  echo "== train fashion-conv64, compile: $mode" | tee -a "$out/train.txt"
+  timeout 150 $py -m vaezoo train fashion-conv64 --out "$out/run-$mode" --set trainer.epochs=3 \
+    --set trainer.compile=$mode --set trainer.test=never --set trainer.val_limit=2048 --set trainer.log_every=24 \
+    2>&1 | grep -E "img/s|error|Error" | tee -a "$out/train.txt"
+done
+
+if [ "$($py -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+  echo "== 2-GPU DDP, fashion-conv64" | tee -a "$out/train.txt"
+  timeout 150 $py -m torch.distributed.run --standalone --nproc-per-node 2 -m vaezoo train fashion-conv64 \
+    --out "$out/run-ddp" --set trainer.epochs=2 --set trainer.test=never 2>&1 | grep -E "img/s|note|rror" \
+    | tee -a "$out/train.txt"
+fi
+
+timeout 240 $py benchmarks/train_throughput.py --device cuda --steps 40 --rounds 3 2>&1 | tee "$out/throughput.txt"
+timeout 240 $py benchmarks/train_throughput.py --device cuda --steps 40 --rounds 3 \
+  --set trainer.compile=reduce-overhead 2>&1 | tee "$out/throughput-cudagraphs.txt"
+timeout 240 $py benchmarks/iwae_nll.py --device cuda --limit 1000 --batch-size 100 2>&1 | tee "$out/iwae.txt"
