@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._registry import suggest
 from .errors import ConfigError
+from .safe_text import MAX_BYTES, decode_text, load_yaml
 from .schemas import FAMILIES, ExperimentConfig, ModelConfig, PartSpec
 
 __all__ = ["ConfigError", "load_experiment", "validate_experiment", "apply_overrides", "parse_set_args",
@@ -27,11 +28,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     source = display_path(path)
     try:
-        text = path.read_text()
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(source, [("", f"is {path.stat().st_size:,} bytes; a config is at most {MAX_BYTES:,}")])
+        text = decode_text(path.read_bytes())
     except OSError as exc:
         raise ConfigError(source, [("", f"cannot read the file: {exc.strerror or exc}")]) from None
+    except ValueError as exc:
+        raise ConfigError(source, [("", str(exc))]) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -97,9 +102,11 @@ def parse_set_args(items: Iterable[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError("--set", [("", f"expected KEY=VALUE (for example trainer.epochs=10), got {item!r}")])
         try:
-            overrides[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ConfigError("--set", [(key.strip(), f"cannot parse the value {raw!r} as YAML")]) from None
+            overrides[key.strip()] = load_yaml(raw)
+        except yaml.YAMLError as exc:
+            why = getattr(exc, "problem", None)
+            raise ConfigError("--set", [(key.strip(), f"cannot parse the value {raw!r} as YAML"
+                                                      + (f": {why}" if why else ""))]) from None
     return overrides
 
 

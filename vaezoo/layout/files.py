@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import describe_errors
 from ..errors import CheckpointError, ConfigError
+from ..safe_text import decode_text, load_json
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
@@ -115,9 +116,11 @@ def read_config(path: str | Path) -> CheckpointConfig:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; a vaezoo checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+        data = load_json(decode_text(path.read_bytes(), "config.json"))
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:  # not UTF-8, not JSON, a key twice
+        raise CheckpointError(f"{path}: not a valid config.json: {exc}") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
     data = migrate_config(data, str(path))
