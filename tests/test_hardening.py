@@ -4,15 +4,19 @@ fails if its guard is removed. (More classes join this battery as they are harde
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
+import torch
 import yaml
 
 import vaezoo
+import vaezoo.cli.evaluate
+import vaezoo.cli.train
 from vaezoo.cli import main
 from vaezoo.config import parse_set_args
-from vaezoo.errors import CheckpointError, ConfigError
+from vaezoo.errors import CheckpointError, ConfigError, UsageError
 from vaezoo.safe_text import MAX_DEPTH, MAX_NODES
 
 # ------------------------------------------------------------------ config files
@@ -110,3 +114,139 @@ def test_config_json_that_is_not_utf8_is_refused(tmp_path):
     (folder / "config.json").write_bytes(b'{"name": "caf\xe9"}')
     with pytest.raises(CheckpointError, match=r"not a valid config.json: config.json is not UTF-8 text"):
         vaezoo.load(folder)
+
+
+# ------------------------------------------------------------------ the model boundary
+
+@pytest.fixture(scope="module")
+def mlp():
+    torch.manual_seed(0)
+    return vaezoo.create("fashion-mlp16").eval()
+
+
+GOOD = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+BAD_INPUTS = {
+    "one image, no batch": (torch.rand(1, 28, 28), "x has shape (1, 28, 28): one image without the batch dimension; "
+                                                   "this model takes a batch (B, 1, 28, 28): use x.unsqueeze(0)"),
+    "flat vectors": (torch.rand(4, 784), "x has shape (4, 784); this model takes a batch of images (B, 1, 28, 28)"),
+    "three channels": (torch.rand(4, 3, 28, 28), "x holds images of shape (3, 28, 28) (C, H, W); this model takes "
+                                                 "(1, 28, 28)"),
+    "another size": (torch.rand(4, 1, 32, 32), "x holds images of shape (1, 32, 32)"),
+    "empty batch": (torch.rand(0, 1, 28, 28), "x is an empty batch (shape (0, 1, 28, 28)); give at least one image"),
+    "a list": ([[0.0] * 28] * 28, "x must be a torch.Tensor batch of images (B, 1, 28, 28), got list"),
+    "a NumPy array": (GOOD.numpy(), "got ndarray (torch.from_numpy turns a NumPy array into one)"),
+    "int64 pixels": (torch.randint(0, 2, (4, 1, 28, 28)), "x has dtype torch.int64; give float images with values "
+                                                          "in [0, 1], or uint8 images"),
+    "complex pixels": (GOOD.to(torch.complex64), "x has dtype torch.complex64"),
+    "0-255 floats": (GOOD * 255, "the bernoulli likelihood scores values in [0, 1] (divide 0-255 images by 255, "
+                                 "or pass them as uint8)"),
+    "negative pixels": (GOOD - 0.5, "the bernoulli likelihood scores values in [0, 1]"),
+    "a NaN pixel": (torch.where(torch.arange(784).reshape(1, 1, 28, 28) == 300, float("nan"), GOOD),
+                    "x holds NaN or infinite pixel values"),
+    "an infinite pixel": (torch.where(torch.arange(784).reshape(1, 1, 28, 28) == 5, float("inf"), GOOD),
+                          "x holds NaN or infinite pixel values"),
+}
+METHODS = {
+    "forward": lambda m, x: m(x),
+    "elbo": lambda m, x: m.elbo(x),
+    "iwae": lambda m, x: m.iwae(x, 4),
+    "log_weights": lambda m, x: m.log_weights(x, 2),
+    "reconstruct": lambda m, x: m.reconstruct(x),
+    "refine": lambda m, x: m.refine(x, steps=1),
+}
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_every_public_method_refuses_bad_images_in_one_line(mlp, method, case):
+    x, message = BAD_INPUTS[case]
+    with pytest.raises(UsageError) as info:
+        METHODS[method](mlp, x)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_encode_checks_the_layout_without_reading_values(mlp):
+    with pytest.raises(UsageError, match="x holds images of shape"):
+        mlp.encode(torch.rand(2, 3, 28, 28))
+    mlp.encode(GOOD * 255)  # values are for the methods that score x: encode is also the training step's path
+
+
+def test_uint8_and_bool_images_are_converted(mlp):
+    pixels = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+    torch.testing.assert_close(mlp.reconstruct(pixels), mlp.reconstruct(pixels.float() / 255))
+    binary = pixels > 127
+    torch.testing.assert_close(mlp.iwae(binary, 8, seed=1), mlp.iwae(binary.float(), 8, seed=1))
+    assert mlp.reconstruct(GOOD.double()).dtype == torch.float32
+
+
+def test_a_gaussian_likelihood_takes_any_real_values():
+    config = vaezoo.get_config("fashion-mlp16").model_dump(mode="json")
+    config["model"]["likelihood"] = "gaussian"
+    model = vaezoo.create(config)
+    assert torch.isfinite(model.elbo(GOOD * 255 - 10)).all()
+    with pytest.raises(UsageError, match="NaN or infinite"):
+        model.elbo(GOOD * float("inf"))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.sample(0), "n (the number of samples) must be at least 1, got 0"),
+    (lambda m: m.sample(-3), "n (the number of samples) must be at least 1, got -3"),
+    (lambda m: m.sample(2.5), "n (the number of samples) must be a whole number, got 2.5"),
+    (lambda m: m.sample(True), "n (the number of samples) must be a whole number, got True"),
+    (lambda m: m.iwae(GOOD, 0), "k (the number of importance samples) must be at least 1, got 0"),
+    (lambda m: m.iwae(GOOD, 8, chunk_size=0), "chunk_size must be at least 1, got 0"),
+    (lambda m: m.elbo(GOOD, samples=0), "samples must be at least 1, got 0"),
+    (lambda m: m.log_weights(GOOD, -1), "samples must be at least 1, got -1"),
+    (lambda m: m.refine(GOOD, steps=-1), "steps must be at least 0, got -1"),
+])
+def test_counts_that_are_zero_negative_or_not_whole_are_refused(mlp, call, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        call(mlp)
+
+
+def test_evaluate_refuses_data_outside_the_likelihoods_range(mlp):
+    with pytest.raises(UsageError, match=r"the data has pixel values in \[[0-9.e-]+, 2\.\d+\]; the bernoulli "
+                                         r"likelihood scores values in \[0, 1\]$"):
+        vaezoo.evaluate(mlp, GOOD * 2.5, iw_samples=0, progress=False)
+
+
+# ------------------------------------------------------------------ the command line
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "fashion-conv64", "-n", "0"], "argument -n: must be at least 1, got 0"),
+    (["sample", "fashion-conv64", "-n", "-5"], "argument -n: must be at least 1, got -5"),
+    (["sample", "fashion-conv64", "-n", "many"], "argument -n: expected a whole number, got 'many'"),
+    (["sample", "fashion-conv64", "--nrow", "0"], "argument --nrow: must be at least 1, got 0"),
+    (["sample", "fashion-cvae", "--class", "-1"], "argument --class: must be at least 0, got -1"),
+    (["eval", "fashion-conv64", "--iw-samples", "-1"], "argument --iw-samples: must be at least 0, got -1"),
+    (["eval", "fashion-conv64", "--elbo-samples", "0"], "argument --elbo-samples: must be at least 1, got 0"),
+    (["eval", "fashion-conv64", "--limit", "0"], "argument --limit: must be at least 1, got 0"),
+    (["eval", "fashion-conv64", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["eval", "fashion-conv64", "--chunk-size", "0"], "argument --chunk-size: must be at least 1, got 0"),
+    (["eval", "fashion-conv64", "--refine-lr", "0"], "argument --refine-lr: must be a finite number above 0, got 0"),
+    (["eval", "fashion-conv64", "--refine-lr", "nan"], "argument --refine-lr: must be a finite number above 0"),
+    (["reconstruct", "fashion-conv64", "-n", "0"], "argument -n: must be at least 1, got 0"),
+    (["traverse", "fashion-conv64", "--steps", "1"], "argument --steps: must be at least 2, got 1"),
+    (["interpolate", "fashion-conv64", "--pairs", "0"], "argument --pairs: must be at least 1, got 0"),
+    (["sample", "fashion-conv64", "--device", "tpu"], "argument --device: 'tpu' is not a device name; available here: "),
+    (["train", "fashion-mlp16", "--device", "gpu:0"], "argument --device: 'gpu:0' is not a device name"),
+])
+def test_cli_ranges_and_devices_are_checked_before_any_work(argv, message, capsys, monkeypatch):
+    loads = []  # nothing is loaded or trained before the arguments are checked
+    monkeypatch.setattr(vaezoo.cli.evaluate, "load", lambda *a, **k: loads.append(a))
+    monkeypatch.setattr(vaezoo.cli.train, "train", lambda *a, **k: loads.append(a))
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and "Traceback" not in err
+    assert loads == []
+
+
+def test_a_gpu_this_machine_lacks_is_named_with_what_it_has(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same message on a GPU machine
+    with pytest.raises(SystemExit):
+        main(["sample", "fashion-conv64", "--device", "cuda:1"])
+    assert "'cuda:1': CUDA is not available on this machine; available here: auto, cpu" in capsys.readouterr().err
+    # the same name from a config is a one-line error too, not a traceback
+    assert main(["train", "fashion-mlp16", "--set", "trainer.device=cuda", "--out", str(tmp_path / "r")]) == 2
+    assert "error: trainer.device 'cuda': CUDA is not available" in capsys.readouterr().err

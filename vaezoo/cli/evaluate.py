@@ -14,16 +14,24 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import UsageError
 from ..evaluation import evaluate
 from ..evaluation.data import resolve_data
 from ..hub import load
 from ..schemas import DataConfig
 from ..viz.images import (
-    class_grid, interpolation_grid, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level, sample_grid,
+    class_grid,
+    interpolation_grid,
+    latent_map,
+    rank_dims_by_kl,
+    reconstruction_grid,
+    resolve_level,
+    sample_grid,
     traversal_grid,
 )
 from ..zoo import MODELS, get_config
+from .arguments import at_least, device_name, positive_float
 
 __all__ = ["add_commands", "parse_dims"]
 
@@ -52,9 +60,7 @@ def parse_dims(text: str) -> list[int]:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return resolve_device(name, what="--device")
 
 
 def _load(args: argparse.Namespace):
@@ -204,7 +210,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("ref", metavar="NAME|DIR", help="a pretrained name, hf-hub:org/repo[@rev] or a checkpoint folder")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--device", default="auto", type=device_name, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     if data:
         p.add_argument("--data", metavar="ROOT", help="folder holding the dataset's files")
@@ -221,15 +227,15 @@ def add_commands(commands) -> None:
                     "  vaezoo eval fashion-vamp40 --iw-samples 5000 --limit 100 -o iwae.json",
     )
     _common(p)
-    p.add_argument("--iw-samples", type=int, default=5000, metavar="K",
+    p.add_argument("--iw-samples", type=at_least(0), default=5000, metavar="K",
                    help="importance samples for the NLL estimate; 0 skips it (default 5000)")
-    p.add_argument("--elbo-samples", type=int, default=10, metavar="S", help="z draws per image for the ELBO (default 10)")
-    p.add_argument("--refine-steps", type=int, default=0, metavar="N",
+    p.add_argument("--elbo-samples", type=at_least(1), default=10, metavar="S", help="z draws per image for the ELBO (default 10)")
+    p.add_argument("--refine-steps", type=at_least(0), default=0, metavar="N",
                    help="per-example posterior refinement steps; adds the amortization gap (default 0)")
-    p.add_argument("--refine-lr", type=float, default=0.05, help="Adam learning rate of the refinement (default 0.05)")
-    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N test images only")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    p.add_argument("--chunk-size", type=int, help="importance samples decoded per image at once (default: 2048 / batch; "
+    p.add_argument("--refine-lr", type=positive_float, default=0.05, help="Adam learning rate of the refinement (default 0.05)")
+    p.add_argument("--limit", type=at_least(1), metavar="N", help="evaluate the first N test images only")
+    p.add_argument("--batch-size", type=at_least(1), default=64, help="images per batch (default 64)")
+    p.add_argument("--chunk-size", type=at_least(1), help="importance samples decoded per image at once (default: 2048 / batch; "
                    "128 / batch for conv decoders on a CPU)")
     p.add_argument("--binarize", choices=["none", "static", "dynamic"], help="override the data's binarization")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -244,10 +250,10 @@ def add_commands(commands) -> None:
                     "  vaezoo sample fashion-cvae --class 3 -n 16 -o dresses.png",
     )
     _common(p, data=False)
-    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--nrow", type=int, help="images per row (default: square)")
+    p.add_argument("-n", type=at_least(1), default=64, help="number of samples (default 64)")
+    p.add_argument("--nrow", type=at_least(1), help="images per row (default: square)")
     p.add_argument("--draw", action="store_true", help="sample x ~ p(x|z) instead of showing its mean")
-    p.add_argument("--class", dest="class_", type=int, metavar="Y",
+    p.add_argument("--class", dest="class_", type=at_least(0), metavar="Y",
                    help="a conditional model: n samples of this class (default: one row per class)")
     p.add_argument("-o", "--output", default="samples.png", help="PNG path (default samples.png)")
     p.set_defaults(func=_cmd_sample)
@@ -258,8 +264,8 @@ def add_commands(commands) -> None:
                     "Example:\n  vaezoo reconstruct fashion-conv64 -n 32 -o recon.png",
     )
     _common(p)
-    p.add_argument("-n", type=int, default=32, help="number of test images (default 32)")
-    p.add_argument("--pairs-per-row", type=int, default=8, help="input/reconstruction pairs per row (default 8)")
+    p.add_argument("-n", type=at_least(1), default=32, help="number of test images (default 32)")
+    p.add_argument("--pairs-per-row", type=at_least(1), default=8, help="input/reconstruction pairs per row (default 8)")
     p.add_argument("-o", "--output", default="recon.png", help="PNG path (default recon.png)")
     p.set_defaults(func=_cmd_reconstruct)
 
@@ -272,13 +278,13 @@ def add_commands(commands) -> None:
     _common(p)
     p.add_argument("--level", help="the latent level of a hierarchy, e.g. z2 (default: the top one)")
     p.add_argument("--dims", help="latent dimensions, e.g. 0-7 or 0,3,5 (default: the --top dims with most KL)")
-    p.add_argument("--top", type=int, default=8, help="without --dims: how many dims, by KL (default 8)")
+    p.add_argument("--top", type=at_least(1), default=8, help="without --dims: how many dims, by KL (default 8)")
     p.add_argument("--range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("LO", "HI"),
                    help="values of the swept latent (default -3 3)")
-    p.add_argument("--steps", type=int, default=9, help="values per row (default 9)")
+    p.add_argument("--steps", type=at_least(2), default=9, help="values per row (default 9)")
     p.add_argument("--offset", action="store_true", help="add the values to the posterior mean instead of setting them")
-    p.add_argument("--index", type=int, default=0, help="which test image (default 0)")
-    p.add_argument("--reference", type=int, default=1000, help="test images used to rank dims by KL (default 1000)")
+    p.add_argument("--index", type=at_least(0), default=0, help="which test image (default 0)")
+    p.add_argument("--reference", type=at_least(1), default=1000, help="test images used to rank dims by KL (default 1000)")
     p.add_argument("-o", "--output", default="traverse.png", help="PNG path (default traverse.png)")
     p.set_defaults(func=_cmd_traverse)
 
@@ -288,8 +294,8 @@ def add_commands(commands) -> None:
                     "Example:\n  vaezoo interpolate fashion-conv64 --pairs 8 --steps 10 -o interp.png",
     )
     _common(p)
-    p.add_argument("--pairs", type=int, default=8, help="number of pairs, one per row (default 8)")
-    p.add_argument("--steps", type=int, default=10, help="decoded points per row (default 10)")
+    p.add_argument("--pairs", type=at_least(1), default=8, help="number of pairs, one per row (default 8)")
+    p.add_argument("--steps", type=at_least(2), default=10, help="decoded points per row (default 10)")
     p.add_argument("-o", "--output", default="interp.png", help="PNG path (default interp.png)")
     p.set_defaults(func=_cmd_interpolate)
 
@@ -299,7 +305,7 @@ def add_commands(commands) -> None:
                     "components, coloured by class.\n\nExample:\n  vaezoo embed fashion-vamp40 -o latents.png",
     )
     _common(p)
-    p.add_argument("--limit", type=int, help="first N test images (default: all)")
+    p.add_argument("--limit", type=at_least(1), help="first N test images (default: all)")
     p.add_argument("--level", help="the latent level of a hierarchy, e.g. z1 (default: the top one)")
     p.add_argument("-o", "--output", default="latents.png", help="PNG path (default latents.png)")
     p.set_defaults(func=_cmd_embed)

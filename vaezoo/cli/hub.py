@@ -7,6 +7,7 @@ import sys
 
 from ..hub.publish import publish_run
 from ..hub.remote import pull, push_to_hub
+from .arguments import at_least, positive_float
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
@@ -81,8 +82,8 @@ def add_commands(commands) -> None:
     p.add_argument("--license", default="mit")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32", "bfloat16"],
                    help="storage dtype of the shipped weights")
-    p.add_argument("--epochs", type=int, help="epochs actually run (default: from the run)")
-    p.add_argument("--time-s", type=float, help="training wall time in seconds (default: from the run)")
+    p.add_argument("--epochs", type=at_least(1), help="epochs actually run (default: from the run)")
+    p.add_argument("--time-s", type=positive_float, help="training wall time in seconds (default: from the run)")
     p.add_argument("--hardware", help="what it trained on, e.g. '1x H100' (default: from the run)")
     p.add_argument("--push", action="store_true", help="also push to the Hub and pin the new commit")
     p.add_argument("--tag", help="with --push: tag the commit")

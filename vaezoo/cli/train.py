@@ -12,6 +12,7 @@ import sys
 
 from ..config import parse_set_args
 from ..training import train
+from .arguments import device_name
 
 __all__ = ["add_commands"]
 
@@ -56,5 +57,5 @@ def add_commands(commands) -> None:
     p.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<name>, or the --resume folder)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--data", metavar="ROOT", help="folder holding the dataset's files (overrides data.root)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: trainer.device, auto)")
+    p.add_argument("--device", type=device_name, help="cpu, cuda, cuda:1, ... (default: trainer.device, auto)")
     p.set_defaults(func=_cmd_train)

@@ -92,6 +92,7 @@ def evaluate(
         )
     if model.conditional and labels is None:
         raise UsageError(f"the '{model.family}' family is conditional and the data has no labels to condition on")
+    model.check_input(images, what="the data")  # finite, and in the range the likelihood scores
     parameter = next(model.parameters())
     device, dtype = parameter.device, parameter.dtype
     chunk = chunk_size or default_chunk_size(model, device, batch_size)

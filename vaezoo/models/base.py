@@ -30,6 +30,7 @@ from ..passes import HierarchicalPosterior, LatentPass, ModelOutput, StepContext
 from ..schemas import ModelConfig
 from ..ops.noise import IWAE_STREAM, NoiseSource
 from .bounds import elbo_terms, iwae_bound
+from .inputs import check_count, check_images, check_layout
 from .refine import refine
 
 __all__ = ["BaseVAE", "PartBuildError", "Latent"]
@@ -140,8 +141,22 @@ class BaseVAE(HubMixin, nn.Module):
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 context: Optional[StepContext] = None) -> ModelOutput:
-        """The configured objective on a batch: ``.loss`` and named ``.terms`` (nats per image)."""
+        """The configured objective on a batch: ``.loss`` and named ``.terms`` (nats per image).
+        Called without ``context`` (by a user) it checks ``x`` first; the training loop, which
+        passes one, feeds images it has checked at load, and pays nothing."""
+        if context is None:
+            x = self.check_input(x)
         return self.objective(self, x, y, context or _TRAINING_CONTEXT)
+
+    def check_input(self, x, values: bool = True, what: str = "x") -> torch.Tensor:
+        """``x`` as this model takes it (see :mod:`vaezoo.models.inputs`): a float batch of
+        ``input_shape`` images, uint8 0..255 divided by 255; with ``values``, also finite and in
+        the range the likelihood scores. A UsageError names what was expected otherwise."""
+        dtype = next(self.parameters()).dtype
+        if not values:
+            return check_layout(x, self.input_shape, dtype, what)
+        return check_images(x, self.input_shape, dtype, self.likelihood.value_range, self.config.likelihood.name,
+                            what)
 
     def squeeze_draw(self, z: Latent) -> Latent:
         return _first_draw(z)
@@ -176,6 +191,7 @@ class BaseVAE(HubMixin, nn.Module):
     def sample(self, n: int, mean: bool = True, y=None) -> torch.Tensor:
         """``n`` images: z ~ p(z) (given labels ``y`` for a conditional model), then the mean of
         p(x|z) (or a draw from it, ``mean=False``)."""
+        n = check_count(n, "n (the number of samples)")
         device = next(self.parameters()).device
         labels = self._labels(n, y, device)
         likelihood = self.decode(self.sample_latents(n, labels), labels)
@@ -184,10 +200,12 @@ class BaseVAE(HubMixin, nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The mean of p(x|z) at the posterior mean of every level."""
+        x = self.check_input(x)
         return self.decode_latents(self.posterior_means(x, y), y).mean
 
     def log_weights(self, x: torch.Tensor, samples: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Importance log-weights ``log p(x|z_s) + log p(z_s) - log q(z_s|x)``, shape (samples, B)."""
+        x, samples = self.check_input(x), check_count(samples, "samples")
         return self.latent_pass(x, self.draw_noise(x, samples), y).log_weights()
 
     def elbo(self, x: torch.Tensor, samples: int = 1, y: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -196,6 +214,7 @@ class BaseVAE(HubMixin, nn.Module):
         Each level's KL is closed-form where its prior allows (Gaussian given the levels above,
         or N(0, I)), else Monte Carlo on the same draws.
         """
+        x, samples = self.check_input(x), check_count(samples, "samples")
         log_px, kls = elbo_terms(self, x, self.draw_noise(x, samples), y)
         return log_px - sum(kls.values())
 
@@ -209,9 +228,8 @@ class BaseVAE(HubMixin, nn.Module):
         any k; ``grad=True`` keeps the graph of every chunk (memory grows with k; the ``iwae``
         objective is the way to train on the bound). ``seed`` makes the noise repeatable.
         """
-        if k < 1:
-            raise UsageError(f"k (the number of importance samples) must be at least 1, got {k}")
-        chunk = chunk_size or max(1, 2048 // max(1, x.shape[0]))
+        x, k = self.check_input(x), check_count(k, "k (the number of importance samples)")
+        chunk = check_count(chunk_size, "chunk_size") if chunk_size is not None else max(1, 2048 // x.shape[0])
         generator_seed = int(torch.randint(2**62, ()).item()) if seed is None else seed
         noise = NoiseSource(generator_seed, IWAE_STREAM, range(x.shape[0]), self.noise_shape, x.device, x.dtype)
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
@@ -221,6 +239,7 @@ class BaseVAE(HubMixin, nn.Module):
                **kwargs) -> DiagonalGaussian:
         """Per-example posteriors refined by ``steps`` Adam steps on each example's ELBO, decoder
         frozen (the seed's non-amortized inference); see :func:`vaezoo.models.refine.refine`."""
+        x, steps = self.check_input(x), check_count(steps, "steps", minimum=0)
         return refine(self, x, steps, lr, y=y, **kwargs)
 
     # -- bookkeeping --------------------------------------------------------------------

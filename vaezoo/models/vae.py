@@ -55,6 +55,7 @@ class VAE(BaseVAE):
     # -- the two halves ---------------------------------------------------------------
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> DiagonalGaussian:
+        x = self.check_input(x, values=False)
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return DiagonalGaussian(mu, logvar)
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "resolve_device", "init_distributed", "all_reduce_sum", "gather_tensors", "barrier",
+from ..devices import resolve_device
+
+__all__ = ["DistContext", "init_distributed", "all_reduce_sum", "gather_tensors", "barrier",
            "batch_gatherer"]
 
 
@@ -39,26 +41,12 @@ class DistContext:
             dist.destroy_process_group()
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto``: this rank's GPU when there is one, else the CPU. A bare ``cuda`` means this rank's GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"trainer.device is {name!r} but CUDA is not available on this machine; use cpu or auto")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    return device
-
-
 def init_distributed(device_name: str = "auto") -> DistContext:
     """Join the process group that ``torchrun`` describes in the environment, if any."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    device = resolve_device(device_name, local_rank, what="trainer.device")
     if world_size <= 1:
         return DistContext(device=device)
     owns = False

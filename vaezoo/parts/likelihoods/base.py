@@ -15,6 +15,7 @@ class Likelihood(nn.Module):
 
     params_per_channel: int = 1
     float32_params: bool = False  # True: the model runs the decoder in float32 even under autocast
+    value_range: tuple[float, float] | None = None  # the pixel values it scores; None: any real number
 
     def __init__(self, in_shape: tuple[int, ...]):
         super().__init__()

@@ -19,5 +19,7 @@ class BernoulliLikelihood(Likelihood):
     the binary cross-entropy, the seed notebook's loss (the "grayscale BCE" protocol).
     """
 
+    value_range = (0.0, 1.0)
+
     def forward(self, decoder_out: torch.Tensor) -> Distribution:
         return Independent(Bernoulli(logits=decoder_out, validate_args=False), 3, validate_args=False)

@@ -105,5 +105,7 @@ class ContinuousBernoulliLikelihood(Likelihood):
     Cunningham 2019, "The continuous Bernoulli: fixing a pervasive error in variational
     autoencoders"). The reconstruction ``x_hat`` is the distribution's mean, not lambda."""
 
+    value_range = (0.0, 1.0)
+
     def forward(self, decoder_out: torch.Tensor) -> Distribution:
         return ContinuousBernoulliImage(decoder_out)

@@ -103,6 +103,8 @@ class DiscretizedLogisticLikelihood(Likelihood):
     mixtures`` maps per image channel: mixture logits, means and log-scales, in that order.
     """
 
+    value_range = (0.0, 1.0)
+
     # bf16 rounds the decoder's means by about one 1/255 level in [0.5, 1): sharp components then
     # miss their bin (+19.7 nats per image at log-scale -6, emulated on CPU), so the decoder runs in float32
     float32_params = True

@@ -1,0 +1,46 @@
+"""Argument types that check ranges while the command line is parsed, before any work: argparse
+then prints ``vaezoo sample: error: argument -n: must be at least 1, got 0`` and exits 2."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..devices import resolve_device
+from ..errors import UsageError
+
+__all__ = ["at_least", "positive_float", "device_name"]
+
+
+def at_least(minimum: int):
+    """An int of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """A device this machine has (``auto``, ``cpu``, ``cuda:1``, ...), kept as the name."""
+    try:
+        resolve_device(text, what="device")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("device ")) from None
+    return text
+
