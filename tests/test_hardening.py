@@ -250,3 +250,49 @@ def test_a_gpu_this_machine_lacks_is_named_with_what_it_has(capsys, tmp_path, mo
     # the same name from a config is a one-line error too, not a traceback
     assert main(["train", "fashion-mlp16", "--set", "trainer.device=cuda", "--out", str(tmp_path / "r")]) == 2
     assert "error: trainer.device 'cuda': CUDA is not available" in capsys.readouterr().err
+
+
+def _timm_checkpoint(tmp_path):
+    config = {"model": {"input_shape": [1, 28, 28], "latent_dim": 4, "decoder": "mlp",
+                        "encoder": {"name": "timm", "model": "test_resnet", "out_index": -1}}}
+    folder = vaezoo.create(config).save_pretrained(tmp_path / "timm")
+    return folder
+
+
+def test_a_checkpoint_asking_for_timm_pretrained_weights_gets_none(tmp_path, monkeypatch):
+    import timm
+
+    folder = _timm_checkpoint(tmp_path)
+    saved = json.loads((folder / "config.json").read_text())
+    saved["model"]["encoder"]["pretrained"] = True
+    (folder / "config.json").write_text(json.dumps(saved))
+    asked, create = [], timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: (asked.append(k.get("pretrained")), create(*a, **k))[1])
+    with pytest.warns(UserWarning, match=r"model.encoder.pretrained is True; ignored \(set to false\): a checkpoint's "
+                                         r"weights come from its model.safetensors"):
+        model = vaezoo.load(folder)
+    assert asked and not any(asked)  # timm was never asked to download
+    assert model.config.encoder.params["pretrained"] is False
+
+
+@pytest.mark.parametrize("key", ["checkpoint_path", "pretrained_cfg_overlay", "pretrained", "cache_dir"])
+def test_timm_arguments_that_read_files_or_the_network_are_refused(tmp_path, key):
+    folder = _timm_checkpoint(tmp_path)
+    saved = json.loads((folder / "config.json").read_text())
+    saved["model"]["encoder"]["model_kwargs"] = {key: "/etc/passwd"}
+    (folder / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match=rf"model.encoder.model_kwargs: '{key}' is not allowed in model_kwargs: it "
+                                          rf"makes timm read files or download weights"):
+        vaezoo.load(folder)
+
+
+def test_an_integer_tensor_where_a_float_was_saved_is_refused_not_cast(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = _saved(tmp_path)
+    tensors = load_file(str(folder / "model.safetensors"))
+    key = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[key] = tensors[key].round().to(torch.int32)
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=rf"wrong dtypes: {re.escape(key)} is int32, the model expects float32"):
+        vaezoo.load(folder)  # a local folder: no registry hash to check first

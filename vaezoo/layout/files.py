@@ -10,6 +10,7 @@ dtypes against the built model. Configs written by earlier releases are migrated
 from __future__ import annotations
 
 import json
+import warnings
 import os
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
@@ -124,6 +125,7 @@ def read_config(path: str | Path) -> CheckpointConfig:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
     data = migrate_config(data, str(path))
+    _no_pretrained_downloads(data.get("model"), str(path))
     try:
         return CheckpointConfig.model_validate(data)
     except ValidationError as exc:
@@ -132,6 +134,23 @@ def read_config(path: str | Path) -> CheckpointConfig:
             if error["type"] in ("unknown_part", "unknown_family"):
                 problems[i] = (problems[i][0], problems[i][1] + _register_hint(error["loc"], error.get("input")))
         raise ConfigError(str(path), problems) from None
+
+
+def _no_pretrained_downloads(section: Any, source: str, where: str = "model") -> None:
+    """A checkpoint's weights are its model.safetensors: a part's own ``pretrained`` switch (timm's
+    download) is forced off, with a warning, wherever it is in the model section."""
+    if isinstance(section, dict):
+        for key, value in section.items():
+            if key == "pretrained" and value not in (False, None):
+                section[key] = False
+                warnings.warn(f"{source}: {where}.pretrained is {value!r}; ignored (set to false): a checkpoint's "
+                              f"weights come from its {WEIGHTS_NAME}, and loading one downloads nothing",
+                              UserWarning, stacklevel=3)
+            else:
+                _no_pretrained_downloads(value, source, f"{where}.{key}")
+    elif isinstance(section, list):
+        for i, value in enumerate(section):
+            _no_pretrained_downloads(value, source, f"{where}[{i}]")
 
 
 def _register_hint(loc: tuple, name: Any) -> str:

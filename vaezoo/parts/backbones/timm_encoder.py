@@ -17,7 +17,7 @@ import difflib
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from ..kinds import PartParams, register_backbone
@@ -32,6 +32,25 @@ class TimmParams(PartParams):
     pool: Literal["avg", "flatten"] = "avg"
     pretrained: bool = Field(False, description="download timm's pretrained weights (needs the internet)")
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="more timm.create_model arguments")
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _nothing_that_fetches(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        # A config (a checkpoint's config.json included) must not make timm read a file or the
+        # network, nor override what this part sets itself.
+        for key in kwargs:
+            if key in _FETCHING:
+                raise ValueError(f"{key!r} is not allowed in model_kwargs: it makes timm read files or download "
+                                 f"weights; weights come from vaezoo checkpoints (model.safetensors)")
+            if key in _OWN:
+                raise ValueError(f"{key!r} is not allowed in model_kwargs: the timm encoder sets it itself "
+                                 f"({_OWN[key]})")
+        return kwargs
+
+
+_FETCHING = {"pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir",
+             "pretrained_strict"}
+_OWN = {"features_only": "always true", "in_chans": "from the image's channels", "out_indices": "from out_index"}
 
 
 def _unknown_model_message(name: str, timm) -> str:
