@@ -24,7 +24,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 2
     overrides = parse_set_args(args.set)
     _, metrics = train(args.config, overrides, out=args.out, resume=args.resume or False,
-                       data_root=args.data, device=args.device)
+                       data_root=args.data, device=args.device, allow_changes=args.allow_changes)
     if metrics and _is_main():
         scores = [f"{split} -ELBO {metrics[f'{split}_neg_elbo']:.3f}" for split in ("val", "test")
                   if metrics.get(f"{split}_neg_elbo") is not None]
@@ -57,5 +57,7 @@ def add_commands(commands) -> None:
     p.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<name>, or the --resume folder)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--data", metavar="ROOT", help="folder holding the dataset's files (overrides data.root)")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: continue even though the recipe changed (batch size, seed, optimizer, ...)")
     p.add_argument("--device", type=device_name, help="cpu, cuda, cuda:1, ... (default: trainer.device, auto)")
     p.set_defaults(func=_cmd_train)

@@ -34,13 +34,16 @@ def train(
     data_root: str | None = None,
     device: str | None = None,
     stream: TextIO | None = None,
+    allow_changes: bool = False,
 ) -> tuple[BaseVAE, dict[str, Any]]:
     """Train a model and write its run folder; returns the model and the last epoch's metrics.
 
     ``config``: a zoo name, a YAML path, a dict or an ExperimentConfig (optional when resuming:
     the checkpoint holds the config). ``overrides``: dotted keys, ``{"trainer.epochs": 5}``.
     ``out``: the run folder (default ``runs/<name>``). ``resume``: True to continue the run in
-    ``out``, or the folder of the run to continue (then ``out`` defaults to it).
+    ``out``, or the folder of the run to continue (then ``out`` defaults to it); a resume with
+    another recipe (model, data, batch size, seed, optimizer, schedule, ...) is refused unless
+    ``allow_changes=True``.
     The folder ends up with ``config.json``, ``model.safetensors``, ``README.md``,
     ``metrics.jsonl``, ``loss.png``, ``samples.png`` and ``checkpoints/``; ``vaezoo.load(out)``
     reads it.
@@ -61,5 +64,6 @@ def train(
         config = load_checkpoint(resume_dir).state["experiment"]
     experiment = get_config(config, overrides)
     out = Path(out) if out is not None else default_out(experiment.name)
-    trainer = Trainer(experiment, out, data_root=data_root, device=device, resume=resume_dir, stream=stream)
+    trainer = Trainer(experiment, out, data_root=data_root, device=device, resume=resume_dir, stream=stream,
+                      allow_changes=allow_changes)
     return trainer.fit()

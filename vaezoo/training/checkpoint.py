@@ -1,11 +1,15 @@
 """Crash-safe training checkpoints: safetensors plus JSON, written atomically. No pickle.
 
-One checkpoint is one file, ``checkpoints/last.safetensors``:
+The newest checkpoint is one file, ``checkpoints/last.safetensors``, and the one before it is
+kept as ``checkpoints/previous.safetensors``:
 
 * tensors: ``model.<name>`` (the state dict), ``optim.<param index>.<key>`` (the optimizer
   state, flattened), ``rng.<name>`` (RNG byte states as uint8 tensors);
 * the safetensors header's metadata, key ``vaezoo.trainer_state``: JSON with everything
   else (epoch, step, the optimizer's param groups, the scheduler, metrics history, ...).
+
+The header also holds the sha256 of the tensors' bytes and of the JSON, so that loading tells
+a corrupted or truncated checkpoint from a good one instead of resuming from it.
 
 Keeping the JSON inside the one file makes the commit a single ``os.replace``: there is no
 moment at which the tensors and the scalars on disk belong to different steps. The sidecar
@@ -15,11 +19,13 @@ never reads it.
 A write goes to a temporary file in the same folder, is flushed and fsynced, renamed over
 the previous checkpoint with ``os.replace`` (atomic on POSIX and Windows), and the folder is
 fsynced so that the rename itself survives a power cut. A crash at any point leaves either
-the previous checkpoint or the new one, never a torn file.
+the previous checkpoint or the new one, never a torn file (between the two renames, only
+``previous.safetensors``: loading a run folder then reads it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -33,15 +39,18 @@ from safetensors.torch import save as safetensors_bytes
 from ..errors import CheckpointError
 
 __all__ = [
-    "CHECKPOINT_DIR", "CHECKPOINT_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
+    "CHECKPOINT_DIR", "CHECKPOINT_NAME", "PREVIOUS_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
     "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "checkpoint_path",
     "flatten_optimizer_state", "unflatten_optimizer_state",
 ]
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_NAME = "last.safetensors"
+PREVIOUS_NAME = "previous.safetensors"
 SIDECAR_NAME = "last.json"
 STATE_KEY = "vaezoo.trainer_state"
+TENSORS_SHA_KEY = "vaezoo.tensors_sha256"
+STATE_SHA_KEY = "vaezoo.state_sha256"
 FORMAT = "vaezoo-train-checkpoint/1"
 
 
@@ -65,8 +74,9 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+def atomic_write_bytes(path: str | Path, data: bytes, keep_previous: str | None = None) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part;
+    ``keep_previous``: the name (in the same folder) the old file moves to first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the target: os.replace is only atomic within one file system.
@@ -76,6 +86,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous and path.exists():
+            os.replace(path, path.with_name(keep_previous))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -160,38 +172,78 @@ def save_checkpoint(
     full_state = {"format": FORMAT, **state, "optimizer": optim_meta}
     text = json.dumps(full_state, sort_keys=True)
     path = checkpoint_path(run_dir)
-    atomic_write_bytes(path, safetensors_bytes(tensors, metadata={STATE_KEY: text, "format": "pt"}))
+    metadata = {STATE_KEY: text, STATE_SHA_KEY: _sha256_text(text), TENSORS_SHA_KEY: tensors_sha256(tensors),
+                "format": "pt"}
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata), keep_previous=PREVIOUS_NAME)
     atomic_write_bytes(path.with_name(SIDECAR_NAME), (json.dumps(full_state, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{value.dtype}|{list(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def load_checkpoint(run_dir_or_file: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint` (a run folder or the file itself)."""
+    """Read and verify a checkpoint written by :func:`save_checkpoint` (a run folder or the file
+    itself). A run folder whose ``last.safetensors`` is missing (a crash between the two renames
+    of a write) gives its ``previous.safetensors``."""
     path = Path(run_dir_or_file)
     if path.is_dir():
         path = checkpoint_path(path)
+        if not path.is_file() and path.with_name(PREVIOUS_NAME).is_file():
+            path = path.with_name(PREVIOUS_NAME)
     if not path.is_file():
         raise CheckpointError(
             f"no training checkpoint at {path}; --resume takes the --out folder of an earlier run "
             f"(it holds {CHECKPOINT_DIR}/{CHECKPOINT_NAME})"
         )
     try:
-        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {exc}") from None
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({exc}){_fallback(path)}") from None
     if STATE_KEY not in meta:
         raise CheckpointError(f"{path} is a safetensors file but not a vaezoo training checkpoint (no trainer state)")
-    state = json.loads(meta[STATE_KEY])
-    if state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has checkpoint format {state.get('format')!r}; this vaezoo reads {FORMAT!r}")
+    text = meta[STATE_KEY]
+    if STATE_SHA_KEY in meta and _sha256_text(text) != meta[STATE_SHA_KEY]:
+        raise CheckpointError(f"{path}: its trainer state does not match its checksum{_fallback(path)}")
+    if TENSORS_SHA_KEY in meta and tensors_sha256(tensors) != meta[TENSORS_SHA_KEY]:
+        raise CheckpointError(f"{path}: its tensors do not match their checksum (corrupted bytes){_fallback(path)}")
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its trainer state is not valid JSON ({exc}){_fallback(path)}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} has checkpoint format {found!r}; this vaezoo reads {FORMAT!r}")
+    if not isinstance(state.get("optimizer"), dict) or "param_groups" not in state["optimizer"]:
+        raise CheckpointError(f"{path}: its trainer state has no optimizer state{_fallback(path)}")
     groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}}
     for key, value in tensors.items():
         owner, _, name = key.partition(".")
         if owner == "optim":
             groups["optim"][key] = value
         elif owner in groups:
-            groups[owner][name] = value
+            groups[owner][name] = value.to(map_location) if owner == "model" else value
     optimizer = unflatten_optimizer_state(groups["optim"], state.pop("optimizer"))
     return Checkpoint(state=state, model=groups["model"], optimizer=optimizer, rng=groups["rng"], path=path)
+
+
+def _fallback(path: Path) -> str:
+    """What to do when ``path`` cannot be resumed from."""
+    previous = path.with_name(PREVIOUS_NAME)
+    if path.name == CHECKPOINT_NAME and previous.is_file():
+        return (f"; it cannot be resumed from. The checkpoint before it is kept: continue from it with "
+                f"`mv {previous} {path}` and the same --resume")
+    return "; it cannot be resumed from: start the run again (or from a copy of the run folder you kept)"

@@ -41,11 +41,13 @@ class Trainer:
     """Train ``experiment`` into the run folder ``out``.
 
     ``resume``: a run folder whose ``checkpoints/last.safetensors`` to continue from (usually
-    ``out`` itself). ``stream``: where progress goes (stderr by default).
+    ``out`` itself); ``allow_changes``: continue it even with another recipe (batch size, seed,
+    optimizer, ...). ``stream``: where progress goes (stderr by default).
     """
 
     def __init__(self, experiment: ExperimentConfig, out: str | Path, *, data_root: Optional[str] = None,
-                 device: Optional[str] = None, resume: str | Path | None = None, stream: Optional[TextIO] = None):
+                 device: Optional[str] = None, resume: str | Path | None = None, stream: Optional[TextIO] = None,
+                 allow_changes: bool = False):
         self.experiment = experiment
         self.cfg = experiment.trainer
         self.out = Path(out)
@@ -53,6 +55,7 @@ class Trainer:
         self.device_name = device or self.cfg.device
         self.resume = Path(resume) if resume is not None else None
         self.stream = stream if stream is not None else sys.stderr
+        self.allow_changes = allow_changes
 
     def fit(self) -> tuple[Any, dict[str, Any]]:
         ctx = init_distributed(self.device_name)
@@ -62,7 +65,8 @@ class Trainer:
             ctx.close()
 
     def _fit(self, ctx: DistContext) -> tuple[Any, dict[str, Any]]:
-        run = self.run = prepare_run(self.experiment, self.out, ctx, data_root=self.data_root, resume=self.resume)
+        run = self.run = prepare_run(self.experiment, self.out, ctx, data_root=self.data_root, resume=self.resume,
+                                     allow_changes=self.allow_changes)
         st, cfg = run.state, self.cfg
         self.progress = Progress(epochs=cfg.epochs, steps_per_epoch=run.steps_per_epoch, enabled=ctx.is_main,
                                  stream=self.stream)

@@ -8,6 +8,7 @@ stores every RNG state, so a resumed CPU run reproduces the uninterrupted run bi
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from ..data.binarize import STATIC_BINARIZE_SEED, static_binarize
 from ..data.splits import load_splits
 from ..errors import CheckpointError, ConfigError
 from ..factory import build_model
-from ..schemas import ExperimentConfig
+from ..layout import load_state
+from ..schemas import ExperimentConfig, TrainerConfig
 from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from .distributed import DistContext, all_reduce_sum, gather_tensors
 from .loader import DeviceLoader, derive_seed, make_loader
@@ -84,8 +86,42 @@ class Run:
         return self.loader.steps_per_epoch
 
 
-def read_resume_checkpoint(experiment: ExperimentConfig, out: Path, resume: Optional[Path]) -> Optional[Checkpoint]:
-    """The checkpoint to continue from (None for a fresh run), after checking it is this run's."""
+# What a resume must share with the run it continues: the epoch accounting, the data order and
+# the bit-exact guarantee rest on them. Epochs, max_steps, logging, evaluation and device
+# settings may change (a resume that runs longer is the common case).
+RECIPE_FIELDS = ("batch_size", "seed", "optimizer", "scheduler", "kl_warmup_epochs", "grad_clip", "micro_batch_size",
+                 "precision")
+
+
+def recipe_changes(experiment: ExperimentConfig, saved: dict[str, Any]) -> list[str]:
+    """``section.field: A here, B in the checkpoint`` for each difference that a resume must not have."""
+    mine = experiment.model_dump(mode="json")
+    changes = []
+    for section in ("model", "data", "trainer"):
+        ours, theirs = mine[section], dict(saved.get(section) or {})
+        if section == "model":
+            theirs.setdefault("family", "vae")  # checkpoints of the one-family release
+        if section == "data":  # the data may sit elsewhere on this machine
+            ours, theirs = {**ours, "root": None}, {**theirs, "root": None}
+        if section == "trainer":
+            theirs = {**TrainerConfig().model_dump(mode="json"), **theirs}
+        keys = RECIPE_FIELDS if section == "trainer" else sorted(set(ours) | set(theirs))
+        for key in keys:
+            if ours.get(key) != theirs.get(key):
+                changes.append(f"{section}.{key}: {_short(ours.get(key))} here, {_short(theirs.get(key))} in the "
+                               f"checkpoint")
+    return changes
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_resume_checkpoint(experiment: ExperimentConfig, out: Path, resume: Optional[Path],
+                           allow_changes: bool = False) -> Optional[Checkpoint]:
+    """The checkpoint to continue from (None for a fresh run), after checking it is this run's:
+    a changed recipe is refused unless ``allow_changes``."""
     if resume is None:
         if checkpoint_path(out).is_file():
             raise CheckpointError(
@@ -94,19 +130,13 @@ def read_resume_checkpoint(experiment: ExperimentConfig, out: Path, resume: Opti
             )
         return None
     checkpoint = load_checkpoint(resume)
-    saved = checkpoint.state.get("experiment", {})
-    for section in ("model", "data"):
-        mine = experiment.model_dump(mode="json")[section]
-        theirs = dict(saved.get(section) or {})
-        if section == "model":
-            theirs.setdefault("family", "vae")  # checkpoints of the one-family release
-        if section == "data":  # the data may sit elsewhere on this machine
-            mine, theirs = {**mine, "root": None}, {**theirs, "root": None}
-        if mine != theirs:
-            raise CheckpointError(
-                f"cannot resume from {checkpoint.path}: its {section} config differs from this one "
-                f"(resume with the run's own config, or start a new run)"
-            )
+    changes = recipe_changes(experiment, checkpoint.state.get("experiment", {}))
+    if changes and not allow_changes:
+        raise CheckpointError(
+            f"cannot resume from {checkpoint.path}: the recipe differs ({'; '.join(changes)}). The epoch accounting "
+            f"and the bit-exact resume assume the same recipe: resume without the change, or pass --allow-changes "
+            f"(allow_changes=True) to continue anyway"
+        )
     return checkpoint
 
 
@@ -131,10 +161,10 @@ def _check_data(experiment: ExperimentConfig, splits, model) -> None:
 
 
 def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, data_root: Optional[str],
-                resume: Optional[Path]) -> Run:
+                resume: Optional[Path], allow_changes: bool = False) -> Run:
     cfg = experiment.trainer
     device = ctx.device
-    checkpoint = read_resume_checkpoint(experiment, out, resume)
+    checkpoint = read_resume_checkpoint(experiment, out, resume, allow_changes)
 
     splits = load_splits(experiment.data, data_root, expected_shape=tuple(experiment.model.input_shape))
     val, test = splits.val, splits.test
@@ -233,7 +263,8 @@ def batch_statistics_plan(model: nn.Module, ctx: DistContext, micro_batch_size: 
 
 
 def _restore(checkpoint: Checkpoint, model, optimizer, scheduler, ctx: DistContext, seed: int) -> RunState:
-    model.load_state_dict(checkpoint.model)
+    load_state(model, checkpoint.model, str(checkpoint.path))  # every missing, extra or misshapen tensor named
+    _check_optimizer_state(checkpoint, optimizer)
     optimizer.load_state_dict(checkpoint.optimizer)
     scheduler.load_state_dict(checkpoint.state["scheduler"])
     state = RunState.from_json(checkpoint.state["progress"])
@@ -250,6 +281,26 @@ def _restore(checkpoint: Checkpoint, model, optimizer, scheduler, ctx: DistConte
         # ranks. Continue deterministically, though not bit-identically to the old layout.
         torch.manual_seed(derive_seed(seed, ctx.rank, state.global_step, 0x7A))
     return state
+
+
+def _check_optimizer_state(checkpoint: Checkpoint, optimizer: torch.optim.Optimizer) -> None:
+    """The optimizer's moments must be there for every trained parameter: torch would accept a
+    state without them and restart Adam from zero, silently."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved = checkpoint.optimizer["state"]
+    problems = []
+    if len(checkpoint.optimizer["param_groups"]) != len(optimizer.param_groups):
+        problems.append(f"{len(checkpoint.optimizer['param_groups'])} parameter groups, the run has "
+                        f"{len(optimizer.param_groups)}")
+    extra = sorted(i for i in saved if i >= len(params))
+    if extra:
+        problems.append(f"state for parameters {extra[:5]} that the model does not have")
+    # A parameter that never got a gradient has no state, legitimately; none at all after steps is a loss.
+    if checkpoint.step > 0 and not saved and any(p.requires_grad for p in params):
+        problems.append(f"no optimizer state at all after {checkpoint.step} steps")
+    if problems:
+        raise CheckpointError(f"{checkpoint.path}: its optimizer state does not fit this run ({'; '.join(problems)}); "
+                              f"it cannot be resumed from: resume with the run's own config, or start the run again")
 
 
 def _rng_states(ctx: DistContext) -> dict[str, torch.Tensor]:
