@@ -3,6 +3,7 @@ fails if its guard is removed. (More classes join this battery as they are harde
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -18,6 +19,10 @@ from vaezoo.cli import main
 from vaezoo.config import parse_set_args
 from vaezoo.errors import CheckpointError, ConfigError, UsageError
 from vaezoo.safe_text import MAX_DEPTH, MAX_NODES
+
+from _tiny_training import register, tiny_config
+
+register()
 
 # ------------------------------------------------------------------ config files
 
@@ -296,3 +301,109 @@ def test_an_integer_tensor_where_a_float_was_saved_is_refused_not_cast(tmp_path)
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(CheckpointError, match=rf"wrong dtypes: {re.escape(key)} is int32, the model expects float32"):
         vaezoo.load(folder)  # a local folder: no registry hash to check first
+
+
+# ------------------------------------------------------------------ training checkpoints
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """A tiny run of 2 epochs (12 steps, checkpoints every 4): last and previous checkpoints."""
+    monkeypatch.setenv("CI", "1")
+    out = tmp_path / "run"
+    vaezoo.train(tiny_config(epochs=2), out=out, stream=io.StringIO())
+    return out
+
+
+def _rewrite(path, edit_tensors=None, edit_meta=None):
+    """Write the checkpoint at ``path`` again after editing its tensors or header metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    if edit_tensors:
+        edit_tensors(tensors)
+    if edit_meta:
+        edit_meta(meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _resume(out, **kwargs):
+    return vaezoo.train(tiny_config(epochs=3), resume=out, stream=io.StringIO(), **kwargs)
+
+
+def _drop_checksums(meta):
+    meta.pop("vaezoo.tensors_sha256"), meta.pop("vaezoo.state_sha256")
+
+
+def _first_model_tensor(tensors):
+    return next(k for k in tensors if k.startswith("model."))
+
+
+CORRUPTIONS = {
+    "a flipped weight": (dict(edit_tensors=lambda t: t[_first_model_tensor(t)].view(-1)[0].add_(1.0)),
+                         "its tensors do not match their checksum (corrupted bytes)"),
+    "edited trainer state": (dict(edit_meta=lambda m: m.update({"vaezoo.trainer_state": m["vaezoo.trainer_state"]
+                                                                .replace('"global_step": 12', '"global_step": 11')})),
+                             "its trainer state does not match its checksum"),
+    "truncated JSON": (dict(edit_meta=lambda m: (_drop_checksums(m), m.update(
+        {"vaezoo.trainer_state": m["vaezoo.trainer_state"][:-40]}))), "its trainer state is not valid JSON"),
+    "no optimizer state": (dict(edit_tensors=lambda t: [t.pop(k) for k in [k for k in t if k.startswith("optim.")]],
+                                edit_meta=_drop_checksums),
+                           "its optimizer state does not fit this run (no optimizer state at all after 12 steps)"),
+    "a missing weight": (dict(edit_tensors=lambda t: t.pop(_first_model_tensor(t)), edit_meta=_drop_checksums),
+                         "does not match the architecture in its config: missing tensors"),
+    "an extra tensor": (dict(edit_tensors=lambda t: t.update({"model.planted": torch.zeros(3)}),
+                             edit_meta=_drop_checksums), "unexpected tensors: planted"),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_resume_refuses_a_damaged_checkpoint_and_names_the_way_out(run, case):
+    edits, message = CORRUPTIONS[case]
+    last = run / "checkpoints" / "last.safetensors"
+    _rewrite(last, **edits)
+    with pytest.raises(CheckpointError) as info:
+        _resume(run)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+    if "checksum" in message or "JSON" in message:
+        assert f"`mv {run / 'checkpoints' / 'previous.safetensors'} {last}`" in text
+
+
+def test_a_truncated_checkpoint_file_is_refused(run):
+    last = run / "checkpoints" / "last.safetensors"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="is not a readable safetensors checkpoint .*The checkpoint before it "
+                                              "is kept"):
+        _resume(run)
+
+
+def test_the_previous_checkpoint_is_kept_and_read_when_the_last_is_gone(run):
+    from vaezoo.training.checkpoint import load_checkpoint
+
+    checkpoints = run / "checkpoints"
+    assert load_checkpoint(checkpoints / "previous.safetensors").step < load_checkpoint(run).step == 12
+    (checkpoints / "last.safetensors").unlink()  # a crash between the two renames of a write
+    assert load_checkpoint(run).step == load_checkpoint(checkpoints / "previous.safetensors").step
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"trainer.batch_size": 16}, "trainer.batch_size: 16 here, 32 in the checkpoint"),
+    ({"trainer.seed": 1}, "trainer.seed: 1 here, 0 in the checkpoint"),
+    ({"trainer.optimizer.lr": 0.01}, "trainer.optimizer.lr: 0.01 here, 0.001 in the checkpoint"),
+    ({"data.val_size": 32}, "data.val_size: 32 here, 64 in the checkpoint"),
+    ({"model.objective": "iwae"}, 'model.objective.name: "iwae" here, "elbo" in the checkpoint'),
+])
+def test_a_resume_with_another_recipe_is_refused_unless_asked_for(run, override, message):
+    with pytest.raises(CheckpointError, match=re.escape(message) + r".*pass --allow-changes"):
+        vaezoo.train(tiny_config(epochs=3), override, resume=run, stream=io.StringIO())
+
+
+def test_allow_changes_continues_with_the_new_recipe(run):
+    _, metrics = vaezoo.train(tiny_config(epochs=3), {"trainer.optimizer.lr": 0.01}, resume=run,
+                              stream=io.StringIO(), allow_changes=True)
+    assert metrics["epoch"] == 3 and metrics["lr"] == pytest.approx(0.01)
+    _, metrics = vaezoo.train(tiny_config(epochs=4), {"trainer.optimizer.lr": 0.01, "trainer.log_every": 3},
+                              resume=run, stream=io.StringIO())
+    assert metrics["epoch"] == 4  # longer, and other logging: not a recipe change

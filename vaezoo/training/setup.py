@@ -107,10 +107,17 @@ def recipe_changes(experiment: ExperimentConfig, saved: dict[str, Any]) -> list[
             theirs = {**TrainerConfig().model_dump(mode="json"), **theirs}
         keys = RECIPE_FIELDS if section == "trainer" else sorted(set(ours) | set(theirs))
         for key in keys:
-            if ours.get(key) != theirs.get(key):
-                changes.append(f"{section}.{key}: {_short(ours.get(key))} here, {_short(theirs.get(key))} in the "
-                               f"checkpoint")
+            changes += _differences(f"{section}.{key}", ours.get(key), theirs.get(key))
     return changes
+
+
+def _differences(path: str, ours: Any, theirs: Any) -> list[str]:
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return [line for key in sorted(set(ours) | set(theirs))
+                for line in _differences(f"{path}.{key}", ours.get(key), theirs.get(key))]
+    if ours == theirs:
+        return []
+    return [f"{path}: {_short(ours)} here, {_short(theirs)} in the checkpoint"]
 
 
 def _short(value: Any) -> str:
@@ -199,6 +206,8 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.scheduler, total_steps))
     if checkpoint is not None:
         state = _restore(checkpoint, model, optimizer, scheduler, ctx, cfg.seed)
+        if allow_changes:  # the new recipe's optimizer settings, not the checkpoint's
+            _apply_optimizer_settings(optimizer, scheduler, cfg.optimizer)
     else:
         state = RunState()
         torch.manual_seed(derive_seed(cfg.seed, ctx.rank, 0x7A))  # this rank's training stream
@@ -281,6 +290,14 @@ def _restore(checkpoint: Checkpoint, model, optimizer, scheduler, ctx: DistConte
         # ranks. Continue deterministically, though not bit-identically to the old layout.
         torch.manual_seed(derive_seed(seed, ctx.rank, state.global_step, 0x7A))
     return state
+
+
+def _apply_optimizer_settings(optimizer, scheduler, settings) -> None:
+    for group in optimizer.param_groups:
+        group.update(initial_lr=settings.lr, weight_decay=settings.weight_decay, betas=tuple(settings.betas))
+    scheduler.base_lrs = [settings.lr] * len(optimizer.param_groups)
+    for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas):
+        group["lr"] = settings.lr * factor(scheduler.last_epoch)
 
 
 def _check_optimizer_state(checkpoint: Checkpoint, optimizer: torch.optim.Optimizer) -> None:
