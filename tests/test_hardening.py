@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import time
 
@@ -407,3 +408,63 @@ def test_allow_changes_continues_with_the_new_recipe(run):
     _, metrics = vaezoo.train(tiny_config(epochs=4), {"trainer.optimizer.lr": 0.01, "trainer.log_every": 3},
                               resume=run, stream=io.StringIO())
     assert metrics["epoch"] == 4  # longer, and other logging: not a recipe change
+
+
+# ------------------------------------------------------------------ one run folder, one writer
+
+def test_a_second_training_into_a_held_folder_is_refused(tmp_path, monkeypatch):
+    from vaezoo.training.lock import run_folder_lock
+
+    monkeypatch.setenv("CI", "1")
+    out = tmp_path / "run"
+    with run_folder_lock(out):
+        with pytest.raises(UsageError, match=rf"another training is writing {re.escape(str(out))} \(process "
+                                             rf"{os.getpid()}, since .*\): wait for it to end, or pick another --out"):
+            vaezoo.train(tiny_config(epochs=1), out=out, stream=io.StringIO())
+    vaezoo.train(tiny_config(epochs=1), out=out, stream=io.StringIO())  # released: the folder is free again
+
+
+def test_a_killed_training_leaves_no_stuck_lock(tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("CI", "1")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(epochs=2)))
+    out = tmp_path / "run"
+    entry = Path(__file__).with_name("training_entry.py")
+    proc = subprocess.Popen([sys.executable, str(entry), "train", str(config), "--out", str(out)],
+                            env={**os.environ, "VAEZOO_TEST_HANG_AT_STEP": "4"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "CHECKPOINTED 4"
+        with pytest.raises(UsageError, match=f"another training is writing .*process {proc.pid}"):
+            vaezoo.train(resume=out, stream=io.StringIO())  # the hanging run still holds it
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    _, metrics = vaezoo.train(resume=out, stream=io.StringIO())  # the kernel dropped the dead run's lock
+    assert metrics["epoch"] == 2
+
+
+def test_an_out_that_is_a_file_or_cannot_be_written_fails_before_any_work(tmp_path, monkeypatch):
+    import vaezoo.training.lock as lock
+
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setattr("vaezoo.training.loop.prepare_run", lambda *a, **k: pytest.fail("work started"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is a file, not a folder: pick a folder for the run"):
+        vaezoo.train(tiny_config(), out=tmp_path / "file", stream=io.StringIO())
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(lock.os, "open", read_only)  # root ignores chmod, so the file system is faked
+    with pytest.raises(UsageError, match="cannot write the run folder .*: Read-only file system; pick a folder you "
+                                         "can write"):
+        vaezoo.train(tiny_config(), out=tmp_path / "ro", stream=io.StringIO())

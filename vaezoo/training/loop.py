@@ -28,6 +28,7 @@ from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, i
 from .export import export_run
 from .guards import first_bad_step, non_finite_error, weights_finite
 from .loader import derive_seed, eval_batches
+from .lock import run_folder_lock
 from .progress import Progress
 from .recipe import kl_scale_at
 from .records import TensorBoard, write_metrics
@@ -60,7 +61,9 @@ class Trainer:
     def fit(self) -> tuple[Any, dict[str, Any]]:
         ctx = init_distributed(self.device_name)
         try:
-            return self._fit(ctx)
+            # rank 0 writes the folder, so rank 0 holds it; before any work, and for all of it
+            with run_folder_lock(self.out) if ctx.is_main else contextlib.nullcontext():
+                return self._fit(ctx)
         finally:
             ctx.close()
 
