@@ -249,3 +249,29 @@ def test_pull_of_a_name_not_on_the_hub_returns_the_shipped_copy(hub, capsys):
     assert vaezoo.cli.main(["pull", "fashion-conv64"]) == 0
     path = Path(capsys.readouterr().out.strip())
     assert path.is_file() and path == resources.registry_dir() / "weights" / "fashion-conv64.safetensors"
+
+
+def test_a_symlink_out_of_the_folder_is_refused_and_nothing_is_pushed(hub, tmp_path):
+    folder = tiny_model().save_pretrained(tmp_path / "linked")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the Hub")
+    (folder / "notes.txt").symlink_to(secret)
+    with pytest.raises(HubError, match=r"notes.txt is a symbolic link to .*secret.txt, outside the folder; copy the "
+                                       r"file in, or remove the link"):
+        vaezoo.push_to_hub(folder, "alice/linked")
+    assert "alice/linked" not in hub.state.repos or not hub.state.repos["alice/linked"].commits
+    (folder / "notes.txt").unlink()
+    (folder / "card-copy.md").symlink_to(folder / "README.md")  # a link inside the folder is its file
+    os.mkfifo(folder / "pipe")  # neither file nor folder: skipped
+    result = vaezoo.push_to_hub(folder, "alice/linked")
+    files = hub.state.repos["alice/linked"].commits[result.commit].files
+    assert "card-copy.md" in files and "pipe" not in files
+
+
+def test_pushing_an_existing_tag_fails_before_main_moves(hub):
+    first = tiny_model(0).push_to_hub("alice/tagged", tag="v1")
+    repo = hub.state.repos["alice/tagged"]
+    with pytest.raises(HubError, match="tag 'v1' already exists in alice/tagged; nothing was pushed: pick another "
+                                       "tag"):
+        tiny_model(1).push_to_hub("alice/tagged", tag="v1")
+    assert repo.branches["main"] == first.commit and repo.tags["v1"] == first.commit

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -16,7 +18,7 @@ from typing import Iterator, Optional
 from ..errors import HubError
 from .files import CARD_NAME
 
-__all__ = ["HF_PREFIX", "translate_hub_errors", "PushResult", "push_folder", "TRAINING_STATE"]
+__all__ = ["HF_PREFIX", "translate_hub_errors", "PushResult", "push_folder", "folder_files", "TRAINING_STATE"]
 
 HF_PREFIX = "hf-hub:"
 logger = logging.getLogger(__name__)
@@ -92,6 +94,37 @@ class PushResult:
 TRAINING_STATE = ("checkpoints", "tensorboard")
 
 
+def folder_files(folder: Path, include_training: bool = False) -> list[Path]:
+    """The regular files a push of ``folder`` uploads: hidden files never, a run's training state
+    only with ``include_training``; a symbolic link that leaves the folder is refused (it would
+    publish a file from elsewhere on this machine), and what is neither file nor folder skipped."""
+    root = folder.resolve()
+    files = []
+    for directory, subdirs, names in os.walk(folder):  # does not follow linked folders
+        here = Path(directory)
+        parts = here.relative_to(folder).parts
+        if any(part.startswith(".") for part in parts) or (parts and parts[0] in TRAINING_STATE
+                                                            and not include_training):
+            subdirs[:] = []
+            continue
+        for name in sorted(names) + sorted(d for d in subdirs if (here / d).is_symlink()):
+            path = here / name
+            if name.startswith(".") or (not parts and name in TRAINING_STATE and not include_training):
+                continue
+            if path.is_symlink():
+                target = path.resolve()
+                if target != root and root not in target.parents:
+                    raise HubError(f"refusing to push {folder}: {path.relative_to(folder)} is a symbolic link to "
+                                   f"{target}, outside the folder; copy the file in, or remove the link")
+                if target.is_dir():
+                    continue  # its files are in the folder already
+            if stat.S_ISREG(os.stat(path).st_mode):
+                files.append(path)
+            else:
+                logger.warning("skipping %s: not a regular file", path)
+    return sorted(files)
+
+
 def push_folder(folder: Path, repo_id: str, *, tag: Optional[str] = None, private: bool = False,
                 token: Optional[str] = None, commit_message: Optional[str] = None, revision: Optional[str] = None,
                 include_training: bool = False) -> PushResult:
@@ -99,13 +132,7 @@ def push_folder(folder: Path, repo_id: str, *, tag: Optional[str] = None, privat
     ``tensorboard/`` only with ``include_training``), then ``tag`` on that commit."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    def wanted(path: Path) -> bool:
-        parts = path.relative_to(folder).parts
-        if any(part.startswith(".") for part in parts):
-            return False
-        return include_training or parts[0] not in TRAINING_STATE
-
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and wanted(p))
+    files = folder_files(folder, include_training)
     if not (folder / CARD_NAME).is_file():
         logger.warning("%s has no %s model card", folder, CARD_NAME)
     operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
@@ -113,6 +140,10 @@ def push_folder(folder: Path, repo_id: str, *, tag: Optional[str] = None, privat
     api = HfApi(token=token)
     with translate_hub_errors(repo_id, revision):
         url = api.create_repo(repo_id, private=True if private else None, exist_ok=True)
+        if tag and tag in {ref.name for ref in api.list_repo_refs(repo_id).tags}:
+            # before the commit: an error must not leave main moved
+            raise HubError(f"tag {tag!r} already exists in {repo_id}; nothing was pushed: pick another tag "
+                           f"(a published tag is never moved)")
         info = api.create_commit(
             repo_id, operations, commit_message=commit_message or f"Upload {folder.name} with vaezoo",
             revision=revision,
