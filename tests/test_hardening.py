@@ -236,6 +236,9 @@ def test_evaluate_refuses_data_outside_the_likelihoods_range(mlp):
     (["interpolate", "fashion-conv64", "--pairs", "0"], "argument --pairs: must be at least 1, got 0"),
     (["sample", "fashion-conv64", "--device", "tpu"], "argument --device: 'tpu' is not a device name; available here: "),
     (["train", "fashion-mlp16", "--device", "gpu:0"], "argument --device: 'gpu:0' is not a device name"),
+    (["sample", "fashion-conv64", "-o", "samples.txt"], "argument -o/--output: 'samples.txt' has no picture "
+                                                        "extension Pillow writes; use .png"),
+    (["traverse", "fashion-conv64", "-o", "grid"], "argument -o/--output: 'grid' has no picture extension"),
 ])
 def test_cli_ranges_and_devices_are_checked_before_any_work(argv, message, capsys, monkeypatch):
     loads = []  # nothing is loaded or trained before the arguments are checked

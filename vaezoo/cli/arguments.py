@@ -8,7 +8,7 @@ import argparse
 from ..devices import resolve_device
 from ..errors import UsageError
 
-__all__ = ["at_least", "positive_float", "device_name"]
+__all__ = ["at_least", "positive_float", "device_name", "image_file"]
 
 
 def at_least(minimum: int):
@@ -44,3 +44,15 @@ def device_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("device ")) from None
     return text
 
+
+
+def image_file(text: str) -> str:
+    """An output picture path whose extension Pillow can write (.png, .jpg, ...)."""
+    from PIL import Image
+
+    Image.init()
+    suffix = "." + text.rsplit(".", 1)[-1].lower() if "." in text.rsplit("/", 1)[-1] else ""
+    if suffix not in Image.registered_extensions():
+        raise argparse.ArgumentTypeError(f"{text!r} has no picture extension Pillow writes; use .png (or .jpg, "
+                                         f".webp, ...)")
+    return text

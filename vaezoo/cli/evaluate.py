@@ -31,7 +31,7 @@ from ..viz.images import (
     traversal_grid,
 )
 from ..zoo import MODELS, get_config
-from .arguments import at_least, device_name, positive_float
+from .arguments import at_least, device_name, image_file, positive_float
 
 __all__ = ["add_commands", "parse_dims"]
 
@@ -255,7 +255,7 @@ def add_commands(commands) -> None:
     p.add_argument("--draw", action="store_true", help="sample x ~ p(x|z) instead of showing its mean")
     p.add_argument("--class", dest="class_", type=at_least(0), metavar="Y",
                    help="a conditional model: n samples of this class (default: one row per class)")
-    p.add_argument("-o", "--output", default="samples.png", help="PNG path (default samples.png)")
+    p.add_argument("-o", "--output", default="samples.png", type=image_file, help="PNG path (default samples.png)")
     p.set_defaults(func=_cmd_sample)
 
     p = commands.add_parser(
@@ -266,7 +266,7 @@ def add_commands(commands) -> None:
     _common(p)
     p.add_argument("-n", type=at_least(1), default=32, help="number of test images (default 32)")
     p.add_argument("--pairs-per-row", type=at_least(1), default=8, help="input/reconstruction pairs per row (default 8)")
-    p.add_argument("-o", "--output", default="recon.png", help="PNG path (default recon.png)")
+    p.add_argument("-o", "--output", default="recon.png", type=image_file, help="PNG path (default recon.png)")
     p.set_defaults(func=_cmd_reconstruct)
 
     p = commands.add_parser(
@@ -285,7 +285,7 @@ def add_commands(commands) -> None:
     p.add_argument("--offset", action="store_true", help="add the values to the posterior mean instead of setting them")
     p.add_argument("--index", type=at_least(0), default=0, help="which test image (default 0)")
     p.add_argument("--reference", type=at_least(1), default=1000, help="test images used to rank dims by KL (default 1000)")
-    p.add_argument("-o", "--output", default="traverse.png", help="PNG path (default traverse.png)")
+    p.add_argument("-o", "--output", default="traverse.png", type=image_file, help="PNG path (default traverse.png)")
     p.set_defaults(func=_cmd_traverse)
 
     p = commands.add_parser(
@@ -296,7 +296,7 @@ def add_commands(commands) -> None:
     _common(p)
     p.add_argument("--pairs", type=at_least(1), default=8, help="number of pairs, one per row (default 8)")
     p.add_argument("--steps", type=at_least(2), default=10, help="decoded points per row (default 10)")
-    p.add_argument("-o", "--output", default="interp.png", help="PNG path (default interp.png)")
+    p.add_argument("-o", "--output", default="interp.png", type=image_file, help="PNG path (default interp.png)")
     p.set_defaults(func=_cmd_interpolate)
 
     p = commands.add_parser(
@@ -307,5 +307,5 @@ def add_commands(commands) -> None:
     _common(p)
     p.add_argument("--limit", type=at_least(1), help="first N test images (default: all)")
     p.add_argument("--level", help="the latent level of a hierarchy, e.g. z1 (default: the top one)")
-    p.add_argument("-o", "--output", default="latents.png", help="PNG path (default latents.png)")
+    p.add_argument("-o", "--output", default="latents.png", type=image_file, help="PNG path (default latents.png)")
     p.set_defaults(func=_cmd_embed)
