@@ -6,11 +6,13 @@ because a kill and a process group are only honest across real processes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,39 @@ def _env(**extra) -> dict[str, str]:
     env.pop("VAEZOO_TEST_HANG_AT_STEP", None)
     env.update(extra)
     return env
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it, then wait until they are gone."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(_children(current))
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    for member in tree[1:]:  # the test waits for its own child; the others are reaped by nobody here
+        for _ in range(100):
+            try:
+                state = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                break
+            if state == "Z":
+                break
+            time.sleep(0.05)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -177,7 +212,9 @@ def test_ddp_kill_mid_epoch_and_resume_keeps_the_epoch_losses(tmp_path, monkeypa
         line = proc.stdout.readline()
         assert line.strip() == "CHECKPOINTED 4", line
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        # torchrun's workers may live in their own process groups: kill the whole tree, or the
+        # orphaned workers would go on holding the run folder
+        _kill_tree(proc.pid)
         proc.wait(timeout=30)
         proc.stdout.close()
     assert load_checkpoint(broken).state["step_in_epoch"] == 4
