@@ -12,6 +12,15 @@
 # Needs the project importable (pip install -e ., or PYTHONPATH=. where its dependencies are
 # installed) and Fashion-MNIST in $VAEZOO_DATA. Each step has its own time limit, so one that
 # hangs does not take the others with it.
+#
+# On a bare GPU machine that has torch, timm and safetensors but not pydantic (and no network),
+# prepare on a machine that has PyPI, from the repository root:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_17_x86_64 -d .whl pydantic pydantic-core annotated-types typing-inspection
+#   mkdir -p runs/fashion-mnist && cp "$VAEZOO_DATA"/*-ubyte* runs/fashion-mnist/
+# carry .whl and runs/fashion-mnist there, and run:
+#   pip install --no-index --no-deps .whl/*.whl && VAEZOO_DATA=runs/fashion-mnist bash benchmarks/gpu_check.sh "$OUT"
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-runs/gpu-check}}
