@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, create_model
 from .._registry import Registry
 
 __all__ = [
-    "ENCODERS", "DECODERS", "PRIORS", "LIKELIHOODS", "OBJECTIVES", "DATASETS",
+    "ENCODERS", "DECODERS", "PRIORS", "LIKELIHOODS", "OBJECTIVES", "DATASETS", "QUANTIZERS",
     "register_backbone", "register_prior", "register_likelihood", "register_objective",
-    "register_dataset", "params_schema",
+    "register_dataset", "register_quantizer", "params_schema",
 ]
 
 ENCODERS: Registry[Callable] = Registry("encoder")
@@ -32,6 +32,7 @@ PRIORS: Registry[Callable] = Registry("prior")
 LIKELIHOODS: Registry[Callable] = Registry("likelihood")
 OBJECTIVES: Registry[Callable] = Registry("objective")
 DATASETS: Registry[Callable] = Registry("dataset")
+QUANTIZERS: Registry[Callable] = Registry("quantizer")
 
 # Keyword arguments a builder may declare that vaezoo fills at run time (never from a config):
 # a dataset's `expected_shape` is the model's input_shape, so image-folder can decode to its channels.
@@ -45,6 +46,7 @@ _FIXED_ARGS = {
     "likelihood": ("in_shape",),
     "objective": (),
     "dataset": ("root",),
+    "quantizer": ("dim",),
 }
 
 
@@ -126,3 +128,9 @@ def register_objective(name: str, *, params: type[BaseModel] | None = None):
 def register_dataset(name: str, *, params: type[BaseModel] | None = None):
     """Register a dataset: ``builder(root, **params) -> ImageData`` (root: a folder or None)."""
     return _registrar(DATASETS, "dataset", name, params)
+
+
+def register_quantizer(name: str, *, params: type[BaseModel] | None = None):
+    """Register a quantizer of latent vectors: ``builder(dim, **params) -> Quantizer`` (``dim``:
+    the channels of the encoder's latent grid)."""
+    return _registrar(QUANTIZERS, "quantizer", name, params)

@@ -1,0 +1,121 @@
+"""The quantizer parts on their own: straight-through gradients, the EMA codebook against a hand
+computation, dead-code restarts, FSQ's codebook, saved state, and refused parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file, save_file
+
+from vaezoo.parts import QUANTIZERS
+from vaezoo.parts.quantizers import FiniteScalarQuantizer, VectorQuantizerEMA
+
+
+def vq(dim=1, **params) -> VectorQuantizerEMA:
+    return QUANTIZERS.get("vq-ema")(dim, **params)
+
+
+def test_both_are_registered_parts():
+    assert {"vq-ema", "fsq"} <= set(QUANTIZERS)
+
+
+@pytest.mark.parametrize("build", [lambda: vq(3, codebook_size=8), lambda: FiniteScalarQuantizer(3, levels=[5, 4, 3])])
+def test_the_straight_through_gradient_reaches_the_encoder(build):
+    quantizer = build().train()
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    out = quantizer(z)
+    weights = torch.randn_like(out.z_q)
+    (out.z_q * weights).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    if isinstance(quantizer, VectorQuantizerEMA):  # the identity: the decoder's gradient, unchanged
+        torch.testing.assert_close(z.grad, weights)
+
+
+def test_the_ema_update_matches_a_hand_computation():
+    q = vq(1, codebook_size=2, decay=0.5, dead_below=0.0, epsilon=1e-5).train()
+    q.embedding.copy_(torch.tensor([[0.0], [10.0]]))
+    q.embed_sum.copy_(q.embedding)
+    q.cluster_size.fill_(1.0)
+    z = torch.tensor([1.0, 2.0, 9.0]).reshape(3, 1)  # two vectors go to code 0, one to code 1
+    out = q(z)
+    assert out.indices.tolist() == [0, 0, 1]
+    # N = 0.5 * 1 + 0.5 * n ; m = 0.5 * e + 0.5 * sum
+    counts, sums = torch.tensor([1.5, 1.0]), torch.tensor([[0.5 * 0 + 0.5 * 3.0], [0.5 * 10 + 0.5 * 9.0]])
+    torch.testing.assert_close(q.cluster_size, counts)
+    torch.testing.assert_close(q.embed_sum, sums)
+    total, k, eps = counts.sum(), 2, 1e-5
+    smoothed = (counts + eps) / (total + k * eps) * total
+    torch.testing.assert_close(q.embedding, sums / smoothed[:, None])
+    # the commitment loss is beta * ||z - sg(e)||^2 per image (before the update moved the codes)
+    assert out.terms["commitment"].item() == pytest.approx(0.25 * (1 + 4 + 1) / 3)
+
+
+def test_a_dead_code_is_restarted_at_a_vector_of_the_batch():
+    torch.manual_seed(0)
+    q = vq(2, codebook_size=4, dead_below=0.5).train()
+    q.embedding.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [100.0, 100.0], [-1.0, 1.0]]))
+    q.embed_sum.copy_(q.embedding)
+    q.cluster_size.copy_(torch.tensor([5.0, 5.0, 0.01, 5.0]))  # code 2 is far from everything: dead
+    z = torch.randn(64, 2) * 0.3
+    q(z)
+    assert q.embedding[2].norm() < 5  # moved in among the data
+    assert any(torch.allclose(q.embed_sum[2], row) for row in z)  # at one of the batch's vectors
+    assert q.cluster_size[2] == pytest.approx(1.0)  # counted once, then averaged like the others
+    alive = vq(2, codebook_size=4, dead_below=0.0).train()
+    alive.embedding.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [100.0, 100.0], [-1.0, 1.0]]))
+    alive.embed_sum.copy_(alive.embedding)
+    alive.cluster_size.copy_(torch.tensor([5.0, 5.0, 0.01, 5.0]))
+    before = alive.embed_sum[2].clone()
+    alive(z)
+    assert torch.allclose(alive.embed_sum[2], before * alive.decay)  # dead_below 0: never restarted
+
+
+def test_fsq_levels_give_the_stated_codebook_and_every_code_round_trips():
+    q = FiniteScalarQuantizer(3, levels=[8, 5, 3])
+    assert q.codebook_size == 120
+    indices = torch.arange(120).reshape(1, 120)  # a (B=1, grid=120) map of every code
+    vectors = q.lookup(indices)
+    assert vectors.shape == (1, 3, 120) and vectors.abs().max() <= 1
+    # each code's vector, scaled back to the bounded range, quantizes to itself
+    half = torch.tensor([4.0, 2.0, 1.0]).reshape(1, 3, 1)
+    assert torch.equal(q.codes_to_indices(vectors * half), indices)
+    z = torch.randn(16, 3, 6, 6) * 4
+    assert q(z).indices.unique().numel() <= 120
+
+
+def test_the_codebook_is_saved_and_continues_bit_for_bit(tmp_path):
+    torch.manual_seed(0)
+    q = vq(4, codebook_size=8).train()
+    for _ in range(3):
+        q(torch.randn(32, 4))
+    save_file(q.state_dict(), str(tmp_path / "q.safetensors"))
+    assert set(q.state_dict()) == {"embedding", "cluster_size", "embed_sum"}
+    restored = vq(4, codebook_size=8).train()
+    restored.load_state_dict(load_file(str(tmp_path / "q.safetensors")))
+    batch = torch.randn(32, 4)
+    torch.manual_seed(1)
+    q(batch)
+    torch.manual_seed(1)
+    restored(batch)
+    for key, value in q.state_dict().items():
+        assert torch.equal(restored.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("build, field, message", [
+    (lambda: vq(4, codebook_size=0), "codebook_size", "greater than 0"),
+    (lambda: vq(4, decay=1.0), "decay", "less than 1"),
+    (lambda: FiniteScalarQuantizer(2, levels=[8, 2.5]), "levels.1", "fractional part"),
+    (lambda: FiniteScalarQuantizer(2, levels=[8, 1]), "levels.1", "greater than or equal to 2"),
+    (lambda: FiniteScalarQuantizer(2, levels=[]), "levels", "at least 1 item"),
+])
+def test_bad_quantizer_parameters_are_refused_naming_the_field(build, field, message):
+    with pytest.raises(ValidationError) as info:
+        build()
+    text = str(info.value)
+    assert field in text and message in text
+
+
+def test_fsq_needs_one_level_per_latent_channel():
+    with pytest.raises(ValueError, match=r"the latent grid has 3 channels but levels has 4 entries"):
+        FiniteScalarQuantizer(3, levels=[8, 5, 5, 5])

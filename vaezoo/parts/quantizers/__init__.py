@@ -1,0 +1,8 @@
+"""Quantizers of latent vectors (the VQ-VAE's bottleneck): one module per method."""
+
+from . import fsq, vector  # noqa: F401 - registers the built-ins
+from .base import Quantized, Quantizer
+from .fsq import FiniteScalarQuantizer
+from .vector import VectorQuantizerEMA
+
+__all__ = ["Quantizer", "Quantized", "VectorQuantizerEMA", "FiniteScalarQuantizer"]
