@@ -119,3 +119,39 @@ def test_bad_quantizer_parameters_are_refused_naming_the_field(build, field, mes
 def test_fsq_needs_one_level_per_latent_channel():
     with pytest.raises(ValueError, match=r"the latent grid has 3 channels but levels has 4 entries"):
         FiniteScalarQuantizer(3, levels=[8, 5, 5, 5])
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)  # the same initial codebook on both ranks
+        q = vq(3, codebook_size=6, dead_below=0.0).train()
+        data = torch.randn(40, 3, generator=torch.Generator().manual_seed(1))
+        for step in range(3):
+            q(data[rank * 20:(rank + 1) * 20] + step)  # each rank quantizes its half of the batch
+        save_file(q.state_dict(), f"{out}/rank{rank}.safetensors")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_under_ddp_the_codebook_statistics_are_those_of_the_global_batch(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
+    torch.manual_seed(0)
+    single = vq(3, codebook_size=6, dead_below=0.0).train()
+    data = torch.randn(40, 3, generator=torch.Generator().manual_seed(1))
+    for step in range(3):
+        single(data + step)  # one process, the whole batch
+    for key, value in single.state_dict().items():
+        torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)  # the same codebook everywhere
+        torch.testing.assert_close(rank0[key], value, msg=key)  # and the single process's
