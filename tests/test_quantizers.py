@@ -17,7 +17,10 @@ def vq(dim=1, **params) -> VectorQuantizerEMA:
 
 
 def test_both_are_registered_parts():
+    import vaezoo
+
     assert {"vq-ema", "fsq"} <= set(QUANTIZERS)
+    assert vaezoo.register_quantizer is vaezoo.parts.register_quantizer
 
 
 @pytest.mark.parametrize("build", [lambda: vq(3, codebook_size=8), lambda: FiniteScalarQuantizer(3, levels=[5, 4, 3])])

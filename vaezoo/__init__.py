@@ -21,7 +21,7 @@ from .models import (  # noqa: E402
     VAE, BaseVAE, ConditionalVAE, HierarchicalVAE, LadderVAE, register_family,
 )
 from .parts import (  # noqa: E402
-    register_backbone, register_dataset, register_likelihood, register_objective, register_prior,
+    register_backbone, register_dataset, register_likelihood, register_objective, register_prior, register_quantizer,
 )
 from .passes import ModelOutput, VAEOutput  # noqa: E402
 from .posthoc import fit_prior  # noqa: E402
@@ -32,7 +32,7 @@ from .zoo import create, get_config, list_models, register_model  # noqa: E402
 __all__ = [
     "__version__", "create", "load", "train", "push_to_hub", "list_models", "get_config", "register_model",
     "register_backbone", "register_prior", "register_likelihood", "register_objective", "register_dataset",
-    "register_family", "BaseVAE", "VAE", "ConditionalVAE", "HierarchicalVAE", "LadderVAE",
+    "register_quantizer", "register_family", "BaseVAE", "VAE", "ConditionalVAE", "HierarchicalVAE", "LadderVAE",
     "ModelOutput", "VAEOutput", "ModelConfig", "ExperimentConfig", "ConfigError", "VaezooError",
     "evaluate", "EvalReport", "fit_prior",
 ]
