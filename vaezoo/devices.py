@@ -32,9 +32,9 @@ def resolve_device(name: str, local_rank: int = 0, what: str = "device") -> torc
         raise UsageError(f"{what} {name!r} is not a device name; available here: {', '.join(available)}") from None
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
-    if device.type == "cpu" and device.index is None:
+    if device.type == "cpu":
         return device
-    if str(device) not in available and device.type not in ("cpu",):
+    if str(device) not in available:
         lacking = "CUDA is not available on this machine" if device.type == "cuda" and not torch.cuda.is_available() \
             else f"this machine has no {device}"
         raise UsageError(f"{what} {name!r}: {lacking}; available here: {', '.join(available)}")
