@@ -28,8 +28,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     source = display_path(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ConfigError(source, [("", f"is {path.stat().st_size:,} bytes; a config is at most {MAX_BYTES:,}")])
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # before reading it: a config is never this large
+            raise ConfigError(source, [("", f"is {size:,} bytes; a config is at most {MAX_BYTES:,}")])
         text = decode_text(path.read_bytes())
     except OSError as exc:
         raise ConfigError(source, [("", f"cannot read the file: {exc.strerror or exc}")]) from None

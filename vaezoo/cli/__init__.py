@@ -19,13 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
-from ..errors import (
-    ConfigError,
-    NonFiniteLossError,
-    TrainingInterrupted,
-    UsageError,
-    VaezooError,
-)
+from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted, UsageError, VaezooError
 
 __all__ = ["main", "build_parser"]
 

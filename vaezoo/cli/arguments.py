@@ -45,7 +45,6 @@ def device_name(text: str) -> str:
     return text
 
 
-
 def image_file(text: str) -> str:
     """An output picture path whose extension Pillow can write (.png, .jpg, ...)."""
     from PIL import Image

@@ -21,13 +21,7 @@ from ..evaluation.data import resolve_data
 from ..hub import load
 from ..schemas import DataConfig
 from ..viz.images import (
-    class_grid,
-    interpolation_grid,
-    latent_map,
-    rank_dims_by_kl,
-    reconstruction_grid,
-    resolve_level,
-    sample_grid,
+    class_grid, interpolation_grid, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level, sample_grid,
     traversal_grid,
 )
 from ..zoo import MODELS, get_config

@@ -28,6 +28,10 @@ __all__ = ["run_folder_lock", "LOCK_NAME"]
 LOCK_NAME = ".lock"
 
 
+def _unwritable(out: Path, exc: OSError) -> UsageError:
+    return UsageError(f"cannot write the run folder {out}: {exc.strerror or exc}; pick a folder you can write (--out)")
+
+
 def _prepare(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder: pick a folder for the run")
@@ -35,8 +39,7 @@ def _prepare(out: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create the run folder {out}: {exc.strerror or exc}; pick a folder you can "
-                         f"write (--out)") from None
+        raise _unwritable(out, exc) from None
     return folder / LOCK_NAME
 
 
@@ -48,8 +51,7 @@ def run_folder_lock(out: str | Path) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise UsageError(f"cannot write the run folder {out}: {exc.strerror or exc}; pick a folder you can write "
-                         f"(--out)") from None
+        raise _unwritable(out, exc) from None
     try:
         if fcntl is not None:
             try:
@@ -62,8 +64,7 @@ def run_folder_lock(out: str | Path) -> Iterator[None]:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"process {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         except OSError as exc:
-            raise UsageError(f"cannot write the run folder {out}: {exc.strerror or exc}; pick a folder you can "
-                             f"write (--out)") from None
+            raise _unwritable(out, exc) from None
         yield
     finally:
         os.close(fd)  # closing drops the lock
