@@ -36,7 +36,7 @@ def test_the_straight_through_gradient_reaches_the_encoder(build):
 
 
 def test_the_ema_update_matches_a_hand_computation():
-    q = vq(1, codebook_size=2, decay=0.5, dead_below=0.0, epsilon=1e-5).train()
+    q = vq(1, codebook_size=2, decay=0.5, dead_below=0.0, epsilon=1e-5, init="normal").train()
     q.embedding.copy_(torch.tensor([[0.0], [10.0]]))
     q.embed_sum.copy_(q.embedding)
     q.cluster_size.fill_(1.0)
@@ -56,7 +56,7 @@ def test_the_ema_update_matches_a_hand_computation():
 
 def test_a_dead_code_is_restarted_at_a_vector_of_the_batch():
     torch.manual_seed(0)
-    q = vq(2, codebook_size=4, dead_below=0.5).train()
+    q = vq(2, codebook_size=4, dead_below=0.5, init="normal").train()
     q.embedding.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [100.0, 100.0], [-1.0, 1.0]]))
     q.embed_sum.copy_(q.embedding)
     q.cluster_size.copy_(torch.tensor([5.0, 5.0, 0.01, 5.0]))  # code 2 is far from everything: dead
@@ -65,13 +65,30 @@ def test_a_dead_code_is_restarted_at_a_vector_of_the_batch():
     assert q.embedding[2].norm() < 5  # moved in among the data
     assert any(torch.allclose(q.embed_sum[2], row) for row in z)  # at one of the batch's vectors
     assert q.cluster_size[2] == pytest.approx(1.0)  # counted once, then averaged like the others
-    alive = vq(2, codebook_size=4, dead_below=0.0).train()
+    alive = vq(2, codebook_size=4, dead_below=0.0, init="normal").train()
     alive.embedding.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [100.0, 100.0], [-1.0, 1.0]]))
     alive.embed_sum.copy_(alive.embedding)
     alive.cluster_size.copy_(torch.tensor([5.0, 5.0, 0.01, 5.0]))
     before = alive.embed_sum[2].clone()
     alive(z)
     assert torch.allclose(alive.embed_sum[2], before * alive.decay)  # dead_below 0: never restarted
+
+
+def test_the_codebook_starts_at_the_first_training_batch_and_encoding_never_moves_it():
+    torch.manual_seed(0)
+    q = vq(2, codebook_size=16)
+    z = torch.randn(64, 2) * 0.01 + 50.0  # far from N(0, I): a normal codebook would use one code
+    before = q.state_dict()
+    q.eval()(z)
+    q.train()(z, update=False)
+    for key, value in q.state_dict().items():  # neither eval mode nor update=False touches the state
+        assert torch.equal(value, before[key]), key
+    out = q(z)
+    assert bool(q.initialized)
+    assert (q.embedding - 50.0).abs().max() < 1.0  # every code moved in among the data
+    assert out.stats["usage"] > 0.5
+    normal = vq(2, codebook_size=16, init="normal").train()
+    assert normal(z).stats["usage"] == pytest.approx(1 / 16)
 
 
 def test_fsq_levels_give_the_stated_codebook_and_every_code_round_trips():
@@ -93,7 +110,7 @@ def test_the_codebook_is_saved_and_continues_bit_for_bit(tmp_path):
     for _ in range(3):
         q(torch.randn(32, 4))
     save_file(q.state_dict(), str(tmp_path / "q.safetensors"))
-    assert set(q.state_dict()) == {"embedding", "cluster_size", "embed_sum"}
+    assert set(q.state_dict()) == {"embedding", "cluster_size", "embed_sum", "initialized"}
     restored = vq(4, codebook_size=8).train()
     restored.load_state_dict(load_file(str(tmp_path / "q.safetensors")))
     batch = torch.randn(32, 4)
@@ -130,7 +147,7 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         torch.manual_seed(0)  # the same initial codebook on both ranks
-        q = vq(3, codebook_size=6, dead_below=0.0).train()
+        q = vq(3, codebook_size=6, dead_below=0.0, init="normal").train()
         data = torch.randn(40, 3, generator=torch.Generator().manual_seed(1))
         for step in range(3):
             q(data[rank * 20:(rank + 1) * 20] + step)  # each rank quantizes its half of the batch
@@ -151,7 +168,7 @@ def test_under_ddp_the_codebook_statistics_are_those_of_the_global_batch(tmp_pat
     mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
     torch.manual_seed(0)
-    single = vq(3, codebook_size=6, dead_below=0.0).train()
+    single = vq(3, codebook_size=6, dead_below=0.0, init="normal").train()
     data = torch.randn(40, 3, generator=torch.Generator().manual_seed(1))
     for step in range(3):
         single(data + step)  # one process, the whole batch

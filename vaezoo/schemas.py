@@ -20,10 +20,11 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ._registry import Registry
-from .parts.kinds import DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS
+from .parts.kinds import CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS, QUANTIZERS
 
 __all__ = [
     "PartSpec", "EncoderSpec", "DecoderSpec", "PriorSpec", "LikelihoodSpec", "ObjectiveSpec", "DatasetSpec",
+    "QuantizerSpec", "CodePriorSpec",
     "FAMILIES", "ModelConfig", "DataConfig", "OptimizerConfig", "SchedulerConfig", "TrainerConfig",
     "ExperimentConfig", "validate_model_config",
 ]
@@ -101,6 +102,14 @@ class ObjectiveSpec(PartSpec):
 
 class DatasetSpec(PartSpec):
     registry = DATASETS
+
+
+class QuantizerSpec(PartSpec):
+    registry = QUANTIZERS
+
+
+class CodePriorSpec(PartSpec):
+    registry = CODE_PRIORS
 
 
 class ModelConfig(Strict):

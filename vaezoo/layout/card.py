@@ -151,8 +151,12 @@ def render_card(
         return f"`{spec['name']}`" + (f" ({params})" if params else "")
 
     latent = model.get("latent_dim", model.get("latent_dims"))
-    latent_text = (f"a {latent}-d latent" if isinstance(latent, int)
-                   else f"latent levels of {' / '.join(str(d) for d in latent)} dims (bottom to top)")
+    if "grid" in model:  # discrete codes (vqvae)
+        latent_text = f"a {model['grid'][0]}x{model['grid'][1]} grid of {model.get('code_dim')}-d codes"
+    elif isinstance(latent, int):
+        latent_text = f"a {latent}-d latent"
+    else:
+        latent_text = f"latent levels of {' / '.join(str(d) for d in latent)} dims (bottom to top)"
     parts = [(key, value) for key, value in model.items() if isinstance(value, Mapping) and "name" in value]
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",

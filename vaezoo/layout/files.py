@@ -43,6 +43,8 @@ _REGISTER_HINT = {
     "likelihood": "@vaezoo.register_likelihood('{name}')",
     "objective": "@vaezoo.register_objective('{name}')",
     "dataset": "@vaezoo.register_dataset('{name}')",
+    "quantizer": "@vaezoo.register_quantizer('{name}')",
+    "code_prior": "@vaezoo.register_code_prior('{name}')",
     "family": "@vaezoo.register_family('{name}', config=...)",
 }
 

@@ -43,7 +43,8 @@ class HubMixin:
         recorded). ``metrics``: ``{name: value}`` or records with their protocol. ``training``: what
         the run took (epochs, time, hardware). ``samples``: an image batch or a count to draw from
         the model, saved as ``samples.png`` and shown in the card (an existing ``samples.png`` is
-        kept). ``dtype=torch.float16`` halves the file; loading casts back to float32. ``repo_id``
+        kept; a count is skipped for a model with no prior to sample from, a VQ-VAE before its
+        code prior is fitted). ``dtype=torch.float16`` halves the file; loading casts back to float32. ``repo_id``
         makes the card's snippet ``hf-hub:repo_id``. ``license``: the card names it when given.
         """
         from .. import __version__
@@ -67,7 +68,7 @@ class HubMixin:
             config["training"] = dict(training)
         write_config(directory / CONFIG_NAME, config)
         write_weights(directory / WEIGHTS_NAME, self.state_dict(), dtype=dtype)
-        if samples is not None:
+        if samples is not None and (not isinstance(samples, int) or self.can_sample):
             save_samples(self, directory / SAMPLES_NAME, samples)
         card = render_card(
             name=name or directory.resolve().name, config=config, num_parameters=self.num_parameters(),

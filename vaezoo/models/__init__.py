@@ -1,6 +1,6 @@
-"""Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``."""
+"""Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``."""
 
-from . import cvae, hvae, ladder, vae  # noqa: F401 - registers the built-in families
+from . import cvae, hvae, ladder, vae, vqvae  # noqa: F401 - registers the built-in families
 from .base import BaseVAE, PartBuildError
 from .cvae import ConditionalVAE, CVAEConfig
 from .families import FAMILIES, family_class, register_family
@@ -8,8 +8,10 @@ from .hvae import HierarchicalVAE, HVAEConfig
 from .ladder import LadderConfig, LadderVAE
 from .refine import refine
 from .vae import VAE, VAEConfig
+from .vqvae import VQVAE, VQVAEConfig
 
 __all__ = [
     "BaseVAE", "PartBuildError", "FAMILIES", "register_family", "family_class", "refine",
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
+    "VQVAE", "VQVAEConfig",
 ]

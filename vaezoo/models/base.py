@@ -52,6 +52,7 @@ class BaseVAE(HubMixin, nn.Module):
 
     family: ClassVar[str] = ""
     conditional: ClassVar[bool] = False  # True: encode, decode and sample take labels y
+    latent_kind: ClassVar[str] = "gaussian"  # "codes": discrete codes (the vqvae family)
     latent_levels: list[tuple[str, int]]
 
     def __init__(self, config: ModelConfig):
@@ -60,6 +61,11 @@ class BaseVAE(HubMixin, nn.Module):
         self.input_shape = tuple(config.input_shape)
         self.likelihood = self._build("likelihood", self.input_shape)
         self.objective = self._build("objective")
+        works_on = getattr(self.objective, "latents", "gaussian")
+        if works_on != self.latent_kind:
+            raise PartBuildError("objective", f"objective '{config.objective.name}' works on {works_on} latents but "
+                                              f"the '{self.family}' family's are {self.latent_kind}; use "
+                                              f"{'vq' if self.latent_kind == 'codes' else 'elbo, iwae or beta-tcvae'}")
 
     # -- building ---------------------------------------------------------------------
 
@@ -168,6 +174,11 @@ class BaseVAE(HubMixin, nn.Module):
         return HierarchicalPosterior({level.name: level.q for level in draw.levels})
 
     # -- what users do with a trained model -------------------------------------------
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether ``sample`` has a prior to draw from (a VQ-VAE needs its fitted code prior)."""
+        return True
 
     def _labels(self, n: int, y, device: torch.device) -> Optional[torch.Tensor]:
         """Labels for ``n`` samples of a conditional model: as given (an int means all of that class),

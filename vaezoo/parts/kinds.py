@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, create_model
 from .._registry import Registry
 
 __all__ = [
-    "ENCODERS", "DECODERS", "PRIORS", "LIKELIHOODS", "OBJECTIVES", "DATASETS", "QUANTIZERS",
+    "ENCODERS", "DECODERS", "PRIORS", "LIKELIHOODS", "OBJECTIVES", "DATASETS", "QUANTIZERS", "CODE_PRIORS",
     "register_backbone", "register_prior", "register_likelihood", "register_objective",
-    "register_dataset", "register_quantizer", "params_schema",
+    "register_dataset", "register_quantizer", "register_code_prior", "params_schema",
 ]
 
 ENCODERS: Registry[Callable] = Registry("encoder")
@@ -33,6 +33,7 @@ LIKELIHOODS: Registry[Callable] = Registry("likelihood")
 OBJECTIVES: Registry[Callable] = Registry("objective")
 DATASETS: Registry[Callable] = Registry("dataset")
 QUANTIZERS: Registry[Callable] = Registry("quantizer")
+CODE_PRIORS: Registry[Callable] = Registry("code prior")
 
 # Keyword arguments a builder may declare that vaezoo fills at run time (never from a config):
 # a dataset's `expected_shape` is the model's input_shape, so image-folder can decode to its channels.
@@ -47,6 +48,7 @@ _FIXED_ARGS = {
     "objective": (),
     "dataset": ("root",),
     "quantizer": ("dim",),
+    "code prior": ("codebook_size", "grid"),
 }
 
 
@@ -134,3 +136,9 @@ def register_quantizer(name: str, *, params: type[BaseModel] | None = None):
     """Register a quantizer of latent vectors: ``builder(dim, **params) -> Quantizer`` (``dim``:
     the channels of the encoder's latent grid)."""
     return _registrar(QUANTIZERS, "quantizer", name, params)
+
+
+def register_code_prior(name: str, *, params: type[BaseModel] | None = None):
+    """Register a prior over a grid of discrete codes (a VQ-VAE's second stage):
+    ``builder(codebook_size, grid, **params) -> CodePrior`` (``grid``: the (h, w) of the codes)."""
+    return _registrar(CODE_PRIORS, "code prior", name, params)

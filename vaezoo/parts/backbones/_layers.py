@@ -58,6 +58,24 @@ def spatial(shape: tuple[int, ...], backbone: str) -> tuple[int, int, int]:
     return tuple(shape)  # type: ignore[return-value]
 
 
+def latent_grid(shape: int | tuple[int, ...], feature_size: tuple[int, int], backbone: str) -> int | None:
+    """The channels of a spatial latent ``(C, h, w)`` (a VQ-VAE's code grid), None for a vector.
+
+    A backbone takes ``out_features`` (encoder) or ``in_features`` (decoder) as an int for a
+    latent vector, or as a shape ``(C, h, w)`` for a grid of latent vectors; the grid must be the
+    size of the backbone's deepest feature map, ``feature_size``."""
+    if isinstance(shape, int):
+        return None
+    if len(shape) != 3:
+        raise ValueError(f"{backbone}: a latent grid is [channels, height, width], got {list(shape)}")
+    channels, height, width = shape
+    if (height, width) != tuple(feature_size):
+        raise ValueError(f"{backbone}: its deepest feature map is {feature_size[0]}x{feature_size[1]} but the latent "
+                         f"grid is {height}x{width}; set the grid to [{feature_size[0]}, {feature_size[1]}] or change "
+                         f"the backbone's channels / strides")
+    return channels
+
+
 # Channels-last support for the Linear layers around a flatten: a channels-last (N, C, H, W)
 # tensor flattened in PyTorch's (C, H, W) order costs a full copy of the activations (127 MB
 # per seed-conv batch of 1024). Permuting the (much smaller) weight instead gives the same

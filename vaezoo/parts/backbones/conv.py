@@ -4,6 +4,10 @@ The encoder stacks ``Conv -> norm -> activation`` blocks, flattens and projects 
 posterior's parameters. The decoder mirrors it: a projection to the encoder's last feature
 map, then transposed convolutions whose output padding is solved per layer so that the
 image comes back at exactly the input size (28 -> 14 -> 7 -> 4 -> 7 -> 14 -> 28).
+
+With a latent grid (``out_features`` / ``in_features`` given as ``(C, h, w)``, a VQ-VAE's codes)
+the flatten and the projections become a 1x1 convolution to C channels (encoder) and a 3x3
+convolution from them (decoder), at the deepest feature map's size.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from torch import nn
 
 from ..kinds import PartParams, register_backbone
 from ._layers import (
-    Activation, Norm, activation, conv_out_size, flatten_linear, linear_unflatten, norm2d, spatial,
+    Activation, Norm, activation, conv_out_size, flatten_linear, latent_grid, linear_unflatten, norm2d, spatial,
     transposed_output_padding,
 )
 
@@ -67,7 +71,7 @@ def _feature_sizes(params: ConvParams, height: int, width: int) -> list[tuple[in
 
 @register_backbone("conv", role="encoder", params=ConvParams)
 class ConvEncoder(nn.Module):
-    def __init__(self, in_shape: tuple[int, ...], out_features: int, **params):
+    def __init__(self, in_shape: tuple[int, ...], out_features: int | tuple[int, int, int], **params):
         super().__init__()
         config = ConvParams(**params)
         in_channels, height, width = spatial(in_shape, "conv")
@@ -78,22 +82,30 @@ class ConvEncoder(nn.Module):
             in_channels = channels
         self.features = nn.Sequential(*blocks)
         h, w = _feature_sizes(config, height, width)[-1]
-        self.head = nn.Linear(in_channels * h * w, out_features)
+        grid_channels = latent_grid(out_features, (h, w), "conv encoder")
+        self.on_grid = grid_channels is not None
+        self.head = (nn.Conv2d(in_channels, grid_channels, 1) if self.on_grid
+                     else nn.Linear(in_channels * h * w, out_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.on_grid:
+            return self.head(self.features(x))
         return flatten_linear(self.features(x), self.head.weight, self.head.bias)
 
 
 @register_backbone("conv", role="decoder", params=ConvParams)
 class ConvDecoder(nn.Module):
-    def __init__(self, in_features: int, out_shape: tuple[int, ...], **params):
+    def __init__(self, in_features: int | tuple[int, int, int], out_shape: tuple[int, ...], **params):
         super().__init__()
         config = ConvParams(**params)
         out_channels, height, width = spatial(out_shape, "conv")
         sizes = _feature_sizes(config, height, width)
         layers = config.layers()
         self.feature_shape = (layers[-1][0], *sizes[-1])
-        self.project = nn.Linear(in_features, math.prod(self.feature_shape))
+        grid_channels = latent_grid(in_features, sizes[-1], "conv decoder")
+        self.on_grid = grid_channels is not None
+        self.project = (nn.Conv2d(grid_channels, layers[-1][0], 3, 1, 1) if self.on_grid
+                        else nn.Linear(in_features, math.prod(self.feature_shape)))
         self.project_activation = activation(config.activation)
         blocks: list[nn.Module] = []
         for i in reversed(range(len(layers))):
@@ -113,5 +125,8 @@ class ConvDecoder(nn.Module):
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = linear_unflatten(z, self.project, self.feature_shape, like=self.blocks[0].weight)
+        if self.on_grid:
+            h = self.project(z)
+        else:
+            h = linear_unflatten(z, self.project, self.feature_shape, like=self.blocks[0].weight)
         return self.blocks(self.project_activation(h))

@@ -10,6 +10,9 @@ stage (last to first) an upsampling residual block (nearest-neighbour resize to 
 size the encoder had there, which handles odd sizes: 4 -> 7 -> 14 -> 28) and
 ``blocks_per_stage - 1`` plain blocks; a final norm, activation and 3x3 conv give the
 likelihood's parameter maps. Give the decoder the same ``channels`` as the encoder.
+
+With a latent grid (``(C, h, w)``, a VQ-VAE's codes) the encoder's head is a 1x1 convolution to
+C channels at the last stage's size and the decoder's projection a 3x3 convolution from them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from ..kinds import PartParams, register_backbone
-from ._layers import Activation, Norm, activation, conv_out_size, norm2d, spatial
+from ._layers import Activation, Norm, activation, conv_out_size, latent_grid, norm2d, spatial
 
 __all__ = ["ResNetParams", "ResNetEncoder", "ResNetDecoder", "ResidualBlock"]
 
@@ -77,7 +80,7 @@ class ResidualBlock(nn.Module):
 
 @register_backbone("resnet", role="encoder", params=ResNetParams)
 class ResNetEncoder(nn.Module):
-    def __init__(self, in_shape: tuple[int, ...], out_features: int, **params):
+    def __init__(self, in_shape: tuple[int, ...], out_features: int | tuple[int, int, int], **params):
         super().__init__()
         config = ResNetParams(**params)
         in_channels, height, width = spatial(in_shape, "resnet")
@@ -91,21 +94,27 @@ class ResNetEncoder(nn.Module):
                        for _ in range(config.blocks_per_stage - 1)]
             previous = channels
         self.blocks = nn.Sequential(*blocks, norm2d(config.norm, previous), activation(config.activation))
-        self.head = nn.Linear(previous * h * w, out_features)
+        grid_channels = latent_grid(out_features, (h, w), "resnet encoder")
+        self.on_grid = grid_channels is not None
+        self.head = nn.Conv2d(previous, grid_channels, 1) if self.on_grid else nn.Linear(previous * h * w, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(self.stem(x)).flatten(1))
+        h = self.blocks(self.stem(x))
+        return self.head(h) if self.on_grid else self.head(h.flatten(1))
 
 
 @register_backbone("resnet", role="decoder", params=ResNetParams)
 class ResNetDecoder(nn.Module):
-    def __init__(self, in_features: int, out_shape: tuple[int, ...], **params):
+    def __init__(self, in_features: int | tuple[int, int, int], out_shape: tuple[int, ...], **params):
         super().__init__()
         config = ResNetParams(**params)
         out_channels, height, width = spatial(out_shape, "resnet")
         sizes = stage_sizes(config.channels, height, width)
         self.feature_shape = (config.channels[-1], *sizes[-1])
-        self.project = nn.Linear(in_features, math.prod(self.feature_shape))
+        grid_channels = latent_grid(in_features, sizes[-1], "resnet decoder")
+        self.on_grid = grid_channels is not None
+        self.project = (nn.Conv2d(grid_channels, config.channels[-1], 3, 1, 1) if self.on_grid
+                        else nn.Linear(in_features, math.prod(self.feature_shape)))
         blocks: list[nn.Module] = []
         for i in reversed(range(len(config.channels))):
             channels = config.channels[i]
@@ -118,4 +127,5 @@ class ResNetDecoder(nn.Module):
                                  nn.Conv2d(config.channels[0], out_channels, 3, 1, 1))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.out(self.blocks(self.project(z).view(-1, *self.feature_shape)))
+        h = self.project(z) if self.on_grid else self.project(z).view(-1, *self.feature_shape)
+        return self.out(self.blocks(h))

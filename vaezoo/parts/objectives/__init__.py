@@ -1,9 +1,10 @@
 """Training objectives: given the model and a batch, the loss and its named terms."""
 
-from . import elbo, iwae, tcvae  # noqa: F401 - registers the built-ins
+from . import elbo, iwae, tcvae, vq  # noqa: F401 - registers the built-ins
 from .base import Objective
 from .elbo import ELBO, free_bits_kl
 from .iwae import IWAEObjective
 from .tcvae import BetaTCVAE, tc_decomposition
+from .vq import VQObjective
 
-__all__ = ["Objective", "ELBO", "IWAEObjective", "BetaTCVAE", "free_bits_kl", "tc_decomposition"]
+__all__ = ["Objective", "ELBO", "IWAEObjective", "BetaTCVAE", "free_bits_kl", "tc_decomposition", "VQObjective"]

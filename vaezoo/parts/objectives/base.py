@@ -25,6 +25,9 @@ class Objective(nn.Module):
     ``context.gather_batch``, and micro-batches change its math."""
 
     batch_statistics = False
+    # the latents it works on: "gaussian" (through model.latent_pass) or "codes" (a VQ model's
+    # model.code_pass); a family refuses an objective for the other kind
+    latents = "gaussian"
 
     def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:

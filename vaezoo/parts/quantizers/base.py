@@ -3,8 +3,12 @@
 A quantizer maps ``z`` of shape ``(B, dim, *grid)`` (a grid of latent vectors, channels first,
 as a conv encoder gives them; ``(B, dim)`` for one vector) to :class:`Quantized`: the quantized
 tensor with the straight-through estimator applied (the forward value is the code, the gradient
-reaches ``z`` unchanged), the integer indices ``(B, *grid)``, and named loss terms (nats-like
-per image: sums over the image's latent elements, means over the batch).
+reaches ``z`` unchanged), the integer indices ``(B, *grid)``, named loss terms (per image:
+sums over the image's latent elements, means over the batch) and the batch's code statistics.
+
+``forward(z, update=...)``: a quantizer with state learned outside the optimizer (the EMA
+codebook) changes it only when ``update`` is true; by default when the module is training.
+Encoding images with a trained model never moves its codebook.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class Quantized:
     z_q: torch.Tensor  # (B, dim, *grid): the codes' vectors, straight-through to z
     indices: torch.Tensor  # (B, *grid) int64
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # loss terms, batch means
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)  # codebook usage and perplexity of the batch
 
 
 class Quantizer(nn.Module):
@@ -29,7 +34,7 @@ class Quantizer(nn.Module):
 
     codebook_size: int
 
-    def forward(self, z: torch.Tensor) -> Quantized:
+    def forward(self, z: torch.Tensor, update: bool | None = None) -> Quantized:
         raise NotImplementedError
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:

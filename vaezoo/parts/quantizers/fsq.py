@@ -53,13 +53,13 @@ class FiniteScalarQuantizer(Quantizer):
         shift = torch.atanh(offset / half)
         return torch.tanh(z + shift) * half - offset
 
-    def forward(self, z: torch.Tensor) -> Quantized:
+    def forward(self, z: torch.Tensor, update: bool | None = None) -> Quantized:  # nothing to update
         bounded = self.bound(z.float())
         rounded = bounded + (bounded.round() - bounded).detach()  # straight-through
         half_width = torch.div(self._shape(z), 2, rounding_mode="floor")
         indices = self.codes_to_indices(rounded.detach())
         return Quantized(z_q=(rounded / half_width).to(z.dtype), indices=indices,
-                         terms=code_statistics(indices, self.codebook_size))
+                         stats=code_statistics(indices, self.codebook_size))
 
     def codes_to_indices(self, rounded: torch.Tensor) -> torch.Tensor:
         levels = self._shape(rounded)

@@ -12,6 +12,11 @@ The encoder gets the commitment loss ``commitment * ||z - sg(e)||^2`` and, throu
 straight-through estimator, the decoder's gradient. Under DDP the batch's n_k and sums are
 all-reduced first, so every process holds the same codebook.
 
+Initialization (``init: data``, the default): the first training batch replaces the codebook by
+random latent vectors of that batch, so that the codes start where the encoder's outputs are
+(a codebook drawn from N(0, I) far from them would leave all but a few codes unused until
+the dead-code restarts caught up).
+
 Dead codes: a code whose EMA count N_k falls below ``dead_below`` is restarted at a random
 latent vector of the current batch (count 1), the fix for codebooks in which most codes are
 never used. It runs every training step with masked tensor ops (no host sync); under DDP rank
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+from typing import Literal
+
 from pydantic import Field, NonNegativeFloat, PositiveInt
 
 from ..kinds import PartParams, register_quantizer
@@ -37,6 +44,8 @@ class VQParams(PartParams):
     commitment: NonNegativeFloat = Field(0.25, description="weight of the commitment loss (beta)")
     dead_below: NonNegativeFloat = Field(0.1, description="EMA count under which a code is restarted (0: never)")
     epsilon: float = Field(1e-5, gt=0.0, description="Laplace smoothing of the EMA counts")
+    init: Literal["data", "normal"] = Field("data", description="data: the codebook starts at latent vectors of "
+                                                                "the first training batch; normal: N(0, I)")
 
 
 def _distributed() -> bool:
@@ -55,6 +64,7 @@ class VectorQuantizerEMA(Quantizer):
         self.register_buffer("embedding", embedding)
         self.register_buffer("cluster_size", torch.ones(config.codebook_size))
         self.register_buffer("embed_sum", embedding.clone())
+        self.register_buffer("initialized", torch.tensor(config.init == "normal"))
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         return self.embedding[indices].movedim(-1, 1)
@@ -65,17 +75,19 @@ class VectorQuantizerEMA(Quantizer):
                      + self.embedding.pow(2).sum(1)[None])
         return distances.argmin(dim=1)
 
-    def forward(self, z: torch.Tensor) -> Quantized:
+    def forward(self, z: torch.Tensor, update: bool | None = None) -> Quantized:
         flat = channels_last_flat(z).float()
+        update = self.training if update is None else update
+        if update:
+            self._initialize(flat.detach())
         indices = self.nearest(flat)
         z_q = self.lookup(indices.reshape(z.shape[0], *z.shape[2:])).to(z.dtype)  # the codes before the update
-        if self.training:
+        if update:
             self._update(flat.detach(), indices)
         per_image = (z - z_q.detach()).pow(2).flatten(1).sum(1)
-        terms = {"commitment": self.commitment * per_image.mean(),
-                 **code_statistics(indices, self.codebook_size)}
         return Quantized(z_q=z + (z_q - z).detach(), indices=indices.reshape(z.shape[0], *z.shape[2:]),
-                         terms=terms)
+                         terms={"commitment": self.commitment * per_image.mean()},
+                         stats=code_statistics(indices, self.codebook_size))
 
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
@@ -92,10 +104,25 @@ class VectorQuantizerEMA(Quantizer):
         smoothed = (self.cluster_size + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
         self.embedding.copy_(self.embed_sum / smoothed[:, None])
 
+    def _random_rows(self, flat: torch.Tensor) -> torch.Tensor:
+        """``codebook_size`` random latent vectors of the batch, the same on every process."""
+        rows = flat[torch.randint(flat.shape[0], (self.codebook_size,), device=flat.device)]
+        if _distributed():
+            dist.broadcast(rows, 0)
+        return rows
+
+    @torch.no_grad()
+    def _initialize(self, flat: torch.Tensor) -> None:
+        # masked ops rather than `if not self.initialized`: no host sync, one graph for torch.compile
+        first = ~self.initialized
+        rows = self._random_rows(flat)
+        self.embedding.copy_(torch.where(first, rows, self.embedding))
+        self.embed_sum.copy_(torch.where(first, rows, self.embed_sum))
+        self.cluster_size.copy_(torch.where(first, torch.ones_like(self.cluster_size), self.cluster_size))
+        self.initialized.fill_(True)
+
     def _restart_dead(self, flat: torch.Tensor) -> None:
         dead = self.cluster_size < self.dead_below
-        candidates = flat[torch.randint(flat.shape[0], (self.codebook_size,), device=flat.device)]
-        if _distributed():
-            dist.broadcast(candidates, 0)
+        candidates = self._random_rows(flat)
         self.embed_sum.copy_(torch.where(dead[:, None], candidates, self.embed_sum))
         self.cluster_size.copy_(torch.where(dead, torch.ones_like(self.cluster_size), self.cluster_size))
