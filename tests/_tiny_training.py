@@ -101,6 +101,12 @@ TINY_FAMILIES = {  # a small model of each built-in family for the 8x8 data
              "decoder": {"name": "gated-mlp", "hidden": [16]}},
     "ladder": {"latent_dims": [4, 3, 2], "hidden": [32, 16, 8], "encoder": {"name": "mlp", "hidden": [32]},
                "decoder": {"name": "mlp", "hidden": [32]}},
+    "categorical": {"latents": 3, "categories": 4, "encoder": {"name": "mlp", "hidden": [32]},
+                    "decoder": {"name": "mlp", "hidden": [32]}, "temperature": {"anneal_rate": 0.05}},
+    # 8x8 -> 4x4 -> 2x2: a grid of 2 x 2 codes from a codebook of 8
+    "vqvae": {"grid": [2, 2], "code_dim": 4, "encoder": {"name": "conv", "channels": [8, 16]},
+              "decoder": {"name": "conv", "channels": [8, 16]},
+              "quantizer": {"name": "vq-ema", "codebook_size": 8, "dead_below": 0.5}},
 }
 
 

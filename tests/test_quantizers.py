@@ -97,11 +97,20 @@ def test_fsq_levels_give_the_stated_codebook_and_every_code_round_trips():
     indices = torch.arange(120).reshape(1, 120)  # a (B=1, grid=120) map of every code
     vectors = q.lookup(indices)
     assert vectors.shape == (1, 3, 120) and vectors.abs().max() <= 1
-    # each code's vector, scaled back to the bounded range, quantizes to itself
-    half = torch.tensor([4.0, 2.0, 1.0]).reshape(1, 3, 1)
-    assert torch.equal(q.codes_to_indices(vectors * half), indices)
+    assert torch.equal(q.vectors_to_indices(vectors), indices)  # each code's vector is that code
+    # and a latent at each code's vector (through the inverse of the bound) quantizes to it
+    out = q(torch.atanh(vectors.clamp(-0.999, 0.999)))
+    assert torch.equal(out.indices, indices)
     z = torch.randn(16, 3, 6, 6) * 4
     assert q(z).indices.unique().numel() <= 120
+
+
+@pytest.mark.parametrize("levels", [[2, 2], [3, 2, 4], [8, 5, 3]])
+def test_fsq_uses_exactly_its_levels_even_two(levels):
+    q = FiniteScalarQuantizer(len(levels), levels=levels)
+    out = q(torch.rand(20000, len(levels), generator=torch.Generator().manual_seed(0)) * 6 - 3)
+    assert torch.isfinite(out.z_q).all()
+    assert out.indices.unique().numel() == q.codebook_size  # every code reachable, none outside
 
 
 def test_the_codebook_is_saved_and_continues_bit_for_bit(tmp_path):

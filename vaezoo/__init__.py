@@ -18,13 +18,14 @@ from .errors import ConfigError, VaezooError  # noqa: E402
 from .evaluation import EvalReport, evaluate  # noqa: E402
 from .hub import load, push_to_hub  # noqa: E402
 from .models import (  # noqa: E402
-    VAE, BaseVAE, ConditionalVAE, HierarchicalVAE, LadderVAE, register_family,
+    VAE, VQVAE, BaseVAE, ConditionalVAE, HierarchicalVAE, LadderVAE, register_family,
 )
 from .parts import (  # noqa: E402
-    register_backbone, register_dataset, register_likelihood, register_objective, register_prior, register_quantizer,
+    register_backbone, register_code_prior, register_dataset, register_likelihood, register_objective, register_prior,
+    register_quantizer,
 )
 from .passes import ModelOutput, VAEOutput  # noqa: E402
-from .posthoc import fit_prior  # noqa: E402
+from .posthoc import fit_code_prior, fit_prior  # noqa: E402
 from .schemas import ExperimentConfig, ModelConfig  # noqa: E402
 from .training import train  # noqa: E402
 from .zoo import create, get_config, list_models, register_model  # noqa: E402
@@ -34,5 +35,5 @@ __all__ = [
     "register_backbone", "register_prior", "register_likelihood", "register_objective", "register_dataset",
     "register_quantizer", "register_family", "BaseVAE", "VAE", "ConditionalVAE", "HierarchicalVAE", "LadderVAE",
     "ModelOutput", "VAEOutput", "ModelConfig", "ExperimentConfig", "ConfigError", "VaezooError",
-    "evaluate", "EvalReport", "fit_prior",
+    "evaluate", "EvalReport", "fit_prior", "fit_code_prior", "register_code_prior", "VQVAE",
 ]

@@ -19,14 +19,14 @@ from pydantic_core import PydanticUndefined
 
 from ._registry import Registry
 from .config import describe_type
-from .parts.kinds import DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS, QUANTIZERS
+from .parts.kinds import CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS, QUANTIZERS
 from .schemas import FAMILIES, ModelConfig
 
 __all__ = ["KINDS", "Argument", "PartInfo", "describe_parts", "format_parts", "render_parts_table", "main"]
 
 KINDS: dict[str, Registry] = {
     "family": FAMILIES, "encoder": ENCODERS, "decoder": DECODERS, "prior": PRIORS, "likelihood": LIKELIHOODS,
-    "objective": OBJECTIVES, "dataset": DATASETS, "quantizer": QUANTIZERS,
+    "objective": OBJECTIVES, "dataset": DATASETS, "quantizer": QUANTIZERS, "code-prior": CODE_PRIORS,
 }
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configs.md"
 _DERIVED_DOC = BaseModel.__doc__  # what a schema derived from a builder's signature inherits

@@ -126,6 +126,16 @@ class ModelConfig(Strict):
     likelihood: LikelihoodSpec = Field(default_factory=lambda: LikelihoodSpec(name="bernoulli"))
     objective: ObjectiveSpec = Field(default_factory=lambda: ObjectiveSpec(name="elbo"))
 
+    def latent_size(self) -> int:
+        """Latent numbers per image (summed over the levels of a hierarchy); families override it."""
+        dims = getattr(self, "latent_dims", None)
+        return sum(dims) if dims is not None else int(getattr(self, "latent_dim"))
+
+    def latent_summary(self) -> str:
+        """The latent in a few words for tables and cards: ``16``, ``40 / 40 (bottom to top)``, ..."""
+        dims = getattr(self, "latent_dims", None)
+        return " / ".join(str(d) for d in dims) + " (bottom to top)" if dims is not None else str(self.latent_size())
+
     @model_validator(mode="wrap")
     @classmethod
     def _dispatch_family(cls, data: Any, handler):

@@ -23,7 +23,7 @@ from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted, Usage
 
 __all__ = ["main", "build_parser"]
 
-COMMAND_MODULES = ["zoo_commands", "hub", "evaluate", "train", "data"]
+COMMAND_MODULES = ["zoo_commands", "hub", "evaluate", "posthoc", "train", "data"]
 _IMPORT_HELP = ("import a module (a name, or a .py file) before anything else, so that the parts, families or "
                 "datasets it registers can be used (repeatable)")
 

@@ -27,7 +27,7 @@ from ..viz.images import (
 from ..zoo import MODELS, get_config
 from .arguments import at_least, device_name, image_file, positive_float
 
-__all__ = ["add_commands", "parse_dims"]
+__all__ = ["add_commands", "parse_dims", "data_config"]
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -61,7 +61,7 @@ def _load(args: argparse.Namespace):
     return load(args.ref).to(_device(args.device)).eval()
 
 
-def _data_config(args: argparse.Namespace) -> DataConfig:
+def data_config(args: argparse.Namespace) -> DataConfig:
     """The data the model was trained on: its checkpoint's ``data`` section, else its zoo
     config's, else Fashion-MNIST; ``--dataset`` and ``--binarize`` override."""
     config: DataConfig | None = None
@@ -87,7 +87,7 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
 
 
 def _test_data(args: argparse.Namespace, model, limit: int | None = None):
-    data = resolve_data(_data_config(args), limit=limit, root=args.data, expected_shape=tuple(model.input_shape))
+    data = resolve_data(data_config(args), limit=limit, root=args.data, expected_shape=tuple(model.input_shape))
     if tuple(data.images.shape[1:]) != tuple(model.input_shape):
         raise UsageError(f"the model takes images of shape {list(model.input_shape)} but the test images are "
                          f"{list(data.images.shape[1:])}; pick the right dataset with --dataset")
@@ -106,7 +106,7 @@ def _saved(path: str | Path, what: str) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     model = _load(args)
-    config = _data_config(args)
+    config = data_config(args)
     report = evaluate(
         model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples, batch_size=args.batch_size,
         chunk_size=args.chunk_size, refine_steps=args.refine_steps, refine_lr=args.refine_lr, seed=args.seed,

@@ -43,13 +43,6 @@ def _part(spec) -> str:
     return f"{spec.name}({params})" if params else spec.name
 
 
-def _latent(config) -> str:
-    dims = getattr(config, "latent_dims", None)
-    if dims is None:
-        return str(config.latent_dim)
-    return " / ".join(str(d) for d in dims) + " (bottom to top)"
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
     overrides = parse_set_args(args.set)
     experiment = get_config(args.name, overrides)
@@ -60,7 +53,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ("description", experiment.description or "-"),
         ("family", m.family),
         ("input shape", " x ".join(map(str, m.input_shape))),
-        ("latent", _latent(m)),
+        ("latent", m.latent_summary()),
         *[(field.replace("_", " "), _part(spec)) for field, spec in m if isinstance(spec, PartSpec)],
         ("parameters", f"{model.num_parameters():,}"),
         ("dataset", _part(experiment.data.dataset)),

@@ -12,6 +12,7 @@ from ..models.bounds import iwae_bound
 from ..models.refine import DEFAULT_REFINE_LR, refine
 from ..ops.noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
 from ..passes import kl_term_name
+from .codes import evaluate_codes
 from .data import DataSource, resolve_data
 from .metrics import ACTIVE_UNIT_THRESHOLD, active_units, bits_per_dim, num_pixels
 from .progress import progress_callback
@@ -74,7 +75,17 @@ def evaluate(
     images takes hours on a CPU. ``progress`` (on by default) prints the estimated total after
     the first batch, then the rate and an ETA, on stderr; ``progress=False`` silences it, a
     callable ``progress(done, total)`` replaces it. ``limit`` evaluates the first N images.
+
+    A model with discrete codes (the vqvae family) gets :func:`~vaezoo.evaluation.codes.evaluate_codes`
+    instead: reconstruction likelihood, MSE and PSNR, codebook usage and perplexity, and -ELBO /
+    bits/dim through its code prior.
     """
+    if getattr(model, "latent_kind", "gaussian") == "codes":
+        if refine_steps:
+            raise UsageError("refinement (refine_steps) optimizes Gaussian posteriors; this model's codes are discrete")
+        # a deterministic posterior: one pass gives the ELBO, which every importance-weighted bound equals
+        return evaluate_codes(model, data, batch_size=batch_size, limit=limit, binarize=binarize, root=root,
+                              model_name=model_name, progress=progress)
     progress = progress_callback(progress)
     if elbo_samples < 1:
         raise UsageError(f"elbo_samples must be at least 1, got {elbo_samples}")

@@ -49,17 +49,6 @@ def _bits_per_dim(entry: PretrainedEntry) -> str:
     return "-"
 
 
-def latent_size(model: ModelConfig) -> int:
-    """Latent numbers per image, summed over the levels of a hierarchy."""
-    dims = getattr(model, "latent_dims", None)
-    return sum(dims) if dims is not None else model.latent_dim
-
-
-def _latent(model: ModelConfig) -> str:
-    dims = getattr(model, "latent_dims", None)
-    return " / ".join(str(d) for d in dims) if dims is not None else str(model.latent_dim)
-
-
 def _parts(model: ModelConfig) -> str:
     return ", ".join(f"{field.replace('_', ' ')} `{spec.name}`" for field, spec in model
                      if isinstance(spec, PartSpec))
@@ -67,7 +56,7 @@ def _parts(model: ModelConfig) -> str:
 
 def _active_units(entry: PretrainedEntry) -> str:
     m = _find(entry, "active_units")
-    return f"{m.value:.0f} / {latent_size(entry.model)}" if m is not None else "-"
+    return f"{m.value:.0f} / {entry.model.latent_size()}" if m is not None else "-"
 
 
 def _training_time(entry: PretrainedEntry) -> str:
@@ -132,7 +121,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     ]
     for e in entries:
         lines.append(
-            f"| `{e.name}` | {e.model.family} | {e.dataset} | {e.num_params:,} | {_latent(e.model)} | "
+            f"| `{e.name}` | {e.model.family} | {e.dataset} | {e.num_params:,} | {e.model.latent_summary()} | "
             f"{_metric(e, 'neg_elbo')} | "
             f"{_metric(e, 'iwae_nll')} | {e.storage_dtype}" + (", shipped" if e.shipped else "") + " | "
             f"{_revision(e)} | {e.license} |"
@@ -163,7 +152,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
         if e.description:
             lines += [e.description, ""]
         lines += [
-            f"- config: `configs/{e.config}.yaml`; family `{e.model.family}`, latent {_latent(e.model)}; "
+            f"- config: `configs/{e.config}.yaml`; family `{e.model.family}`, latent {e.model.latent_summary()}; "
             f"{_parts(e.model)}",
             f"- trained: {e.training.epochs} epochs"
             + (f" in {e.training.time_s / 60:.1f} min" if e.training.time_s else "")

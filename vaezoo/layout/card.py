@@ -130,8 +130,10 @@ def render_card(
     tags: Iterable[str] = (),
     has_samples: bool = False,
     training: Mapping[str, Any] | None = None,
+    latent: str = "?",
 ) -> str:
-    """The README.md text. ``config`` is the checkpoint's config.json as a dict."""
+    """The README.md text. ``config`` is the checkpoint's config.json as a dict; ``latent`` the
+    model config's ``latent_summary()``."""
     model = config["model"]
     data = config.get("data") or {}
     trainer = config.get("trainer")
@@ -150,19 +152,12 @@ def render_card(
         params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
         return f"`{spec['name']}`" + (f" ({params})" if params else "")
 
-    latent = model.get("latent_dim", model.get("latent_dims"))
-    if "grid" in model:  # discrete codes (vqvae)
-        latent_text = f"a {model['grid'][0]}x{model['grid'][1]} grid of {model.get('code_dim')}-d codes"
-    elif isinstance(latent, int):
-        latent_text = f"a {latent}-d latent"
-    else:
-        latent_text = f"latent levels of {' / '.join(str(d) for d in latent)} dims (bottom to top)"
     parts = [(key, value) for key, value in model.items() if isinstance(value, Mapping) and "name" in value]
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",
         f"# {name}", "",
         f"A variational auto-encoder of the `{family}` family from [vaezoo](https://github.com/vaezoo/vaezoo): "
-        f"{num_parameters:,} parameters, {latent_text}, "
+        f"{num_parameters:,} parameters, latent {latent}, "
         f"input {' x '.join(str(s) for s in model['input_shape'])}"
         + (f", trained on {dataset}." if dataset else "."),
         "",

@@ -74,6 +74,7 @@ class HubMixin:
             name=name or directory.resolve().name, config=config, num_parameters=self.num_parameters(),
             load_ref=f"hf-hub:{repo_id}" if repo_id else str(directory), metrics=config.get("metrics"),
             license=license, tags=tags, has_samples=(directory / SAMPLES_NAME).is_file(), training=training,
+            latent=self.config.latent_summary(),
         )
         (directory / CARD_NAME).write_text(card)
         return directory

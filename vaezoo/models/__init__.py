@@ -1,7 +1,8 @@
-"""Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``."""
+"""Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``, ``categorical``."""
 
-from . import cvae, hvae, ladder, vae, vqvae  # noqa: F401 - registers the built-in families
+from . import categorical, cvae, hvae, ladder, vae, vqvae  # noqa: F401 - registers the built-in families
 from .base import BaseVAE, PartBuildError
+from .categorical import CategoricalVAE, CategoricalVAEConfig
 from .cvae import ConditionalVAE, CVAEConfig
 from .families import FAMILIES, family_class, register_family
 from .hvae import HierarchicalVAE, HVAEConfig
@@ -13,5 +14,5 @@ from .vqvae import VQVAE, VQVAEConfig
 __all__ = [
     "BaseVAE", "PartBuildError", "FAMILIES", "register_family", "family_class", "refine",
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
-    "VQVAE", "VQVAEConfig",
+    "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig",
 ]

@@ -46,6 +46,14 @@ class VQVAEConfig(ModelConfig):
         None, description="the learned prior over the codes, fitted after training (vaezoo fit-prior); none: uniform")
     objective: ObjectiveSpec = Field(default_factory=lambda: ObjectiveSpec(name="vq"))
 
+    def latent_size(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def latent_summary(self) -> str:
+        params = self.quantizer.params
+        size = params.get("codebook_size") or math.prod(params.get("levels") or [0]) or "?"
+        return f"{self.grid[0]}x{self.grid[1]} codes of {size}"
+
 
 @register_family("vqvae", config=VQVAEConfig)
 class VQVAE(BaseVAE):

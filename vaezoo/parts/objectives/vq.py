@@ -6,7 +6,8 @@ the nearest codes, so KL(q || p) = -log p(codes), which under the uniform prior 
 stage is the constant ``h * w * log K`` and under a fitted code prior is that prior's
 negative log-likelihood of the codes. ``elbo`` is then ``log p(x | z_q) + log p(codes)``: a
 bound on log p(x), the one bits/dim are reported from. The KL is not in the loss (it has no
-gradient: the codes are integers).
+gradient: the codes are integers). Outside training (the loop's validation and test passes)
+the terms add the reconstruction's ``mse`` per pixel and ``psnr`` in dB.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Optional
 
 import torch
 
+from ...ops.images import psnr
 from ...passes import ModelOutput, StepContext
 from ..kinds import register_objective
 from .base import DEFAULT_CONTEXT, Objective
@@ -33,7 +35,12 @@ class VQObjective(Objective):
         loss = recon + sum(quantized.terms.values()) if quantized.terms else recon
         with torch.no_grad():
             log_prior = model.log_prior(quantized.indices)
+        terms = {"recon": recon, "kl": -log_prior.mean(), **quantized.terms, **quantized.stats}
+        if not model.training:
+            with torch.no_grad():
+                mse = (likelihood.mean - x).pow(2).flatten(1).mean(1)
+            terms.update(mse=mse.mean(), psnr=psnr(mse).mean())
         return ModelOutput(
-            loss=loss, terms={"recon": recon, "kl": -log_prior.mean(), **quantized.terms, **quantized.stats},
+            loss=loss, terms=terms,
             elbo=log_px + log_prior, z=quantized.indices, posterior=quantized, likelihood=likelihood,
         )

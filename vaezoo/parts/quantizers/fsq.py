@@ -1,9 +1,11 @@
 """Finite scalar quantization (``fsq``): Mentzer, Minnen, Agustsson & Tschannen 2023 ("Finite
 scalar quantization: VQ-VAE made simple").
 
-Each of the ``len(levels)`` latent channels is bounded by ``tanh`` to ``levels[j]`` values and
-rounded (straight-through); the codebook is the grid of their combinations, of size
-``prod(levels)``: nothing to learn, so nothing to collapse. The paper's recommended levels for a
+Each of the ``len(levels)`` latent channels is bounded by ``tanh`` onto [0, L_j - 1] and rounded
+to one of its L_j digits (straight-through), then mapped onto [-1, 1]; the codebook is the grid
+of their combinations, of size ``prod(levels)``: nothing to learn, so nothing to collapse. (The
+paper shifts even L by half a step to centre the digits on 0; mapping [-1, 1] onto [0, L - 1]
+instead treats odd and even L alike, and L = 2 splits tanh's range in the middle.) The paper's recommended levels for a
 codebook of about 2^10 are [8, 5, 5, 5]; the latent grid's channels must equal ``len(levels)``.
 """
 
@@ -41,35 +43,33 @@ class FiniteScalarQuantizer(Quantizer):
         self.register_buffer("_basis", basis, persistent=False)
 
     def _shape(self, z: torch.Tensor) -> torch.Tensor:
-        # (..., dim) levels per channel, broadcast over (B, dim, *grid)
+        # levels per channel, broadcast over (B, dim, *grid)
         return self._levels.reshape(1, -1, *([1] * (z.dim() - 2)))
 
     def bound(self, z: torch.Tensor) -> torch.Tensor:
-        """Each channel squashed to [-(L-1)/2, (L-1)/2] (shifted by 1/2 for even L, so that the
-        rounding gives exactly L integers)."""
-        levels = self._shape(z)
-        half = (levels - 1) * (1 - 1e-3) / 2
-        offset = torch.where(levels % 2 == 0, 0.5, 0.0)
-        shift = torch.atanh(offset / half)
-        return torch.tanh(z + shift) * half - offset
+        """Each channel squashed onto [0, L - 1], so that rounding gives exactly its L digits."""
+        return (torch.tanh(z) + 1) / 2 * (self._shape(z) - 1)
 
     def forward(self, z: torch.Tensor, update: bool | None = None) -> Quantized:  # nothing to update
         bounded = self.bound(z.float())
-        rounded = bounded + (bounded.round() - bounded).detach()  # straight-through
-        half_width = torch.div(self._shape(z), 2, rounding_mode="floor")
-        indices = self.codes_to_indices(rounded.detach())
-        return Quantized(z_q=(rounded / half_width).to(z.dtype), indices=indices,
+        digits = bounded + (bounded.round() - bounded).detach()  # straight-through
+        indices = self._digits_to_indices(digits.detach())
+        return Quantized(z_q=self._digits_to_vectors(digits, z).to(z.dtype), indices=indices,
                          stats=code_statistics(indices, self.codebook_size))
 
-    def codes_to_indices(self, rounded: torch.Tensor) -> torch.Tensor:
-        levels = self._shape(rounded)
-        digits = (rounded + torch.div(levels, 2, rounding_mode="floor")).round().long()  # 0..L-1 per channel
-        basis = self._basis.reshape(1, -1, *([1] * (rounded.dim() - 2)))
-        return (digits * basis).sum(dim=1)
+    def _digits_to_vectors(self, digits: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return digits * (2 / (self._shape(like) - 1)) - 1  # onto [-1, 1]
+
+    def _digits_to_indices(self, digits: torch.Tensor) -> torch.Tensor:
+        basis = self._basis.reshape(1, -1, *([1] * (digits.dim() - 2)))
+        return (digits.round().long() * basis).sum(dim=1)
+
+    def vectors_to_indices(self, vectors: torch.Tensor) -> torch.Tensor:
+        """The indices of code vectors (B, dim, *grid) as ``lookup`` gives them."""
+        return self._digits_to_indices((vectors + 1) / 2 * (self._shape(vectors) - 1))
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         view = (1, -1, *([1] * (indices.dim() - 1)))
         levels, basis = self._levels.long().reshape(view), self._basis.reshape(view)
         digits = torch.div(indices.unsqueeze(1), basis, rounding_mode="floor") % levels
-        half = torch.div(levels, 2, rounding_mode="floor")
-        return (digits - half).float() / half
+        return digits.float() * (2 / (levels.float() - 1)) - 1

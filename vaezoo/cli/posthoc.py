@@ -1,0 +1,107 @@
+"""``vaezoo fit-prior``: a prior fitted after training, saved with the model in one checkpoint.
+
+``--prior pixelcnn`` / ``transformer`` (or any registered code prior) fits a learned prior over
+a VQ-VAE's frozen codes; ``--prior gmm`` a Gaussian mixture on a VAE's aggregate posterior.
+Both read the training split of the data the model was trained on (the validation split
+selects the code prior's epoch) and write the model, now with its prior, to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import yaml
+
+from ..data.splits import load_splits
+from ..devices import resolve_device
+from ..errors import UsageError
+from ..hub import load
+from ..layout.files import CONFIG_NAME, read_config
+from ..parts.kinds import CODE_PRIORS
+from ..posthoc import fit_code_prior, fit_prior
+from ..schemas import ExperimentConfig
+from .arguments import at_least, device_name, positive_float
+from .evaluate import data_config
+
+__all__ = ["add_commands"]
+
+CODE_PRIOR_FOLDER = "code-prior"  # under --out: the fit's resumable checkpoint
+
+
+def _prior_params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE (a parameter of the prior, e.g. channels=64), got {pair!r}")
+        params[key] = yaml.safe_load(value)
+    return params
+
+
+def _cmd_fit_prior(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    source = Path(args.ref).expanduser()
+    out = Path(args.out).expanduser() if args.out else (source if (source / CONFIG_NAME).is_file() else None)
+    if out is None:
+        raise UsageError(f"{args.ref} is not a local run folder: say where the model with its prior goes, --out DIR")
+    model = load(args.ref).to(resolve_device(args.device, what="--device"))
+    codes = getattr(model, "latent_kind", "gaussian") == "codes"
+    if args.prior == "gmm" and codes:
+        raise UsageError("--prior gmm fits a Gaussian mixture on Gaussian latents; this model has discrete codes: use "
+                         f"a code prior ({', '.join(CODE_PRIORS.names())})")
+    if args.prior != "gmm" and not codes:
+        raise UsageError(f"--prior {args.prior}: a code prior is for models with discrete codes (the vqvae family); "
+                         f"this model's family is '{model.family}': use --prior gmm")
+    splits = load_splits(data_config(args), args.data, expected_shape=tuple(model.input_shape))
+    saved = read_config(source / CONFIG_NAME) if (source / CONFIG_NAME).is_file() else None
+    training = dict(saved.training or {}) if saved else {}
+    if args.prior == "gmm":
+        fit_prior(model, splits.train, components=args.components, seed=args.seed)
+        training["posthoc_prior"] = {"prior": "mog", "components": args.components,
+                                     "wall_time_s": round(time.perf_counter() - started, 1)}
+    else:
+        fit_code_prior(model, splits.train, splits.val, prior={"name": args.prior, **_prior_params(args.set)},
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       checkpoint_dir=out / CODE_PRIOR_FOLDER)
+        fit = model.code_prior_fit
+        training["code_prior"] = {"prior": args.prior, "epochs": args.epochs, "selected_epoch": fit["best_epoch"],
+                                  "val_nll_nats_per_grid": round(fit["best_val_nll"], 4),
+                                  "wall_time_s": round(time.perf_counter() - started, 1)}
+    experiment = None
+    if saved is not None and saved.data is not None and saved.trainer is not None:
+        experiment = ExperimentConfig(name=saved.name, model=model.config, data=saved.data, trainer=saved.trainer)
+    (out / "samples.png").unlink(missing_ok=True)  # drawn again, from the new prior
+    model.save_pretrained(out, experiment=experiment, metrics=saved.metrics if saved else None, training=training,
+                          samples=64)
+    print(f"wrote {out}: the model with its {args.prior} prior; vaezoo sample {out} draws from it")
+    return 0
+
+
+def add_commands(commands) -> None:
+    p = commands.add_parser(
+        "fit-prior", help="fit a prior after training: over a VQ-VAE's codes, or a Gaussian mixture on a VAE's latents",
+        description="Fit a prior on a trained model and save the model with it. A VQ-VAE gets a learned prior over its "
+                    "frozen codes (--prior pixelcnn or transformer), trained on the codes of the training split with "
+                    "the epoch selected on the validation split, resumable from OUT/code-prior/; any other model a "
+                    "Gaussian mixture fitted on its aggregate posterior (--prior gmm).\n\nExamples:\n"
+                    "  vaezoo fit-prior runs/vq --prior pixelcnn\n"
+                    "  vaezoo fit-prior runs/vq --prior transformer --set depth=2 --epochs 10 --out runs/vq-tf\n"
+                    "  vaezoo fit-prior fashion-vamp40 --prior gmm --components 20 --out runs/vamp-gmm",
+    )
+    p.add_argument("ref", metavar="NAME|DIR", help="a run folder, a pretrained name or hf-hub:org/repo[@rev]")
+    p.add_argument("--prior", default="pixelcnn", help="pixelcnn, transformer (or a registered code prior), or gmm "
+                                                        "(default pixelcnn)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the code prior, e.g. channels=64 (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="where the model with its prior goes (default: the run folder itself)")
+    p.add_argument("--epochs", type=at_least(1), default=30, help="code prior: training epochs (default 30)")
+    p.add_argument("--batch-size", type=at_least(1), default=128, help="code prior: batch size (default 128)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="code prior: Adam learning rate (default 1e-3)")
+    p.add_argument("--components", type=at_least(1), default=10, help="gmm: mixture components (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fit (default 0)")
+    p.add_argument("--data", metavar="ROOT", help="folder holding the dataset's files")
+    p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
+    p.add_argument("--device", default="auto", type=device_name, help="cpu, cuda, ... (default: cuda if available)")
+    p.set_defaults(func=_cmd_fit_prior)
