@@ -13,7 +13,6 @@ import sys
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
 import vaezoo
 from vaezoo.cli import main
