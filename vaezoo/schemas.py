@@ -136,6 +136,11 @@ class ModelConfig(Strict):
         dims = getattr(self, "latent_dims", None)
         return " / ".join(str(d) for d in dims) + " (bottom to top)" if dims is not None else str(self.latent_size())
 
+    def as_trained(self) -> "ModelConfig":
+        """The architecture the training loop builds from the config file, without what is fitted
+        afterwards (a VQ-VAE's code prior): what a published run must match in ``configs/``."""
+        return self
+
     @model_validator(mode="wrap")
     @classmethod
     def _dispatch_family(cls, data: Any, handler):

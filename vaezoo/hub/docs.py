@@ -17,7 +17,7 @@ from ..schemas import ModelConfig, PartSpec
 from ..zoo import get_config
 from .index import PretrainedEntry, PublishedMetric, list_entries
 
-__all__ = ["render_models_md", "main", "DEFAULT_OUT", "samples_picture"]
+__all__ = ["render_models_md", "main", "DEFAULT_OUT", "samples_picture", "reconstructions_picture"]
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 # made with `vaezoo sample NAME -o docs/images/NAME-samples.png` from the shipped weights
@@ -26,6 +26,11 @@ IMAGES = DEFAULT_OUT.parent / "images"
 
 def samples_picture(name: str) -> Path:
     return IMAGES / f"{name}-samples.png"
+
+
+def reconstructions_picture(name: str) -> Path:
+    """Made with `vaezoo reconstruct NAME -n 32 -o docs/images/NAME-reconstructions.png`."""
+    return IMAGES / f"{name}-reconstructions.png"
 
 
 def _find(entry: PretrainedEntry, name: str) -> Optional[PublishedMetric]:
@@ -68,6 +73,9 @@ def _training_time(entry: PretrainedEntry) -> str:
 
 def _eval_commands(entry: PretrainedEntry) -> list[str]:
     """The ``vaezoo eval`` calls that measure the entry's metrics, read off their protocols."""
+    if entry.model.family == "vqvae":
+        n = _find(entry, "neg_elbo").protocol.num_examples if _find(entry, "neg_elbo") else 10000
+        return [f"vaezoo eval {entry.name}" + (f" --limit {n}" if n < 10000 else "")]
     commands = []
     elbo, iwae = _find(entry, "neg_elbo"), _find(entry, "iwae_nll")
     if elbo is not None:
@@ -85,6 +93,36 @@ def _epochs_override(entry: PretrainedEntry) -> str:
     """``--set trainer.epochs=N`` when the published run stopped short of its config's recipe."""
     planned = get_config(entry.config).trainer.epochs
     return f" --set trainer.epochs={entry.training.epochs}" if entry.training.epochs != planned else ""
+
+
+def _second_stage(entry: PretrainedEntry) -> str:
+    """The ``vaezoo fit-prior`` call of a VQ-VAE's code prior, read off the entry."""
+    stage, prior = entry.training.second_stage, getattr(entry.model, "code_prior", None)
+    if not stage or prior is None:
+        return ""
+    params = "".join(f" --set {k}={v}" for k, v in prior.params.items())
+    return f", then `vaezoo fit-prior runs/{entry.name} --prior {prior.name}{params} --epochs {stage['epochs']}`"
+
+
+def _codes_table(entries: Sequence[PretrainedEntry]) -> list[str]:
+    coded = [e for e in entries if e.model.family == "vqvae"]
+    if not coded:
+        return []
+    lines = ["## Discrete codes", "",
+             "Models whose latent is a grid of codes: how much of the codebook the test images use, the "
+             "reconstruction quality, and bits/dim through the learned code prior (the posterior is deterministic, "
+             "so the ELBO is the importance-weighted bound for every k).", "",
+             "| model | codes | codebook usage | perplexity | PSNR | MSE | -ELBO | bits/dim | code prior |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for e in coded:
+        def value(name, fmt):
+            m = _find(e, name)
+            return format(m.value, fmt) if m is not None else "-"
+        prior = e.model.code_prior.name if e.model.code_prior is not None else "uniform"
+        lines.append(f"| `{e.name}` | {e.model.latent_summary()} | {value('codebook_usage', '.1%')} | "
+                     f"{value('perplexity', '.1f')} | {value('psnr', '.2f')} dB | {value('mse', '.4f')} | "
+                     f"{value('neg_elbo', '.1f')} | {value('neg_elbo_bpd', '.3f')} | {prior} |")
+    return lines + [""]
 
 
 def _protocol(entry: PretrainedEntry) -> str:
@@ -145,6 +183,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             f"| {e.training.hardware or '-'} |"
         )
     lines.append("")
+    lines += _codes_table(entries)
     for e in entries:
         t = e.recipe.trainer
         evals = _eval_commands(e)
@@ -161,18 +200,25 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             f"binarization {e.recipe.data.binarize}",
             f"- weights: `{e.weights.file}` sha256 `{e.weights.sha256}`; published {e.date.isoformat()}",
             f"- reproduce: `vaezoo train configs/{e.config}.yaml --out runs/{e.name}{_epochs_override(e)}`"
+            + _second_stage(e)
             + "".join(f", then `{c}`" for c in evals[:1])
             + "".join(f" and `{c}`" for c in evals[1:]),
             "",
         ]
         if samples_picture(e.name).is_file():
+            drawn = "codes drawn from the learned code prior" if e.model.family == "vqvae" else "z drawn from the prior"
             lines += [f"![64 samples of {e.name}](images/{e.name}-samples.png)", "",
-                      f"`vaezoo sample {e.name} -n 64` (decoder means of z drawn from the prior, seed 0)", ""]
+                      f"`vaezoo sample {e.name} -n 64` (decoder means of {drawn}, seed 0)", ""]
+        if reconstructions_picture(e.name).is_file():
+            lines += [f"![test images and reconstructions by {e.name}](images/{e.name}-reconstructions.png)", "",
+                      f"`vaezoo reconstruct {e.name} -n 32` (the first 32 test images, each beside its "
+                      f"reconstruction)", ""]
         if e.metrics:
             lines += ["| metric | value | protocol |", "|---|---:|---|"]
             for r in metric_records(e.metrics):
                 stderr = f" ± {r['stderr']:.2f}" if r.get("stderr") is not None else ""
-                value = f"{r['value']:.0f}" if r.get("unit") == "units" else f"{r['value']:.3f}"
+                value = f"{r['value']:.0f}" if r.get("unit") == "units" else f"{r['value']:.4g}" if r.get(
+                    "unit") in ("fraction", "per pixel") else f"{r['value']:.3f}"
                 lines.append(f"| {r['name']} | {value}{stderr} {r.get('unit', 'nats')} | "
                              f"{describe_protocol(r)} |")
             lines.append("")

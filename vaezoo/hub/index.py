@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveInt, SerializeAsAny, ValidationError, field_validator
 
@@ -50,12 +50,17 @@ class Protocol(Strict):
     seed: Optional[int] = None
     conditioned_on: Optional[Literal["class label"]] = Field(
         None, description="null: a bound on log p(x); 'class label': on log p(x | y), a conditional model's")
+    code_prior: Optional[str] = Field(
+        None, description="a model with discrete codes: the prior its -log p(codes) is scored with ('uniform', "
+                          "'pixelcnn', ...)")
 
 
 class PublishedMetric(Strict):
     name: str = Field(description="'neg_elbo', 'iwae_nll', 'active_units', ...")
     value: float
-    unit: Literal["nats", "bits/dim", "units"] = "nats"
+    # units: active latent units; fraction: of the codebook used; codes: the perplexity of the code
+    # frequencies; per pixel: a mean squared error of [0, 1] images; dB: a PSNR
+    unit: Literal["nats", "bits/dim", "units", "fraction", "codes", "per pixel", "dB"] = "nats"
     stderr: Optional[NonNegativeFloat] = Field(None, description="standard error of the mean over examples")
     protocol: Protocol
 
@@ -100,6 +105,9 @@ class TrainingRun(Strict):
     epochs: PositiveInt = Field(description="epochs actually run (may be fewer than the recipe's)")
     time_s: Optional[NonNegativeFloat] = None
     hardware: Optional[str] = None
+    second_stage: Optional[dict[str, Any]] = Field(
+        None, description="a prior fitted after training (a VQ-VAE's code prior): which, its epochs, the epoch "
+                          "selected on validation and its validation NLL, its time")
 
 
 class PretrainedEntry(Strict):

@@ -37,7 +37,10 @@ __all__ = ["publish_run", "normalize_metrics"]
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # metrics of an EvalReport that belong in the registry, and what each one's protocol means
 _REPORT_METRICS = {"neg_elbo": "elbo", "neg_elbo_bpd": "elbo", "iwae_nll": "iwae", "nll_bpd": "iwae",
-                   "active_units": "units"}
+                   "active_units": "units", "recon": "codes", "mse": "codes", "psnr": "codes",
+                   "codebook_usage": "codes", "perplexity": "codes"}
+# the registry's unit of each metric of a model with discrete codes (its report says "of 512" and the like)
+_CODE_UNITS = {"recon": "nats", "mse": "per pixel", "psnr": "dB", "codebook_usage": "fraction", "perplexity": "codes"}
 
 
 def _is_eval_report(obj: Any) -> bool:
@@ -88,12 +91,14 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
                       stacklevel=3)
         weights_dtype = "float32"
     out = []
+    codes = p.get("family") == "vqvae" or "codebook_size" in p
     for metric_name, kind in _REPORT_METRICS.items():
         m = report["metrics"].get(metric_name)
-        if m is None:
+        if m is None or (kind == "codes" and not codes):
             continue
         k = int(p["iw_samples"]) if kind == "iwae" else 1
         unit = "units" if kind == "units" else m.get("unit", "nats")  # the report says "of <latent_dim>"
+        unit = _CODE_UNITS.get(metric_name, unit) if codes else unit
         protocol = Protocol(
             likelihood=str(p.get("likelihood") or likelihood),
             binarization=str(p.get("binarization") or binarization),
@@ -104,6 +109,7 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
             weights_dtype=weights_dtype,
             seed=p.get("seed"),
             conditioned_on="class label" if p.get("conditioned_on") else None,
+            code_prior=str(p["prior"]).split(" over ")[0] if codes else None,
         )
         out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=unit,
                           stderr=m.get("stderr"), protocol=protocol))
@@ -190,7 +196,7 @@ def publish_run(
         raise HubError(f"'{config_name}' is not a zoo config (configs/*.yaml or a registered model); "
                        f"pass config= with the name the run was trained from")
     experiment = get_config(config_name)
-    if experiment.model != run_config.model:
+    if experiment.model != run_config.model.as_trained():
         raise HubError(f"the run's architecture differs from configs/{config_name}.yaml; publish it under a config "
                        f"that describes it (config=...)")
     recipe = Recipe(data=run_config.data or experiment.data, trainer=run_config.trainer or experiment.trainer)
@@ -203,6 +209,7 @@ def publish_run(
         epochs=epochs or trained.get("epochs") or recipe.trainer.epochs,
         time_s=time_s if time_s is not None else trained.get("time_s", trained.get("wall_time_s")),
         hardware=hardware or trained.get("hardware") or device,
+        second_stage=trained.get("code_prior"),
     )
 
     records = _combine_metrics(metrics if metrics is not None else run_config.metrics,

@@ -56,14 +56,25 @@ def metric_records(metrics: Any) -> list[dict[str, Any]]:
     return []
 
 
+_CODE_METRIC_WORDS = {
+    "fraction": "fraction of the codebook used by the test images' codes",
+    "codes": "exp of the entropy of the test codes' frequencies",
+    "per pixel": "mean squared error of the mean reconstruction, images in [0, 1]",
+    "dB": "PSNR of the mean reconstruction, 10 log10(1 / MSE) per image, averaged",
+}
+
+
 def describe_protocol(record: Mapping[str, Any]) -> str:
     words = []
     if record.get("split"):
         n = record.get("num_examples")
         words.append(f"{record['split']} split" + (f", {n:,} images" if isinstance(n, int) else ""))
-    if record.get("unit") == "units":
+    unit = record.get("unit")
+    if unit == "units":
         # active units (Burda et al. 2016) come from the posterior means, not from a bound
         words.append(f"latent dims with Cov_x(E_q[z_j|x]) > {ACTIVE_UNIT_THRESHOLD:g}")
+    elif unit in _CODE_METRIC_WORDS:
+        words.append(_CODE_METRIC_WORDS[unit])
     elif record.get("importance_samples"):
         k = record["importance_samples"]
         s = record.get("mc_samples") or 1
@@ -82,6 +93,9 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
         words.append(f"{record['weights_dtype']} weights")
     if record.get("conditioned_on"):
         words.append(f"conditioned on the {record['conditioned_on']}: a bound on log p(x | y)")
+    if record.get("code_prior") and unit in ("nats", "bits/dim", None):
+        words.append(f"codes scored by the {record['code_prior']} prior (a deterministic posterior: the ELBO is "
+                     f"the importance-weighted bound for every k)")
     return "; ".join(words) or "-"
 
 

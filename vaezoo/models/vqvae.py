@@ -46,6 +46,9 @@ class VQVAEConfig(ModelConfig):
         None, description="the learned prior over the codes, fitted after training (vaezoo fit-prior); none: uniform")
     objective: ObjectiveSpec = Field(default_factory=lambda: ObjectiveSpec(name="vq"))
 
+    def as_trained(self) -> "VQVAEConfig":
+        return self.model_copy(update={"code_prior": None})
+
     def latent_size(self) -> int:
         return self.grid[0] * self.grid[1]
 
