@@ -18,7 +18,7 @@ from .errors import ConfigError, VaezooError  # noqa: E402
 from .evaluation import EvalReport, evaluate  # noqa: E402
 from .hub import load, push_to_hub  # noqa: E402
 from .models import (  # noqa: E402
-    VAE, VQVAE, BaseVAE, ConditionalVAE, HierarchicalVAE, LadderVAE, register_family,
+    VAE, VQVAE, BaseVAE, CategoricalVAE, ConditionalVAE, HierarchicalVAE, LadderVAE, register_family,
 )
 from .parts import (  # noqa: E402
     register_backbone, register_code_prior, register_dataset, register_likelihood, register_objective, register_prior,
@@ -35,5 +35,5 @@ __all__ = [
     "register_backbone", "register_prior", "register_likelihood", "register_objective", "register_dataset",
     "register_quantizer", "register_family", "BaseVAE", "VAE", "ConditionalVAE", "HierarchicalVAE", "LadderVAE",
     "ModelOutput", "VAEOutput", "ModelConfig", "ExperimentConfig", "ConfigError", "VaezooError",
-    "evaluate", "EvalReport", "fit_prior", "fit_code_prior", "register_code_prior", "VQVAE",
+    "evaluate", "EvalReport", "fit_prior", "fit_code_prior", "register_code_prior", "VQVAE", "CategoricalVAE",
 ]
