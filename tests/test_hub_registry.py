@@ -39,7 +39,8 @@ def test_registry_index_is_consistent_and_documented():
 def test_published_entry(path: Path):
     entry = read_entry(path)  # schema, with errors naming the file and key
     assert entry.config in vaezoo.list_models(), f"configs/{entry.config}.yaml is gone"
-    assert vaezoo.get_config(entry.config).model == entry.model, "the entry's architecture left its config"
+    # the config is what training builds; a fitted code prior joins the entry's architecture afterwards
+    assert vaezoo.get_config(entry.config).model == entry.model.as_trained(), "the entry's architecture left its config"
     model = vaezoo.create(entry.model)
     assert model.num_parameters() == entry.num_params
     assert entry.shipped, "entries in this repository ship their weights (vaezoo.load works with no network)"
@@ -47,8 +48,17 @@ def test_published_entry(path: Path):
     assert sha256_file(shipped) == entry.weights.sha256
     assert {str(t.dtype).removeprefix("torch.") for t in load_file(str(shipped)).values()
             if t.is_floating_point()} == {entry.storage_dtype}
-    assert {m.name for m in entry.metrics} >= {"neg_elbo", "iwae_nll", "active_units"}
-    assert any(m.protocol.importance_samples >= 5000 for m in entry.metrics if m.name == "iwae_nll")
+    if entry.model.family == "vqvae":  # discrete codes: the bound through the code prior, and a live codebook
+        assert {m.name for m in entry.metrics} >= {"neg_elbo", "neg_elbo_bpd", "mse", "psnr", "codebook_usage",
+                                                   "perplexity"}
+        assert entry.model.code_prior is not None and entry.training.second_stage["selected_epoch"] >= 1
+        usage = next(m for m in entry.metrics if m.name == "codebook_usage")
+        assert usage.value >= 0.9 and usage.protocol.split == "test" and usage.protocol.num_examples == 10000
+        assert all(m.protocol.code_prior == entry.model.code_prior.name for m in entry.metrics
+                   if m.name in ("neg_elbo", "neg_elbo_bpd"))
+    else:
+        assert {m.name for m in entry.metrics} >= {"neg_elbo", "iwae_nll", "active_units"}
+        assert any(m.protocol.importance_samples >= 5000 for m in entry.metrics if m.name == "iwae_nll")
     # a model trained on binary images is scored on the fixed binary test draw, a grayscale one on grey levels
     binarized = entry.recipe.data.binarize != "none"
     assert all(m.protocol.binarization.startswith("binarized" if binarized else "none") for m in entry.metrics)

@@ -105,6 +105,9 @@ class TrainingRun(Strict):
     epochs: PositiveInt = Field(description="epochs actually run (may be fewer than the recipe's)")
     time_s: Optional[NonNegativeFloat] = None
     hardware: Optional[str] = None
+    selection: Optional[dict[str, Any]] = Field(
+        None, description="how the published checkpoint was chosen, on validation data only: the rule, the epoch "
+                          "and its validation -ELBO (nats, the training loop's one-draw estimate) on how many images")
     second_stage: Optional[dict[str, Any]] = Field(
         None, description="a prior fitted after training (a VQ-VAE's code prior): which, its epochs, the epoch "
                           "selected on validation and its validation NLL, its time")

@@ -158,6 +158,15 @@ def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[PublishedMet
     return list(records.values())
 
 
+def _selection(metrics: Any, trained: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+    """The validation -ELBO of the checkpoint a run exported (its last epoch), from its config.json."""
+    val = (metrics or {}).get("val_neg_elbo") if isinstance(metrics, Mapping) else None
+    if not isinstance(val, Mapping) or val.get("value") is None:
+        return None
+    return {"rule": "the last epoch (the learning rate decays to its floor by then)", "epoch": trained.get("epochs"),
+            "val_neg_elbo": val["value"], "val_examples": val.get("num_examples")}
+
+
 def publish_run(
     run_dir: Union[str, Path],
     name: str,
@@ -209,6 +218,7 @@ def publish_run(
         epochs=epochs or trained.get("epochs") or recipe.trainer.epochs,
         time_s=time_s if time_s is not None else trained.get("time_s", trained.get("wall_time_s")),
         hardware=hardware or trained.get("hardware") or device,
+        selection=_selection(run_config.metrics, trained),
         second_stage=trained.get("code_prior"),
     )
 
