@@ -163,7 +163,7 @@ def _selection(metrics: Any, trained: Mapping[str, Any]) -> Optional[dict[str, A
     val = (metrics or {}).get("val_neg_elbo") if isinstance(metrics, Mapping) else None
     if not isinstance(val, Mapping) or val.get("value") is None:
         return None
-    return {"rule": "the last epoch (the learning rate decays to its floor by then)", "epoch": trained.get("epochs"),
+    return {"rule": "the last epoch", "epoch": trained.get("epochs"),
             "val_neg_elbo": val["value"], "val_examples": val.get("num_examples")}
 
 
