@@ -207,6 +207,11 @@ class TrainerConfig(Strict):
     eval_batch_size: PositiveInt = Field(1024, description="batch size of the validation and test passes")
     val_limit: Optional[PositiveInt] = Field(
         None, description="validate on the first N held-out images each epoch (default: all of them)")
+    select: Literal["last", "best_val"] = Field(
+        "last", description="which weights the run exports: the last epoch's, or the epoch's with the lowest "
+                            "validation -ELBO (model selection on validation, never on test)")
+    patience: Optional[PositiveInt] = Field(
+        None, description="early stopping: end the run after this many epochs without a lower validation -ELBO")
     test: Literal["every_epoch", "end", "never"] = Field(
         "every_epoch", description="when the test split is scored: after each epoch, after the last one, or never "
                                    "(select models on validation; a trial run needs neither)")

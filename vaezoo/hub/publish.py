@@ -159,12 +159,14 @@ def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[PublishedMet
 
 
 def _selection(metrics: Any, trained: Mapping[str, Any]) -> Optional[dict[str, Any]]:
-    """The validation -ELBO of the checkpoint a run exported (its last epoch), from its config.json."""
+    """How the exported checkpoint was chosen and its validation -ELBO, from the run's config.json."""
     val = (metrics or {}).get("val_neg_elbo") if isinstance(metrics, Mapping) else None
     if not isinstance(val, Mapping) or val.get("value") is None:
         return None
-    return {"rule": "the last epoch", "epoch": trained.get("epochs"),
-            "val_neg_elbo": val["value"], "val_examples": val.get("num_examples")}
+    best = trained.get("selected_epoch")
+    rule = "the lowest validation -ELBO (trainer.select: best_val)" if best else "the last epoch"
+    return {"rule": rule, "epoch": best or trained.get("epochs"), "val_neg_elbo": val["value"],
+            "val_examples": val.get("num_examples")}
 
 
 def publish_run(

@@ -39,7 +39,7 @@ from safetensors.torch import save as safetensors_bytes
 from ..errors import CheckpointError
 
 __all__ = [
-    "CHECKPOINT_DIR", "CHECKPOINT_NAME", "PREVIOUS_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
+    "CHECKPOINT_DIR", "CHECKPOINT_NAME", "BEST_NAME", "best_weights_path", "save_best_weights", "load_best_weights", "PREVIOUS_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
     "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "checkpoint_path",
     "flatten_optimizer_state", "unflatten_optimizer_state",
 ]
@@ -238,6 +238,37 @@ def load_checkpoint(run_dir_or_file: str | Path, map_location: str | torch.devic
             groups[owner][name] = value.to(map_location) if owner == "model" else value
     optimizer = unflatten_optimizer_state(groups["optim"], state.pop("optimizer"))
     return Checkpoint(state=state, model=groups["model"], optimizer=optimizer, rng=groups["rng"], path=path)
+
+
+# ---------------------------------------------------------------------------- the selected weights
+
+BEST_NAME = "best.safetensors"
+
+
+def best_weights_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / BEST_NAME
+
+
+def save_best_weights(run_dir: str | Path, model: torch.nn.Module, epoch: int) -> Path:
+    """The weights of the epoch with the lowest validation -ELBO (``trainer.select: best_val``),
+    written atomically with the sha256 of their bytes."""
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    metadata = {TENSORS_SHA_KEY: tensors_sha256(tensors), "epoch": str(epoch), "format": "pt"}
+    return atomic_write_bytes(best_weights_path(run_dir), safetensors_bytes(tensors, metadata=metadata))
+
+
+def load_best_weights(run_dir: str | Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    path = best_weights_path(run_dir)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: the selected weights cannot be read ({exc}); the run can only export its "
+                              f"last weights: set trainer.select=last") from None
+    if tensors_sha256(tensors) != meta.get(TENSORS_SHA_KEY):
+        raise CheckpointError(f"{path}: the selected weights do not match their checksum (corrupted bytes)")
+    return {k: v.to(map_location) for k, v in tensors.items()}
 
 
 def _fallback(path: Path) -> str:

@@ -16,11 +16,14 @@ __all__ = ["export_run"]
 
 def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dict[str, Any]], *, steps: int,
                elapsed: float, device: torch.device, processes: int, val_examples: int, test_examples: int,
-               batch_size: int) -> None:
+               batch_size: int, selected: dict[str, Any] | None = None) -> None:
     # the last epoch's record holds the final numbers; a split that was not scored is left out
     """``config.json`` (with the final metrics and what the run took), ``model.safetensors``,
-    ``README.md``, ``samples.png`` and ``loss.png`` in ``out``."""
+    ``README.md``, ``samples.png`` and ``loss.png`` in ``out``. ``selected``: the epoch whose weights
+    these are when it is not the last (``trainer.select: best_val``), and its validation -ELBO."""
     final = dict(history[-1]) if history else {}
+    if selected is not None:
+        final["val_neg_elbo"] = selected["val_neg_elbo"]
     model.to(memory_format=torch.contiguous_format)
     protocol = {"likelihood": experiment.model.likelihood.name, "binarization": experiment.data.binarize,
                 "importance_samples": 1}
@@ -33,5 +36,7 @@ def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dic
                                             "split": "validation" if split == "val" else split}
     training = {"epochs": final.get("epoch", 0), "steps": steps, "batch_size": batch_size,
                 "wall_time_s": round(elapsed, 1), "device": str(device), "processes": processes}
+    if selected is not None:
+        training["selected_epoch"] = selected["epoch"]
     model.save_pretrained(out, experiment=experiment, metrics=metrics, training=training, samples=64)
     plot_loss_curves(history, out / LOSS_PLOT_NAME, title=experiment.name or "")

@@ -26,6 +26,7 @@ from ..passes import StepContext
 from ..schemas import ExperimentConfig
 from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, init_distributed
 from .export import export_run
+from .checkpoint import load_best_weights, save_best_weights
 from .guards import first_bad_step, non_finite_error, weights_finite
 from .loader import derive_seed, eval_batches
 from .lock import run_folder_lock
@@ -96,7 +97,8 @@ class Trainer:
         if ctx.is_main:
             export_run(run.model, self.experiment, self.out, st.history, steps=st.global_step, elapsed=st.elapsed,
                        device=ctx.device, processes=ctx.world_size, val_examples=int(run.val[0].shape[0]),
-                       test_examples=int(run.test[0].shape[0]), batch_size=cfg.batch_size)
+                       test_examples=int(run.test[0].shape[0]), batch_size=cfg.batch_size,
+                       selected=st.best if cfg.select == "best_val" else None)
             print(f"wrote the run folder {self.out}: vaezoo.load({str(self.out)!r}) reads it", file=self.stream,
                   flush=True)
         barrier(ctx)
@@ -117,7 +119,7 @@ class Trainer:
         gather_batch = batch_gatherer(run.ctx)
         cuda_graphs = cfg.compile == "reduce-overhead" and run.ctx.device.type == "cuda"
         self._warmup: Optional[tuple[int, float]] = None  # (epoch, seconds) of this process's first step
-        stop = st.global_step >= run.total_steps
+        stop = st.global_step >= run.total_steps or self._out_of_patience(st)
         while st.epoch < cfg.epochs and not stop:
             self.progress.epoch_start(st.epoch, st.step_in_epoch)
             epoch_t0 = self._window_t0 = time.perf_counter()
@@ -158,6 +160,11 @@ class Trainer:
             self._flush(run)
             self._clock(st, epoch_t0)
             self._end_epoch(run, complete=st.step_in_epoch >= run.steps_per_epoch)
+            stop = stop or self._out_of_patience(st)
+
+    def _out_of_patience(self, st) -> bool:
+        """Early stopping: ``trainer.patience`` epochs have passed without a lower validation -ELBO."""
+        return self.cfg.patience is not None and st.epochs_since_best >= self.cfg.patience
 
     def _epoch_rate(self, st) -> float:
         """Training img/s of the epoch, without the process's first step (compile, autotuning)
@@ -284,6 +291,10 @@ class Trainer:
             val_images = val_images[: cfg.val_limit]
             val_labels = None if val_labels is None else val_labels[: cfg.val_limit]
         val = self._evaluate(run, (val_images, val_labels), 1)
+        self._track_best(run, val["neg_elbo"])
+        last = last or self._out_of_patience(st)
+        if last and cfg.select == "best_val":
+            self._restore_best(run)  # the test split, the export and the last checkpoint see the selected weights
         scored = cfg.test == "every_epoch" or (cfg.test == "end" and last)
         test = self._evaluate(run, run.test, 2) if scored else _NOT_SCORED
         record: dict[str, Any] = {
@@ -301,6 +312,8 @@ class Trainer:
         }
         if self._warmup is not None and self._warmup[0] == st.epoch:
             record["first_step_s"] = self._warmup[1]
+        if st.best is not None:
+            record["best_epoch"] = st.best["epoch"]
         if len(val["terms"]) > 2:  # a hierarchy or extra terms: each split's terms too
             record.update({f"val_term/{k}": v for k, v in val["terms"].items()})
         if not complete:
@@ -318,6 +331,29 @@ class Trainer:
             st.new_epoch()
         if last or self._minutes_passed():
             self._checkpoint(run)
+
+
+    def _track_best(self, run: Run, val_neg_elbo: Optional[float]) -> None:
+        """Keep the epoch with the lowest validation -ELBO (the same number on every rank)."""
+        st = run.state
+        if val_neg_elbo is None:
+            return
+        if st.best is None or val_neg_elbo < st.best["val_neg_elbo"]:
+            st.best = {"epoch": st.epoch + 1, "val_neg_elbo": val_neg_elbo}
+            st.epochs_since_best = 0
+            if self.cfg.select == "best_val" and run.ctx.is_main:
+                save_best_weights(self.out, run.model, st.epoch + 1)
+        else:
+            st.epochs_since_best += 1
+
+    def _restore_best(self, run: Run) -> None:
+        st = run.state
+        if st.best is None or st.best["epoch"] == st.epoch + 1:
+            return  # the weights in hand are the selected ones
+        barrier(run.ctx)  # rank 0 wrote the file
+        run.model.load_state_dict(load_best_weights(self.out, run.ctx.device))
+        self.progress.message(f"selected the weights of epoch {st.best['epoch']} (validation -ELBO "
+                              f"{st.best['val_neg_elbo']:.3f}, the lowest)")
 
 
 _NOT_SCORED = {"neg_elbo": None, "recon": None, "kl": None, "terms": {}}

@@ -47,6 +47,8 @@ class RunState:
     epoch_images: int = 0
     elapsed: float = 0.0  # seconds of the whole run, over every resume
     history: list[dict[str, Any]] = field(default_factory=list)
+    best: Optional[dict[str, Any]] = None  # {"epoch", "val_neg_elbo"} of the lowest validation -ELBO so far
+    epochs_since_best: int = 0
 
     def new_epoch(self) -> None:
         self.epoch, self.step_in_epoch = self.epoch + 1, 0

@@ -1,0 +1,80 @@
+"""Model selection on validation: ``trainer.select: best_val`` exports the epoch with the lowest
+validation -ELBO, ``trainer.patience`` stops early, and the registry records the selection."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import vaezoo
+from vaezoo.training import loop
+from vaezoo.training.checkpoint import best_weights_path, load_checkpoint
+from vaezoo.training.records import read_metrics
+
+from _tiny_training import register, tiny_config
+
+register()
+
+
+def _scripted_validation(monkeypatch, values):
+    """Validation -ELBOs as scripted, epoch by epoch; every other pass (the test split) is real."""
+    real, calls = loop.Trainer._evaluate, iter(values)
+
+    def evaluate(self, run, split, tag):
+        out = real(self, run, split, tag)
+        return {**out, "neg_elbo": next(calls)} if tag == 1 else out
+
+    monkeypatch.setattr(loop.Trainer, "_evaluate", evaluate)
+
+
+def test_best_val_exports_the_selected_epoch_and_patience_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    config = tiny_config(epochs=6, select="best_val", patience=2, test="end")
+    path = tmp_path / "sel.yaml"
+    path.write_text(yaml.safe_dump(config))
+    _scripted_validation(monkeypatch, [10.0, 5.0, 7.0, 8.0, 1.0, 1.0])
+    vaezoo.train(path, out=tmp_path / "sel", stream=io.StringIO())
+    records = read_metrics(tmp_path / "sel")
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]  # two epochs without a better one after epoch 2
+    assert records[-1]["best_epoch"] == 2 and records[-1]["test_neg_elbo"] is not None
+    saved = json.loads((tmp_path / "sel" / "config.json").read_text())
+    assert saved["training"]["selected_epoch"] == 2 and saved["metrics"]["val_neg_elbo"]["value"] == 5.0
+    state = load_checkpoint(tmp_path / "sel").state["progress"]
+    assert state["best"] == {"epoch": 2, "val_neg_elbo": 5.0} and state["epochs_since_best"] == 2
+
+    # the exported weights are those a 2-epoch run ends with (constant learning rate: the same steps)
+    monkeypatch.undo()
+    monkeypatch.setenv("CI", "1")
+    two = tiny_config(epochs=2, test="never")
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(two))
+    vaezoo.train(tmp_path / "two.yaml", out=tmp_path / "two", stream=io.StringIO())
+    exported, reference = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("sel", "two"))
+    assert all(torch.equal(exported[k], reference[k]) for k in reference)
+    assert all(torch.equal(load_file(str(best_weights_path(tmp_path / "sel")))[k], reference[k]) for k in reference)
+
+
+def test_last_keeps_the_last_epoch_and_records_the_best(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    path = tmp_path / "last.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(epochs=3, test="never")))
+    _scripted_validation(monkeypatch, [3.0, 2.0, 4.0])
+    vaezoo.train(path, out=tmp_path / "last", stream=io.StringIO())
+    assert not best_weights_path(tmp_path / "last").exists()
+    saved = json.loads((tmp_path / "last" / "config.json").read_text())
+    assert "selected_epoch" not in saved["training"] and saved["metrics"]["val_neg_elbo"]["value"] == 4.0
+    assert read_metrics(tmp_path / "last")[-1]["best_epoch"] == 2
+
+
+def test_publish_records_how_the_checkpoint_was_selected():
+    from vaezoo.hub.publish import _selection
+
+    metrics = {"val_neg_elbo": {"value": 228.5, "num_examples": 10000, "split": "validation"}}
+    assert _selection(metrics, {"epochs": 300, "selected_epoch": 241}) == {
+        "rule": "the lowest validation -ELBO (trainer.select: best_val)", "epoch": 241, "val_neg_elbo": 228.5,
+        "val_examples": 10000}
+    assert _selection(metrics, {"epochs": 300})["rule"] == "the last epoch"
+    assert _selection({}, {"epochs": 3}) is None  # a run with no validation split has nothing to record
