@@ -26,10 +26,10 @@ the checkpoint's safetensors and a resume continues them bit for bit.
 
 from __future__ import annotations
 
-import torch
-import torch.distributed as dist
 from typing import Literal
 
+import torch
+import torch.distributed as dist
 from pydantic import Field, NonNegativeFloat, PositiveInt
 
 from ..kinds import PartParams, register_quantizer
@@ -65,6 +65,7 @@ class VectorQuantizerEMA(Quantizer):
         self.register_buffer("cluster_size", torch.ones(config.codebook_size))
         self.register_buffer("embed_sum", embedding.clone())
         self.register_buffer("initialized", torch.tensor(config.init == "normal"))
+        self._initialize_checked = False  # whether this process has looked at `initialized`
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         return self.embedding[indices].movedim(-1, 1)
@@ -78,8 +79,11 @@ class VectorQuantizerEMA(Quantizer):
     def forward(self, z: torch.Tensor, update: bool | None = None) -> Quantized:
         flat = channels_last_flat(z).float()
         update = self.training if update is None else update
-        if update:
-            self._initialize(flat.detach())
+        if update and not self._initialize_checked:
+            # one host read per process: a restored codebook draws nothing (a resume stays bit-exact)
+            if not bool(self.initialized):
+                self._initialize(flat.detach())
+            self._initialize_checked = True
         indices = self.nearest(flat)
         z_q = self.lookup(indices.reshape(z.shape[0], *z.shape[2:])).to(z.dtype)  # the codes before the update
         if update:
@@ -113,12 +117,10 @@ class VectorQuantizerEMA(Quantizer):
 
     @torch.no_grad()
     def _initialize(self, flat: torch.Tensor) -> None:
-        # masked ops rather than `if not self.initialized`: no host sync, one graph for torch.compile
-        first = ~self.initialized
         rows = self._random_rows(flat)
-        self.embedding.copy_(torch.where(first, rows, self.embedding))
-        self.embed_sum.copy_(torch.where(first, rows, self.embed_sum))
-        self.cluster_size.copy_(torch.where(first, torch.ones_like(self.cluster_size), self.cluster_size))
+        self.embedding.copy_(rows)
+        self.embed_sum.copy_(rows)
+        self.cluster_size.fill_(1.0)
         self.initialized.fill_(True)
 
     def _restart_dead(self, flat: torch.Tensor) -> None:
