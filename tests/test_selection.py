@@ -78,3 +78,15 @@ def test_publish_records_how_the_checkpoint_was_selected():
         "val_examples": 10000}
     assert _selection(metrics, {"epochs": 300})["rule"] == "the last epoch"
     assert _selection({}, {"epochs": 3}) is None  # a run with no validation split has nothing to record
+
+
+def test_every_published_reference_row_loads_and_an_unknown_key_names_the_known_ones():
+    import pytest
+
+    from vaezoo.errors import HubError
+    from vaezoo.hub.publish import published_reference
+
+    row = published_reference("exemplar-vae/hvae")
+    assert (row.row, row.value, row.metric) == ("HVAE, Gaussian prior", 227.37, "iwae_nll")
+    with pytest.raises(HubError, match="known: .*exemplar-vae/convhvae"):
+        published_reference("exemplar-vae/nope")

@@ -31,7 +31,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     entry_path = publish_run(
         args.run, args.name, args.repo_id, metrics=args.metrics, config=args.config, license=args.license,
         push=args.push, tag=args.tag, registry=args.registry, dtype=args.dtype, hardware=args.hardware,
-        time_s=args.time_s, epochs=args.epochs,
+        time_s=args.time_s, epochs=args.epochs, answers=args.answers,
     )
     print(entry_path)
     return 0
@@ -88,4 +88,6 @@ def add_commands(commands) -> None:
     p.add_argument("--push", action="store_true", help="also push to the Hub and pin the new commit")
     p.add_argument("--tag", help="with --push: tag the commit")
     p.add_argument("--registry", help="registry folder to write (default: vaezoo's registry/)")
+    p.add_argument("--answers", metavar="KEY", help="the published result it answers, a key of "
+                                                   "registry/references/published.json (e.g. exemplar-vae/hvae)")
     p.set_defaults(func=_cmd_publish)

@@ -24,7 +24,7 @@ from ..errors import ConfigError, HubError
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
-    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "TrainingRun", "PretrainedEntry",
+    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "TrainingRun", "PublishedReference", "PretrainedEntry",
     "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
 ]
 
@@ -113,6 +113,16 @@ class TrainingRun(Strict):
                           "selected on validation and its validation NLL, its time")
 
 
+class PublishedReference(Strict):
+    """The published result an entry answers: a row of a paper's table, under the same protocol."""
+
+    source: str = Field(description="the paper and table, e.g. 'Exemplar VAE (Norouzi et al. 2020), Table 1'")
+    row: str = Field(description="the row, e.g. 'HVAE, Gaussian prior'")
+    metric: str = Field("iwae_nll", description="the entry's metric that compares with it")
+    value: float = Field(description="the published number, in the metric's unit")
+    stderr: Optional[NonNegativeFloat] = None
+
+
 class PretrainedEntry(Strict):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -130,6 +140,8 @@ class PretrainedEntry(Strict):
     license: str
     recipe: Recipe
     training: TrainingRun
+    reference: Optional[PublishedReference] = Field(
+        None, description="the published number this model answers (docs/models.md sets them side by side)")
     date: _dt.date
 
     @field_validator("name")

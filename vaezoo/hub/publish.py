@@ -26,9 +26,10 @@ from ..layout import CONFIG_NAME, SAMPLES_NAME, push_folder, read_config
 from ..layout.card import metric_records
 from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
+from ..safe_text import load_json
 from .index import (
-    HubWeights, PretrainedEntry, Protocol, PublishedMetric, Recipe, TrainingRun, entry_path, read_entry, sha256_file,
-    write_entry,
+    HubWeights, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, TrainingRun, entry_path,
+    read_entry, sha256_file, write_entry,
 )
 from .local import load_local
 
@@ -158,6 +159,15 @@ def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[PublishedMet
     return list(records.values())
 
 
+def published_reference(key: str, registry: Union[str, Path, None] = None) -> PublishedReference:
+    """A row of ``registry/references/published.json`` by its key, e.g. ``exemplar-vae/hvae``."""
+    path = (Path(registry) if registry is not None else resources.registry_dir()) / "references" / "published.json"
+    rows = load_json(path.read_text())["rows"]
+    if key not in rows:
+        raise HubError(f"no published result '{key}' in {path}; known: {', '.join(sorted(rows))}")
+    return PublishedReference(**rows[key])
+
+
 def _selection(metrics: Any, trained: Mapping[str, Any]) -> Optional[dict[str, Any]]:
     """How the exported checkpoint was chosen and its validation -ELBO, from the run's config.json."""
     val = (metrics or {}).get("val_neg_elbo") if isinstance(metrics, Mapping) else None
@@ -187,6 +197,7 @@ def publish_run(
     token: Optional[str] = None,
     registry: Union[str, Path, None] = None,
     date: Optional[_dt.date] = None,
+    answers: Optional[str] = None,
 ) -> Path:
     """Write ``registry/weights/<name>.safetensors`` and ``registry/<name>.json``; the entry's path.
 
@@ -194,6 +205,8 @@ def publish_run(
     list of such paths or reports (merged; a metric in several keeps the most precise one);
     default: the run's own ``config.json`` metrics when they carry a protocol. ``push=True``
     uploads the shipped bytes (plus config, card and samples) and pins the new commit.
+    ``answers``: the key of the published result the model answers (``registry/references/published.json``);
+    an entry published again keeps the one it had.
     """
     run_dir = Path(run_dir)
     registry = Path(registry) if registry is not None else resources.registry_dir()
@@ -249,13 +262,11 @@ def publish_run(
         revision = None
         if push:
             revision = push_folder(folder, repo_id, tag=tag, token=token, commit_message=f"vaezoo: publish {name}").commit
-    if revision is None:
-        # keep a revision pinned by an earlier push when the bytes did not change
-        previous = entry_path(name, registry)
-        if previous.is_file():
-            old = read_entry(previous)
-            if old.weights.sha256 == sha and old.weights.repo_id == repo_id:
-                revision = old.weights.revision
+    previous = entry_path(name, registry)
+    old = read_entry(previous) if previous.is_file() else None
+    if revision is None and old is not None and old.weights.sha256 == sha and old.weights.repo_id == repo_id:
+        revision = old.weights.revision  # keep a revision pinned by an earlier push when the bytes did not change
+    reference = published_reference(answers, registry) if answers else (old.reference if old is not None else None)
 
     entry = PretrainedEntry(
         name=name,
@@ -271,6 +282,7 @@ def publish_run(
         license=license,
         recipe=recipe,
         training=run,
+        reference=reference,
         date=date or _dt.date.today(),
     )
     return write_entry(entry, registry)
