@@ -110,7 +110,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate(
         model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples, batch_size=args.batch_size,
         chunk_size=args.chunk_size, refine_steps=args.refine_steps, refine_lr=args.refine_lr, seed=args.seed,
-        limit=args.limit, root=args.data, model_name=args.ref, progress=not args.quiet,
+        limit=args.limit, root=args.data, model_name=args.ref, progress=not args.quiet, start=args.start,
     )
     if args.output:
         Path(args.output).write_text(report.to_json() + "\n")
@@ -228,6 +228,8 @@ def add_commands(commands) -> None:
                    help="per-example posterior refinement steps; adds the amortization gap (default 0)")
     p.add_argument("--refine-lr", type=positive_float, default=0.05, help="Adam learning rate of the refinement (default 0.05)")
     p.add_argument("--limit", type=at_least(1), metavar="N", help="evaluate the first N test images only")
+    p.add_argument("--start", type=at_least(0), default=0, metavar="I",
+                   help="skip the first I test images: with --limit, a shard; shards give one run's numbers")
     p.add_argument("--batch-size", type=at_least(1), default=64, help="images per batch (default 64)")
     p.add_argument("--chunk-size", type=at_least(1), help="importance samples decoded per image at once (default: 2048 / batch; "
                    "128 / batch for conv decoders on a CPU)")

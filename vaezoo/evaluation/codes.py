@@ -45,10 +45,12 @@ def evaluate_codes(
     root: str | None = None,
     model_name: str | None = None,
     progress: bool | Callable[[int, int], None] | None = True,
+    start: int = 0,
 ) -> EvalReport:
     """Evaluate a model with discrete codes on ``data`` (as :func:`vaezoo.evaluate` takes it)."""
     progress = progress_callback(progress)
-    evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root, expected_shape=tuple(model.input_shape))
+    evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root, expected_shape=tuple(model.input_shape),
+                              start=start)
     images = evaluation.images
     model.check_input(images, what="the data")
     parameter = next(model.parameters())
@@ -60,15 +62,15 @@ def evaluate_codes(
     model.eval()
     start_time = time.perf_counter()
     try:
-        for start in range(0, n, batch_size):
-            x = images[start: start + batch_size].to(device=device, dtype=dtype)
+        for first in range(0, n, batch_size):
+            x = images[first: first + batch_size].to(device=device, dtype=dtype)
             quantized, likelihood, log_px = model.code_pass(x, update=False)
             columns["recon"].append(-log_px.double().cpu())
             columns["kl"].append(-model.log_prior(quantized.indices).double().cpu())
             columns["mse"].append((likelihood.mean - x).pow(2).flatten(1).mean(1).double().cpu())
             counts += torch.bincount(quantized.indices.reshape(-1).cpu(), minlength=model.codebook_size).double()
             if progress is not None:
-                progress(min(n, start + batch_size), n)
+                progress(min(n, first + batch_size), n)
     finally:
         model.train(was_training)
     seconds = time.perf_counter() - start_time

@@ -44,6 +44,7 @@ def resolve_data(
     limit: int | None = None,
     root: str | None = None,
     expected_shape: Optional[tuple[int, int, int]] = None,
+    start: int = 0,
 ) -> EvalData:
     """Images, labels and protocol for ``data``.
 
@@ -56,7 +57,8 @@ def resolve_data(
     draw of the test images, the one :func:`vaezoo.data.load_splits` makes for a static
     config (dynamic binarization is a training-time augmentation; tests use one draw).
     Default: the DataConfig's setting, else ``"none"``. ``limit`` keeps the first N
-    examples (after binarizing the whole set, so a subset's images are the full set's).
+    examples (after binarizing the whole set, so a subset's images are the full set's);
+    ``start`` skips the first ones (a shard of the set: examples start .. start + limit - 1).
     """
     labels, classes = None, []
     if isinstance(data, str):
@@ -97,11 +99,13 @@ def resolve_data(
             generator = torch.Generator(device=images.device).manual_seed(TEST_BINARIZE_SEED)
             images = dynamic_binarize(images, generator=generator)
     total = images.shape[0]
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be a positive number of examples, got {limit}")
-        images = images[:limit]
-        labels = None if labels is None else labels[:limit]
+    if start < 0 or start >= total:
+        raise ValueError(f"start must be the index of an example, 0 to {total - 1}, got {start}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of examples, got {limit}")
+    stop = total if limit is None else min(total, start + limit)
+    images = images[start:stop]
+    labels = None if labels is None else labels[start:stop]
     images = to_float_images(images)
     if binarize == "none":
         protocol["binarization"] = "none (grayscale in [0, 1])" if was_uint8 else "none (values as given)"
@@ -109,4 +113,6 @@ def resolve_data(
         protocol["binarization"] = f"binarized: one fixed Bernoulli draw (seed {TEST_BINARIZE_SEED})"
     protocol["examples"] = int(images.shape[0])
     protocol["examples_available"] = int(total)
+    if start:
+        protocol["first_example"] = int(start)
     return EvalData(images=images, labels=labels, classes=classes, protocol=protocol)

@@ -55,6 +55,7 @@ def evaluate(
     root: str | None = None,
     model_name: str | None = None,
     progress: bool | Callable[[int, int], None] | None = True,
+    start: int = 0,
 ) -> EvalReport:
     """Evaluate ``model`` on ``data`` (an image tensor, or a DataConfig / dataset name -> its test split).
 
@@ -74,7 +75,9 @@ def evaluate(
     The cost grows with ``iw_samples`` x examples: k = 5000 on all 10,000 Fashion-MNIST test
     images takes hours on a CPU. ``progress`` (on by default) prints the estimated total after
     the first batch, then the rate and an ETA, on stderr; ``progress=False`` silences it, a
-    callable ``progress(done, total)`` replaces it. ``limit`` evaluates the first N images.
+    callable ``progress(done, total)`` replaces it. ``limit`` evaluates the first N images;
+    ``start`` skips the first ones, and the noise stays keyed by each image's index in the whole
+    set, so shards (``start``, ``limit``) scored apart give exactly the numbers of one run.
 
     A model with discrete codes (the vqvae family) gets :func:`~vaezoo.evaluation.codes.evaluate_codes`
     instead: reconstruction likelihood, MSE and PSNR, codebook usage and perplexity, and -ELBO /
@@ -85,7 +88,7 @@ def evaluate(
             raise UsageError("refinement (refine_steps) optimizes Gaussian posteriors; this model's codes are discrete")
         # a deterministic posterior: one pass gives the ELBO, which every importance-weighted bound equals
         return evaluate_codes(model, data, batch_size=batch_size, limit=limit, binarize=binarize, root=root,
-                              model_name=model_name, progress=progress)
+                              model_name=model_name, progress=progress, start=start)
     progress = progress_callback(progress)
     if elbo_samples < 1:
         raise UsageError(f"elbo_samples must be at least 1, got {elbo_samples}")
@@ -95,7 +98,7 @@ def evaluate(
         raise UsageError(f"refinement (refine_steps) is for one-level families; the '{model.family}' family's "
                          f"posteriors depend on the draws of the levels above")
     evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root,
-                              expected_shape=tuple(model.input_shape))
+                              expected_shape=tuple(model.input_shape), start=start)
     images, labels = evaluation.images, evaluation.labels
     if tuple(images.shape[1:]) != tuple(model.input_shape):
         raise UsageError(
@@ -122,12 +125,13 @@ def evaluate(
     model.eval()
     layout = torch.channels_last if model.prefers_channels_last(device) else torch.contiguous_format
     model.to(memory_format=layout)
+    offset = start  # noise is keyed by the index in the whole set
     start_time = time.perf_counter()
     try:
-        for start in range(0, n, batch_size):
-            x = images[start: start + batch_size].to(device=device, dtype=dtype, memory_format=layout)
-            y = labels[start: start + batch_size].to(device) if model.conditional else None
-            indices = range(start, start + x.shape[0])
+        for first in range(0, n, batch_size):
+            x = images[first: first + batch_size].to(device=device, dtype=dtype, memory_format=layout)
+            y = labels[first: first + batch_size].to(device) if model.conditional else None
+            indices = range(offset + first, offset + first + x.shape[0])
             with torch.no_grad():
                 for name, value in model.posterior_means(x, y).items():
                     means[name].append(value.double().cpu())
@@ -151,7 +155,7 @@ def evaluate(
                     noise = NoiseSource(seed, IWAE_STREAM, indices, model.noise_shape, device, dtype)
                     keep("iwae", iwae_bound(model, x, noise, iw_samples, chunk, y, posterior=proposal))
             if progress is not None:
-                progress(min(n, start + batch_size), n)
+                progress(min(n, first + batch_size), n)
     finally:
         model.train(was_training)
         model.to(memory_format=torch.contiguous_format)

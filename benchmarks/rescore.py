@@ -1,0 +1,111 @@
+"""Re-score a published model under its protocol in one run, in parallel shards, and compare.
+
+    python benchmarks/rescore.py fashion-hvae40                  # k = 5000 on all 10,000 test images
+    python benchmarks/rescore.py fashion-hvae40 --shards 2 --seed 1 -o rescore.json
+
+Each shard is one ``vaezoo eval NAME --start I --limit N`` process on one thread. The noise of
+an image is keyed by its index in the whole test set, so the shards together give exactly the
+numbers of a single run with the same seed; another ``--seed`` is an independent re-measurement,
+which should agree with the registry within the standard errors. The merged report (the
+per-shard means and standard errors pooled into the whole set's) is printed beside the
+registry's values, and ``-o`` writes it in ``vaezoo eval``'s JSON form (``vaezoo publish
+--metrics`` reads it). Active units need every posterior mean at once, so the merge leaves
+them out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vaezoo.hub.index import get_entry
+
+TEST_IMAGES = 10_000
+
+
+def pooled(parts: list[tuple[int, float, float | None]]) -> tuple[float, float | None]:
+    """Mean and standard error of the whole set from each shard's (n, mean, standard error)."""
+    total = sum(n for n, _, _ in parts)
+    mean = sum(n * m for n, m, _ in parts) / total
+    if any(se is None for _, _, se in parts) or total < 2:
+        return mean, None
+    # each shard's sample variance is se^2 * n; add the spread of the shard means around the mean
+    within = sum((n - 1) * (se * se * n) for n, _, se in parts)
+    between = sum(n * (m - mean) ** 2 for n, m, _ in parts)
+    return mean, math.sqrt((within + between) / (total - 1) / total)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="a published name (vaezoo list --pretrained)")
+    parser.add_argument("--shards", type=int, default=os.cpu_count() or 1, help="parallel processes (default: CPUs)")
+    parser.add_argument("--iw-samples", type=int, default=5000)
+    parser.add_argument("--elbo-samples", type=int, default=10)
+    parser.add_argument("--limit", type=int, default=TEST_IMAGES, help="score the first N test images")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (another seed: an independent run)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("-o", "--output", help="write the merged report (vaezoo eval JSON) here")
+    args = parser.parse_args(argv)
+    entry = get_entry(args.name)
+    size = math.ceil(args.limit / args.shards)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vaezoo-rescore-") as tmp:
+        procs = []
+        for shard in range(args.shards):
+            first = shard * size
+            if first >= args.limit:
+                break
+            out = Path(tmp) / f"shard{shard}.json"
+            command = [sys.executable, "-m", "vaezoo", "eval", args.name, "--start", str(first), "--limit",
+                       str(min(size, args.limit - first)), "--iw-samples", str(args.iw_samples), "--elbo-samples",
+                       str(args.elbo_samples), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
+                       "-q", "-o", str(out)]
+            env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            procs.append((out, subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)))
+        failed = [p.wait() for _, p in procs]
+        if any(failed):
+            print(f"a shard failed (exit codes {failed})", file=sys.stderr)
+            return 1
+        reports = [json.loads(out.read_text()) for out, _ in procs]
+    seconds = time.perf_counter() - started
+    merged = dict(reports[0])
+    merged["protocol"] = {**reports[0]["protocol"], "examples": sum(r["protocol"]["examples"] for r in reports)}
+    merged["protocol"].pop("first_example", None)
+    metrics = {}
+    for name, first in reports[0]["metrics"].items():
+        if first.get("stderr") is None:
+            continue  # active units: not poolable from shards
+        value, se = pooled([(r["protocol"]["examples"], r["metrics"][name]["value"], r["metrics"][name]["stderr"])
+                            for r in reports])
+        metrics[name] = {**first, "value": value, "stderr": se}
+    merged["metrics"] = metrics
+    merged["timing"] = {"seconds": seconds, "examples_per_s": merged["protocol"]["examples"] / seconds,
+                        "device": "cpu", "shards": len(reports)}
+    print(f"{args.name}: {merged['protocol']['examples']:,} test images, seed {args.seed}, {len(reports)} shards, "
+          f"{seconds / 60:.1f} min")
+    registry = {m.name: m for m in entry.metrics}
+    # the same test images: the registry's standard error is the yardstick of a re-measurement
+    print(f"{'metric':<14} {'this run':>18} {'registry':>18} {'difference / its s.e.':>22}")
+    for name, m in metrics.items():
+        ours = f"{m['value']:.3f} ± {m['stderr']:.3f}" if m["stderr"] is not None else f"{m['value']:.3f}"
+        theirs, ratio = "-", "-"
+        if name in registry:
+            r = registry[name]
+            theirs = f"{r.value:.3f}" + (f" ± {r.stderr:.3f}" if r.stderr is not None else "")
+            if r.stderr:
+                ratio = f"{(m['value'] - r.value) / r.stderr:+.2f}"
+        print(f"{name:<14} {ours:>18} {theirs:>18} {ratio:>22}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(merged, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
