@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in [*args.imports_first, *args.imports]:
             import_user_module(name)
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`vaezoo list | head`): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except VaezooError as exc:
         if args.traceback or os.environ.get("VAEZOO_TRACEBACK") not in (None, "", "0"):
             raise
