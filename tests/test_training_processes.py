@@ -72,6 +72,22 @@ def _kill_tree(pid: int) -> None:
             time.sleep(0.05)
 
 
+def sigkill_after_checkpoint(config: Path, out: Path, step: int) -> None:
+    """Train ``config`` into ``out`` in a subprocess and SIGKILL it right after step ``step``'s checkpoint."""
+    proc = subprocess.Popen([sys.executable, str(ENTRY), "train", str(config), "--out", str(out)],
+                            env=_env(VAEZOO_TEST_HANG_AT_STEP=str(step)), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == f"CHECKPOINTED {step}", line
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model.safetensors"))
 
@@ -94,18 +110,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path, monkeypatch):
     vaezoo.train(path, out=whole, stream=io.StringIO())
 
     # Step 8 is batch 2 of 6 in epoch 2: the process dies mid-epoch, right after that checkpoint.
-    proc = subprocess.Popen([sys.executable, str(ENTRY), "train", str(path), "--out", str(broken)],
-                            env=_env(VAEZOO_TEST_HANG_AT_STEP="8"), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.strip() == "CHECKPOINTED 8", line
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
+    sigkill_after_checkpoint(path, broken, step=8)
     assert not (broken / "model.safetensors").exists()  # it really did not finish
     state = load_checkpoint(broken).state
     assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (8, 1, 2)

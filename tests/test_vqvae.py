@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,7 +17,7 @@ from vaezoo.parts import CODE_PRIORS, DECODERS, ENCODERS
 from vaezoo.training.checkpoint import load_checkpoint
 
 from _tiny_training import TINY_FAMILIES, register, tiny_config
-from test_training_processes import ENTRY, _env, _weights
+from test_training_processes import _weights, sigkill_after_checkpoint
 
 register()
 
@@ -210,17 +206,7 @@ def test_sigkill_mid_run_then_resume_gives_bit_identical_codebooks(tmp_path, mon
     path.write_text(yaml.safe_dump(config))
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     vaezoo.train(path, out=whole, stream=io.StringIO())
-    proc = subprocess.Popen([sys.executable, str(ENTRY), "train", str(path), "--out", str(broken)],
-                            env=_env(VAEZOO_TEST_HANG_AT_STEP="8"), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "CHECKPOINTED 8"
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
+    sigkill_after_checkpoint(path, broken, step=8)
     vaezoo.train(resume=broken, stream=io.StringIO())
     a, b = _weights(whole), _weights(broken)
     assert {"quantizer.embedding", "quantizer.cluster_size", "quantizer.embed_sum"} <= set(a)

@@ -16,22 +16,18 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
 from ..ops.images import psnr
 from .data import DataSource, resolve_data
-from .metrics import bits_per_dim, num_pixels
+from .metrics import bits_per_dim, mean_and_stderr, num_pixels
 from .progress import progress_callback
 from .report import EvalReport, Measurement
 
 __all__ = ["evaluate_codes"]
 
-
-def _mean_se(values: torch.Tensor) -> tuple[float, Optional[float]]:
-    n = values.numel()
-    return float(values.mean()), (float(values.std() / n**0.5) if n > 1 else None)
 
 
 @torch.no_grad()
@@ -81,7 +77,7 @@ def evaluate_codes(
     metrics: dict[str, Measurement] = {}
 
     def add(name, values, unit, label, protocol=""):
-        value, se = _mean_se(values)
+        value, se = mean_and_stderr(values)
         metrics[name] = Measurement(value=value, unit=unit, label=label, stderr=se, protocol=protocol)
 
     neg_elbo = col["recon"] + col["kl"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
@@ -14,7 +14,7 @@ from ..ops.noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
 from ..passes import kl_term_name
 from .codes import evaluate_codes
 from .data import DataSource, resolve_data
-from .metrics import ACTIVE_UNIT_THRESHOLD, active_units, bits_per_dim, num_pixels
+from .metrics import ACTIVE_UNIT_THRESHOLD, active_units, bits_per_dim, mean_and_stderr, num_pixels
 from .progress import progress_callback
 from .report import EvalReport, Measurement
 
@@ -32,11 +32,6 @@ def default_chunk_size(model, device: torch.device, batch_size: int) -> int:
     per_call = CPU_CONV_DECODES_PER_CALL if device.type == "cpu" and model.has_convolutions() else DECODES_PER_CALL
     return max(1, per_call // batch_size)
 
-
-def _mean_se(values: torch.Tensor) -> tuple[float, Optional[float]]:
-    n = values.numel()
-    mean = float(values.mean())
-    return mean, (float(values.std() / n**0.5) if n > 1 else None)
 
 
 def evaluate(
@@ -166,7 +161,7 @@ def evaluate(
     metrics: dict[str, Measurement] = {}
 
     def add(name, values, unit, label, protocol=""):
-        value, se = _mean_se(values)
+        value, se = mean_and_stderr(values)
         metrics[name] = Measurement(value=value, unit=unit, label=label, stderr=se, protocol=protocol)
 
     kl_names = [kl_term_name(name, single) for name in levels]

@@ -20,7 +20,7 @@ from ..ops.noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
 
 __all__ = [
     "elbo", "iwae_log_likelihood", "elbo_terms", "iwae_bound", "active_units", "bits_per_dim", "num_pixels",
-    "ACTIVE_UNIT_THRESHOLD",
+    "mean_and_stderr", "ACTIVE_UNIT_THRESHOLD",
 ]
 
 
@@ -71,3 +71,9 @@ def num_pixels(shape) -> int:
 def bits_per_dim(nats: float | torch.Tensor, num_dims: int):
     """Nats per image -> bits per dimension: ``nats / (num_dims * ln 2)``."""
     return nats / (num_dims * math.log(2.0))
+
+
+def mean_and_stderr(values: torch.Tensor) -> tuple[float, Optional[float]]:
+    """The mean over examples and its standard error (None for a single example)."""
+    n = values.numel()
+    return float(values.mean()), (float(values.std() / n**0.5) if n > 1 else None)
