@@ -73,11 +73,11 @@ def _training_time(entry: PretrainedEntry) -> str:
 
 def _eval_commands(entry: PretrainedEntry) -> list[str]:
     """The ``vaezoo eval`` calls that measure the entry's metrics, read off their protocols."""
-    if entry.model.family == "vqvae":
-        n = _find(entry, "neg_elbo").protocol.num_examples if _find(entry, "neg_elbo") else 10000
+    elbo, iwae = _find(entry, "neg_elbo"), _find(entry, "iwae_nll")
+    if entry.model.family == "vqvae":  # one deterministic pass gives every metric
+        n = elbo.protocol.num_examples if elbo is not None else 10000
         return [f"vaezoo eval {entry.name}" + (f" --limit {n}" if n < 10000 else "")]
     commands = []
-    elbo, iwae = _find(entry, "neg_elbo"), _find(entry, "iwae_nll")
     if elbo is not None:
         limit = f" --limit {elbo.protocol.num_examples}" if elbo.protocol.num_examples < 10000 else ""
         commands.append(f"vaezoo eval {entry.name} --iw-samples 0 --elbo-samples {elbo.protocol.mc_samples or 1}"

@@ -12,7 +12,6 @@ holds the selected prior as ``model.code_prior`` and ``model.config.code_prior``
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
@@ -200,7 +199,7 @@ def _resume(directory, net, optimizer, schedule, settings, say):
     state.pop("global_step", None)
     state.pop("format", None)
     say(f"resumed the code prior from {checkpoint.path} after epoch {state['epoch']}")
-    return state, copy.deepcopy(best)
+    return state, best  # freshly read tensors: nothing shares them
 
 
 def _printer(progress) -> Callable[[str], None]:
