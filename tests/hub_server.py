@@ -148,6 +148,13 @@ class Handler(BaseHTTPRequestHandler):
         pass  # the test output stays clean; requests are recorded in HubState.requests instead
 
     def _body(self) -> bytes:
+        """The request's body, read once: an error answered before a handler read it still drains it
+        (on a keep-alive connection the unread bytes would be parsed as the next request)."""
+        if self._request_body is None:
+            self._request_body = self._read_body()
+        return self._request_body
+
+    def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
@@ -208,6 +215,7 @@ class Handler(BaseHTTPRequestHandler):
         return repo.commits[sha]
 
     def _dispatch(self) -> None:
+        self._request_body: Optional[bytes] = None  # this request's, once read (a connection carries many)
         url = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         state = self.server.state
@@ -221,11 +229,13 @@ class Handler(BaseHTTPRequestHandler):
                         with state.lock:
                             handler(self, **match.groupdict())
                     except ServerError as exc:
+                        self._body()  # drain what the handler did not read
                         headers = {"X-Error-Message": exc.message, **exc.headers}
                         if exc.code:
                             headers["X-Error-Code"] = exc.code
                         self._json(exc.status, {"error": exc.message}, headers)
                     return
+        self._body()
         self._json(404, {"error": f"no route for {self.command} {url.path}"})
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _dispatch
