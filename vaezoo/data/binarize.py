@@ -33,6 +33,15 @@ def to_float(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tenso
     return x.to(dtype)
 
 
+def to_float_images(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [0, 1]; floating-point tensors pass through unchanged."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    if not x.is_floating_point():
+        raise ValueError(f"images must be uint8 or floating point, got {x.dtype}")
+    return x
+
+
 def static_binarize(images: torch.Tensor, seed: int = STATIC_BINARIZE_SEED) -> torch.Tensor:
     """One fixed-seed Bernoulli draw: pixel -> 255 with probability ``pixel / 255``, else 0.
 

@@ -9,7 +9,7 @@ import torch
 
 from ..data.splits import DataSplits, load_splits
 from ..schemas import DataConfig
-from ..data.binarize import STATIC_BINARIZE_SEED, dynamic_binarize, static_binarize
+from ..data.binarize import STATIC_BINARIZE_SEED, dynamic_binarize, static_binarize, to_float_images
 
 __all__ = ["EvalData", "resolve_data", "to_float_images", "TEST_BINARIZE_SEED", "DataSource"]
 
@@ -26,15 +26,6 @@ class EvalData:
     labels: Optional[torch.Tensor] = None
     classes: list[str] = field(default_factory=list)
     protocol: dict[str, Any] = field(default_factory=dict)
-
-
-def to_float_images(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> floats in [0, 1]; float tensors pass through unchanged."""
-    if x.dtype == torch.uint8:
-        return x.float().div_(255.0)
-    if not x.is_floating_point():
-        raise ValueError(f"images must be uint8 or floating point, got {x.dtype}")
-    return x
 
 
 def resolve_data(

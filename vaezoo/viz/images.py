@@ -22,7 +22,7 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from ..errors import UsageError
-from ..evaluation.data import to_float_images
+from ..data.binarize import to_float_images
 
 __all__ = [
     "image_grid", "save_png", "sample_grid", "class_grid", "reconstruction_grid", "rank_dims_by_kl", "traversal_grid",
