@@ -49,6 +49,7 @@ def main() -> None:
     val, val_labels = to_float_images(splits.val), splits.val_labels
     result = train_feature_net(train, train_labels, val, val_labels, recipe)
     test_accuracy = accuracy(result.net, to_float_images(splits.test), splits.test_labels)
+    result.net.calibrate(train)
     print(f"selected epoch {result.best_epoch}: val accuracy {result.val_accuracy:.4f}, test accuracy "
           f"{test_accuracy:.4f} ({result.seconds:.0f} s)")
 
@@ -58,11 +59,12 @@ def main() -> None:
     save_file(state, str(weights), metadata={"format": "pt", "name": VERSION_TAG})
     record = {
         "name": VERSION_TAG,
-        "description": "a Fashion-MNIST CNN classifier's 128-d penultimate layer (vaezoo.features.fashion)",
+        "description": f"{result.net.description} (vaezoo.features.fashion)",
         "weights": weights.name,
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "storage_dtype": "float16",
         "num_features": result.net.num_features,
+        "feature_scale": float(state["feature_scale"]),  # as stored (float16), the value the metrics use
         "recipe": dataclasses.asdict(recipe),
         "data": {"dataset": "fashion-mnist", "train_images": int(train.shape[0]), "val_images": int(val.shape[0]),
                  "split": "the zoo's seeded hold-out of the training set (vaezoo.data.splits.SPLIT_SEED)"},

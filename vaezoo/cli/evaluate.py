@@ -18,6 +18,10 @@ from ..devices import resolve_device
 from ..errors import UsageError
 from ..evaluation import evaluate
 from ..evaluation.data import resolve_data
+from ..evaluation.probe import linear_probe
+from ..evaluation.quality import sample_quality
+from ..evaluation.report import EvalReport
+from ..features import FEATURES
 from ..hub import load
 from ..schemas import DataConfig
 from ..viz.images import (
@@ -104,14 +108,50 @@ def _saved(path: str | Path, what: str) -> int:
 # ------------------------------------------------------------------------------ commands
 
 
+def _check_quality_flags(args: argparse.Namespace) -> None:
+    if not args.fid:
+        given = [flag for flag, value in (("--prior", args.prior), ("--features", args.features),
+                                          ("--fid-samples", args.fid_samples)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} choose how --fid measures samples; add --fid")
+    if (args.fid or args.probe) and (args.limit or args.start or args.refine_steps):
+        raise UsageError("--limit, --start and --refine-steps shape the bounds; --fid and --probe always use the "
+                         "whole test split (drop them, or score the bounds in a run of their own)")
+
+
+def _quality_report(args: argparse.Namespace, model, config: DataConfig) -> EvalReport:
+    parts = []
+    batch_size = args.batch_size or 500
+    if args.fid:
+        prior = args.prior or "model"
+        parts.append(sample_quality(
+            model, config, samples=args.fid_samples or 10000, prior=prior, features=args.features,
+            reconstructions=prior == "model", seed=args.seed, batch_size=batch_size, root=args.data,
+            model_name=args.ref, progress=not args.quiet))
+    if args.probe:
+        parts.append(linear_probe(model, config, root=args.data, batch_size=batch_size, model_name=args.ref))
+    report = parts[0]
+    for other in parts[1:]:  # one report: the probe's protocol keys are its own
+        report.protocol.update({k: v for k, v in other.protocol.items() if k not in report.protocol})
+        report.metrics.update(other.metrics)
+        report.timing = {k: report.timing.get(k, 0.0) + other.timing.get(k, 0.0)
+                         for k in {*report.timing, *other.timing}}
+    return report
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    _check_quality_flags(args)
     model = _load(args)
     config = data_config(args)
-    report = evaluate(
-        model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples, batch_size=args.batch_size,
-        chunk_size=args.chunk_size, refine_steps=args.refine_steps, refine_lr=args.refine_lr, seed=args.seed,
-        limit=args.limit, root=args.data, model_name=args.ref, progress=not args.quiet, start=args.start,
-    )
+    if args.fid or args.probe:
+        report = _quality_report(args, model, config)
+    else:
+        report = evaluate(
+            model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples,
+            batch_size=args.batch_size or 64, chunk_size=args.chunk_size, refine_steps=args.refine_steps,
+            refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
+            progress=not args.quiet, start=args.start,
+        )
     if args.output:
         Path(args.output).write_text(report.to_json() + "\n")
     print(report.to_json() if args.json else report.format_table())
@@ -213,12 +253,18 @@ def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
 
 def add_commands(commands) -> None:
     p = commands.add_parser(
-        "eval", help="test-set -ELBO, importance-weighted NLL, bits/dim, active units",
+        "eval", help="test-set -ELBO, importance-weighted NLL, bits/dim, active units; --fid, --probe",
         description="Score a model on the test split of the dataset it was trained on: -ELBO, the importance-weighted "
                     "NLL, bits/dim, each latent level's KL and active units, with the protocol that measured them. "
                     "Costly: k=5000 on all 10,000 Fashion-MNIST test images takes hours on a CPU; progress shows the "
-                    "rate and an ETA.\n\nExamples:\n  vaezoo eval fashion-conv64 --iw-samples 0 --elbo-samples 10\n"
-                    "  vaezoo eval fashion-vamp40 --iw-samples 5000 --limit 100 -o iwae.json",
+                    "rate and an ETA. --fid scores samples instead (Fréchet and kernel distances, precision, recall, "
+                    "density, coverage and class coverage in a feature network's space; fd-fashion-v1 does not compare "
+                    "with Inception FID), --probe the linear-probe accuracy of the posterior means."
+                    "\n\nExamples:\n  vaezoo eval fashion-conv64 --iw-samples 0 --elbo-samples 10\n"
+                    "  vaezoo eval fashion-vamp40 --iw-samples 5000 --limit 100 -o iwae.json\n"
+                    "  vaezoo eval fashion-vamp40 --fid --prior gmm\n"
+                    "  vaezoo eval fashion-vamp40 --probe\n"
+                    "  vaezoo eval runs/my-model --fid --features inception",
     )
     _common(p)
     p.add_argument("--iw-samples", type=at_least(0), default=5000, metavar="K",
@@ -230,10 +276,23 @@ def add_commands(commands) -> None:
     p.add_argument("--limit", type=at_least(1), metavar="N", help="evaluate the first N test images only")
     p.add_argument("--start", type=at_least(0), default=0, metavar="I",
                    help="skip the first I test images: with --limit, a shard; shards give one run's numbers")
-    p.add_argument("--batch-size", type=at_least(1), default=64, help="images per batch (default 64)")
+    p.add_argument("--batch-size", type=at_least(1), help="images per batch (default 64; 500 with --fid or --probe)")
     p.add_argument("--chunk-size", type=at_least(1), help="importance samples decoded per image at once (default: 2048 / batch; "
                    "128 / batch for conv decoders on a CPU)")
     p.add_argument("--binarize", choices=["none", "static", "dynamic"], help="override the data's binarization")
+    quality = p.add_argument_group("sample quality and representations (instead of the bounds)")
+    quality.add_argument("--fid", action="store_true",
+                         help="FD, KID, precision, recall, density, coverage and class coverage of generated samples "
+                              "against the test images, and the FD of the test reconstructions")
+    quality.add_argument("--prior", choices=["model", "gmm"],
+                         help="with --fid: sample the training prior (model, the default) or a 10-component Gaussian "
+                              "mixture fitted on the training images' posterior means (gmm)")
+    quality.add_argument("--features", metavar="NAME",
+                         help=f"with --fid: the feature network, one of {', '.join(FEATURES.names())} (default: "
+                              f"fashion-v1 for 28x28 grayscale, else inception)")
+    quality.add_argument("--fid-samples", type=at_least(1), metavar="N", help="with --fid: samples drawn (default 10000)")
+    quality.add_argument("--probe", action="store_true",
+                         help="test accuracy of a logistic regression on the training images' posterior means")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report to FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")

@@ -79,7 +79,7 @@ def _pretrained_summary(name: str, overrides: dict) -> str:
         if metric.unit != "nats":
             continue
         p = metric.protocol
-        samples = f"k={p.importance_samples}" if p.importance_samples > 1 else f"S={p.mc_samples or 1}"
+        samples = f"k={p.importance_samples}" if (p.importance_samples or 1) > 1 else f"S={p.mc_samples or 1}"
         parts.append(f"{metric.name} {metric.value:.2f} nats ({p.split}, {p.num_examples:,} images, {samples})")
     where = f"hf-hub:{entry.weights.repo_id}" + (f"@{entry.weights.revision[:12]}" if entry.weights.revision else "")
     return f"yes, {entry.training.epochs} epochs; " + "; ".join(parts) + f"; {where}"

@@ -68,7 +68,23 @@ class EvalReport:
         n, available = p.get("examples"), p.get("examples_available")
         subset = f" (first {n:,} of {available:,})" if available and n != available else ""
         lines.append(f"data         {p.get('dataset', '?')}, {p.get('split', '?')} split, {n:,} examples{subset}")
-        lines.append(f"binarization {p.get('binarization', '?')}")
+        if "binarization" in p:
+            lines.append(f"binarization {p['binarization']}")
+        if "likelihood" in p:
+            lines += self._bound_lines()
+        if "features" in p:
+            lines.append(f"features     {p['features']}: {p.get('feature_network', '')}")
+            lines.append(f"samples      {p['samples']:,} (seed {p.get('sample_seed', 0)}), {p.get('samples_are', '')}")
+            lines.append(f"sampled from {p.get('sampled_from', '?')}")
+        if "probe" in p:
+            lines.append(f"probe        {p['probe']}; {p.get('probe_features', '?')} features of "
+                         f"{p.get('probe_train_examples', 0):,} training images (train accuracy "
+                         f"{p.get('probe_train_accuracy', '?')}), inputs {p.get('probe_inputs', '?')}")
+        return lines
+
+    def _bound_lines(self) -> list[str]:
+        p = self.protocol
+        lines = []
         levels = p.get("latent_levels") or {}
         latent = (f"latent dim {p.get('latent_dim', '?')}" if len(levels) <= 1
                   else "latent levels " + ", ".join(f"{name} {dim}" for name, dim in levels.items()))
@@ -82,8 +98,7 @@ class EvalReport:
         return lines
 
     def format_table(self) -> str:
-        rows = [(m.label, f"{m.value:,.3f}" if isinstance(m.value, float) else f"{m.value}", m.unit,
-                 "" if m.stderr is None else f"± {m.stderr:.3f}", m.protocol) for m in self.metrics.values()]
+        rows = [(m.label, _format_value(m), m.unit, _format_stderr(m), m.protocol) for m in self.metrics.values()]
         widths = [max(len(r[i]) for r in rows + [("metric", "value", "unit", "s.e.", "protocol")]) for i in range(5)]
         header = ("metric", "value", "unit", "s.e.", "protocol")
 
@@ -93,10 +108,27 @@ class EvalReport:
 
         lines = self.protocol_lines() + ["", fmt(header), fmt(tuple("-" * w for w in widths))]
         lines += [fmt(r) for r in rows]
-        if self.timing.get("seconds"):
+        if self.timing.get("examples_per_s"):
             lines += ["", f"{self.protocol.get('examples', 0):,} examples in {self.timing['seconds']:.1f} s "
                           f"({self.timing.get('examples_per_s', 0):.1f} examples/s)"]
+        elif self.timing.get("seconds"):
+            lines += ["", f"measured in {self.timing['seconds']:.1f} s"]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.format_table()
+
+
+_NATS_LIKE = ("nats", "bits/dim", "units", "codes", "per pixel", "dB")
+
+
+def _format_value(m: Measurement) -> str:
+    if not isinstance(m.value, float):
+        return f"{m.value}"
+    return f"{m.value:,.3f}" if m.unit in _NATS_LIKE else f"{m.value:.4g}"
+
+
+def _format_stderr(m: Measurement) -> str:
+    if m.stderr is None:
+        return ""
+    return f"± {m.stderr:.3f}" if m.unit in _NATS_LIKE else f"± {m.stderr:.2g}"

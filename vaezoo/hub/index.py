@@ -40,7 +40,8 @@ class Protocol(Strict):
     binarization: str = Field(
         description="'none': grayscale targets in [0, 1] (the 'BCE' protocol); else how pixels were binarized"
     )
-    importance_samples: PositiveInt = Field(description="1 for the ELBO, k for the importance-weighted bound")
+    importance_samples: Optional[PositiveInt] = Field(
+        None, description="1 for the ELBO, k for the importance-weighted bound; null for a metric that is no bound")
     mc_samples: Optional[PositiveInt] = Field(None, description="draws of z averaged per example for the ELBO")
     split: str = Field(description="'test', 'val' or 'train'")
     num_examples: PositiveInt
@@ -53,14 +54,24 @@ class Protocol(Strict):
     code_prior: Optional[str] = Field(
         None, description="a model with discrete codes: the prior its -log p(codes) is scored with ('uniform', "
                           "'pixelcnn', ...)")
+    features: Optional[str] = Field(
+        None, description="a sample-quality metric: the feature network it is measured in ('fashion-v1', "
+                          "'inception-tv'); numbers compare only under one network")
+    samples: Optional[PositiveInt] = Field(None, description="a sample-quality metric: the samples drawn")
+    sampled_from: Optional[Literal["model", "gmm"]] = Field(
+        None, description="a sample-quality metric: the training prior ('model') or the Gaussian mixture fitted on "
+                          "the training images' posterior means ('gmm')")
+    probe: Optional[str] = Field(None, description="a linear-probe accuracy: the classifier's recipe")
 
 
 class PublishedMetric(Strict):
     name: str = Field(description="'neg_elbo', 'iwae_nll', 'active_units', ...")
     value: float
-    # units: active latent units; fraction: of the codebook used; codes: the perplexity of the code
-    # frequencies; per pixel: a mean squared error of [0, 1] images; dB: a PSNR
-    unit: Literal["nats", "bits/dim", "units", "fraction", "codes", "per pixel", "dB"] = "nats"
+    # units: active latent units; fraction: of the codebook used, of samples or images (precision,
+    # recall, coverage, accuracy); codes: the perplexity of the code frequencies; per pixel: a mean
+    # squared error of [0, 1] images; dB: a PSNR; score: a distance in a feature space (FD, KID);
+    # ratio: density (Naeem et al. 2020), 1 where samples and data match
+    unit: Literal["nats", "bits/dim", "units", "fraction", "codes", "per pixel", "dB", "score", "ratio"] = "nats"
     stderr: Optional[NonNegativeFloat] = Field(None, description="standard error of the mean over examples")
     protocol: Protocol
 

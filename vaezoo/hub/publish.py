@@ -73,7 +73,9 @@ def normalize_metrics(
         protocol.setdefault("binarization", binarization)
         # a record that does not say otherwise was measured on the run's own (float32) weights
         protocol.setdefault("weights_dtype", "float32")
-        missing = [k for k in ("split", "num_examples", "importance_samples") if k not in protocol]
+        required = ["split", "num_examples"] + ([] if protocol.get("features") or protocol.get("probe")
+                                                 else ["importance_samples"])  # a bound says how it was estimated
+        missing = [k for k in required if k not in protocol]
         if missing:
             raise HubError(f"metric '{record['name']}' has no protocol: give {', '.join(missing)} "
                            f"(a number is comparable only with the protocol that measured it)")
@@ -114,6 +116,31 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
         )
         out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=unit,
                           stderr=m.get("stderr"), protocol=protocol))
+    return out + _feature_records(report, likelihood=likelihood, weights_dtype=weights_dtype)
+
+
+def _feature_records(report: Mapping[str, Any], *, likelihood: str, weights_dtype: str) -> list[PublishedMetric]:
+    """The sample-quality metrics (named after their feature network: ``fd-fashion-v1``) and the
+    linear probe of a ``vaezoo eval --fid --probe`` report."""
+    p = report["protocol"]
+    tag = p.get("features")
+    out = []
+    for metric_name, m in report["metrics"].items():
+        if metric_name in _REPORT_METRICS:
+            continue
+        common = dict(likelihood=str(likelihood), split=str(p.get("split", "test")), num_examples=int(p["examples"]),
+                      weights_dtype=weights_dtype)
+        if tag and f"-{tag}" in metric_name:
+            recon = metric_name.startswith("fd-recon-")
+            protocol = Protocol(**common, binarization="none", features=tag, seed=p.get("sample_seed"),
+                                samples=None if recon else int(p["samples"]),
+                                sampled_from=None if recon else p.get("prior", "model"))
+        elif p.get("probe"):
+            protocol = Protocol(**common, binarization=str(p.get("probe_inputs") or "none"), probe=str(p["probe"]))
+        else:
+            continue
+        out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=m.get("unit", "score"),
+                                   stderr=m.get("stderr"), protocol=protocol))
     return out
 
 
@@ -138,9 +165,9 @@ def _metric_sources(metrics: Any) -> list[Any]:
     return [_read_metrics(metrics)]
 
 
-def _precision(metric: PublishedMetric) -> tuple[int, int, int]:
+def _precision(metric: PublishedMetric) -> tuple[int, int, int, int]:
     p = metric.protocol
-    return p.num_examples, p.importance_samples, p.mc_samples or 1
+    return p.num_examples, p.importance_samples or 1, p.mc_samples or 1, p.samples or 0
 
 
 def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[PublishedMetric]:

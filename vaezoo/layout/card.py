@@ -70,6 +70,11 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
         n = record.get("num_examples")
         words.append(f"{record['split']} split" + (f", {n:,} images" if isinstance(n, int) else ""))
     unit = record.get("unit")
+    if record.get("features"):
+        return "; ".join(words + [_describe_samples(record)])
+    if record.get("probe"):
+        return "; ".join(words + [f"{record['probe']}, fitted on the training images' posterior means",
+                                  f"inputs {record.get('binarization', 'as the model takes them')}"])
     if unit == "units":
         # active units (Burda et al. 2016) come from the posterior means, not from a bound
         words.append(f"latent dims with Cov_x(E_q[z_j|x]) > {ACTIVE_UNIT_THRESHOLD:g}")
@@ -97,6 +102,15 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
         words.append(f"codes scored by the {record['code_prior']} prior (a deterministic posterior: the ELBO is "
                      f"the importance-weighted bound for every k)")
     return "; ".join(words) or "-"
+
+
+def _describe_samples(record: Mapping[str, Any]) -> str:
+    features = f"in {record['features']} features (not comparable with Inception FID)"
+    if not record.get("samples"):
+        return f"reconstructions (decoder means at the posterior means) vs the grey test images, {features}"
+    source = "the fitted Gaussian mixture prior" if record.get("sampled_from") == "gmm" else "the training prior"
+    return (f"{record['samples']:,} samples (decoder means, seed {record.get('seed') or 0}) from {source} vs the grey "
+            f"test images, {features}")
 
 
 def _format_value(value: Any) -> str:

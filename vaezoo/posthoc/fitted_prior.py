@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ..ops.gaussian import gaussian_log_prob
 from ..schemas import PriorSpec
 
 __all__ = ["fit_prior", "fit_gaussian_mixture"]
@@ -35,6 +34,15 @@ def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> to
     return torch.stack(centers)
 
 
+def _diagonal_log_normal(x: torch.Tensor, x_squared: torch.Tensor, means: torch.Tensor,
+                         variances: torch.Tensor) -> torch.Tensor:
+    """(N, K) log N(x_n; m_k, diag v_k), expanded into two matrix products (no (N, K, D) temporary):
+    -1/2 [sum_d log(2 pi v) + x^2 . (1/v) - 2 x . (m/v) + m^2 . (1/v)]."""
+    precision = variances.reciprocal()
+    constant = (variances.log() + math.log(2 * math.pi)).sum(-1) + (means.pow(2) * precision).sum(-1)
+    return -0.5 * (x_squared @ precision.T - 2.0 * x @ (means * precision).T + constant)
+
+
 @torch.no_grad()
 def fit_gaussian_mixture(
     x: torch.Tensor, components: int, iterations: int = 50, seed: int = 0, reg_var: float = 1e-6,
@@ -53,15 +61,16 @@ def fit_gaussian_mixture(
     means = _kmeans_plus_plus(x.cpu(), components, generator).to(x.device)
     variances = x.var(dim=0, unbiased=False).clamp_min(reg_var).expand(components, d).clone()
     log_weights = torch.full((components,), -math.log(components), dtype=x.dtype, device=x.device)
+    x_squared = x.pow(2)
     for _ in range(iterations):
         # E step: responsibilities r_nk proportional to w_k N(x_n; m_k, v_k)
-        log_normal = gaussian_log_prob(x.unsqueeze(1), means, variances.log()).sum(-1)
+        log_normal = _diagonal_log_normal(x, x_squared, means, variances)
         log_resp = torch.log_softmax(log_normal + log_weights, dim=1)
         resp = log_resp.exp()
         # M step
         counts = resp.sum(0) + 1e-12
         means = resp.T @ x / counts[:, None]
-        variances = (resp.T @ x.pow(2) / counts[:, None] - means.pow(2)).clamp_min(0) + reg_var
+        variances = (resp.T @ x_squared / counts[:, None] - means.pow(2)).clamp_min(0) + reg_var
         log_weights = torch.log(counts / n)
     return log_weights.exp(), means, variances
 
