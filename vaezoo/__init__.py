@@ -15,7 +15,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from . import data, parts  # noqa: E402,F401 - registers the built-in parts and datasets
 from .errors import ConfigError, VaezooError  # noqa: E402
-from .evaluation import EvalReport, evaluate  # noqa: E402
+from .evaluation import EvalReport, evaluate, linear_probe, sample_quality  # noqa: E402
 from .hub import load, push_to_hub  # noqa: E402
 from .models import (  # noqa: E402
     VAE, VQVAE, BaseVAE, CategoricalVAE, ConditionalVAE, HierarchicalVAE, LadderVAE, register_family,
@@ -35,5 +35,5 @@ __all__ = [
     "register_backbone", "register_prior", "register_likelihood", "register_objective", "register_dataset",
     "register_quantizer", "register_family", "BaseVAE", "VAE", "ConditionalVAE", "HierarchicalVAE", "LadderVAE",
     "ModelOutput", "VAEOutput", "ModelConfig", "ExperimentConfig", "ConfigError", "VaezooError",
-    "evaluate", "EvalReport", "fit_prior", "fit_code_prior", "register_code_prior", "VQVAE", "CategoricalVAE",
+    "evaluate", "EvalReport", "sample_quality", "linear_probe", "fit_prior", "fit_code_prior", "register_code_prior", "VQVAE", "CategoricalVAE",
 ]

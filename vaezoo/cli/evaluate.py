@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -19,14 +20,14 @@ from ..errors import UsageError
 from ..evaluation import evaluate
 from ..evaluation.data import resolve_data
 from ..evaluation.probe import linear_probe
-from ..evaluation.quality import sample_quality
+from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
 from ..evaluation.report import EvalReport
 from ..features import FEATURES
 from ..hub import load
 from ..schemas import DataConfig
 from ..viz.images import (
-    class_grid, interpolation_grid, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level, sample_grid,
-    traversal_grid,
+    class_grid, interpolation_grid, labelled_panels, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level,
+    sample_grid, traversal_grid,
 )
 from ..zoo import MODELS, get_config
 from .arguments import at_least, device_name, image_file, positive_float
@@ -169,6 +170,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         with_class = dict(classes=[args.class_], seed=args.seed, mean=not args.draw, path=args.output)
         class_grid(model, args.n, **with_class)
         return _saved(args.output, f"{args.n} samples of class {args.class_}")
+    if args.prior != "model":
+        return _sample_with_gmm(args, model)
     if model.conditional:
         per_class = max(1, args.n // model.config.num_classes)
         class_grid(model, per_class, seed=args.seed, mean=not args.draw, path=args.output)
@@ -176,6 +179,22 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                                    f"one row per class (class 0 on top)")
     sample_grid(model, args.n, nrow=args.nrow, seed=args.seed, mean=not args.draw, path=args.output)
     return _saved(args.output, f"{args.n} prior samples")
+
+
+def _sample_with_gmm(args: argparse.Namespace, model) -> int:
+    """Samples from a Gaussian mixture fitted on the training images' posterior means; with
+    ``--prior both``, beside the training prior's samples from the same seed."""
+    fitted = with_gmm_prior(model, data_config(args), root=args.data, seed=args.seed)
+    nrow = args.nrow or math.ceil(math.sqrt(args.n))
+    grid = dict(nrow=nrow, seed=args.seed, mean=not args.draw)
+    if args.prior == "gmm":
+        sample_grid(fitted, args.n, path=args.output, **grid)
+        return _saved(args.output, f"{args.n} samples from a {GMM_COMPONENTS}-component mixture fitted on the "
+                                   f"training images' posterior means")
+    labelled_panels({"training prior": sample_grid(model, args.n, **grid),
+                     f"fitted {GMM_COMPONENTS}-component GMM prior": sample_grid(fitted, args.n, **grid)},
+                    args.output, title=f"{args.ref}: {args.n} samples (seed {args.seed}) from each prior")
+    return _saved(args.output, f"{args.n} samples from the training prior beside {args.n} from the fitted mixture")
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -302,7 +321,8 @@ def add_commands(commands) -> None:
         "sample", help="a grid of images decoded from prior samples",
         description="Draw z from the prior and save the decoder means as a PNG grid (a conditional model: one row "
                     "per class, or --class Y).\n\nExamples:\n  vaezoo sample fashion-conv64 -n 64 -o samples.png\n"
-                    "  vaezoo sample fashion-cvae --class 3 -n 16 -o dresses.png",
+                    "  vaezoo sample fashion-cvae --class 3 -n 16 -o dresses.png\n"
+                    "  vaezoo sample fashion-vamp40 --prior both -n 32 -o priors.png",
     )
     _common(p, data=False)
     p.add_argument("-n", type=at_least(1), default=64, help="number of samples (default 64)")
@@ -310,6 +330,10 @@ def add_commands(commands) -> None:
     p.add_argument("--draw", action="store_true", help="sample x ~ p(x|z) instead of showing its mean")
     p.add_argument("--class", dest="class_", type=at_least(0), metavar="Y",
                    help="a conditional model: n samples of this class (default: one row per class)")
+    p.add_argument("--prior", choices=["model", "gmm", "both"], default="model",
+                   help="sample the training prior (model, the default), a Gaussian mixture fitted on the training "
+                        "images' posterior means (gmm), or show both side by side (both)")
+    p.add_argument("--data", metavar="ROOT", help="with --prior gmm or both: folder holding the training images")
     p.add_argument("-o", "--output", default="samples.png", type=image_file, help="PNG path (default samples.png)")
     p.set_defaults(func=_cmd_sample)
 

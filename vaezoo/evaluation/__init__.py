@@ -3,6 +3,8 @@
 >>> report = vaezoo.evaluate(model, "fashion-mnist", iw_samples=5000, limit=100)
 >>> print(report.format_table()); report.to_json()
 >>> q = model.refine(x, steps=100)      # per-example (mu_i, logvar_i), decoder frozen
+>>> vaezoo.sample_quality(model, "fashion-mnist")   # FD, KID, precision/recall, ... in fashion-v1 features
+>>> vaezoo.linear_probe(model, "fashion-mnist")     # logistic regression on the posterior means
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from .evaluate import evaluate
 from .metrics import (
     ACTIVE_UNIT_THRESHOLD, active_units, bits_per_dim, elbo, elbo_terms, iwae_bound, iwae_log_likelihood, num_pixels,
 )
+from .probe import linear_probe
+from .quality import sample_quality
 from .report import EvalReport, Measurement
 
 __all__ = [
     "evaluate", "EvalReport", "Measurement", "refine", "elbo", "iwae_log_likelihood", "iwae_bound", "elbo_terms",
     "active_units", "bits_per_dim", "num_pixels", "ACTIVE_UNIT_THRESHOLD", "NoiseSource", "EvalData",
-    "resolve_data", "to_float_images",
+    "resolve_data", "to_float_images", "sample_quality", "linear_probe",
 ]

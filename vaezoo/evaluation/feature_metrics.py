@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from ..errors import UsageError
 
@@ -60,6 +58,8 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     Covariances of F features from fewer than F + 1 images are singular and the distance is then
     mostly noise: both sets need more images than the features have dimensions.
     """
+    from torchmetrics.image.fid import FrechetInceptionDistance  # here: importing torchmetrics takes seconds
+
     width = real.shape[1] if real.ndim == 2 else 0
     _check_pair(real, fake, width + 1, f"the Fréchet distance of {width}-d features")
     metric = FrechetInceptionDistance(feature=_GivenFeatures(width), reset_real_features=False)
@@ -84,6 +84,8 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = KID_S
     Deterministic for ``seed`` (torchmetrics draws the subsets from the global generator, which
     this forks and restores). Sets smaller than ``subset_size`` use subsets of their size.
     """
+    from torchmetrics.image.kid import KernelInceptionDistance  # here: importing torchmetrics takes seconds
+
     _check_pair(real, fake, 2, "the kernel distance")
     size = min(subset_size, real.shape[0], fake.shape[0])
     with warnings.catch_warnings():  # "will save all extracted features": they are given, that is the point

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .fashion import FashionFeatureNet
 
-__all__ = ["FeatureNetRecipe", "train_feature_net", "accuracy"]
+__all__ = ["FeatureNetRecipe", "train_feature_net", "accuracy", "synthetic_outliers"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class FeatureNetRecipe:
     weight_decay: float = 5e-4
     max_shift: int = 2  # pixels of random translation per image
     flip: bool = True  # random horizontal flips (clothing is left-right symmetric)
+    outliers_per_batch: int = 16  # synthetic noise images added to each batch, labelled "not clothing"
     seed: int = 0
 
 
@@ -53,6 +54,29 @@ def _augment(x: torch.Tensor, recipe: FeatureNetRecipe, generator: torch.Generat
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return x
+
+
+def synthetic_outliers(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` noise images (n, 1, size, size) in [0, 1], a quarter of each kind: smooth noise (a
+    random 2..14 grid, bilinearly enlarged), its thresholded blobs, Gaussian pixel noise of random
+    mean and spread, and flat grey. I.i.d. uniform and salt-and-pepper noise are left out on
+    purpose: the tests use them as noise the network has never seen."""
+    kinds = torch.arange(n) % 4
+    out = torch.empty(n, 1, size, size)
+    for i in range(n):
+        kind = int(kinds[i])
+        if kind in (0, 1):
+            grid = int(torch.randint(2, 15, (1,), generator=generator))
+            coarse = torch.rand(1, 1, grid, grid, generator=generator)
+            image = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[0]
+            out[i] = image if kind == 0 else (image > 0.5).float()
+        elif kind == 2:
+            u = torch.rand(2, generator=generator)
+            mean, spread = 0.2 + 0.6 * u[0], 0.05 + 0.35 * u[1]
+            out[i] = (mean + spread * torch.randn(1, size, size, generator=generator)).clamp(0, 1)
+        else:
+            out[i] = torch.rand((), generator=generator)
+    return out
 
 
 @torch.no_grad()
@@ -82,9 +106,11 @@ def train_feature_net(
         running = 0.0
         for first in range(0, train.shape[0], recipe.batch_size):
             index = order[first: first + recipe.batch_size]
-            x = _augment(train[index], recipe, generator)
-            _, logits = net.forward_features(x)
-            loss = F.cross_entropy(logits, train_labels[index])
+            x, y = _augment(train[index], recipe, generator), train_labels[index]
+            if recipe.outliers_per_batch:
+                x = torch.cat([x, synthetic_outliers(recipe.outliers_per_batch, x.shape[-1], generator)])
+                y = torch.cat([y, torch.full((recipe.outliers_per_batch,), len(net.classes), dtype=y.dtype)])
+            loss = F.cross_entropy(net.logits_with_outlier(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

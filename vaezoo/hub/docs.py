@@ -17,7 +17,7 @@ from ..schemas import ModelConfig, PartSpec
 from ..zoo import get_config
 from .index import PretrainedEntry, PublishedMetric, list_entries
 
-__all__ = ["render_models_md", "main", "DEFAULT_OUT", "samples_picture", "reconstructions_picture"]
+__all__ = ["render_models_md", "main", "DEFAULT_OUT", "samples_picture", "reconstructions_picture", "priors_picture"]
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 # made with `vaezoo sample NAME -o docs/images/NAME-samples.png` from the shipped weights
@@ -154,6 +154,64 @@ def _codes_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     return lines + [""]
 
 
+# (column, metric base name, format): each cell shows the training prior's value / the fitted GMM prior's
+_QUALITY_COLUMNS = (("FD", "fd", ".1f"), ("KID", "kid", ".3f"), ("precision", "precision", ".3f"),
+                    ("recall", "recall", ".3f"), ("density", "density", ".3f"), ("coverage", "coverage", ".3f"),
+                    ("class coverage", "class-coverage", ".3f"))
+
+
+def priors_picture(name: str) -> Path:
+    """Made with `vaezoo sample NAME --prior both -n 32 --nrow 8 -o docs/images/NAME-priors.png`."""
+    return IMAGES / f"{name}-priors.png"
+
+
+def _quality_table(entries: Sequence[PretrainedEntry]) -> list[str]:
+    tags = sorted({m.protocol.features for e in entries for m in e.metrics if m.protocol.features})
+    probed = [e for e in entries if _find(e, "probe-accuracy") is not None]
+    if not tags and not probed:
+        return []
+    lines = [
+        "## Sample quality and representations", "",
+        "How good the samples are, and how much of the class the posterior means hold. Each cell of the first "
+        "seven columns: samples from the training prior / from a 10-component Gaussian mixture fitted on the "
+        "posterior means of the training images (`--prior gmm`; not for conditional models or discrete codes). "
+        "Each set is 10,000 decoder means (seed 0) set against the 10,000 grey test images in the features of "
+        "a network named in the metric: `fashion-v1` is the zoo's own Fashion-MNIST classifier (its 128-d "
+        "penultimate layer; trained by `scripts/train_feature_net.py`, pinned in `registry/features/`). "
+        "**These numbers are not comparable with Inception-FID tables**: other features, another scale.", "",
+        "FD: Fréchet distance; KID: kernel distance (unbiased MMD², 100 subsets of 1,000); precision and recall "
+        "(Kynkäänniemi et al. 2019) and density and coverage (Naeem et al. 2020), all with k = 5 neighbours; "
+        "class coverage: exp(entropy) / 10 of the classes the feature network predicts for the samples (1 for "
+        "the balanced test set, 0.1 for one class); FD of reconstructions: the test images' reconstructions, "
+        "a ceiling for samples through the same decoder; linear probe: test accuracy of a logistic regression "
+        "on the posterior means of the training split (`vaezoo.evaluation.probe`, a fixed recipe). Reproduce "
+        "with `vaezoo eval NAME --fid`, `vaezoo eval NAME --fid --prior gmm` and `vaezoo eval NAME --probe`.", "",
+    ]
+    for tag in tags or [None]:
+        header = [label for label, _, _ in _QUALITY_COLUMNS] if tag else []
+        if tag and len(tags) > 1:
+            lines += [f"### {tag} features", ""]
+        lines += ["| model | NLL (IWAE) | " + " | ".join(header + (["FD of reconstructions"] if tag else [])
+                                                          + ["linear probe"]) + " |",
+                  "|---|" + "---:|" * (len(header) + (2 if tag else 1) + 1)]
+        for e in entries:
+            cells = []
+            if tag:
+                for _, base, fmt in _QUALITY_COLUMNS:
+                    pair = [_find(e, f"{base}-{tag}"), _find(e, f"{base}-{tag}@gmm")]
+                    cells.append(" / ".join("-" if m is None else format(m.value, fmt) for m in pair))
+                recon = _find(e, f"fd-recon-{tag}")
+                cells.append("-" if recon is None else f"{recon.value:.1f}")
+            probe = _find(e, "probe-accuracy")
+            cells.append("-" if probe is None else f"{probe.value:.1%}")
+            if all(c in ("-", "- / -") for c in cells):
+                continue
+            nll = _find(e, "iwae_nll")
+            lines.append(f"| `{e.name}` | {'-' if nll is None else f'{nll.value:.2f}'} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def _protocol(entry: PretrainedEntry) -> str:
     binarization = entry.recipe.data.binarize
     pixels = "grayscale" if binarization == "none" else f"{binarization}ally binarized"
@@ -214,6 +272,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     lines.append("")
     lines += _reference_table(entries)
     lines += _codes_table(entries)
+    lines += _quality_table(entries)
     for e in entries:
         t = e.recipe.trainer
         evals = _eval_commands(e)
@@ -239,6 +298,12 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             drawn = "codes drawn from the learned code prior" if e.model.family == "vqvae" else "z drawn from the prior"
             lines += [f"![64 samples of {e.name}](images/{e.name}-samples.png)", "",
                       f"`vaezoo sample {e.name} -n 64` (decoder means of {drawn}, seed 0)", ""]
+        if priors_picture(e.name).is_file():
+            lines += [f"![samples of {e.name} from its training prior and from a fitted mixture]"
+                      f"(images/{e.name}-priors.png)", "",
+                      f"`vaezoo sample {e.name} --prior both -n 32 --nrow 8` (decoder means, seed 0: the training "
+                      f"prior beside a 10-component Gaussian mixture fitted on the training images' posterior "
+                      f"means)", ""]
         if reconstructions_picture(e.name).is_file():
             lines += [f"![test images and reconstructions by {e.name}](images/{e.name}-reconstructions.png)", "",
                       f"`vaezoo reconstruct {e.name} -n 32` (the first 32 test images, each beside its "
@@ -248,7 +313,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             for r in metric_records(e.metrics):
                 stderr = f" ± {r['stderr']:.2f}" if r.get("stderr") is not None else ""
                 value = f"{r['value']:.0f}" if r.get("unit") == "units" else f"{r['value']:.4g}" if r.get(
-                    "unit") in ("fraction", "per pixel") else f"{r['value']:.3f}"
+                    "unit") in ("fraction", "per pixel", "score", "ratio") else f"{r['value']:.3f}"
                 lines.append(f"| {r['name']} | {value}{stderr} {r.get('unit', 'nats')} | "
                              f"{describe_protocol(r)} |")
             lines.append("")

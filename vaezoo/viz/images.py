@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torchvision.utils import make_grid, save_image
@@ -26,7 +26,7 @@ from ..data.binarize import to_float_images
 
 __all__ = [
     "image_grid", "save_png", "sample_grid", "class_grid", "reconstruction_grid", "rank_dims_by_kl", "traversal_grid",
-    "interpolation_grid", "pca_2d", "latent_map", "resolve_level",
+    "interpolation_grid", "pca_2d", "latent_map", "resolve_level", "labelled_panels",
 ]
 
 PAD_VALUE = 1.0  # white separators between tiles
@@ -98,6 +98,30 @@ def sample_grid(
     with _seeded(seed, device):
         images = model.sample(n, mean=mean)
     return _finish(image_grid(images, nrow or math.ceil(math.sqrt(n))), path)
+
+
+def labelled_panels(panels: Mapping[str, torch.Tensor], path: str | Path, title: str = "") -> Path:
+    """Pictures side by side, each under its label (``{label: (3, H, W) image in [0, 1]}``), as a PNG.
+    Drawn on a matplotlib Agg canvas of its own, so pyplot's global backend is untouched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    width = sum(image.shape[-1] for image in panels.values())
+    height = max(image.shape[-2] for image in panels.values())
+    fig = Figure(figsize=(max(4.0, width / 60 + 0.4 * len(panels)), height / 60 + 0.8), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (label, image) in zip(axes, panels.items()):
+        ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
 
 
 @torch.no_grad()
