@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 import vaezoo
 from vaezoo import resources
 from vaezoo.errors import ConfigError, HubError
-from vaezoo.hub.docs import DEFAULT_OUT, render_models_md, samples_picture
-from vaezoo.hub.publish import normalize_metrics, publish_run
+from vaezoo.hub.docs import DEFAULT_OUT, priors_picture, render_models_md, samples_picture
+from vaezoo.hub.publish import add_metrics, normalize_metrics, publish_run
 from vaezoo.hub.index import list_entries, read_entry, sha256_file
 
 REGISTRY = resources.registry_dir()
@@ -25,6 +25,8 @@ NEG_ELBO_TOLERANCE = 0.5
 
 
 # ------------------------------------------------------------------------ the real registry
+
+QUALITY_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "class-coverage")
 
 
 def test_registry_index_is_consistent_and_documented():
@@ -60,11 +62,23 @@ def test_published_entry(path: Path):
         assert {m.name for m in entry.metrics} >= {"neg_elbo", "iwae_nll", "active_units"}
         assert any(m.protocol.importance_samples >= 5000 for m in entry.metrics if m.name == "iwae_nll")
     # a model trained on binary images is scored on the fixed binary test draw, a grayscale one on grey levels
+    # (its samples are set against the grey test images, whatever it was trained on)
     binarized = entry.recipe.data.binarize != "none"
-    assert all(m.protocol.binarization.startswith("binarized" if binarized else "none") for m in entry.metrics)
+    assert all(m.protocol.binarization.startswith("binarized" if binarized else "none") for m in entry.metrics
+               if not m.protocol.features)
     loaded = vaezoo.load(entry.name, local_files_only=True)
     assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
     assert samples_picture(entry.name).is_file(), f"vaezoo sample {entry.name} -o {samples_picture(entry.name)}"
+    # every published model: sample quality under the training prior, and the fitted mixture's where it has one
+    names = {m.name for m in entry.metrics}
+    priors = ["", "@gmm"] if not model.conditional and getattr(model, "latent_kind", "gaussian") == "gaussian" \
+        else [""]
+    assert {f"{base}-fashion-v1{prior}" for base in QUALITY_METRICS for prior in priors} <= names, \
+        f"vaezoo eval {entry.name} --fid [--prior gmm] -o FILE, then vaezoo publish-metrics {entry.name} FILE"
+    assert all(m.protocol.samples == 10000 and m.protocol.num_examples == 10000 for m in entry.metrics
+               if m.protocol.features and m.protocol.samples)
+    assert "fd-recon-fashion-v1" in names and (model.conditional or "probe-accuracy" in names)
+    assert len(priors) == 1 or priors_picture(entry.name).is_file(), f"vaezoo sample {entry.name} --prior both"
 
 
 @pytest.mark.slow
@@ -188,6 +202,23 @@ def test_publish_merges_an_elbo_report_and_an_iwae_report(run_dir, tmp_path):
     with pytest.raises(HubError, match="'neg_elbo' is given twice under the same protocol"):
         publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16",
                     metrics=[files[0], {**elbo_report, "metrics": {"neg_elbo": {"value": 1.0}}}], registry=registry)
+
+
+def test_add_metrics_joins_new_measurements_and_keeps_more_precise_ones(run_dir, tmp_path):
+    registry = tmp_path / "registry"
+    publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=EVAL_REPORT, registry=registry)
+    before = read_entry(registry / "tiny-mlp.json")
+    subset = {"protocol": {**EVAL_REPORT["protocol"], "examples": 200},
+              "metrics": {"iwae_nll": {**EVAL_REPORT["metrics"]["iwae_nll"], "value": 240.0},
+                          "neg_elbo_bpd": {"value": 0.46, "unit": "bits/dim", "label": "-ELBO bits/dim"}}}
+    path, left_out = add_metrics("tiny-mlp", subset, registry=registry)
+    after = read_entry(path)
+    assert left_out == ["iwae_nll"]  # measured on 200 images: the entry's 10,000-image value stays
+    assert {m.name: m.value for m in after.metrics} == {**{m.name: m.value for m in before.metrics},
+                                                        "neg_elbo_bpd": 0.46}
+    assert after.weights == before.weights and after.recipe == before.recipe
+    with pytest.raises(HubError, match="publish its run first"):
+        add_metrics("no-such-model", subset, registry=registry)
 
 
 def test_shipped_file_with_wrong_sha_and_no_hub_revision_is_refused(run_dir, tmp_path, monkeypatch):

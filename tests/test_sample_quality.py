@@ -272,9 +272,12 @@ def test_cli_fid_gmm_and_probe_then_publish(checkpoint, fashion_mnist_dir, tmp_p
     assert gmm["metrics"]["fd-fashion-v1@gmm"]["value"] < report["metrics"]["fd-fashion-v1"]["value"]
 
     registry = tmp_path / "registry"
-    entry = read_entry(publish_run(checkpoint, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16",
-                                   metrics=[tmp_path / "fid.json", tmp_path / "gmm.json"], registry=registry,
-                                   date=dt.date(2026, 12, 3)))
+    publish_run(checkpoint, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=[tmp_path / "gmm.json"],
+                registry=registry, date=dt.date(2026, 12, 3))
+    # the model is published already: its later measurements join the entry
+    code, out, _ = run(capsys, "publish-metrics", "tiny-mlp", tmp_path / "fid.json", "--registry", registry)
+    assert code == 0
+    entry = read_entry(out.strip())
     by_name = {m.name: m for m in entry.metrics}
     fd, fd_gmm, accuracy = by_name["fd-fashion-v1"], by_name["fd-fashion-v1@gmm"], by_name["probe-accuracy"]
     assert (fd.protocol.features, fd.protocol.samples, fd.protocol.sampled_from) == ("fashion-v1", 500, "model")

@@ -1,11 +1,12 @@
-"""``vaezoo push DIR REPO_ID``, ``vaezoo pull NAME|hf-hub:...`` and ``vaezoo publish RUN NAME``."""
+"""``vaezoo push DIR REPO_ID``, ``vaezoo pull NAME|hf-hub:...``, ``vaezoo publish RUN NAME`` and
+``vaezoo publish-metrics NAME FILE...``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..hub.publish import publish_run
+from ..hub.publish import add_metrics, publish_run
 from ..hub.remote import pull, push_to_hub
 from .arguments import at_least, positive_float
 
@@ -34,6 +35,14 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         time_s=args.time_s, epochs=args.epochs, answers=args.answers,
     )
     print(entry_path)
+    return 0
+
+
+def _cmd_publish_metrics(args: argparse.Namespace) -> int:
+    path, left_out = add_metrics(args.name, args.files, registry=args.registry)
+    for name in left_out:
+        print(f"kept the entry's {name}: it was measured more precisely than the new one", file=sys.stderr)
+    print(path)
     return 0
 
 
@@ -91,3 +100,15 @@ def add_commands(commands) -> None:
     p.add_argument("--answers", metavar="KEY", help="the published result it answers, a key of "
                                                    "registry/references/published.json (e.g. exemplar-vae/hvae)")
     p.set_defaults(func=_cmd_publish)
+
+    p = commands.add_parser(
+        "publish-metrics", help="add measurements of a published model to its registry entry",
+        description="Join `vaezoo eval NAME -o FILE` reports of a published name (its shipped weights) to its "
+                    "registry entry; the weights and recipe stay as they are. A metric already there is replaced "
+                    "by a measurement at least as precise.\n\nExample:\n  vaezoo eval fashion-vamp40 --fid -o fid.json"
+                    " && vaezoo publish-metrics fashion-vamp40 fid.json",
+    )
+    p.add_argument("name", help="the pretrained name")
+    p.add_argument("files", nargs="+", metavar="FILE", help="`vaezoo eval -o` reports (or metric records)")
+    p.add_argument("--registry", help="registry folder (default: vaezoo's registry/)")
+    p.set_defaults(func=_cmd_publish_metrics)

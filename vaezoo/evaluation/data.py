@@ -11,11 +11,15 @@ from ..data.splits import DataSplits, load_splits
 from ..schemas import DataConfig
 from ..data.binarize import STATIC_BINARIZE_SEED, dynamic_binarize, static_binarize, to_float_images
 
-__all__ = ["EvalData", "resolve_data", "to_float_images", "TEST_BINARIZE_SEED", "DataSource"]
+__all__ = ["EvalData", "resolve_data", "to_float_images", "training_images", "TEST_BINARIZE_SEED",
+           "TRAIN_BINARIZE_SEED", "DataSource"]
 
 # The seed load_splits uses for a statically binarized test set: every binarized evaluation
 # (static or dynamic training) scores the same binary test images.
 TEST_BINARIZE_SEED = STATIC_BINARIZE_SEED + 1
+# The one binary draw of the training images that a dynamically binarizing recipe's model is
+# encoded on after training (a fitted prior for sampling, a linear probe)
+TRAIN_BINARIZE_SEED = 4242
 
 DataSource = Union[torch.Tensor, DataConfig, DataSplits, str]
 
@@ -26,6 +30,17 @@ class EvalData:
     labels: Optional[torch.Tensor] = None
     classes: list[str] = field(default_factory=list)
     protocol: dict[str, Any] = field(default_factory=dict)
+
+
+def training_images(config: DataConfig, root: Optional[str] = None, expected_shape=None,
+                    draw_seed: int = TRAIN_BINARIZE_SEED) -> tuple[torch.Tensor, Optional[torch.Tensor], list[str]]:
+    """The training split's images as the model took them (floats in [0, 1]; a dynamically
+    binarizing recipe's as one binary draw from ``draw_seed``), its labels and class names."""
+    splits = load_splits(config, root=root, expected_shape=expected_shape)
+    train = splits.train
+    if config.binarize == "dynamic":  # a static recipe's split comes binarized already
+        train = static_binarize(train, draw_seed)
+    return to_float_images(train), splits.train_labels, list(splits.classes)
 
 
 def resolve_data(

@@ -17,17 +17,14 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from ..data.binarize import static_binarize, to_float_images
-from ..data.splits import load_splits
 from ..errors import UsageError
 from ..schemas import DataConfig
-from .data import resolve_data
+from .data import resolve_data, training_images
 from .report import EvalReport, Measurement
 
 __all__ = ["linear_probe", "ProbeRecipe", "posterior_features", "fit_logistic_regression", "PROBE_METRIC"]
 
 PROBE_METRIC = "probe-accuracy"
-TRAIN_BINARIZE_SEED = 4242  # the one binary draw of the training images a binarizing recipe is probed on
 
 
 @dataclass(frozen=True)
@@ -84,16 +81,6 @@ def _standardize(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor,
     return (train - mean) / std, (test - mean) / std
 
 
-def _training_inputs(config: DataConfig, root: Optional[str], shape) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    splits = load_splits(config, root=root, expected_shape=shape)
-    train = splits.train
-    if config.binarize == "dynamic":  # a static recipe's split comes binarized already
-        train = static_binarize(train, TRAIN_BINARIZE_SEED)
-    if splits.train_labels is None:
-        raise UsageError(f"the linear probe needs class labels; the {config.dataset.name} training split has none")
-    return to_float_images(train), splits.train_labels, list(splits.classes)
-
-
 def linear_probe(
     model,
     data: Union[DataConfig, str] = "fashion-mnist",
@@ -113,10 +100,10 @@ def linear_probe(
     config = DataConfig(dataset=data) if isinstance(data, str) else data
     shape = tuple(model.input_shape)
     start = time.perf_counter()
-    train_images, train_labels, classes = _training_inputs(config, root, shape)
+    train_images, train_labels, classes = training_images(config, root, shape)
     test = resolve_data(config, root=root, expected_shape=shape)
-    if test.labels is None:
-        raise UsageError(f"the linear probe needs class labels; the {config.dataset.name} test split has none")
+    if train_labels is None or test.labels is None:
+        raise UsageError(f"the linear probe needs class labels; the {config.dataset.name} images have none")
     train_x = posterior_features(model, train_images, batch_size)
     test_x = posterior_features(model, test.images, batch_size)
     encode_s = time.perf_counter() - start

@@ -18,13 +18,11 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from ..data.binarize import static_binarize
-from ..data.splits import load_splits
 from ..errors import UsageError
 from ..features import FeatureExtractor, default_features, get_features
 from ..posthoc.fitted_prior import fit_prior
 from ..schemas import DataConfig
-from .data import resolve_data, to_float_images
+from .data import TRAIN_BINARIZE_SEED, resolve_data, training_images
 from .feature_metrics import (
     KID_SUBSET_SIZE, KID_SUBSETS, NEAREST_K, class_coverage, frechet_distance, kernel_distance,
     precision_recall_density_coverage,
@@ -36,7 +34,6 @@ __all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "SAMPLE_BLOCK", "
 
 SAMPLE_BLOCK = 500  # samples drawn per seeded block: the samples do not depend on any batch size
 GMM_COMPONENTS = 10
-GMM_SEED_OFFSET = 7919  # the binarized draw of the training images the mixture is fitted on
 
 
 def metric_name(base: str, tag: str, prior: str = "model") -> str:
@@ -70,15 +67,6 @@ def draw_samples(model, n: int, seed: int = 0, progress: Optional[Callable[[int,
     return torch.cat(out)
 
 
-def _training_inputs(config: DataConfig, root: Optional[str], model, seed: int) -> torch.Tensor:
-    """The training images as the model saw them (one seeded binary draw for a binarizing recipe)."""
-    splits = load_splits(config, root=root, expected_shape=tuple(model.input_shape))
-    train = splits.train
-    if config.binarize == "dynamic":
-        train = static_binarize(train, seed + GMM_SEED_OFFSET)
-    return to_float_images(train)
-
-
 def with_gmm_prior(model, config: DataConfig, root: Optional[str] = None, components: int = GMM_COMPONENTS,
                    seed: int = 0):
     """A copy of ``model`` whose prior is a Gaussian mixture fitted on the posterior means of the
@@ -87,8 +75,8 @@ def with_gmm_prior(model, config: DataConfig, root: Optional[str] = None, compon
             or not hasattr(model, "encode_top"):
         raise UsageError(f"a Gaussian mixture prior replaces an unconditional Gaussian latent's prior; the "
                          f"'{model.family}' family has none (sample it with its own prior)")
-    fitted = copy.deepcopy(model)
-    return fit_prior(fitted, _training_inputs(config, root, model, seed), components=components, seed=seed)
+    images, _, _ = training_images(config, root, tuple(model.input_shape), draw_seed=TRAIN_BINARIZE_SEED + seed)
+    return fit_prior(copy.deepcopy(model), images, components=components, seed=seed)
 
 
 def sample_quality(
@@ -137,8 +125,9 @@ def sample_quality(
         t = time.perf_counter()
         sampler = with_gmm_prior(model, config, root, gmm_components, seed)
         timing["gmm_fit_s"] = time.perf_counter() - t
-        sampled_from = (f"gmm: {gmm_components}-component diagonal Gaussian mixture fitted by EM on the posterior "
-                        f"means of the {config.dataset.name} training images (seed {seed})")
+        draw = f", one binary draw (seed {TRAIN_BINARIZE_SEED + seed})" if config.binarize == "dynamic" else ""
+        sampled_from = (f"gmm: {gmm_components}-component diagonal Gaussian mixture fitted by EM (seed {seed}) on the "
+                        f"posterior means of the {config.dataset.name} training images{draw}")
     t = time.perf_counter()
     generated = draw_samples(sampler, samples, seed, say)
     timing["sampling_s"] = time.perf_counter() - t

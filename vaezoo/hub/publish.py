@@ -33,7 +33,7 @@ from .index import (
 )
 from .local import load_local
 
-__all__ = ["publish_run", "normalize_metrics"]
+__all__ = ["publish_run", "normalize_metrics", "add_metrics"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # metrics of an EvalReport that belong in the registry, and what each one's protocol means
@@ -313,3 +313,31 @@ def publish_run(
         date=date or _dt.date.today(),
     )
     return write_entry(entry, registry)
+
+
+def add_metrics(name: str, metrics: Union[str, Path, Mapping, list, Sequence[Union[str, Path]]], *,
+                registry: Union[str, Path, None] = None) -> tuple[Path, list[str]]:
+    """Join new measurements of a published model to its entry (``vaezoo publish-metrics``).
+
+    ``metrics`` as for :func:`publish_run`, measured on the published name (its shipped weights).
+    A metric the entry has already is replaced by a measurement at least as precise (more
+    examples, samples); a less precise one is left out. The weights, recipe and training facts
+    are untouched. Returns the entry's path and the names left out.
+    """
+    registry = Path(registry) if registry is not None else resources.registry_dir()
+    path = entry_path(name, registry)
+    if not path.is_file():
+        raise HubError(f"no registry entry '{name}' in {registry}: publish its run first (vaezoo publish RUN {name} "
+                       f"ORG/{name})")
+    entry = read_entry(path)
+    merged = {m.name: m for m in entry.metrics}
+    left_out = []
+    for record in _combine_metrics(metrics, likelihood=entry.model.likelihood.name,
+                                   binarization=entry.recipe.data.binarize, weights_dtype=entry.storage_dtype,
+                                   name=name):
+        kept = merged.get(record.name)
+        if kept is not None and _precision(record) < _precision(kept):
+            left_out.append(record.name)
+        else:
+            merged[record.name] = record
+    return write_entry(entry.model_copy(update={"metrics": list(merged.values())}), registry), left_out
