@@ -14,6 +14,7 @@ import vaezoo
 from vaezoo import resources
 from vaezoo.errors import ConfigError, HubError
 from vaezoo.hub.docs import DEFAULT_OUT, priors_picture, render_models_md, samples_picture
+from vaezoo.evaluation.quality import supports_gmm_prior
 from vaezoo.hub.publish import add_metrics, normalize_metrics, publish_run
 from vaezoo.hub.index import list_entries, read_entry, sha256_file
 
@@ -71,8 +72,7 @@ def test_published_entry(path: Path):
     assert samples_picture(entry.name).is_file(), f"vaezoo sample {entry.name} -o {samples_picture(entry.name)}"
     # every published model: sample quality under the training prior, and the fitted mixture's where it has one
     names = {m.name for m in entry.metrics}
-    priors = ["", "@gmm"] if not model.conditional and getattr(model, "latent_kind", "gaussian") == "gaussian" \
-        else [""]
+    priors = ["", "@gmm"] if supports_gmm_prior(model) else [""]
     assert {f"{base}-fashion-v1{prior}" for base in QUALITY_METRICS for prior in priors} <= names, \
         f"vaezoo eval {entry.name} --fid [--prior gmm] -o FILE, then vaezoo publish-metrics {entry.name} FILE"
     assert all(m.protocol.samples == 10000 and m.protocol.num_examples == 10000 for m in entry.metrics

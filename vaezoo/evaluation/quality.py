@@ -30,7 +30,8 @@ from .feature_metrics import (
 from .progress import progress_callback
 from .report import EvalReport, Measurement
 
-__all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "SAMPLE_BLOCK", "GMM_COMPONENTS", "metric_name"]
+__all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "supports_gmm_prior", "metric_name", "SAMPLE_BLOCK",
+           "GMM_COMPONENTS"]
 
 SAMPLE_BLOCK = 500  # samples drawn per seeded block: the samples do not depend on any batch size
 GMM_COMPONENTS = 10
@@ -67,12 +68,17 @@ def draw_samples(model, n: int, seed: int = 0, progress: Optional[Callable[[int,
     return torch.cat(out)
 
 
+def supports_gmm_prior(model) -> bool:
+    """Whether a Gaussian mixture can replace the model's prior: an unconditional Gaussian top latent."""
+    return not model.conditional and getattr(model, "latent_kind", "gaussian") == "gaussian" \
+        and hasattr(model, "encode_top")
+
+
 def with_gmm_prior(model, config: DataConfig, root: Optional[str] = None, components: int = GMM_COMPONENTS,
                    seed: int = 0):
     """A copy of ``model`` whose prior is a Gaussian mixture fitted on the posterior means of the
     training images (``fit_prior``); the model given is unchanged."""
-    if model.conditional or getattr(model, "latent_kind", "gaussian") != "gaussian" \
-            or not hasattr(model, "encode_top"):
+    if not supports_gmm_prior(model):
         raise UsageError(f"a Gaussian mixture prior replaces an unconditional Gaussian latent's prior; the "
                          f"'{model.family}' family has none (sample it with its own prior)")
     images, _, _ = training_images(config, root, tuple(model.input_shape), draw_seed=TRAIN_BINARIZE_SEED + seed)

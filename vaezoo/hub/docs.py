@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..features import read_fashion_record
 from ..layout.card import describe_protocol, metric_records
 from ..schemas import ModelConfig, PartSpec
 from ..zoo import get_config
@@ -165,6 +166,14 @@ def priors_picture(name: str) -> Path:
     return IMAGES / f"{name}-priors.png"
 
 
+def _feature_net_facts() -> str:
+    record = read_fashion_record()
+    return (f"test accuracy {record['test_accuracy']:.2%}, trained on {record['data']['train_images']:,} training "
+            f"images by "
+            f"`{record['command']}` (seed {record['recipe']['seed']}), float16 weights pinned by sha256 in "
+            f"`registry/features/{record['name']}.json`")
+
+
 def _quality_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     tags = sorted({m.protocol.features for e in entries for m in e.metrics if m.protocol.features})
     probed = [e for e in entries if _find(e, "probe-accuracy") is not None]
@@ -177,7 +186,7 @@ def _quality_table(entries: Sequence[PretrainedEntry]) -> list[str]:
         "posterior means of the training images (`--prior gmm`; not for conditional models or discrete codes). "
         "Each set is 10,000 decoder means (seed 0) set against the 10,000 grey test images in the features of "
         "a network named in the metric: `fashion-v1` is the zoo's own Fashion-MNIST classifier (its 128-d "
-        "penultimate layer; trained by `scripts/train_feature_net.py`, pinned in `registry/features/`). "
+        f"penultimate layer; {_feature_net_facts()}). "
         "**These numbers are not comparable with Inception-FID tables**: other features, another scale.", "",
         "FD: Fréchet distance; KID: kernel distance (unbiased MMD², 100 subsets of 1,000); precision and recall "
         "(Kynkäänniemi et al. 2019) and density and coverage (Naeem et al. 2020), all with k = 5 neighbours; "
@@ -185,7 +194,8 @@ def _quality_table(entries: Sequence[PretrainedEntry]) -> list[str]:
         "the balanced test set, 0.1 for one class); FD of reconstructions: the test images' reconstructions, "
         "a ceiling for samples through the same decoder; linear probe: test accuracy of a logistic regression "
         "on the posterior means of the training split (`vaezoo.evaluation.probe`, a fixed recipe). Reproduce "
-        "with `vaezoo eval NAME --fid`, `vaezoo eval NAME --fid --prior gmm` and `vaezoo eval NAME --probe`.", "",
+        "with `vaezoo eval NAME --fid`, `vaezoo eval NAME --fid --prior gmm` and `vaezoo eval NAME --probe`; "
+        "the NLL column repeats the table above (grayscale and binarized likelihoods do not compare).", "",
     ]
     for tag in tags or [None]:
         header = [label for label, _, _ in _QUALITY_COLUMNS] if tag else []
