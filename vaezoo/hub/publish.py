@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -180,7 +181,8 @@ def _combine_metrics(metrics: Any, **normalize_kwargs: Any) -> list[PublishedMet
             kept = records.get(record.name)
             if kept is None or _precision(record) > _precision(kept):
                 records[record.name] = record
-            elif _precision(record) == _precision(kept) and record.value != kept.value:
+            # equal to the last digits is the same measurement (a sharded run pools it in another order)
+            elif _precision(record) == _precision(kept) and not math.isclose(record.value, kept.value, rel_tol=1e-9):
                 raise HubError(f"metric '{record.name}' is given twice under the same protocol with different "
                                f"values ({kept.value:g} and {record.value:g}); keep it in one of the metrics files")
     return list(records.values())
