@@ -119,3 +119,23 @@ def tiny_config(objective: str | dict = "elbo", family: str = "vae", **trainer) 
         "trainer": {"epochs": 2, "batch_size": 32, "log_every": 2, "checkpoint_every": 4, "eval_batch_size": 64,
                     **trainer},
     }
+
+
+def briefly_train(model, images: torch.Tensor, steps: int, lr: float = 2e-3, batch_size: int = 64):
+    """``steps`` Adam steps on random batches of ``images``; returns the model.
+
+    One thread: these ops are tiny, and on a busy 2-core machine a second OpenMP thread made
+    such a loop ~90x slower (70 s instead of 0.8 s) by spinning against other processes.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps):
+            loss = model(images[torch.randint(0, images.shape[0], (batch_size,))]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    return model

@@ -13,6 +13,8 @@ from vaezoo.cli import main
 from vaezoo.cli.evaluate import parse_dims
 from vaezoo.data import fashion_mnist
 
+from _tiny_training import briefly_train
+
 LATENT = 8
 
 
@@ -24,19 +26,7 @@ def checkpoint(tmp_path_factory, fashion_mnist_dir):
     model = vaezoo.create({"model": {"input_shape": [1, 28, 28], "latent_dim": LATENT,
                                      "encoder": {"name": "mlp", "hidden": [128]},
                                      "decoder": {"name": "mlp", "hidden": [128]}}})
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    # One thread: these ops are tiny, and on a busy 2-core machine a second OpenMP thread
-    # made this loop ~90x slower (70 s instead of 0.8 s) by spinning against other processes.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(200):
-            loss = model(images[torch.randint(0, 2000, (64,))]).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
+    briefly_train(model, images, steps=200)
     return model.save_pretrained(tmp_path_factory.mktemp("mlp-vae"))
 
 

@@ -32,6 +32,8 @@ from vaezoo.hub.index import read_entry
 from vaezoo.hub.publish import publish_run
 from vaezoo.schemas import DataConfig
 
+from _tiny_training import briefly_train
+
 ZOO_SPLIT = DataConfig(dataset="fashion-mnist", val_size=10000)
 
 
@@ -215,18 +217,7 @@ def checkpoint(tmp_path_factory, fashion_mnist_dir):
     """The fashion-mlp16 VAE after 300 Adam steps on 2,000 training images, saved in the Hub layout."""
     torch.manual_seed(0)
     images = to_float_images(load_splits(ZOO_SPLIT, root=fashion_mnist_dir).train[:2000])
-    model = vaezoo.create("fashion-mlp16")
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: a second thread only spins against other processes
-    try:
-        for _ in range(300):
-            loss = model(images[torch.randint(0, 2000, (64,))]).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
+    model = briefly_train(vaezoo.create("fashion-mlp16"), images, steps=300)
     experiment = vaezoo.get_config("fashion-mlp16", {"data.val_size": 10000})
     return model.save_pretrained(tmp_path_factory.mktemp("mlp-vae"), experiment=experiment)
 
