@@ -161,6 +161,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     model = _load(args)
+    if args.prior != "model":  # refuses a conditional model: its prior p(z|y) is given the class
+        return _sample_with_gmm(args, model)
     if args.class_ is not None:
         if not model.conditional:
             raise UsageError(f"--class needs a conditional model; the '{model.family}' family is not")
@@ -170,8 +172,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         with_class = dict(classes=[args.class_], seed=args.seed, mean=not args.draw, path=args.output)
         class_grid(model, args.n, **with_class)
         return _saved(args.output, f"{args.n} samples of class {args.class_}")
-    if args.prior != "model":
-        return _sample_with_gmm(args, model)
     if model.conditional:
         per_class = max(1, args.n // model.config.num_classes)
         class_grid(model, per_class, seed=args.seed, mean=not args.draw, path=args.output)
