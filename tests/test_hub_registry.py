@@ -67,6 +67,11 @@ def test_published_entry(path: Path):
     binarized = entry.recipe.data.binarize != "none"
     assert all(m.protocol.binarization.startswith("binarized" if binarized else "none") for m in entry.metrics
                if not m.protocol.features)
+    if entry.reference is not None:  # answers a published row: selected on its validation split, never on test
+        selection = entry.training.selection
+        assert selection and selection["val_examples"] == entry.recipe.data.val_size == 10000, \
+            "a model that answers a published row records the validation -ELBO that selected it"
+        assert selection["val_neg_elbo"] > 0 and 1 <= selection["epoch"] <= entry.training.epochs
     loaded = vaezoo.load(entry.name, local_files_only=True)
     assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
     assert samples_picture(entry.name).is_file(), f"vaezoo sample {entry.name} -o {samples_picture(entry.name)}"
