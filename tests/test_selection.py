@@ -77,6 +77,8 @@ def test_publish_records_how_the_checkpoint_was_selected():
         "rule": "the lowest validation -ELBO (trainer.select: best_val)", "epoch": 241, "val_neg_elbo": 228.5,
         "val_examples": 10000}
     assert _selection(metrics, {"epochs": 300})["rule"] == "the last epoch"
+    assert _selection(metrics, {"epochs": 300}, ema_decay=0.999)["rule"] == \
+        "the last epoch, the moving average of the weights (trainer.ema_decay: 0.999)"
     assert _selection({}, {"epochs": 3}) is None  # a run with no validation split has nothing to record
 
 

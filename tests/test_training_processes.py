@@ -94,10 +94,10 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path, monkeypatch):
     monkeypatch.setenv("CI", "1")
-    # Dynamic binarization, a KL warm-up, a cosine schedule with warm-up and clipping: every
-    # piece of state that a resume must restore is in play.
+    # Dynamic binarization, a KL warm-up, a cosine schedule with warm-up, clipping and a moving
+    # average of the weights (what the run exports): every piece of state that a resume must restore is in play.
     config = tiny_config(
-        epochs=3, checkpoint_every=4, kl_warmup_epochs=1.5, grad_clip=5.0,
+        epochs=3, checkpoint_every=4, kl_warmup_epochs=1.5, grad_clip=5.0, ema_decay=0.9,
         optimizer={"name": "adamw", "lr": 3e-3, "weight_decay": 1e-3},
         scheduler={"name": "cosine", "warmup_steps": 3, "min_lr_ratio": 0.1},
     )

@@ -190,6 +190,9 @@ class TrainerConfig(Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     grad_clip: Optional[PositiveFloat] = None
     kl_warmup_epochs: NonNegativeFloat = Field(0.0, description="epochs over which the KL weight ramps from 0")
+    ema_decay: Optional[float] = Field(
+        None, gt=0.0, lt=1.0, description="validate, select and export an exponential moving average of the weights "
+                                          "with this decay per step (e.g. 0.999); unset: the raw weights")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
         "off", description="torch.compile mode (true means default); reduce-overhead adds CUDA graphs on GPUs, "

@@ -197,13 +197,16 @@ def published_reference(key: str, registry: Union[str, Path, None] = None) -> Pu
     return PublishedReference(**rows[key])
 
 
-def _selection(metrics: Any, trained: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+def _selection(metrics: Any, trained: Mapping[str, Any], ema_decay: Optional[float] = None
+               ) -> Optional[dict[str, Any]]:
     """How the exported checkpoint was chosen and its validation -ELBO, from the run's config.json."""
     val = (metrics or {}).get("val_neg_elbo") if isinstance(metrics, Mapping) else None
     if not isinstance(val, Mapping) or val.get("value") is None:
         return None
     best = trained.get("selected_epoch")
     rule = "the lowest validation -ELBO (trainer.select: best_val)" if best else "the last epoch"
+    if ema_decay is not None:
+        rule += f", the moving average of the weights (trainer.ema_decay: {ema_decay})"
     return {"rule": rule, "epoch": best or trained.get("epochs"), "val_neg_elbo": val["value"],
             "val_examples": val.get("num_examples")}
 
@@ -262,7 +265,7 @@ def publish_run(
         epochs=epochs or trained.get("epochs") or recipe.trainer.epochs,
         time_s=time_s if time_s is not None else trained.get("time_s", trained.get("wall_time_s")),
         hardware=hardware or trained.get("hardware") or device,
-        selection=_selection(run_config.metrics, trained),
+        selection=_selection(run_config.metrics, trained, recipe.trainer.ema_decay),
         second_stage=trained.get("code_prior"),
     )
 

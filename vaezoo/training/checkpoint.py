@@ -4,7 +4,8 @@ The newest checkpoint is one file, ``checkpoints/last.safetensors``, and the one
 kept as ``checkpoints/previous.safetensors``:
 
 * tensors: ``model.<name>`` (the state dict), ``optim.<param index>.<key>`` (the optimizer
-  state, flattened), ``rng.<name>`` (RNG byte states as uint8 tensors);
+  state, flattened), ``rng.<name>`` (RNG byte states as uint8 tensors), ``ema.<name>`` (the
+  moving average of the weights, where the run keeps one);
 * the safetensors header's metadata, key ``vaezoo.trainer_state``: JSON with everything
   else (epoch, step, the optimizer's param groups, the scheduler, metrics history, ...).
 
@@ -140,6 +141,7 @@ class Checkpoint:
     model: dict[str, torch.Tensor] = field(default_factory=dict)
     optimizer: dict[str, Any] = field(default_factory=dict)
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
+    averaged: dict[str, torch.Tensor] = field(default_factory=dict)  # the moving average's state dict
     path: Path | None = None
 
     @property
@@ -154,15 +156,17 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     rng: dict[str, torch.Tensor],
     state: dict[str, Any],
+    averaged: torch.nn.Module | None = None,
 ) -> Path:
     """Write ``run_dir/checkpoints/last.safetensors`` atomically, replacing the previous one.
 
     ``state`` must be JSON-able (epoch, step, scheduler state, history, ...); ``rng`` maps
-    names to uint8 byte-state tensors.
+    names to uint8 byte-state tensors; ``averaged``: the module holding the moving average.
     """
     tensors: dict[str, torch.Tensor] = {}
-    for name, value in model.state_dict().items():
-        tensors[f"model.{name}"] = value.detach()
+    for owner, module in (("model", model), ("ema", averaged)):
+        for name, value in (module.state_dict().items() if module is not None else ()):
+            tensors[f"{owner}.{name}"] = value.detach()
     optim_tensors, optim_meta = flatten_optimizer_state(optimizer.state_dict())
     tensors.update(optim_tensors)
     for name, value in rng.items():
@@ -229,15 +233,16 @@ def load_checkpoint(run_dir_or_file: str | Path, map_location: str | torch.devic
         raise CheckpointError(f"{path} has checkpoint format {found!r}; this vaezoo reads {FORMAT!r}")
     if not isinstance(state.get("optimizer"), dict) or "param_groups" not in state["optimizer"]:
         raise CheckpointError(f"{path}: its trainer state has no optimizer state{_fallback(path)}")
-    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}}
+    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}, "ema": {}}
     for key, value in tensors.items():
         owner, _, name = key.partition(".")
         if owner == "optim":
             groups["optim"][key] = value
         elif owner in groups:
-            groups[owner][name] = value.to(map_location) if owner == "model" else value
+            groups[owner][name] = value.to(map_location) if owner in ("model", "ema") else value
     optimizer = unflatten_optimizer_state(groups["optim"], state.pop("optimizer"))
-    return Checkpoint(state=state, model=groups["model"], optimizer=optimizer, rng=groups["rng"], path=path)
+    return Checkpoint(state=state, model=groups["model"], optimizer=optimizer, rng=groups["rng"],
+                      averaged=groups["ema"], path=path)
 
 
 # ---------------------------------------------------------------------------- the selected weights

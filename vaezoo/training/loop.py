@@ -95,14 +95,14 @@ class Trainer:
             self.progress.close()
             self.tensorboard.close()
         if ctx.is_main:
-            export_run(run.model, self.experiment, self.out, st.history, steps=st.global_step, elapsed=st.elapsed,
+            export_run(run.scored_model, self.experiment, self.out, st.history, steps=st.global_step, elapsed=st.elapsed,
                        device=ctx.device, processes=ctx.world_size, val_examples=int(run.val[0].shape[0]),
                        test_examples=int(run.test[0].shape[0]), batch_size=cfg.batch_size,
                        selected=st.best if cfg.select == "best_val" else None)
             print(f"wrote the run folder {self.out}: vaezoo.load({str(self.out)!r}) reads it", file=self.stream,
                   flush=True)
         barrier(ctx)
-        return run.model.eval(), dict(st.history[-1]) if st.history else {}
+        return run.scored_model.eval(), dict(st.history[-1]) if st.history else {}
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -131,6 +131,8 @@ class Trainer:
                     run.net, run.model, run.optimizer, run.scheduler, batch, context,
                     micro_batch_size=cfg.micro_batch_size, grad_clip=cfg.grad_clip,
                     autocast_dtype=run.autocast_dtype, device_type=run.ctx.device.type, cuda_graphs=cuda_graphs)
+                if run.average is not None:
+                    run.average.update(run.model)
                 if self._warmup is None:
                     # The first step pays for compilation and kernel autotuning; reading the loss
                     # back once here makes its time honest, and the epoch's img/s leaves it out.
@@ -243,7 +245,7 @@ class Trainer:
     @torch.no_grad()
     def _evaluate(self, run: Run, split: tuple[torch.Tensor, Optional[torch.Tensor]], tag: int) -> dict[str, float]:
         """Mean -ELBO and every term of the objective over a split, sharded over the ranks."""
-        device, model = run.ctx.device, run.model
+        device, model = run.ctx.device, run.scored_model
         images, labels = split
         sums: Optional[torch.Tensor] = None
         names: list[str] = []
@@ -254,6 +256,7 @@ class Trainer:
         with torch.random.fork_rng(devices=devices):
             # A fixed stream: the numbers are repeatable, and training's RNG is left untouched.
             torch.manual_seed(derive_seed(self.cfg.seed, tag, run.ctx.rank))
+            was_training = model.training  # the trained weights go back to training; an average stays in eval
             model.eval()
             try:
                 for x, y in eval_batches(images, self.cfg.eval_batch_size, device=device, rank=run.ctx.rank,
@@ -266,7 +269,7 @@ class Trainer:
                                        torch.tensor(n, dtype=torch.float64, device=device)])
                     sums = row if sums is None else sums + row
             finally:
-                model.train()
+                model.train(was_training)
         if sums is None:  # this rank's shard is empty; its zeros still join the all-reduce
             names = self._names
             sums = torch.zeros(len(names) + 2, dtype=torch.float64, device=device)
@@ -342,7 +345,7 @@ class Trainer:
             st.best = {"epoch": st.epoch + 1, "val_neg_elbo": val_neg_elbo}
             st.epochs_since_best = 0
             if self.cfg.select == "best_val" and run.ctx.is_main:
-                save_best_weights(self.out, run.model, st.epoch + 1)
+                save_best_weights(self.out, run.scored_model, st.epoch + 1)
         else:
             st.epochs_since_best += 1
 
@@ -351,7 +354,7 @@ class Trainer:
         if st.best is None or st.best["epoch"] == st.epoch + 1:
             return  # the weights in hand are the selected ones
         barrier(run.ctx)  # rank 0 wrote the file
-        run.model.load_state_dict(load_best_weights(self.out, run.ctx.device))
+        run.scored_model.load_state_dict(load_best_weights(self.out, run.ctx.device))
         self.progress.message(f"selected the weights of epoch {st.best['epoch']} (validation -ELBO "
                               f"{st.best['val_neg_elbo']:.3f}, the lowest)")
 

@@ -23,6 +23,7 @@ from ..errors import CheckpointError, ConfigError
 from ..factory import build_model
 from ..layout import load_state
 from ..schemas import ExperimentConfig, TrainerConfig
+from .averaging import WeightAverage
 from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from .distributed import DistContext, all_reduce_sum, gather_tensors
 from .loader import DeviceLoader, derive_seed, make_loader
@@ -82,17 +83,24 @@ class Run:
     autocast_dtype: Optional[torch.dtype]
     resumed: bool
     notes: list[str] = field(default_factory=list)  # what the user should know about this run's math
+    average: Optional[WeightAverage] = None  # trainer.ema_decay: the averaged weights
 
     @property
     def steps_per_epoch(self) -> int:
         return self.loader.steps_per_epoch
+
+    @property
+    def scored_model(self) -> nn.Module:
+        """The weights that validation, selection, the test split and the export see: the moving
+        average where the run keeps one, else the trained weights themselves."""
+        return self.average.module if self.average is not None else self.model
 
 
 # What a resume must share with the run it continues: the epoch accounting, the data order and
 # the bit-exact guarantee rest on them. Epochs, max_steps, logging, evaluation and device
 # settings may change (a resume that runs longer is the common case).
 RECIPE_FIELDS = ("batch_size", "seed", "optimizer", "scheduler", "kl_warmup_epochs", "grad_clip", "micro_batch_size",
-                 "precision")
+                 "precision", "ema_decay")
 
 
 def recipe_changes(experiment: ExperimentConfig, saved: dict[str, Any]) -> list[str]:
@@ -213,6 +221,7 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
     else:
         state = RunState()
         torch.manual_seed(derive_seed(cfg.seed, ctx.rank, 0x7A))  # this rank's training stream
+    average = _weight_average(model, cfg.ema_decay, checkpoint)
 
     net: nn.Module = model
     if ctx.distributed:
@@ -224,7 +233,21 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
         test=(test, test_labels), train_size=int(splits.train.shape[0]), optimizer=optimizer, scheduler=scheduler,
         state=state, total_steps=total_steps, channels_last=channels_last,
         autocast_dtype=resolve_precision(cfg.precision, device), resumed=checkpoint is not None, notes=notes,
+        average=average,
     )
+
+
+def _weight_average(model: nn.Module, decay: Optional[float], checkpoint: Optional[Checkpoint]
+                    ) -> Optional[WeightAverage]:
+    """The moving average of ``trainer.ema_decay``, continued from the checkpoint's where it has one
+    (a run that starts averaging on a resume, with --allow-changes, starts from the weights in hand)."""
+    if decay is None:
+        return None
+    saved = checkpoint.averaged if checkpoint is not None else {}
+    average = WeightAverage(model, decay, updates=int(checkpoint.state.get("ema_updates", 0)) if saved else 0)
+    if saved:
+        load_state(average.module, saved, f"{checkpoint.path} (the averaged weights)")
+    return average
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
@@ -346,7 +369,9 @@ def save_run_checkpoint(run: Run, out: Path) -> None:
                                          device=run.ctx.device), run.ctx).tolist()
     progress["sums"], progress["count"] = dict(zip(names, totals[:-1])), int(totals[-1])
     if run.ctx.is_main:
-        save_checkpoint(out, model=run.model, optimizer=run.optimizer, rng=rng, state={
+        average = run.average
+        save_checkpoint(out, model=run.model, optimizer=run.optimizer, rng=rng,
+                        averaged=average.module if average is not None else None, state={
             "global_step": st.global_step,  # top level, for people and tools reading last.json
             "epoch": st.epoch,
             "step_in_epoch": st.step_in_epoch,
@@ -356,4 +381,5 @@ def save_run_checkpoint(run: Run, out: Path) -> None:
             "world_size": run.ctx.world_size,
             "torch_version": torch.__version__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **({"ema_updates": average.updates} if average is not None else {}),
         })
