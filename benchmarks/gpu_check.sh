@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of the training and evaluation paths, in one run of about 8 minutes on one
+# The GPU checks of the training and evaluation paths, in one run of about 10 minutes on one
 # H100-class GPU; what they print goes into docs/performance.md.
 #
 #   VAEZOO_DATA=/path/to/fashion-mnist bash benchmarks/gpu_check.sh [OUTDIR]
@@ -8,7 +8,9 @@
 #    CUDA graphs) under bf16 autocast: the step, the loss lines and the img/s of each;
 # 2. 2-GPU DDP when there are two GPUs (SyncBatchNorm, the gathered beta-TCVAE, NCCL);
 # 3. benchmarks/train_throughput.py: vaezoo against the seed loop, the fraction of peak;
-# 4. benchmarks/iwae_nll.py: IWAE k = 5000 on 1,000 test images, extrapolated to 10,000.
+# 4. benchmarks/iwae_nll.py: IWAE k = 5000 on 1,000 test images, extrapolated to 10,000;
+# 5. 300 steps of configs/fashion-pixelvae40.yaml (the autoregressive likelihood): its img/s
+#    decides how many epochs of that recipe a GPU session affords (65 img/s on one CPU thread).
 # Needs the project importable (pip install -e ., or PYTHONPATH=. where its dependencies are
 # installed) and Fashion-MNIST in $VAEZOO_DATA. Each step has its own time limit, so one that
 # hangs does not take the others with it.
@@ -49,3 +51,8 @@ timeout 240 $py benchmarks/train_throughput.py --device cuda --steps 40 --rounds
 timeout 240 $py benchmarks/train_throughput.py --device cuda --steps 40 --rounds 3 \
   --set trainer.compile=reduce-overhead 2>&1 | tee "$out/throughput-cudagraphs.txt"
 timeout 240 $py benchmarks/iwae_nll.py --device cuda --limit 1000 --batch-size 100 2>&1 | tee "$out/iwae.txt"
+
+echo "== train fashion-pixelvae40 (likelihood: pixelcnn), 300 steps" | tee "$out/pixelvae.txt"
+timeout 150 $py -m vaezoo train configs/fashion-pixelvae40.yaml --out "$out/run-pixelvae" --set trainer.max_steps=300 \
+  --set trainer.test=never --set trainer.val_limit=1000 --set trainer.log_every=50 2>&1 | grep -E "img/s|rror" \
+  | tee -a "$out/pixelvae.txt"
