@@ -15,13 +15,23 @@ a sampler may run the stack on the rows drawn so far.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator, Field
 from torch import nn
 
-__all__ = ["GatedLayer", "gate"]
+__all__ = ["GatedLayer", "OddKernelSize", "gate"]
+
+
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (a centred kernel), got {value}")
+    return value
+
+
+OddKernelSize = Annotated[int, Field(gt=0), AfterValidator(_odd)]  # a stack's kernel width
 
 
 def gate(x: torch.Tensor) -> torch.Tensor:

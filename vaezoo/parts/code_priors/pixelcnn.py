@@ -9,10 +9,10 @@ embedding per position joins after the first layer (positions are not data, so t
 from __future__ import annotations
 
 import torch
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt
 from torch import nn
 
-from ..gated_pixelcnn import GatedLayer
+from ..gated_pixelcnn import GatedLayer, OddKernelSize
 from ..kinds import PartParams, register_code_prior
 from .base import CodePrior
 
@@ -22,16 +22,9 @@ __all__ = ["GatedPixelCNN", "PixelCNNParams"]
 class PixelCNNParams(PartParams):
     channels: PositiveInt = Field(128, description="channels of both stacks")
     layers: PositiveInt = Field(8, description="gated layers")
-    kernel_size: PositiveInt = Field(3, description="odd kernel width of the stacks")
+    kernel_size: OddKernelSize = Field(3, description="odd kernel width of the stacks")
     embedding_dim: PositiveInt = Field(64, description="size of each code's input embedding")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the output head's hidden layer")
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (a centred kernel), got {value}")
-        return value
 
 
 @register_code_prior("pixelcnn", params=PixelCNNParams)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt
 from torch import nn
 from torch.distributions import Distribution, constraints
 
-from ..gated_pixelcnn import GatedLayer
+from ..gated_pixelcnn import GatedLayer, OddKernelSize
 from ..kinds import PartParams, register_likelihood
 from .base import Likelihood
 
@@ -32,14 +32,7 @@ class PixelCNNLikelihoodParams(PartParams):
     maps: PositiveInt = Field(8, description="conditioning maps the decoder outputs per image channel")
     channels: PositiveInt = Field(32, description="channels of the PixelCNN's two stacks")
     layers: PositiveInt = Field(4, description="gated layers")
-    kernel_size: PositiveInt = Field(5, description="odd kernel width of the stacks")
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (a centred kernel), got {value}")
-        return value
+    kernel_size: OddKernelSize = Field(5, description="odd kernel width of the stacks")
 
 
 class AutoregressiveBernoulli(Distribution):
