@@ -11,24 +11,12 @@ import yaml
 from safetensors.torch import load_file
 
 import vaezoo
-from vaezoo.training import loop
 from vaezoo.training.checkpoint import best_weights_path, load_checkpoint
 from vaezoo.training.records import read_metrics
 
-from _tiny_training import register, tiny_config
+from _tiny_training import register, scripted_validation, tiny_config
 
 register()
-
-
-def _scripted_validation(monkeypatch, values):
-    """Validation -ELBOs as scripted, epoch by epoch; every other pass (the test split) is real."""
-    real, calls = loop.Trainer._evaluate, iter(values)
-
-    def evaluate(self, run, split, tag):
-        out = real(self, run, split, tag)
-        return {**out, "neg_elbo": next(calls)} if tag == 1 else out
-
-    monkeypatch.setattr(loop.Trainer, "_evaluate", evaluate)
 
 
 def test_best_val_exports_the_selected_epoch_and_patience_stops_the_run(tmp_path, monkeypatch):
@@ -36,7 +24,7 @@ def test_best_val_exports_the_selected_epoch_and_patience_stops_the_run(tmp_path
     config = tiny_config(epochs=6, select="best_val", patience=2, test="end")
     path = tmp_path / "sel.yaml"
     path.write_text(yaml.safe_dump(config))
-    _scripted_validation(monkeypatch, [10.0, 5.0, 7.0, 8.0, 1.0, 1.0])
+    scripted_validation(monkeypatch, [10.0, 5.0, 7.0, 8.0, 1.0, 1.0])
     vaezoo.train(path, out=tmp_path / "sel", stream=io.StringIO())
     records = read_metrics(tmp_path / "sel")
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]  # two epochs without a better one after epoch 2
@@ -61,7 +49,7 @@ def test_last_keeps_the_last_epoch_and_records_the_best(tmp_path, monkeypatch):
     monkeypatch.setenv("CI", "1")
     path = tmp_path / "last.yaml"
     path.write_text(yaml.safe_dump(tiny_config(epochs=3, test="never")))
-    _scripted_validation(monkeypatch, [3.0, 2.0, 4.0])
+    scripted_validation(monkeypatch, [3.0, 2.0, 4.0])
     vaezoo.train(path, out=tmp_path / "last", stream=io.StringIO())
     assert not best_weights_path(tmp_path / "last").exists()
     saved = json.loads((tmp_path / "last" / "config.json").read_text())
