@@ -90,3 +90,20 @@ def test_a_decay_out_of_range_names_the_field_and_a_resume_may_not_change_it():
     experiment = ExperimentConfig.model_validate(tiny_config(ema_decay=0.99))
     saved = ExperimentConfig.model_validate(tiny_config()).model_dump(mode="json")
     assert recipe_changes(experiment, saved) == ["trainer.ema_decay: 0.99 here, null in the checkpoint"]
+
+
+def test_a_finished_constant_rate_run_extended_by_resume_is_the_longer_run(tmp_path, monkeypatch):
+    """fashion-vae40-ema's 800 epochs were trained as 400, then a resume with trainer.epochs=800:
+    the test pass, the selection and the export at the end of the first part must leave the
+    continuation exactly where one uninterrupted run would have been."""
+    monkeypatch.setenv("CI", "1")
+    recipe = dict(ema_decay=0.9, select="best_val", test="end", scheduler={"name": "constant"},
+                  optimizer={"name": "adam", "lr": 2e-3})
+    vaezoo.train(tiny_config(epochs=2, **recipe), out=tmp_path / "parts", stream=io.StringIO())
+    _, extended = vaezoo.train(overrides={"trainer.epochs": 4}, resume=tmp_path / "parts", stream=io.StringIO())
+    _, straight = vaezoo.train(tiny_config(epochs=4, **recipe), out=tmp_path / "straight", stream=io.StringIO())
+    assert extended["epoch"] == straight["epoch"] == 4
+    assert extended["val_neg_elbo"] == straight["val_neg_elbo"] and extended["test_neg_elbo"] == straight["test_neg_elbo"]
+    for name in ("model.safetensors", "checkpoints/last.safetensors"):
+        ours, theirs = (load_file(str(tmp_path / run / name)) for run in ("parts", "straight"))
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in theirs), name
