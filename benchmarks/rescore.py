@@ -2,6 +2,7 @@
 
     python benchmarks/rescore.py fashion-hvae40                  # k = 5000 on all 10,000 test images
     python benchmarks/rescore.py fashion-hvae40 --shards 2 --seed 1 -o rescore.json
+    python benchmarks/rescore.py fashion-hvae40 --shards 2 --seed 1 --record   # into the registry entry
 
 Each shard is one ``vaezoo eval NAME --start I --limit N`` process on one thread. The noise of
 an image is keyed by its index in the whole test set, so the shards together give exactly the
@@ -10,7 +11,8 @@ which should agree with the registry within the standard errors. The merged repo
 per-shard means and standard errors pooled into the whole set's) is printed beside the
 registry's values, and ``-o`` writes it in ``vaezoo eval``'s JSON form (``vaezoo publish
 --metrics`` reads it). Active units need every posterior mean at once, so the merge leaves
-them out.
+them out. ``--record`` writes the re-measured IWAE NLL into the entry's ``rescorings`` (another
+seed than the published one; docs/models.md shows it beside the published row).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 from vaezoo.hub.index import get_entry
+from vaezoo.hub.publish import add_rescoring
 
 TEST_IMAGES = 10_000
 
@@ -52,6 +55,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="noise seed (another seed: an independent run)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("-o", "--output", help="write the merged report (vaezoo eval JSON) here")
+    parser.add_argument("--record", action="store_true",
+                        help="record the IWAE NLL in the registry entry as an independent re-measurement")
     args = parser.parse_args(argv)
     entry = get_entry(args.name)
     size = math.ceil(args.limit / args.shards)
@@ -104,6 +109,9 @@ def main(argv=None) -> int:
         print(f"{name:<14} {ours:>18} {theirs:>18} {ratio:>22}")
     if args.output:
         Path(args.output).write_text(json.dumps(merged, indent=2) + "\n")
+    if args.record:
+        command = f"python benchmarks/rescore.py {args.name} --shards {args.shards} --seed {args.seed}"
+        print(f"recorded in {add_rescoring(args.name, merged, command)}")
     return 0
 
 

@@ -15,7 +15,7 @@ from vaezoo import resources
 from vaezoo.errors import ConfigError, HubError
 from vaezoo.hub.docs import DEFAULT_OUT, priors_picture, render_models_md, samples_picture
 from vaezoo.evaluation.quality import supports_gmm_prior
-from vaezoo.hub.publish import add_metrics, normalize_metrics, publish_run
+from vaezoo.hub.publish import add_metrics, add_rescoring, normalize_metrics, publish_run
 from vaezoo.hub.index import list_entries, read_entry, sha256_file
 
 REGISTRY = resources.registry_dir()
@@ -72,6 +72,10 @@ def test_published_entry(path: Path):
         assert selection and selection["val_examples"] == entry.recipe.data.val_size == 10000, \
             "a model that answers a published row records the validation -ELBO that selected it"
         assert selection["val_neg_elbo"] > 0 and 1 <= selection["epoch"] <= entry.training.epochs
+    for check in entry.rescorings:  # an independent re-measurement reproduces the number within its standard error
+        published = next(m for m in entry.metrics if m.name == check.metric)
+        assert check.seed != published.protocol.seed and check.num_examples == published.protocol.num_examples
+        assert abs(check.value - published.value) <= published.stderr, f"{check.command} disagrees"
     loaded = vaezoo.load(entry.name, local_files_only=True)
     assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
     assert samples_picture(entry.name).is_file(), f"vaezoo sample {entry.name} -o {samples_picture(entry.name)}"
@@ -224,6 +228,45 @@ def test_add_metrics_joins_new_measurements_and_keeps_more_precise_ones(run_dir,
     assert after.weights == before.weights and after.recipe == before.recipe
     with pytest.raises(HubError, match="publish its run first"):
         add_metrics("no-such-model", subset, registry=registry)
+
+
+def test_a_rescoring_is_recorded_for_another_seed_and_these_weights_only(run_dir, tmp_path):
+    registry = tmp_path / "registry"
+    (registry / "references").mkdir(parents=True)
+    (registry / "references" / "published.json").write_text(json.dumps({"rows": {"paper/vae": {
+        "source": "A paper, Table 1", "row": "VAE", "metric": "iwae_nll", "value": 241.0, "stderr": 0.1}}}))
+    publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=EVAL_REPORT, registry=registry,
+                answers="paper/vae")
+    again = {"protocol": {**EVAL_REPORT["protocol"], "seed": 1},
+             "metrics": {"iwae_nll": {**EVAL_REPORT["metrics"]["iwae_nll"], "value": 241.31}}}
+    with pytest.raises(HubError, match="seed 0, the published measurement's"):
+        add_rescoring("tiny-mlp", EVAL_REPORT, "python benchmarks/rescore.py tiny-mlp", registry=registry)
+    with pytest.raises(HubError, match="scored 200 test images"):
+        add_rescoring("tiny-mlp", {**again, "protocol": {**again["protocol"], "examples": 200}}, "cmd",
+                      registry=registry)
+    with pytest.raises(HubError, match="not the published name 'tiny-mlp'"):
+        add_rescoring("tiny-mlp", {**again, "protocol": {**again["protocol"], "model": "other"}}, "cmd",
+                      registry=registry)
+    add_rescoring("tiny-mlp", again, "first", registry=registry)
+    entry = read_entry(add_rescoring("tiny-mlp", again, "python benchmarks/rescore.py tiny-mlp --seed 1",
+                                     registry=registry))
+    assert [(c.metric, c.seed, c.value, c.num_examples, c.command) for c in entry.rescorings] == [
+        ("iwae_nll", 1, 241.31, 10000, "python benchmarks/rescore.py tiny-mlp --seed 1")]  # the same seed: replaced
+    assert entry.rescorings[0].sha256 == entry.weights.sha256
+    assert "| 241.25 ± 0.40 (10,000 test images) | 241.31 (seed 1) | +0.25 |" in render_models_md(list_entries(registry))
+    # publishing the same bytes again keeps it; other bytes (float32 this time) drop it
+    kept = read_entry(publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=EVAL_REPORT,
+                                  registry=registry))
+    assert kept.rescorings == entry.rescorings
+    fresh = read_entry(publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=EVAL_REPORT,
+                                   registry=registry, dtype="float32"))
+    assert fresh.weights.sha256 != entry.weights.sha256 and fresh.rescorings == []
+    # and an entry may not claim one for weights it did not score
+    data = json.loads((registry / "tiny-mlp.json").read_text())
+    data["rescorings"] = [entry.rescorings[0].model_dump(mode="json")]
+    (registry / "tiny-mlp.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="rescorings.0 scored other weights"):
+        read_entry(registry / "tiny-mlp.json")
 
 
 def test_shipped_file_with_wrong_sha_and_no_hub_revision_is_refused(run_dir, tmp_path, monkeypatch):

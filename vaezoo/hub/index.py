@@ -15,7 +15,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveInt, SerializeAsAny, ValidationError, field_validator
+from pydantic import (
+    ConfigDict, Field, NonNegativeFloat, PositiveInt, SerializeAsAny, ValidationError, field_validator, model_validator,
+)
 
 from .. import resources
 from .._registry import natural_key, suggest
@@ -24,7 +26,8 @@ from ..errors import ConfigError, HubError
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
-    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "TrainingRun", "PublishedReference", "PretrainedEntry",
+    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "TrainingRun", "PublishedReference", "Rescoring",
+    "PretrainedEntry",
     "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
 ]
 
@@ -134,6 +137,19 @@ class PublishedReference(Strict):
     stderr: Optional[NonNegativeFloat] = None
 
 
+class Rescoring(Strict):
+    """A second, independent measurement of a published metric: the same weights and test images,
+    another noise seed (``python benchmarks/rescore.py NAME --seed 1 --record``)."""
+
+    metric: str = Field(description="the entry's metric it re-measures, e.g. 'iwae_nll'")
+    seed: int = Field(description="the noise seed; the published measurement's is another")
+    value: float
+    stderr: Optional[NonNegativeFloat] = None
+    num_examples: PositiveInt
+    sha256: str = Field(description="the weights it scored: an entry's rescorings hold for its weights only")
+    command: str = Field(description="the command that measured it")
+
+
 class PretrainedEntry(Strict):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -153,6 +169,7 @@ class PretrainedEntry(Strict):
     training: TrainingRun
     reference: Optional[PublishedReference] = Field(
         None, description="the published number this model answers (docs/models.md sets them side by side)")
+    rescorings: list[Rescoring] = Field(default_factory=list, description="independent re-measurements of metrics")
     date: _dt.date
 
     @field_validator("name")
@@ -161,6 +178,14 @@ class PretrainedEntry(Strict):
         if not NAME.match(value):
             raise ValueError("expected lowercase letters, digits, '.', '_' or '-'")
         return value
+
+    @model_validator(mode="after")
+    def _rescored_these_weights(self) -> "PretrainedEntry":
+        for i, check in enumerate(self.rescorings):
+            if check.sha256 != self.weights.sha256:
+                raise ValueError(f"rescorings.{i} scored other weights (sha256 {check.sha256[:12]}..., the entry's "
+                                 f"are {self.weights.sha256[:12]}...): drop it, or run `{check.command}` again")
+        return self
 
     @field_validator("shipped")
     @classmethod

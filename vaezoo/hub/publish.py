@@ -29,12 +29,12 @@ from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
 from ..safe_text import load_json
 from .index import (
-    HubWeights, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, TrainingRun, entry_path,
-    read_entry, sha256_file, write_entry,
+    HubWeights, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring, TrainingRun,
+    entry_path, read_entry, sha256_file, write_entry,
 )
 from .local import load_local
 
-__all__ = ["publish_run", "normalize_metrics", "add_metrics"]
+__all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # metrics of an EvalReport that belong in the registry, and what each one's protocol means
@@ -315,6 +315,8 @@ def publish_run(
         recipe=recipe,
         training=run,
         reference=reference,
+        # a re-measurement holds for the bytes it scored: new weights start without one
+        rescorings=old.rescorings if old is not None and old.weights.sha256 == sha else [],
         date=date or _dt.date.today(),
     )
     return write_entry(entry, registry)
@@ -330,11 +332,7 @@ def add_metrics(name: str, metrics: Union[str, Path, Mapping, list, Sequence[Uni
     are untouched. Returns the entry's path and the names left out.
     """
     registry = Path(registry) if registry is not None else resources.registry_dir()
-    path = entry_path(name, registry)
-    if not path.is_file():
-        raise HubError(f"no registry entry '{name}' in {registry}: publish its run first (vaezoo publish RUN {name} "
-                       f"ORG/{name})")
-    entry = read_entry(path)
+    entry = _entry(name, registry)
     merged = {m.name: m for m in entry.metrics}
     left_out = []
     for record in _combine_metrics(metrics, likelihood=entry.model.likelihood.name,
@@ -346,3 +344,40 @@ def add_metrics(name: str, metrics: Union[str, Path, Mapping, list, Sequence[Uni
         else:
             merged[record.name] = record
     return write_entry(entry.model_copy(update={"metrics": list(merged.values())}), registry), left_out
+
+
+def _entry(name: str, registry: Path) -> PretrainedEntry:
+    path = entry_path(name, registry)
+    if not path.is_file():
+        raise HubError(f"no registry entry '{name}' in {registry}: publish its run first (vaezoo publish RUN {name} "
+                       f"ORG/{name})")
+    return read_entry(path)
+
+
+def add_rescoring(name: str, report: Mapping[str, Any], command: str, metric: str = "iwae_nll", *,
+                  registry: Union[str, Path, None] = None) -> Path:
+    """Record an independent re-measurement of ``metric`` (a ``vaezoo eval`` report of the published
+    name's shipped weights, as ``benchmarks/rescore.py`` merges it) beside the published value.
+
+    Independent means another noise seed on the same test images, so that the difference measures
+    the estimator's noise and nothing else; the same seed, other images, or a metric the entry
+    does not publish are refused. A re-measurement with the same metric and seed replaces the old one.
+    """
+    registry = Path(registry) if registry is not None else resources.registry_dir()
+    entry = _entry(name, registry)
+    protocol, measured = report.get("protocol", {}), report.get("metrics", {}).get(metric)
+    published = next((m for m in entry.metrics if m.name == metric), None)
+    if protocol.get("model") != name:
+        raise HubError(f"the report measured {protocol.get('model')!r}, not the published name {name!r}")
+    if measured is None or published is None:
+        raise HubError(f"{metric!r} must be both in the report and among {name}'s published metrics to re-measure it")
+    if protocol.get("seed") == published.protocol.seed:
+        raise HubError(f"the report used seed {published.protocol.seed}, the published measurement's: an independent "
+                       f"re-measurement needs another (--seed 1)")
+    if protocol.get("examples") != published.protocol.num_examples or protocol.get("split") != published.protocol.split:
+        raise HubError(f"the report scored {protocol.get('examples')} {protocol.get('split')} images; {name}'s "
+                       f"{metric} was measured on {published.protocol.num_examples} {published.protocol.split} images")
+    check = Rescoring(metric=metric, seed=protocol["seed"], value=measured["value"], stderr=measured.get("stderr"),
+                      num_examples=protocol["examples"], sha256=entry.weights.sha256, command=command)
+    kept = [c for c in entry.rescorings if (c.metric, c.seed) != (metric, check.seed)]
+    return write_entry(entry.model_copy(update={"rescorings": [*kept, check]}), registry)
