@@ -16,7 +16,7 @@ from vaezoo.errors import ConfigError, HubError
 from vaezoo.hub.docs import DEFAULT_OUT, priors_picture, render_models_md, samples_picture
 from vaezoo.evaluation.quality import supports_gmm_prior
 from vaezoo.hub.publish import add_metrics, add_rescoring, normalize_metrics, publish_run
-from vaezoo.hub.index import list_entries, read_entry, sha256_file
+from vaezoo.hub.index import PublishedReference, list_entries, read_entry, sha256_file
 
 REGISTRY = resources.registry_dir()
 ENTRY_FILES = sorted(REGISTRY.glob("*.json"))
@@ -342,3 +342,34 @@ def test_publish_defaults_to_the_runs_own_metrics(run_dir, tmp_path):
     assert by_name["test_neg_elbo"].value == 260.0 and by_name["val_neg_elbo"].protocol.split == "validation"
     # the training loop measured its own float32 weights, not the fp16 file that ships
     assert {m.protocol.weights_dtype for m in entry.metrics} == {"float32"}
+
+
+def test_a_warm_started_entry_pins_its_source_and_counts_its_cost(tmp_path, monkeypatch):
+    """trainer.init_from in the recipe: the entry records the source's sha256 and its epochs and
+    time (a chain of warm starts adds up); the docs show both costs."""
+    registry = tmp_path / "registry"
+
+    def published(name: str, epochs: int, seconds: float, init_from=None):
+        experiment = vaezoo.get_config("fashion-mlp16", {"trainer.epochs": epochs, "trainer.init_from": init_from})
+        training = {"epochs": epochs, "wall_time_s": seconds, "device": "cpu", "processes": 1}
+        folder = vaezoo.create("fashion-mlp16").save_pretrained(tmp_path / name, experiment=experiment,
+                                                                 training=training)
+        report = {**EVAL_REPORT, "protocol": {**EVAL_REPORT["protocol"], "model": name}}
+        return read_entry(publish_run(folder, name, f"alice/{name}", config="fashion-mlp16", metrics=report,
+                                      registry=registry))
+
+    parent = published("tiny-a", 40, 600.0)
+    child = published("tiny-b", 10, 60.0, init_from="tiny-a")
+    grandchild = published("tiny-c", 5, 30.0, init_from="tiny-b")
+    elsewhere = published("tiny-d", 5, 30.0, init_from="runs/somewhere")
+    assert parent.training.started_from is None
+    source = child.training.started_from
+    assert (source.source, source.sha256, source.epochs, source.time_s) == ("tiny-a", parent.weights.sha256, 40, 600.0)
+    assert (grandchild.training.started_from.epochs, grandchild.training.started_from.time_s) == (50, 660.0)
+    assert elsewhere.training.started_from.model_dump() == {"source": "runs/somewhere", "sha256": None,
+                                                            "epochs": None, "time_s": None}
+    with_reference = child.model_copy(update={"reference": PublishedReference(
+        source="a paper", row="a row", metric="iwae_nll", value=240.0)})
+    page = render_models_md([with_reference, grandchild])
+    assert "| 10 + 40 (`tiny-a`) | 1 min + 10 min |" in page
+    assert f"started from `tiny-b` (weights sha256 `{child.weights.sha256[:12]}…`), itself trained 50 epochs" in page

@@ -193,6 +193,10 @@ class TrainerConfig(Strict):
     ema_decay: Optional[float] = Field(
         None, gt=0.0, lt=1.0, description="validate, select and export an exponential moving average of the weights "
                                           "with this decay per step (e.g. 0.999); unset: the raw weights")
+    init_from: Optional[str] = Field(
+        None, description="start a fresh run from this model's weights (a zoo name with published weights, "
+                          "hf-hub:org/repo@rev or a run folder), matched by tensor name: fine-tuning, or a new "
+                          "part over trained ones; what it did not cover keeps its fresh initialization")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
         "off", description="torch.compile mode (true means default); reduce-overhead adds CUDA graphs on GPUs, "

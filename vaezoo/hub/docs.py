@@ -65,11 +65,32 @@ def _active_units(entry: PretrainedEntry) -> str:
     return f"{m.value:.0f} / {entry.model.latent_size()}" if m is not None else "-"
 
 
-def _training_time(entry: PretrainedEntry) -> str:
-    seconds = entry.training.time_s
+def _duration(seconds: Optional[float]) -> str:
     if seconds is None:
         return "-"
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+
+
+def _training_time(entry: PretrainedEntry) -> str:
+    """The run's time, and the time of the weights it started from (trainer.init_from) beside it."""
+    source = entry.training.started_from
+    return _duration(entry.training.time_s) + (f" + {_duration(source.time_s)}" if source is not None else "")
+
+
+def _epochs(entry: PretrainedEntry) -> str:
+    source = entry.training.started_from
+    if source is None:
+        return f"{entry.training.epochs}"
+    return f"{entry.training.epochs} + {source.epochs if source.epochs is not None else '?'} (`{source.source}`)"
+
+
+def _started_from(entry: PretrainedEntry) -> str:
+    source = entry.training.started_from
+    if source is None:
+        return ""
+    pinned = f" (weights sha256 `{source.sha256[:12]}…`)" if source.sha256 else ""
+    cost = f", itself trained {source.epochs} epochs" if source.epochs is not None else ""
+    return f"; started from `{source.source}`{pinned}{cost} (trainer.init_from)"
 
 
 def _eval_commands(entry: PretrainedEntry) -> list[str]:
@@ -118,7 +139,8 @@ def _reference_table(entries: Sequence[PretrainedEntry]) -> list[str]:
              "(the same images for every model, so differences between models are far more certain than it "
              "suggests). Re-scored: the same weights and images scored again with another noise seed "
              "(`python benchmarks/rescore.py NAME --seed 1 --record`), the check that the number is the "
-             "model's and not the estimator's luck.", "",
+             "model's and not the estimator's luck. A model trained from another's weights (`trainer.init_from`) shows "
+             "its own epochs and time first, then those of the weights it started from.", "",
              "| model | answers | published | ours | re-scored | difference | epochs | training time | hardware |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for e in answering:
@@ -133,7 +155,7 @@ def _reference_table(entries: Sequence[PretrainedEntry]) -> list[str]:
             difference = f"{ours.value - r.value:+.2f}"
         again = ", ".join(f"{c.value:.2f} (seed {c.seed})" for c in e.rescorings if c.metric == r.metric) or "-"
         lines.append(f"| `{e.name}` | {r.row} ({r.source}) | {theirs} | {mine} | {again} | {difference} | "
-                     f"{e.training.epochs} | {_training_time(e)} | {e.training.hardware or '-'} |")
+                     f"{_epochs(e)} | {_training_time(e)} | {e.training.hardware or '-'} |")
     return lines + [""]
 
 
@@ -298,6 +320,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             f"- trained: {e.training.epochs} epochs"
             + (f" in {e.training.time_s / 60:.1f} min" if e.training.time_s else "")
             + (f" on {e.training.hardware}" if e.training.hardware else "")
+            + _started_from(e)
             + f"; recipe {t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} lr {t.optimizer.lr:g}, "
             f"binarization {e.recipe.data.binarize}",
             f"- weights: `{e.weights.file}` sha256 `{e.weights.sha256}`; published {e.date.isoformat()}",

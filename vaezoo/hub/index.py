@@ -26,7 +26,7 @@ from ..errors import ConfigError, HubError
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
-    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "TrainingRun", "PublishedReference", "Rescoring",
+    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference", "Rescoring",
     "PretrainedEntry",
     "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
 ]
@@ -115,6 +115,15 @@ class Recipe(Strict):
     trainer: TrainerConfig
 
 
+class StartedFrom(Strict):
+    """A warm start's source, pinned: a later republish of the source does not change the record."""
+
+    source: str = Field(description="trainer.init_from as the recipe gives it")
+    sha256: Optional[str] = Field(None, description="the source's weights (a published name's, from its entry)")
+    epochs: Optional[PositiveInt] = Field(None, description="the source's training epochs, its own sources' included")
+    time_s: Optional[NonNegativeFloat] = Field(None, description="the same for its training time")
+
+
 class TrainingRun(Strict):
     epochs: PositiveInt = Field(description="epochs actually run (may be fewer than the recipe's)")
     time_s: Optional[NonNegativeFloat] = None
@@ -125,6 +134,9 @@ class TrainingRun(Strict):
     second_stage: Optional[dict[str, Any]] = Field(
         None, description="a prior fitted after training (a VQ-VAE's code prior): which, its epochs, the epoch "
                           "selected on validation and its validation NLL, its time")
+    started_from: Optional[StartedFrom] = Field(
+        None, description="the weights the run started from (trainer.init_from), with what they cost: the "
+                          "entry's epochs and time count only the run itself")
 
 
 class PublishedReference(Strict):

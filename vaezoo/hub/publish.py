@@ -29,7 +29,8 @@ from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
 from ..safe_text import load_json
 from .index import (
-    HubWeights, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring, TrainingRun,
+    HubWeights, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring, StartedFrom,
+    TrainingRun,
     entry_path, read_entry, sha256_file, write_entry,
 )
 from .local import load_local
@@ -211,6 +212,22 @@ def _selection(metrics: Any, trained: Mapping[str, Any], ema_decay: Optional[flo
             "val_examples": val.get("num_examples")}
 
 
+def started_from(source: Optional[str], registry: Path) -> Optional[StartedFrom]:
+    """The record of a warm start: a published source is pinned by its weights' sha256 and
+    brings its training cost (its own warm start's included); any other source is named only."""
+    if source is None:
+        return None
+    if not entry_path(source, registry).is_file():
+        return StartedFrom(source=source)
+    parent = read_entry(entry_path(source, registry))
+    epochs, time_s = parent.training.epochs, parent.training.time_s
+    before = parent.training.started_from
+    if before is not None:  # unknown if any part of the chain is
+        epochs = epochs + before.epochs if before.epochs is not None else None
+        time_s = time_s + before.time_s if time_s is not None and before.time_s is not None else None
+    return StartedFrom(source=source, sha256=parent.weights.sha256, epochs=epochs, time_s=time_s)
+
+
 def publish_run(
     run_dir: Union[str, Path],
     name: str,
@@ -267,6 +284,7 @@ def publish_run(
         hardware=hardware or trained.get("hardware") or device,
         selection=_selection(run_config.metrics, trained, recipe.trainer.ema_decay),
         second_stage=trained.get("code_prior"),
+        started_from=started_from(recipe.trainer.init_from, registry),
     )
 
     records = _combine_metrics(metrics if metrics is not None else run_config.metrics,

@@ -28,6 +28,7 @@ from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_check
 from .distributed import DistContext, all_reduce_sum, gather_tensors
 from .loader import DeviceLoader, derive_seed, make_loader
 from .recipe import build_optimizer, lr_lambda, resolve_precision, wants_channels_last
+from .warm_start import initialize_priors_from_data, warm_start
 
 __all__ = ["RunState", "Run", "prepare_run", "read_resume_checkpoint", "save_run_checkpoint"]
 
@@ -100,7 +101,7 @@ class Run:
 # the bit-exact guarantee rest on them. Epochs, max_steps, logging, evaluation and device
 # settings may change (a resume that runs longer is the common case).
 RECIPE_FIELDS = ("batch_size", "seed", "optimizer", "scheduler", "kl_warmup_epochs", "grad_clip", "micro_batch_size",
-                 "precision", "ema_decay")
+                 "precision", "ema_decay", "init_from")
 
 
 def recipe_changes(experiment: ExperimentConfig, saved: dict[str, Any]) -> list[str]:
@@ -197,7 +198,13 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
     channels_last = wants_channels_last(cfg.channels_last, model, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    model, notes = batch_statistics_plan(model, ctx, cfg.micro_batch_size)
+    if checkpoint is None:  # a resume's weights are in its checkpoint
+        copied, notes = warm_start(model, cfg.init_from) if cfg.init_from else (set(), [])
+        notes += initialize_priors_from_data(model, splits.train, cfg.seed, skip=copied)
+    else:
+        notes = []
+    model, plan_notes = batch_statistics_plan(model, ctx, cfg.micro_batch_size)
+    notes += plan_notes
     loader = make_loader(
         cfg.loader, splits.train, cfg.batch_size, device=device, seed=cfg.seed, rank=ctx.rank,
         world_size=ctx.world_size, binarize="dynamic" if experiment.data.binarize == "dynamic" else "none",

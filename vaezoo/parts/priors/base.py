@@ -35,6 +35,12 @@ class Prior(nn.Module):
         runs its encoder) keep a reference here, outside their submodules, so the model's
         parameters are not registered twice. Default: nothing."""
 
+    def initialize_from_data(self, images: torch.Tensor, generator: torch.Generator) -> str | None:
+        """Called once before a fresh run's first step with the training images (uint8, (N, C, H,
+        W)): a prior whose parameters start best from data sets them and says what it did.
+        Default: nothing (None)."""
+        return None
+
     def log_prob_per_dim(self, z: torch.Tensor) -> torch.Tensor | None:
         """``log p(z_j)`` per latent dimension, shape ``z.shape``, for priors that factorize over
         dimensions; ``None`` otherwise (beta-TCVAE needs it)."""

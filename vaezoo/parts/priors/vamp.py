@@ -4,6 +4,7 @@ posteriors at learned pseudo-inputs. Its KL is the Monte Carlo ``log q(z|x) - lo
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from pydantic import NonNegativeFloat, PositiveInt
@@ -16,6 +17,8 @@ from .base import Prior
 
 __all__ = ["VampPrior"]
 
+_DATA_MARGIN = 0.01
+
 
 @register_prior("vamp")
 class VampPrior(Prior):
@@ -23,7 +26,9 @@ class VampPrior(Prior):
     learnable pseudo-inputs u_k (``pseudo_inputs: K``), image-shaped.
 
     As in the paper, the pseudo-inputs pass through a hard tanh onto the data range [0, 1]
-    and start at ``N(init_mean, init_std^2)`` (std 0.01 as in the paper). The posterior is the
+    and start at ``N(init_mean, init_std^2)`` (std 0.01 as in the paper); ``init: data`` starts
+    them at random training images instead when training begins (the paper's alternative), which
+    matters most over an already trained encoder: noise pseudo-inputs would all map to one point. The posterior is the
     model's own q at the prior's level (``model.encode_top``, the top level of a hierarchy):
     :meth:`bind` keeps a plain reference to the model, outside this module's submodules, so
     ``state_dict`` holds the pseudo-inputs once and the encoder once; a ``deepcopy`` of the
@@ -32,11 +37,11 @@ class VampPrior(Prior):
 
     def __init__(
         self, latent_dim: int, pseudo_inputs: PositiveInt = 500, init_mean: float = 0.05,
-        init_std: NonNegativeFloat = 0.01,
+        init_std: NonNegativeFloat = 0.01, init: Literal["noise", "data"] = "noise",
     ):
         super().__init__(latent_dim)
         self.num_pseudo_inputs = pseudo_inputs
-        self.init_mean, self.init_std = init_mean, init_std
+        self.init_mean, self.init_std, self.init = init_mean, init_std, init
         self.register_parameter("pseudo_inputs", None)  # created by bind(), which knows the input shape
 
     def bind(self, model: nn.Module) -> None:
@@ -47,6 +52,19 @@ class VampPrior(Prior):
         shape = (self.num_pseudo_inputs, *model.input_shape)
         if self.pseudo_inputs is None or tuple(self.pseudo_inputs.shape) != shape:
             self.pseudo_inputs = nn.Parameter(self.init_mean + self.init_std * torch.randn(shape))
+
+    def initialize_from_data(self, images: torch.Tensor, generator: torch.Generator) -> str | None:
+        if self.init != "data":
+            return None
+        if images.shape[0] < self.num_pseudo_inputs:
+            raise ValueError(f"init: data needs at least {self.num_pseudo_inputs} training images, got {images.shape[0]}")
+        picked = torch.randperm(images.shape[0], generator=generator)[: self.num_pseudo_inputs]
+        pixels = images[picked].float() / 255.0
+        # Squeezed inside (0, 1): the hard tanh passes no gradient at exactly 0 or 1, and most of
+        # a Fashion-MNIST image is exactly 0.
+        with torch.no_grad():
+            self.pseudo_inputs.copy_(_DATA_MARGIN + (1 - 2 * _DATA_MARGIN) * pixels.to(self.pseudo_inputs.device))
+        return f"{self.num_pseudo_inputs} pseudo-inputs set to random training images"
 
     def _posteriors(self):
         model = self.__dict__.get("_model")
