@@ -119,3 +119,10 @@ def test_training_flushes_denormals_on_the_cpu_and_restores_the_default(tmp_path
     vaezoo.train(tiny_config(), overrides={"trainer.epochs": 1}, out=tmp_path / "run", stream=io.StringIO())
     assert seen and all(flushed == supported for flushed in seen)
     assert float(torch.tensor([1e-40]) * 1.0) != 0.0  # the user's process gets torch's default back
+
+
+def test_an_unknown_source_is_refused_before_any_training(tmp_path, ci_env):
+    with pytest.raises(vaezoo.VaezooError, match="trainer.init_from: cannot load 'fashion-vae40-emma'.*Did you mean 'fashion-vae40-ema'"):
+        vaezoo.train(tiny_config(), overrides={"trainer.init_from": "fashion-vae40-emma"}, out=tmp_path / "run",
+                     stream=io.StringIO())
+    assert not (tmp_path / "run" / "checkpoints").exists()

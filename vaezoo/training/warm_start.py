@@ -18,7 +18,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, HubError
 from ..hub import load
 from ..parts.priors.base import Prior
 
@@ -27,7 +27,10 @@ __all__ = ["warm_start", "initialize_priors_from_data"]
 
 def warm_start(model: nn.Module, source: str) -> tuple[set[str], list[str]]:
     """Copy ``source``'s matching tensors into ``model``; returns (the names copied, notes)."""
-    tensors = load(source).state_dict()
+    try:
+        tensors = load(source).state_dict()
+    except (HubError, CheckpointError) as exc:  # say which setting named it
+        raise type(exc)(f"trainer.init_from: {exc}") from exc
     copied = copy_matching(model, tensors, source)
     fresh = sorted(set(model.state_dict()) - copied)
     unused = sorted(set(tensors) - copied)
