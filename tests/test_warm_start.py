@@ -12,6 +12,7 @@ import torch
 import vaezoo
 from vaezoo.errors import CheckpointError
 from vaezoo.training import loop
+from vaezoo.training.checkpoint import checkpoint_path
 from vaezoo.training.distributed import init_distributed
 from vaezoo.training.setup import prepare_run
 
@@ -125,4 +126,4 @@ def test_an_unknown_source_is_refused_before_any_training(tmp_path, ci_env):
     with pytest.raises(vaezoo.VaezooError, match="trainer.init_from: cannot load 'fashion-vae40-emma'.*Did you mean 'fashion-vae40-ema'"):
         vaezoo.train(tiny_config(), overrides={"trainer.init_from": "fashion-vae40-emma"}, out=tmp_path / "run",
                      stream=io.StringIO())
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not checkpoint_path(tmp_path / "run").exists()
