@@ -26,8 +26,8 @@ from ..errors import ConfigError, HubError
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
-    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference", "Rescoring",
-    "PretrainedEntry",
+    "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference",
+    "Rescoring", "PretrainedEntry",
     "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
 ]
 

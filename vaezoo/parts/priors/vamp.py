@@ -11,6 +11,7 @@ from pydantic import NonNegativeFloat, PositiveInt
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
+from ...errors import UsageError
 from ...ops.gaussian import diagonal_gaussian_mixture_log_prob
 from ..kinds import register_prior
 from .base import Prior
@@ -28,8 +29,8 @@ class VampPrior(Prior):
     As in the paper, the pseudo-inputs pass through a hard tanh onto the data range [0, 1]
     and start at ``N(init_mean, init_std^2)`` (std 0.01 as in the paper); ``init: data`` starts
     them at random training images instead when training begins (the paper's alternative), which
-    matters most over an already trained encoder: noise pseudo-inputs would all map to one point. The posterior is the
-    model's own q at the prior's level (``model.encode_top``, the top level of a hierarchy):
+    matters most over an already trained encoder: noise pseudo-inputs would all map to one
+    point. The posterior is the model's own q at the prior's level (``model.encode_top``, the top level of a hierarchy):
     :meth:`bind` keeps a plain reference to the model, outside this module's submodules, so
     ``state_dict`` holds the pseudo-inputs once and the encoder once; a ``deepcopy`` of the
     model maps the reference to the copy.
@@ -57,7 +58,9 @@ class VampPrior(Prior):
         if self.init != "data":
             return None
         if images.shape[0] < self.num_pseudo_inputs:
-            raise ValueError(f"init: data needs at least {self.num_pseudo_inputs} training images, got {images.shape[0]}")
+            raise UsageError(f"the VampPrior's init: data needs at least {self.num_pseudo_inputs} training images "
+                             f"(pseudo_inputs), the dataset has {images.shape[0]}: lower pseudo_inputs or use "
+                             f"init: noise")
         picked = torch.randperm(images.shape[0], generator=generator)[: self.num_pseudo_inputs]
         pixels = images[picked].float() / 255.0
         # Squeezed inside (0, 1): the hard tanh passes no gradient at exactly 0 or 1, and most of
