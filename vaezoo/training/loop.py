@@ -382,8 +382,8 @@ def _kernel_choice(deterministic: bool):
     (the shapes are fixed, so cuDNN may time its kernels once and keep the fastest), or, with
     ``trainer.deterministic``, deterministic algorithms and cuDNN instead.
 
-    On CPUs, denormal floats (below 1.2e-38) are flushed to zero: tiny gradients, such as those
-    reaching a VampPrior's pseudo-inputs, otherwise take the CPU's slow path (a data-initialized
+    On CPUs, denormal floats (below 1.2e-38) are flushed to zero: tiny gradients, such as some
+    of those reaching a VampPrior's pseudo-inputs, otherwise take the CPU's slow path (a data-initialized
     VampPrior ran 2.9x slower, benchmarks/denormals.py) for a difference no loss digit shows.
     torch has no getter for the switch, so it goes back to torch's default (off) after."""
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
