@@ -250,8 +250,8 @@ def test_family_specific_bad_configs_name_the_field(model, path, words):
 
 def test_list_and_info_show_families(capsys):
     assert main(["list", "--family", "hvae"]) == 0
-    assert capsys.readouterr().out.split() == ["fashion-convhvae40", "fashion-hvae40", "fashion-hvae40-ema",
-                                                "fashion-hvae40-vamp", "fashion-hvae40-vamp-ft"]
+    assert capsys.readouterr().out.split() == ["fashion-convhvae40", "fashion-convhvae40-vamp", "fashion-hvae40",
+                                                "fashion-hvae40-ema", "fashion-hvae40-vamp", "fashion-hvae40-vamp-ft"]
     assert vaezoo.list_models(family=["ladder", "cvae"]) == ["fashion-cvae", "fashion-ladder"]
     assert main(["list", "--families"]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == sorted(
