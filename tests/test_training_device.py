@@ -32,13 +32,25 @@ def ci_env(monkeypatch):
 
 
 def test_precision_auto_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatch):
+    mlp = vaezoo.create("fashion-mlp16")
     # A pre-Ampere GPU: torch reports bf16 as supported when emulation counts, not natively.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
-    assert resolve_precision("auto", CUDA) is None
-    assert resolve_precision("bf16", CUDA) is torch.bfloat16  # asked for: given
+    assert resolve_precision("auto", CUDA, mlp) is None
+    assert resolve_precision("bf16", CUDA, mlp) is torch.bfloat16  # asked for: given
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
-    assert resolve_precision("auto", CUDA) is torch.bfloat16
-    assert resolve_precision("auto", torch.device("cpu")) is None
+    assert resolve_precision("auto", CUDA, mlp) is torch.bfloat16
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_on_a_cpu_takes_bf16_for_convolutions_where_it_is_native(monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    cpu = torch.device("cpu")
+    conv, mlp = vaezoo.create("fashion-conv64"), vaezoo.create("fashion-mlp16")
+    assert resolve_precision("auto", cpu, conv) is (torch.bfloat16 if native else None)
+    assert resolve_precision("auto", cpu, mlp) is None  # dense models keep float32 steps
+    assert resolve_precision("fp32", cpu, conv) is None
+    assert resolve_precision("bf16", cpu, mlp) is torch.bfloat16
 
 
 def test_on_off_and_true_false_mean_the_words():

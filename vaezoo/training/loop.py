@@ -80,6 +80,7 @@ class Trainer:
             if run.resumed:
                 write_metrics(self.out, st.history)  # drop the lines of epochs that the crash undid
             where = f" on {ctx.world_size} processes" if ctx.distributed else ""
+            where += ", bf16 autocast" if run.autocast_dtype == torch.bfloat16 else ""
             what = f"resumed at step {st.global_step} (epoch {st.epoch + 1})" if run.resumed else "started"
             self.progress.message(
                 f"training {self.experiment.name or 'model'} ({run.model.family}): {run.model.num_parameters():,} "

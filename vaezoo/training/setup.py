@@ -239,7 +239,7 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
         experiment=experiment, ctx=ctx, model=model, net=net, loader=loader, val=(val, val_labels),
         test=(test, test_labels), train_size=int(splits.train.shape[0]), optimizer=optimizer, scheduler=scheduler,
         state=state, total_steps=total_steps, channels_last=channels_last,
-        autocast_dtype=resolve_precision(cfg.precision, device), resumed=checkpoint is not None, notes=notes,
+        autocast_dtype=resolve_precision(cfg.precision, device, model), resumed=checkpoint is not None, notes=notes,
         average=average,
     )
 
