@@ -20,8 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import statistics
-import time
+from functools import partial
 
 import torch
 
@@ -29,24 +28,12 @@ import vaezoo
 from vaezoo.data.splits import load_splits
 from vaezoo.training.recipe import native_cpu_bf16
 
+from side_by_side import alternate, binarized_batches, timed_steps
+
 DEFAULT_CONFIGS = ["configs/fashion-vae40-ema.yaml", "configs/fashion-hvae40-vamp.yaml",
                    "configs/fashion-convhvae40.yaml", "configs/fashion-pixelvae40.yaml"]
-
-
-def precision(bf16: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-
-def train(model, optimizer, batches, bf16: bool) -> tuple[float, list[float]]:
-    started, losses = time.perf_counter(), []
-    for x in batches:
-        with precision(bf16):
-            loss = model(x).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return len(batches) * batches[0].shape[0] / (time.perf_counter() - started), losses
+BF16 = partial(torch.autocast, "cpu", dtype=torch.bfloat16)
+SETTINGS = {"fp32": (contextlib.nullcontext, contextlib.nullcontext), "bf16": (contextlib.nullcontext, BF16)}
 
 
 @torch.no_grad()
@@ -64,41 +51,24 @@ def compare(config: str, splits, args) -> None:
     layout = torch.channels_last if model.prefers_channels_last(torch.device("cpu")) else torch.contiguous_format
     model = model.to(memory_format=layout)
     optimizer = torch.optim.Adam(model.parameters(), lr=experiment.trainer.optimizer.lr)
-    gen = torch.Generator().manual_seed(0)
-    grey = splits.train.float() / 255
-
-    def batches(n):
-        picks = [torch.randint(0, grey.shape[0], (experiment.trainer.batch_size,), generator=gen) for _ in range(n)]
-        return [torch.bernoulli(grey[p], generator=gen).contiguous(memory_format=layout) for p in picks]
-
-    train(model, optimizer, batches(args.warmup), bf16=False)
+    batches = binarized_batches(splits.train, experiment.trainer.batch_size, layout)
+    timed_steps(model, optimizer, batches(args.warmup))
     start = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
-    rates, gap = {False: [], True: []}, 0.0
-    for r in range(args.rounds):
-        round_batches = batches(args.steps)
-        losses = {}
-        for bf16 in (False, True):  # the same batches from the same weights and moments
-            model.load_state_dict(start[0])
-            optimizer.load_state_dict(copy.deepcopy(start[1]))  # it adopts the tensors it is given
-            torch.manual_seed(r)  # the same reparameterization noise
-            rate, losses[bf16] = train(model, optimizer, round_batches, bf16)
-            rates[bf16].append(rate)
-        gap = max(gap, max(abs(a - b) for a, b in zip(losses[False], losses[True])))
-    fp32, bf16 = statistics.median(rates[False]), statistics.median(rates[True])
-    print(f"{experiment.name:28s} fp32 {fp32:8.1f} img/s   bf16 {bf16:8.1f} img/s   bf16/fp32 {bf16 / fp32:5.2f}x   "
-          f"largest loss gap {gap:.3f} nats", flush=True)
+    rates, gap = alternate(model, optimizer, batches, SETTINGS, args.rounds, args.steps)
+    print(f"{experiment.name:28s} fp32 {rates['fp32']:8.1f} img/s   bf16 {rates['bf16']:8.1f} img/s   "
+          f"bf16/fp32 {rates['bf16'] / rates['fp32']:5.2f}x   largest loss gap {gap:.3f} nats", flush=True)
     if args.train_steps:
         scores, steps = {}, batches(args.train_steps)
-        for bf16 in (False, True):
+        for name, (_, forward) in SETTINGS.items():
             model.load_state_dict(start[0])
             optimizer.load_state_dict(copy.deepcopy(start[1]))
             torch.manual_seed(0)
-            train(model, optimizer, steps, bf16)
-            scores[bf16] = val_neg_elbo(model.eval(), splits.val[:2000], layout)
+            timed_steps(model, optimizer, steps, forward)
+            scores[name] = val_neg_elbo(model.eval(), splits.val[:2000], layout)
             model.train()
         print(f"{'':28s} after {args.train_steps} more steps, validation -ELBO (float32, 2,000 images): "
-              f"fp32-trained {scores[False]:.3f}, bf16-trained {scores[True]:.3f} nats "
-              f"(bf16 - fp32 = {scores[True] - scores[False]:+.3f})", flush=True)
+              f"fp32-trained {scores['fp32']:.3f}, bf16-trained {scores['bf16']:.3f} nats "
+              f"(bf16 - fp32 = {scores['bf16'] - scores['fp32']:+.3f})", flush=True)
 
 
 def main() -> None:

@@ -15,9 +15,8 @@ with the largest difference of the losses the two settings give on the same batc
 from __future__ import annotations
 
 import argparse
-import copy
-import statistics
-import time
+import contextlib
+from functools import partial
 
 import torch
 
@@ -25,16 +24,16 @@ import vaezoo
 from vaezoo.data.splits import load_splits
 from vaezoo.training.warm_start import initialize_priors_from_data, warm_start
 
+from side_by_side import alternate, binarized_batches, timed_steps
 
-def steps(model, optimizer, batches) -> tuple[float, list[float]]:
-    started, losses = time.perf_counter(), []
-    for x in batches:
-        loss = model(x).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return len(batches) * batches[0].shape[0] / (time.perf_counter() - started), losses
+
+@contextlib.contextmanager
+def flush_denormal(flush: bool):
+    torch.set_flush_denormal(flush)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def main() -> None:
@@ -54,30 +53,13 @@ def main() -> None:
     copied = warm_start(model, experiment.trainer.init_from)[0] if experiment.trainer.init_from else set()
     initialize_priors_from_data(model, splits.train, experiment.trainer.seed, skip=copied)
     optimizer = torch.optim.Adam(model.parameters(), lr=experiment.trainer.optimizer.lr)
-    gen = torch.Generator().manual_seed(0)
-    grey = splits.train.float() / 255
-
-    def batches(n):
-        picks = [torch.randint(0, grey.shape[0], (experiment.trainer.batch_size,), generator=gen) for _ in range(n)]
-        return [torch.bernoulli(grey[p], generator=gen) for p in picks]
-
-    torch.set_flush_denormal(True)
-    steps(model, optimizer, batches(args.warmup))
-    rates, gap = {True: [], False: []}, 0.0
-    for r in range(args.rounds):
-        round_batches = batches(args.steps)
-        state = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
-        losses = {}
-        for flush in (False, True):  # the same batches from the same weights and moments
-            model.load_state_dict(state[0])
-            optimizer.load_state_dict(copy.deepcopy(state[1]))  # it adopts the tensors it is given
-            torch.set_flush_denormal(flush)
-            torch.manual_seed(r)  # the same reparameterization noise
-            rate, losses[flush] = steps(model, optimizer, round_batches)
-            rates[flush].append(rate)
-        gap = max(gap, max(abs(a - b) for a, b in zip(losses[False], losses[True])))
-    torch.set_flush_denormal(False)
-    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    batches = binarized_batches(splits.train, experiment.trainer.batch_size)
+    with flush_denormal(True):
+        timed_steps(model, optimizer, batches(args.warmup))
+    settings = {"kept": (partial(flush_denormal, False), contextlib.nullcontext),
+                "flushed": (partial(flush_denormal, True), contextlib.nullcontext)}
+    rates, gap = alternate(model, optimizer, batches, settings, args.rounds, args.steps)
+    on, off = rates["flushed"], rates["kept"]
     print(f"{args.config}, {args.threads} thread(s), {args.rounds} rounds of {args.steps} steps after {args.warmup}:")
     print(f"  denormals kept:    {off:8.0f} images/s")
     print(f"  denormals flushed: {on:8.0f} images/s   {on / off:.2f}x")
