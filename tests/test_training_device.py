@@ -53,6 +53,15 @@ def test_precision_auto_on_a_cpu_takes_bf16_for_convolutions_where_it_is_native(
     assert resolve_precision("bf16", cpu, mlp) is torch.bfloat16
 
 
+def test_the_start_line_says_when_a_run_is_under_bf16(tmp_path, ci_env):
+    lines = {}
+    for precision in ("fp32", "bf16"):
+        stream = io.StringIO()
+        vaezoo.train(tiny_config(epochs=1, precision=precision), out=tmp_path / precision, stream=stream)
+        lines[precision] = stream.getvalue().splitlines()[0]
+    assert "bf16 autocast" in lines["bf16"] and "bf16" not in lines["fp32"]
+
+
 def test_on_off_and_true_false_mean_the_words():
     # YAML 1.1 reads `on` as True: `--set trainer.channels_last=on` must not be a type error.
     cfg = TrainerConfig(**yaml.safe_load("channels_last: on\ncompile: true"))

@@ -48,8 +48,10 @@ def kl_scale_at(cfg: TrainerConfig, epoch: int, step_in_epoch: int, steps_per_ep
 def native_cpu_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX-512 BF16: Intel
     Sapphire Rapids and newer, AMD Zen 4 and newer); elsewhere oneDNN emulates bf16, slower than
-    float32."""
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    float32. (torch has no public query for it; a torch without these private probes counts as no
+    native bf16.)"""
+    probes = (getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return any(probe() for probe in probes if probe is not None)
 
 
 def resolve_precision(precision: str, device: torch.device, model: nn.Module) -> torch.dtype | None:
