@@ -107,3 +107,32 @@ def test_a_finished_constant_rate_run_extended_by_resume_is_the_longer_run(tmp_p
     for name in ("model.safetensors", "checkpoints/last.safetensors"):
         ours, theirs = (load_file(str(tmp_path / run / name)) for run in ("parts", "straight"))
         assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in theirs), name
+
+
+def test_extending_a_run_whose_best_epoch_was_not_its_last_goes_on_from_the_trained_weights(tmp_path, monkeypatch):
+    """The first part selects epoch 2 of 3 for its test pass and export; its checkpoint must still
+    hold epoch 3's weights and average, so that the continuation is the longer run, step for step."""
+    monkeypatch.setenv("CI", "1")
+    recipe = dict(ema_decay=0.9, select="best_val", test="end", scheduler={"name": "constant"},
+                  optimizer={"name": "adam", "lr": 2e-3})
+    scripted_validation(monkeypatch, [3.0, 1.0, 2.0,  # the first part: epoch 2 selected
+                                      0.5, 0.4,  # its continuation to 5 epochs: epoch 5 selected
+                                      3.0, 1.0, 2.0, 0.5, 0.4])  # one straight run of 5
+    vaezoo.train(tiny_config(epochs=3, **recipe), out=tmp_path / "parts", stream=io.StringIO())
+    first = json.loads((tmp_path / "parts" / "config.json").read_text())
+    assert first["training"]["selected_epoch"] == 2
+    selected_export = load_file(str(tmp_path / "parts" / "model.safetensors"))
+    best = load_file(str(best_weights_path(tmp_path / "parts")))
+    assert all(torch.equal(selected_export[k], v) for k, v in best.items())
+
+    # resuming the finished run as it is re-exports the selected epoch, not the checkpoint's weights
+    vaezoo.train(resume=tmp_path / "parts", stream=io.StringIO())
+    again = load_file(str(tmp_path / "parts" / "model.safetensors"))
+    assert all(torch.equal(again[k], selected_export[k]) for k in selected_export)
+
+    _, extended = vaezoo.train(overrides={"trainer.epochs": 5}, resume=tmp_path / "parts", stream=io.StringIO())
+    _, straight = vaezoo.train(tiny_config(epochs=5, **recipe), out=tmp_path / "straight", stream=io.StringIO())
+    assert extended["epoch"] == straight["epoch"] == 5 and extended["test_neg_elbo"] == straight["test_neg_elbo"]
+    for name in ("model.safetensors", "checkpoints/last.safetensors"):
+        ours, theirs = (load_file(str(tmp_path / run / name)) for run in ("parts", "straight"))
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in theirs), name

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, TextIO
 
 import torch
+from torch import nn
 
 from ..errors import TrainingInterrupted
 from ..passes import StepContext
@@ -89,12 +90,16 @@ class Trainer:
             )
             for note in run.notes:
                 self.progress.message(f"note: {note}")
+        self._selected = False
         try:
             with _on_sigterm(self._request_stop), _kernel_choice(cfg.deterministic):
                 self._train(run)
         finally:
             self.progress.close()
             self.tensorboard.close()
+        if cfg.select == "best_val" and not self._selected:
+            # A resumed run that had already finished: its checkpoint holds the trained weights.
+            self._restore_best(run, st.history[-1]["epoch"] if st.history else 0)
         if ctx.is_main:
             export_run(run.scored_model, self.experiment, self.out, st.history, steps=st.global_step, elapsed=st.elapsed,
                        device=ctx.device, processes=ctx.world_size, val_examples=int(run.val[0].shape[0]),
@@ -232,12 +237,21 @@ class Trainer:
         minutes = self.cfg.checkpoint_minutes
         return minutes is None or time.monotonic() - self._last_checkpoint_time >= 60 * minutes
 
-    def _checkpoint(self, run: Run) -> None:
+    def _checkpoint(self, run: Run, trained: Optional[dict[str, torch.Tensor]] = None) -> None:
+        """``trained``: the weights that selection replaced in the scored model. The checkpoint
+        keeps those, so that a resume with a larger ``trainer.epochs`` goes on from where
+        training stood, not from the selected epoch."""
         if not weights_finite(run.model, run.ctx):
             step = run.state.global_step
             raise non_finite_error(f"the weights became NaN/inf by step {step}", step, run.steps_per_epoch,
                                    self.out, self._last_checkpoint_step)
-        save_run_checkpoint(run, self.out)
+        if trained is None:
+            save_run_checkpoint(run, self.out)
+        else:
+            selected = _copy_state(run.scored_model)
+            run.scored_model.load_state_dict(trained)
+            save_run_checkpoint(run, self.out)
+            run.scored_model.load_state_dict(selected)
         self._last_checkpoint_step = run.state.global_step
         self._last_checkpoint_time = time.monotonic()
 
@@ -297,8 +311,9 @@ class Trainer:
         val = self._evaluate(run, (val_images, val_labels), 1)
         self._track_best(run, val["neg_elbo"])
         last = last or self._out_of_patience(st)
+        trained = None
         if last and cfg.select == "best_val":
-            self._restore_best(run)  # the test split, the export and the last checkpoint see the selected weights
+            trained = self._restore_best(run, st.epoch + 1)  # for the test split and the export
         scored = cfg.test == "every_epoch" or (cfg.test == "end" and last)
         test = self._evaluate(run, run.test, 2) if scored else _NOT_SCORED
         record: dict[str, Any] = {
@@ -334,7 +349,7 @@ class Trainer:
         if complete:
             st.new_epoch()
         if last or self._minutes_passed():
-            self._checkpoint(run)
+            self._checkpoint(run, trained)
 
 
     def _track_best(self, run: Run, val_neg_elbo: Optional[float]) -> None:
@@ -350,17 +365,26 @@ class Trainer:
         else:
             st.epochs_since_best += 1
 
-    def _restore_best(self, run: Run) -> None:
+    def _restore_best(self, run: Run, epoch_in_hand: int) -> Optional[dict[str, torch.Tensor]]:
+        """Load the selected epoch's weights into the scored model; return the weights of
+        ``epoch_in_hand`` that they replace (None when those are the selected ones)."""
         st = run.state
-        if st.best is None or st.best["epoch"] == st.epoch + 1:
-            return  # the weights in hand are the selected ones
+        self._selected = True
+        if st.best is None or st.best["epoch"] == epoch_in_hand:
+            return None
+        trained = _copy_state(run.scored_model)
         barrier(run.ctx)  # rank 0 wrote the file
         run.scored_model.load_state_dict(load_best_weights(self.out, run.ctx.device))
         self.progress.message(f"selected the weights of epoch {st.best['epoch']} (validation -ELBO "
                               f"{st.best['val_neg_elbo']:.3f}, the lowest)")
+        return trained
 
 
 _NOT_SCORED = {"neg_elbo": None, "recon": None, "kl": None, "terms": {}}
+
+
+def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in module.state_dict().items()}
 
 
 @contextlib.contextmanager
