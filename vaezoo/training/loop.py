@@ -11,6 +11,7 @@ training. Setup, the step, the NaN stop and the export live beside this file.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import sys
@@ -90,25 +91,26 @@ class Trainer:
             )
             for note in run.notes:
                 self.progress.message(f"note: {note}")
-        self._selected = False
+        self._selected: Optional[nn.Module] = None  # trainer.select: best_val's pick, at the end
         try:
             with _on_sigterm(self._request_stop), _kernel_choice(cfg.deterministic):
                 self._train(run)
         finally:
             self.progress.close()
             self.tensorboard.close()
-        if cfg.select == "best_val" and not self._selected:
+        if cfg.select == "best_val" and self._selected is None:
             # A resumed run that had already finished: its checkpoint holds the trained weights.
-            self._restore_best(run, st.history[-1]["epoch"] if st.history else 0)
+            self._selected = self._select_best(run, st.history[-1]["epoch"] if st.history else 0)
+        exported = self._selected if self._selected is not None else run.scored_model
         if ctx.is_main:
-            export_run(run.scored_model, self.experiment, self.out, st.history, steps=st.global_step, elapsed=st.elapsed,
+            export_run(exported, self.experiment, self.out, st.history, steps=st.global_step, elapsed=st.elapsed,
                        device=ctx.device, processes=ctx.world_size, val_examples=int(run.val[0].shape[0]),
                        test_examples=int(run.test[0].shape[0]), batch_size=cfg.batch_size,
                        selected=st.best if cfg.select == "best_val" else None)
             print(f"wrote the run folder {self.out}: vaezoo.load({str(self.out)!r}) reads it", file=self.stream,
                   flush=True)
         barrier(ctx)
-        return run.scored_model.eval(), dict(st.history[-1]) if st.history else {}
+        return exported.eval(), dict(st.history[-1]) if st.history else {}
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -237,21 +239,12 @@ class Trainer:
         minutes = self.cfg.checkpoint_minutes
         return minutes is None or time.monotonic() - self._last_checkpoint_time >= 60 * minutes
 
-    def _checkpoint(self, run: Run, trained: Optional[dict[str, torch.Tensor]] = None) -> None:
-        """``trained``: the weights that selection replaced in the scored model. The checkpoint
-        keeps those, so that a resume with a larger ``trainer.epochs`` goes on from where
-        training stood, not from the selected epoch."""
+    def _checkpoint(self, run: Run) -> None:
         if not weights_finite(run.model, run.ctx):
             step = run.state.global_step
             raise non_finite_error(f"the weights became NaN/inf by step {step}", step, run.steps_per_epoch,
                                    self.out, self._last_checkpoint_step)
-        if trained is None:
-            save_run_checkpoint(run, self.out)
-        else:
-            selected = _copy_state(run.scored_model)
-            run.scored_model.load_state_dict(trained)
-            save_run_checkpoint(run, self.out)
-            run.scored_model.load_state_dict(selected)
+        save_run_checkpoint(run, self.out)
         self._last_checkpoint_step = run.state.global_step
         self._last_checkpoint_time = time.monotonic()
 
@@ -259,8 +252,10 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self, run: Run, split: tuple[torch.Tensor, Optional[torch.Tensor]], tag: int) -> dict[str, float]:
-        """Mean -ELBO and every term of the objective over a split, sharded over the ranks."""
-        device, model = run.ctx.device, run.scored_model
+        """Mean -ELBO and every term of the objective over a split, sharded over the ranks: of
+        the selected weights once the end of the run has picked them, else of the scored model."""
+        device = run.ctx.device
+        model = self._selected if self._selected is not None else run.scored_model
         images, labels = split
         sums: Optional[torch.Tensor] = None
         names: list[str] = []
@@ -311,9 +306,8 @@ class Trainer:
         val = self._evaluate(run, (val_images, val_labels), 1)
         self._track_best(run, val["neg_elbo"])
         last = last or self._out_of_patience(st)
-        trained = None
         if last and cfg.select == "best_val":
-            trained = self._restore_best(run, st.epoch + 1)  # for the test split and the export
+            self._selected = self._select_best(run, st.epoch + 1)  # for the test split and the export
         scored = cfg.test == "every_epoch" or (cfg.test == "end" and last)
         test = self._evaluate(run, run.test, 2) if scored else _NOT_SCORED
         record: dict[str, Any] = {
@@ -349,7 +343,7 @@ class Trainer:
         if complete:
             st.new_epoch()
         if last or self._minutes_passed():
-            self._checkpoint(run, trained)
+            self._checkpoint(run)
 
 
     def _track_best(self, run: Run, val_neg_elbo: Optional[float]) -> None:
@@ -365,26 +359,22 @@ class Trainer:
         else:
             st.epochs_since_best += 1
 
-    def _restore_best(self, run: Run, epoch_in_hand: int) -> Optional[dict[str, torch.Tensor]]:
-        """Load the selected epoch's weights into the scored model; return the weights of
-        ``epoch_in_hand`` that they replace (None when those are the selected ones)."""
+    def _select_best(self, run: Run, epoch_in_hand: int) -> nn.Module:
+        """The scored model with the selected epoch's weights, for the test split and the export:
+        a copy, so that the training state, and the last checkpoint that a longer resume goes on
+        from, stay those of ``epoch_in_hand``; the scored model itself when that is the epoch."""
         st = run.state
-        self._selected = True
         if st.best is None or st.best["epoch"] == epoch_in_hand:
-            return None
-        trained = _copy_state(run.scored_model)
+            return run.scored_model
         barrier(run.ctx)  # rank 0 wrote the file
-        run.scored_model.load_state_dict(load_best_weights(self.out, run.ctx.device))
+        selected = copy.deepcopy(run.scored_model)
+        selected.load_state_dict(load_best_weights(self.out, run.ctx.device))
         self.progress.message(f"selected the weights of epoch {st.best['epoch']} (validation -ELBO "
                               f"{st.best['val_neg_elbo']:.3f}, the lowest)")
-        return trained
+        return selected
 
 
 _NOT_SCORED = {"neg_elbo": None, "recon": None, "kl": None, "terms": {}}
-
-
-def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: value.detach().clone() for name, value in module.state_dict().items()}
 
 
 @contextlib.contextmanager
