@@ -26,6 +26,7 @@ import torch
 
 import vaezoo
 from vaezoo.data.splits import load_splits
+from vaezoo.evaluation import evaluate
 from vaezoo.training.recipe import native_cpu_bf16
 
 from side_by_side import alternate, binarized_batches, timed_steps
@@ -34,14 +35,6 @@ DEFAULT_CONFIGS = ["configs/fashion-vae40-ema.yaml", "configs/fashion-hvae40-vam
                    "configs/fashion-convhvae40.yaml", "configs/fashion-pixelvae40.yaml"]
 BF16 = partial(torch.autocast, "cpu", dtype=torch.bfloat16)
 SETTINGS = {"fp32": (contextlib.nullcontext, contextlib.nullcontext), "bf16": (contextlib.nullcontext, BF16)}
-
-
-@torch.no_grad()
-def val_neg_elbo(model, images: torch.Tensor, layout) -> float:
-    gen = torch.Generator().manual_seed(1)
-    x = torch.bernoulli(images.float() / 255, generator=gen).contiguous(memory_format=layout)
-    torch.manual_seed(1)
-    return -sum(model(chunk).elbo.sum().item() for chunk in x.split(500)) / x.shape[0]
 
 
 def compare(config: str, splits, args) -> None:
@@ -64,7 +57,8 @@ def compare(config: str, splits, args) -> None:
             optimizer.load_state_dict(copy.deepcopy(start[1]))
             torch.manual_seed(0)
             timed_steps(model, optimizer, steps, forward)
-            scores[name] = val_neg_elbo(model.eval(), splits.val[:2000], layout)
+            scores[name] = evaluate(model.eval(), splits.val[:2000], iw_samples=0, elbo_samples=1,
+                                    binarize="dynamic", progress=False)["neg_elbo"]
             model.train()
         print(f"{'':28s} after {args.train_steps} more steps, validation -ELBO (float32, 2,000 images): "
               f"fp32-trained {scores['fp32']:.3f}, bf16-trained {scores['bf16']:.3f} nats "
