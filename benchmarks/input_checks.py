@@ -27,7 +27,7 @@ from vaezoo.training.step import train_step
 def time_steps(model, optimizer, scheduler, batch, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
-        train_step(model, model, optimizer, scheduler, batch, StepContext(torch.ones(()), 0, 50_000),
+        train_step(model, {"model": optimizer}, {"model": scheduler}, batch, StepContext(torch.ones(()), 0, 50_000),
                    micro_batch_size=None, grad_clip=None, autocast_dtype=None, device_type="cpu")
     return (time.perf_counter() - start) / steps
 

@@ -10,7 +10,7 @@ import torch
 
 from vaezoo.data import ImageData
 from vaezoo.parts.kinds import DATASETS, OBJECTIVES, register_dataset, register_objective
-from vaezoo.parts.objectives import ELBO, BetaTCVAE
+from vaezoo.parts.objectives import ELBO, BetaTCVAE, FactorVAEObjective
 from vaezoo.passes import ModelOutput
 from vaezoo.training import loop
 
@@ -50,6 +50,21 @@ class MeanLatentTCVAE(BetaTCVAE):
         return torch.zeros(1, x.shape[0], *model.noise_shape)
 
 
+class MeanLatentFactorVAE(FactorVAEObjective):
+    """FactorVAE with z at the posterior means and, for the discriminator, even images as the
+    joint and odd images with their dimensions reversed as the product: no sampling noise and
+    no mixing across images, so a 2-process run shards the same arithmetic as one process."""
+
+    def noise(self, model, x):
+        return torch.zeros(1, x.shape[0], *model.noise_shape)
+
+    def posterior_draw(self, model, x, y):
+        return model.encode(x, y).mean
+
+    def discriminator_batch(self, z):
+        return z[0::2], z[1::2].flip(-1)
+
+
 class NanAtStep(ELBO):
     """The ELBO, except that the loss of training step ``at_step`` (1-based) is NaN."""
 
@@ -87,6 +102,8 @@ def register() -> None:
         register_objective("test-mean-latent-elbo")(MeanLatentELBO)
     if "test-mean-latent-tcvae" not in OBJECTIVES:
         register_objective("test-mean-latent-tcvae")(MeanLatentTCVAE)
+    if "test-mean-latent-factor-vae" not in OBJECTIVES:
+        register_objective("test-mean-latent-factor-vae")(MeanLatentFactorVAE)
     if "test-nan-at-step" not in OBJECTIVES:
         register_objective("test-nan-at-step")(NanAtStep)
     if "test-nan-term-at-step" not in OBJECTIVES:

@@ -120,7 +120,7 @@ def test_checkpoint_never_half_written(tmp_path, monkeypatch):
     model(torch.ones(1, 3)).sum().backward()
     opt.step()
     rng = {"torch_cpu.rank0": torch.get_rng_state()}
-    save_checkpoint(tmp_path, model=model, optimizer=opt, rng=rng, state={"global_step": 1})
+    save_checkpoint(tmp_path, model=model, optimizers={"model": opt}, rng=rng, state={"global_step": 1})
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         model.weight.add_(1.0)
@@ -131,14 +131,14 @@ def test_checkpoint_never_half_written(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path, model=model, optimizer=opt, rng=rng, state={"global_step": 2})
+        save_checkpoint(tmp_path, model=model, optimizers={"model": opt}, rng=rng, state={"global_step": 2})
     monkeypatch.setattr(os, "replace", real_replace)
     checkpoint = load_checkpoint(tmp_path)
     assert checkpoint.step == 1
     assert all(torch.equal(checkpoint.model[k], v) for k, v in saved.items())
     # the optimizer state round-trips through safetensors + JSON
     fresh = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
-    fresh.load_state_dict(checkpoint.optimizer)
+    fresh.load_state_dict(checkpoint.optimizers["model"])
     assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
     assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == []
 

@@ -65,8 +65,8 @@ def test_a_step_reads_nothing_back_to_the_host(monkeypatch):
 
     monkeypatch.setattr(torch, "tensor", counting_tensor)
     for step in range(3):
-        row, names = train_step(net, net, optimizer, scheduler, batch, context, micro_batch_size=16, grad_clip=5.0,
-                                autocast_dtype=None, device_type="cpu")
+        row, names = train_step(net, {"model": optimizer}, {"model": scheduler}, batch, context, micro_batch_size=16,
+                                grad_clip=5.0, autocast_dtype=None, device_type="cpu")
     monkeypatch.undo()
     assert calls == [], sorted(set(calls))
     assert names == ["recon", "kl"] and row.shape == (3,)
@@ -111,8 +111,8 @@ def test_micro_batches_all_reduce_once_per_step_even_under_compile():
         for net in (ddp, Compiled(ddp)):
             reduces.clear()
             for _ in range(2):
-                train_step(net, model, optimizer, scheduler, batch, StepContext(), micro_batch_size=8, grad_clip=None,
-                           autocast_dtype=None, device_type="cpu")
+                train_step(net, {"model": optimizer}, {"model": scheduler}, batch, StepContext(), micro_batch_size=8,
+                           grad_clip=None, autocast_dtype=None, device_type="cpu")
             assert len(reduces) == 2, (type(net).__name__, len(reduces))  # 4 micro-batches, one all-reduce a step
     finally:
         torch.distributed.destroy_process_group()

@@ -6,13 +6,7 @@
 >>> model = vaezoo.load("fashion-conv64")
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
-try:
-    __version__ = _version("vaezoo")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
-
+from ._version import __version__
 from . import data, parts  # noqa: E402,F401 - registers the built-in parts and datasets
 from .errors import ConfigError, VaezooError  # noqa: E402
 from .evaluation import EvalReport, evaluate, linear_probe, sample_quality  # noqa: E402

@@ -19,7 +19,16 @@ def build_model(config: Union[ModelConfig, Mapping[str, Any]], source: str = "")
     cls = FAMILIES.get(config.family)
     try:
         model = cls(config)
+        _bind_objective(model, config)
     except PartBuildError as exc:
         raise ConfigError(source, [(f"model.{exc.field}", str(exc))]) from None
     model.materialize()
     return model
+
+
+def _bind_objective(model: BaseVAE, config: ModelConfig) -> None:
+    """The objective's networks that depend on the assembled model (a discriminator over its latents)."""
+    try:
+        model.objective.bind(model)
+    except ValueError as exc:
+        raise PartBuildError("objective", f"objective '{config.objective.name}': {exc}") from exc

@@ -186,8 +186,13 @@ class SchedulerConfig(Strict):
 class TrainerConfig(Strict):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 128
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig,
+                                       description="the optimizer of the model's own parameters (named `model`)")
+    optimizers: dict[str, OptimizerConfig] = Field(
+        default_factory=dict, description="the model's other optimizers by name (a FactorVAE's `discriminator`); "
+                                          "unset fields take the objective's recipe, then the defaults")
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig,
+                                       description="the learning-rate schedule, one per optimizer")
     grad_clip: Optional[PositiveFloat] = None
     kl_warmup_epochs: NonNegativeFloat = Field(0.0, description="epochs over which the KL weight ramps from 0")
     ema_decay: Optional[float] = Field(
@@ -234,6 +239,28 @@ class TrainerConfig(Strict):
         "auto", description="channels-last memory format; auto: on for models with convolutions"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_optimizer(cls, data: Any) -> Any:
+        # `optimizers: {model: ...}` is another spelling of `optimizer: ...`: one place for it
+        if isinstance(data, dict) and isinstance(data.get("optimizers"), dict) and "model" in data["optimizers"]:
+            if "optimizer" in data:
+                raise ValueError("trainer.optimizer and trainer.optimizers.model both set the model's optimizer: "
+                                 "keep one")
+            data = dict(data)
+            others = dict(data["optimizers"])
+            data["optimizer"] = others.pop("model")
+            data["optimizers"] = others
+        return data
+
+    @field_validator("optimizers")
+    @classmethod
+    def _optimizer_names(cls, value: dict[str, OptimizerConfig]) -> dict[str, OptimizerConfig]:
+        bad = [name for name in value if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"optimizer names are identifiers (letters, digits, _), got {bad}")
+        return value
+
     @field_validator("compile", "channels_last", mode="before")
     @classmethod
     def _switch_words(cls, value: Any, info) -> Any:
@@ -253,3 +280,18 @@ class ExperimentConfig(Strict):
     model: SerializeAsAny[ModelConfig]
     data: DataConfig = Field(default_factory=DataConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+    @model_validator(mode="after")
+    def _objective_optimizers(self) -> "ExperimentConfig":
+        """Fill the optimizers of the objective's training parts from its recipe, field by field
+        under what the config sets, so that the recorded recipe names every setting it trained with."""
+        defaults = getattr(OBJECTIVES.get(self.model.objective.name), "default_optimizers", {})
+        if not defaults:
+            return self
+        merged = dict(self.trainer.optimizers)
+        for name, recipe in defaults.items():
+            given = merged.get(name)
+            merged[name] = OptimizerConfig(**{**recipe, **(given.model_dump(exclude_unset=True) if given else {})})
+        # model_copy, not assignment: assignment would validate (and so run this check) again
+        object.__setattr__(self, "trainer", self.trainer.model_copy(update={"optimizers": merged}))
+        return self

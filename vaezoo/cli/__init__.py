@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted, UsageError, VaezooError
 
 __all__ = ["main", "build_parser"]

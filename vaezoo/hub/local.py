@@ -21,7 +21,7 @@ def build_from_checkpoint(config: CheckpointConfig, source: str) -> BaseVAE:
 
 def load_weights(model: BaseVAE, path: str | Path, map_location: str | torch.device = "cpu") -> BaseVAE:
     """The tensors of a safetensors file copied into ``model`` after checking names, shapes and dtypes."""
-    load_state(model, read_weights(path), source=str(path))
+    load_state(model, read_weights(path), source=str(path), published=True)
     return model.to(map_location)
 
 

@@ -176,13 +176,19 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
-def load_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+def load_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str,
+               published: bool = False) -> None:
     """Copy ``tensors`` into ``model`` after checking names and shapes, all problems in one message.
 
     Floating tensors stored in another floating dtype (fp16 shipped weights) are cast to the
     model's; any other dtype difference (an integer tensor where a float was saved) is refused.
+    ``published``: the tensors are published weights, which leave out the model's training parts
+    (a discriminator): those keep their fresh values, and holding them is an error.
     """
     expected = model.state_dict()
+    if published:
+        training_only = model.training_only_keys()
+        expected = {k: v for k, v in expected.items() if k not in training_only}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     problems = []
@@ -204,7 +210,7 @@ def load_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], sour
     if problems:
         raise CheckpointError(f"{source}: does not match the architecture in its config: " + "; ".join(problems))
     state = {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in tensors.items()}
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=not published)
 
 
 def _listing(items: list[str], limit: int = 5) -> str:

@@ -2,7 +2,7 @@
 
 Like ``huggingface_hub.PyTorchModelHubMixin``, the mixin sits below the models: it knows the
 folder layout and the Hub client, and asks the model only for what the contract gives (its
-``config``, ``state_dict``, ``num_parameters`` and ``sample``). Loading needs the factory that
+``config``, ``published_state_dict``, ``num_parameters`` and ``sample``). Loading needs the factory that
 builds a family from its config, so it lives above the models, in :mod:`vaezoo.hub`.
 """
 
@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import torch
 
+from .._version import __version__
 from .card import SAMPLES_NAME, render_card
 from .client import PushResult, push_folder
 from .files import CARD_NAME, CONFIG_NAME, CONFIG_VERSION, WEIGHTS_NAME, write_config, write_weights
@@ -47,8 +48,6 @@ class HubMixin:
         code prior is fitted). ``dtype=torch.float16`` halves the file; loading casts back to float32. ``repo_id``
         makes the card's snippet ``hf-hub:repo_id``. ``license``: the card names it when given.
         """
-        from .. import __version__
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         name = (experiment.name if experiment else None) or (repo_id.split("/")[-1] if repo_id else None)
@@ -67,7 +66,7 @@ class HubMixin:
         if training:
             config["training"] = dict(training)
         write_config(directory / CONFIG_NAME, config)
-        write_weights(directory / WEIGHTS_NAME, self.state_dict(), dtype=dtype)
+        write_weights(directory / WEIGHTS_NAME, self.published_state_dict(), dtype=dtype)
         if samples is not None and (not isinstance(samples, int) or self.can_sample):
             save_samples(self, directory / SAMPLES_NAME, samples)
         card = render_card(

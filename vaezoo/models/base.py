@@ -26,6 +26,7 @@ from torch.distributions import Distribution
 from ..errors import UsageError
 from ..layout.mixin import HubMixin
 from ..ops.gaussian import DiagonalGaussian
+from ..parts.objectives.base import MAIN_UPDATE
 from ..passes import HierarchicalPosterior, LatentPass, ModelOutput, StepContext
 from ..schemas import ModelConfig
 from ..ops.noise import IWAE_STREAM, NoiseSource
@@ -146,13 +147,49 @@ class BaseVAE(HubMixin, nn.Module):
         return likelihood, likelihood.log_prob(x)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None,
-                context: Optional[StepContext] = None) -> ModelOutput:
+                context: Optional[StepContext] = None, update: str = MAIN_UPDATE) -> ModelOutput:
         """The configured objective on a batch: ``.loss`` and named ``.terms`` (nats per image).
         Called without ``context`` (by a user) it checks ``x`` first; the training loop, which
-        passes one, feeds images it has checked at load, and pays nothing."""
+        passes one, feeds images it has checked at load, and pays nothing. ``update``: the loss
+        of that update of the training step (see :meth:`training_updates`); the training loop
+        asks for each through ``forward``, so that DDP sees every one."""
         if context is None:
             x = self.check_input(x)
-        return self.objective(self, x, y, context or _TRAINING_CONTEXT)
+        if update == MAIN_UPDATE:
+            return self.objective(self, x, y, context or _TRAINING_CONTEXT)
+        return self.objective.update_loss(update, self, x, y, context or _TRAINING_CONTEXT)
+
+    # -- the training contract ----------------------------------------------------------
+    # What the shared training loop asks of a family (docs/families.md): the updates of one
+    # training step, in order, each of one named optimizer over its parameter group. By default
+    # the objective decides (one update, ``model``, over every parameter); a family may override.
+
+    def training_parts(self) -> dict[str, nn.Module]:
+        """Networks trained beside the model but not part of it (a FactorVAE's discriminator):
+        in training checkpoints, never in the published weights."""
+        return self.objective.training_parts()
+
+    def training_updates(self) -> tuple[str, ...]:
+        """The optimizers one training step updates, in order."""
+        return self.objective.updates()
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """``{optimizer name: its parameters}``, one group per training update: each training
+        part's own, and every other parameter under ``model``."""
+        parts = {name: list(part.parameters()) for name, part in self.training_parts().items()}
+        held = {id(p) for params in parts.values() for p in params}
+        return {MAIN_UPDATE: [p for p in self.parameters() if id(p) not in held], **parts}
+
+    def training_only_keys(self) -> set[str]:
+        """The state-dict names of the training parts: left out of ``published_state_dict``."""
+        parts = {id(part) for part in self.training_parts().values()}
+        prefixes = tuple(f"{name}." for name, module in self.named_modules() if id(module) in parts)
+        return {key for key in self.state_dict() if prefixes and key.startswith(prefixes)}
+
+    def published_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights a user loads: the state dict without the training parts."""
+        held = self.training_only_keys()
+        return {key: value for key, value in self.state_dict().items() if key not in held}
 
     def check_input(self, x, values: bool = True, what: str = "x") -> torch.Tensor:
         """``x`` as this model takes it (see :mod:`vaezoo.models.inputs`): a float batch of
@@ -278,7 +315,10 @@ class BaseVAE(HubMixin, nn.Module):
         return not (device.type == "cpu" and any(isinstance(m, nn.GroupNorm) for m in self.modules()))
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+        """Parameters of the published model (training parts such as a discriminator left out)."""
+        held = {id(p) for part in self.training_parts().values() for p in part.parameters()}
+        return sum(p.numel() for p in self.parameters()
+                   if id(p) not in held and (p.requires_grad or not trainable_only))
 
     def extra_repr(self) -> str:
         levels = ", ".join(f"{name}={dim}" for name, dim in self.latent_levels)

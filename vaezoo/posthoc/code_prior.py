@@ -168,9 +168,10 @@ def _save(directory, net, optimizer, schedule, state, best) -> None:
     # The selected (best) weights travel beside the current ones, under "best." names.
     tensors_owner = _StateHolder({**{f"net.{k}": v for k, v in net.state_dict().items()},
                                   **{f"best.{k}": v for k, v in best.items()}})
-    save_checkpoint(directory, model=tensors_owner, optimizer=optimizer,
+    save_checkpoint(directory, model=tensors_owner, optimizers={"model": optimizer},
                     rng={"torch": torch.get_rng_state()},
-                    state={**state, "global_step": int(schedule.last_epoch), "scheduler": schedule.state_dict()})
+                    state={**state, "global_step": int(schedule.last_epoch),
+                           "schedulers": {"model": schedule.state_dict()}})
 
 
 class _StateHolder(torch.nn.Module):
@@ -193,8 +194,8 @@ def _resume(directory, net, optimizer, schedule, settings, say):
                               f"{', '.join(changed)}); use another folder, or the same settings to continue it")
     net.load_state_dict({k[4:]: v for k, v in checkpoint.model.items() if k.startswith("net.")})
     best = {k[5:]: v for k, v in checkpoint.model.items() if k.startswith("best.")}
-    optimizer.load_state_dict(checkpoint.optimizer)
-    schedule.load_state_dict(state.pop("scheduler"))
+    optimizer.load_state_dict(checkpoint.optimizers["model"])
+    schedule.load_state_dict(state.pop("schedulers")["model"])
     torch.set_rng_state(checkpoint.rng["torch"])
     state.pop("global_step", None)
     state.pop("format", None)

@@ -3,11 +3,15 @@
 The newest checkpoint is one file, ``checkpoints/last.safetensors``, and the one before it is
 kept as ``checkpoints/previous.safetensors``:
 
-* tensors: ``model.<name>`` (the state dict), ``optim.<param index>.<key>`` (the optimizer
-  state, flattened), ``rng.<name>`` (RNG byte states as uint8 tensors), ``ema.<name>`` (the
-  moving average of the weights, where the run keeps one);
+* tensors: ``model.<name>`` (the state dict, training-only parts such as a discriminator
+  included), ``optim.<optimizer>.<param index>.<key>`` (each named optimizer's state,
+  flattened), ``rng.<name>`` (RNG byte states as uint8 tensors), ``ema.<name>`` (the moving
+  average of the weights, where the run keeps one);
 * the safetensors header's metadata, key ``vaezoo.trainer_state``: JSON with everything
-  else (epoch, step, the optimizer's param groups, the scheduler, metrics history, ...).
+  else (epoch, step, each optimizer's param groups, the schedulers, metrics history, ...).
+
+Checkpoints of format 1 held one optimizer (``optim.<param index>.<key>``, ``optimizer`` and
+``scheduler`` in the JSON); they load as the optimizer and scheduler named ``model``.
 
 The header also holds the sha256 of the tensors' bytes and of the JSON, so that loading tells
 a corrupted or truncated checkpoint from a good one instead of resuming from it.
@@ -31,18 +35,19 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ..errors import CheckpointError
+from ..parts.objectives.base import MAIN_UPDATE
 
 __all__ = [
     "CHECKPOINT_DIR", "CHECKPOINT_NAME", "BEST_NAME", "best_weights_path", "save_best_weights", "load_best_weights", "PREVIOUS_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
     "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "checkpoint_path",
-    "flatten_optimizer_state", "unflatten_optimizer_state",
+    "flatten_optimizer_state", "unflatten_optimizer_state", "MAIN_OPTIMIZER",
 ]
 
 CHECKPOINT_DIR = "checkpoints"
@@ -52,7 +57,9 @@ SIDECAR_NAME = "last.json"
 STATE_KEY = "vaezoo.trainer_state"
 TENSORS_SHA_KEY = "vaezoo.tensors_sha256"
 STATE_SHA_KEY = "vaezoo.state_sha256"
-FORMAT = "vaezoo-train-checkpoint/1"
+FORMAT = "vaezoo-train-checkpoint/2"
+_FORMAT_1 = "vaezoo-train-checkpoint/1"  # one optimizer: read as the one named "model"
+MAIN_OPTIMIZER = MAIN_UPDATE
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:
@@ -100,14 +107,15 @@ def atomic_write_bytes(path: str | Path, data: bytes, keep_previous: str | None 
 # ---------------------------------------------------------------------------- optimizer state
 
 
-def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``optimizer.state_dict()`` -> (tensors keyed ``optim.<index>.<key>``, JSON-able rest)."""
+def flatten_optimizer_state(state_dict: dict[str, Any], prefix: str = "optim."
+                            ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``optimizer.state_dict()`` -> (tensors keyed ``<prefix><index>.<key>``, JSON-able rest)."""
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for index, entry in state_dict["state"].items():
         for key, value in entry.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optim.{index}.{key}"] = value
+                tensors[f"{prefix}{index}.{key}"] = value
             else:
                 scalars.setdefault(str(index), {})[key] = value
     groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state_dict["param_groups"]]
@@ -115,9 +123,10 @@ def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch
 
 
 def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`flatten_optimizer_state`; ``tensors`` keyed ``<index>.<key>``."""
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
-        _, index, key = name.split(".", 2)
+        index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     for index, entries in meta.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entries)
@@ -139,7 +148,7 @@ class Checkpoint:
 
     state: dict[str, Any]
     model: dict[str, torch.Tensor] = field(default_factory=dict)
-    optimizer: dict[str, Any] = field(default_factory=dict)
+    optimizers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> optimizer.state_dict()
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
     averaged: dict[str, torch.Tensor] = field(default_factory=dict)  # the moving average's state dict
     path: Path | None = None
@@ -153,27 +162,32 @@ def save_checkpoint(
     run_dir: str | Path,
     *,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizers: Mapping[str, torch.optim.Optimizer],
     rng: dict[str, torch.Tensor],
     state: dict[str, Any],
     averaged: torch.nn.Module | None = None,
 ) -> Path:
     """Write ``run_dir/checkpoints/last.safetensors`` atomically, replacing the previous one.
 
-    ``state`` must be JSON-able (epoch, step, scheduler state, history, ...); ``rng`` maps
-    names to uint8 byte-state tensors; ``averaged``: the module holding the moving average.
+    ``optimizers``: every optimizer of the run by name (names without dots); ``state`` must be
+    JSON-able (epoch, step, scheduler states, history, ...); ``rng`` maps names to uint8
+    byte-state tensors; ``averaged``: the module holding the moving average.
     """
     tensors: dict[str, torch.Tensor] = {}
     for owner, module in (("model", model), ("ema", averaged)):
         for name, value in (module.state_dict().items() if module is not None else ()):
             tensors[f"{owner}.{name}"] = value.detach()
-    optim_tensors, optim_meta = flatten_optimizer_state(optimizer.state_dict())
-    tensors.update(optim_tensors)
+    optim_meta = {}
+    for name, optimizer in optimizers.items():
+        if not name or "." in name:
+            raise ValueError(f"optimizer name {name!r}: a checkpoint needs a non-empty name without dots")
+        optim_tensors, optim_meta[name] = flatten_optimizer_state(optimizer.state_dict(), f"optim.{name}.")
+        tensors.update(optim_tensors)
     for name, value in rng.items():
         tensors[f"rng.{name}"] = value
     # safetensors wants contiguous CPU tensors that share no storage
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    full_state = {"format": FORMAT, **state, "optimizer": optim_meta}
+    full_state = {"format": FORMAT, **state, "optimizers": optim_meta}
     text = json.dumps(full_state, sort_keys=True)
     path = checkpoint_path(run_dir)
     metadata = {STATE_KEY: text, STATE_SHA_KEY: _sha256_text(text), TENSORS_SHA_KEY: tensors_sha256(tensors),
@@ -228,21 +242,39 @@ def load_checkpoint(run_dir_or_file: str | Path, map_location: str | torch.devic
         state = json.loads(text)
     except ValueError as exc:
         raise CheckpointError(f"{path}: its trainer state is not valid JSON ({exc}){_fallback(path)}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in (FORMAT, _FORMAT_1):
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path} has checkpoint format {found!r}; this vaezoo reads {FORMAT!r}")
-    if not isinstance(state.get("optimizer"), dict) or "param_groups" not in state["optimizer"]:
+        raise CheckpointError(f"{path} has checkpoint format {found!r}; this vaezoo reads {FORMAT!r} and {_FORMAT_1!r}")
+    if state["format"] == _FORMAT_1:
+        state, tensors = _migrate_format_1(state, tensors)
+    metas = state.get("optimizers")
+    if not isinstance(metas, dict) or not metas or not all(isinstance(m, dict) and "param_groups" in m
+                                                           for m in metas.values()):
         raise CheckpointError(f"{path}: its trainer state has no optimizer state{_fallback(path)}")
     groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}, "ema": {}}
     for key, value in tensors.items():
         owner, _, name = key.partition(".")
-        if owner == "optim":
-            groups["optim"][key] = value
-        elif owner in groups:
+        if owner in groups:
             groups[owner][name] = value.to(map_location) if owner in ("model", "ema") else value
-    optimizer = unflatten_optimizer_state(groups["optim"], state.pop("optimizer"))
-    return Checkpoint(state=state, model=groups["model"], optimizer=optimizer, rng=groups["rng"],
+    optimizers = {}
+    for name, meta in state.pop("optimizers").items():
+        mine = {key[len(name) + 1:]: value for key, value in groups["optim"].items() if key.startswith(f"{name}.")}
+        optimizers[name] = unflatten_optimizer_state(mine, meta)
+    return Checkpoint(state=state, model=groups["model"], optimizers=optimizers, rng=groups["rng"],
                       averaged=groups["ema"], path=path)
+
+
+def _migrate_format_1(state: dict[str, Any], tensors: dict[str, torch.Tensor]
+                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A one-optimizer checkpoint as format 2: its optimizer and scheduler become ``model``'s."""
+    state = dict(state)
+    if "optimizer" in state:
+        state["optimizers"] = {MAIN_OPTIMIZER: state.pop("optimizer")}
+    if "scheduler" in state:
+        state["schedulers"] = {MAIN_OPTIMIZER: state.pop("scheduler")}
+    renamed = {(f"optim.{MAIN_OPTIMIZER}.{key[6:]}" if key.startswith("optim.") else key): value
+               for key, value in tensors.items()}
+    return state, renamed
 
 
 # ---------------------------------------------------------------------------- the selected weights

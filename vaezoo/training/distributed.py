@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -16,7 +17,7 @@ import torch.distributed as dist
 from ..devices import resolve_device
 
 __all__ = ["DistContext", "init_distributed", "all_reduce_sum", "gather_tensors", "barrier",
-           "batch_gatherer"]
+           "batch_gatherer", "gradient_averager", "broadcast_module"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,29 @@ def batch_gatherer(ctx: DistContext):
 def barrier(ctx: DistContext) -> None:
     if ctx.distributed:
         dist.barrier()
+
+
+def gradient_averager(ctx: DistContext) -> Callable[[list[torch.nn.Parameter]], None]:
+    """For a model trained by several updates a step: average one update's gradients over the
+    processes after its backward, in one all-reduce. DDP's hooks cannot serve there: each update
+    reaches only part of the model (a discriminator's loss leaves the decoder out), and DDP's
+    search for unused parameters cannot see through the model's output object."""
+
+    def average(params: list[torch.nn.Parameter]) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch._utils._flatten_dense_tensors(grads)
+        dist.all_reduce(flat)
+        flat /= ctx.world_size
+        for param, grad in zip(params, torch._utils._unflatten_dense_tensors(flat, grads)):
+            param.grad = grad
+
+    return average
+
+
+def broadcast_module(module: torch.nn.Module, ctx: DistContext, buffers_only: bool = False) -> None:
+    """Rank 0's parameters and buffers (or buffers alone) on every process, as DDP does at its start
+    and, for BatchNorm's running statistics, before each forward."""
+    tensors = list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()]
+    with torch.no_grad():
+        for tensor in tensors:
+            dist.broadcast(tensor, src=0)

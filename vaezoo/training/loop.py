@@ -24,9 +24,10 @@ import torch
 from torch import nn
 
 from ..errors import TrainingInterrupted
+from ..parts.objectives.base import MAIN_UPDATE
 from ..passes import StepContext
 from ..schemas import ExperimentConfig
-from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, init_distributed
+from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, broadcast_module, init_distributed
 from .export import export_run
 from .checkpoint import load_best_weights, save_best_weights
 from .guards import first_bad_step, non_finite_error, weights_finite
@@ -135,10 +136,13 @@ class Trainer:
                 kl_scale.fill_(kl_scale_at(cfg, st.epoch, st.step_in_epoch, run.steps_per_epoch))
                 context = StepContext(kl_scale, st.global_step, run.train_size, gather_batch)
                 started = time.perf_counter()
+                if run.sync_buffers:
+                    broadcast_module(run.model, run.ctx, buffers_only=True)
                 row, self._names = train_step(
-                    run.net, run.model, run.optimizer, run.scheduler, batch, context,
+                    run.net, run.optimizers, run.schedulers, batch, context,
                     micro_batch_size=cfg.micro_batch_size, grad_clip=cfg.grad_clip,
-                    autocast_dtype=run.autocast_dtype, device_type=run.ctx.device.type, cuda_graphs=cuda_graphs)
+                    autocast_dtype=run.autocast_dtype, device_type=run.ctx.device.type, cuda_graphs=cuda_graphs,
+                    grad_sync=run.grad_sync)
                 if run.average is not None:
                     run.average.update(run.model)
                 if self._warmup is None:
@@ -214,7 +218,7 @@ class Trainer:
         mean = {name: total / len(window) for name, total in zip(names, totals)}
         stats = {"loss": mean["loss"], "terms": {n: mean[n] for n in self._names},
                  "neg_elbo": _neg_elbo(mean), "img_per_s": len(window) * self.cfg.batch_size / elapsed,
-                 "lr": run.scheduler.get_last_lr()[0],
+                 "lr": _main_lr(run),
                  "eta_s": (run.total_steps - st.global_step) * elapsed / len(window)}
         self.progress.log(st.epoch, st.step_in_epoch, st.global_step, stats)
         if run.ctx.is_main:
@@ -319,7 +323,7 @@ class Trainer:
             "val_neg_elbo": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
             "test_neg_elbo": test["neg_elbo"], "test_recon": test["recon"], "test_kl": test["kl"],
             "kl_scale": kl_scale_at(cfg, st.epoch, max(st.step_in_epoch - 1, 0), run.steps_per_epoch),
-            "lr": run.scheduler.get_last_lr()[0],
+            "lr": _main_lr(run),
             "img_per_s": self._epoch_rate(st),
             "epoch_time_s": st.epoch_time, "wall_time_s": st.elapsed,
         }
@@ -375,6 +379,11 @@ class Trainer:
 
 
 _NOT_SCORED = {"neg_elbo": None, "recon": None, "kl": None, "terms": {}}
+
+
+def _main_lr(run: Run) -> float:
+    """The learning rate of the model's own optimizer (every optimizer follows the same schedule)."""
+    return run.schedulers[MAIN_UPDATE].get_last_lr()[0]
 
 
 @contextlib.contextmanager

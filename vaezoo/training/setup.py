@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -22,15 +22,15 @@ from ..data.splits import load_splits
 from ..errors import CheckpointError, ConfigError
 from ..factory import build_model
 from ..layout import load_state
-from ..schemas import ExperimentConfig, TrainerConfig
+from ..schemas import ExperimentConfig, OptimizerConfig, TrainerConfig
 from .averaging import WeightAverage
-from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
-from .distributed import DistContext, all_reduce_sum, gather_tensors
+from .checkpoint import MAIN_OPTIMIZER, Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
+from .distributed import DistContext, all_reduce_sum, broadcast_module, gather_tensors, gradient_averager
 from .loader import DeviceLoader, derive_seed, make_loader
 from .recipe import build_optimizer, lr_lambda, resolve_precision, wants_channels_last
 from .warm_start import initialize_priors_from_data, warm_start
 
-__all__ = ["RunState", "Run", "prepare_run", "read_resume_checkpoint", "save_run_checkpoint"]
+__all__ = ["RunState", "Run", "prepare_run", "optimizer_settings", "read_resume_checkpoint", "save_run_checkpoint"]
 
 _RNG_CPU, _RNG_CUDA = "torch_cpu", "torch_cuda"
 _LEGACY_SUMS = ["loss", "recon", "kl"]  # what checkpoints of the one-family release summed, in order
@@ -76,8 +76,8 @@ class Run:
     val: tuple[torch.Tensor, Optional[torch.Tensor]]  # uint8 images (a fixed binary draw if binarized), labels
     test: tuple[torch.Tensor, Optional[torch.Tensor]]
     train_size: int
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
+    optimizers: dict[str, torch.optim.Optimizer]  # by name, in the order of the training step's updates
+    schedulers: dict[str, Any]  # one LambdaLR per optimizer, same names
     state: RunState
     total_steps: int
     channels_last: bool
@@ -85,6 +85,9 @@ class Run:
     resumed: bool
     notes: list[str] = field(default_factory=list)  # what the user should know about this run's math
     average: Optional[WeightAverage] = None  # trainer.ema_decay: the averaged weights
+    # Several updates a step under DDP: each update's gradients averaged by this, not by DDP's hooks
+    grad_sync: Optional[Callable[[list[nn.Parameter]], None]] = None
+    sync_buffers: bool = False  # and rank 0's BatchNorm statistics broadcast before each step
 
     @property
     def steps_per_epoch(self) -> int:
@@ -100,8 +103,8 @@ class Run:
 # What a resume must share with the run it continues: the epoch accounting, the data order and
 # the bit-exact guarantee rest on them. Epochs, max_steps, logging, evaluation and device
 # settings may change (a resume that runs longer is the common case).
-RECIPE_FIELDS = ("batch_size", "seed", "optimizer", "scheduler", "kl_warmup_epochs", "grad_clip", "micro_batch_size",
-                 "precision", "ema_decay", "init_from")
+RECIPE_FIELDS = ("batch_size", "seed", "optimizer", "optimizers", "scheduler", "kl_warmup_epochs", "grad_clip",
+                 "micro_batch_size", "precision", "ema_decay", "init_from")
 
 
 def recipe_changes(experiment: ExperimentConfig, saved: dict[str, Any]) -> list[str]:
@@ -178,6 +181,20 @@ def _check_data(experiment: ExperimentConfig, splits, model) -> None:
                                                              f"labels go up to {classes - 1}")])
 
 
+def optimizer_settings(experiment: ExperimentConfig, model) -> dict[str, OptimizerConfig]:
+    """The settings of each optimizer the model trains with: ``trainer.optimizer`` for ``model``,
+    ``trainer.optimizers.<name>`` for the others; a name the model does not train is an error."""
+    cfg = experiment.trainer
+    names = model.training_updates()
+    unknown = sorted(set(cfg.optimizers) - set(names))
+    if unknown:
+        raise ConfigError(experiment.name or "", [(f"trainer.optimizers.{name}", (
+            f"this model trains no optimizer '{name}'; its optimizers are {', '.join(names)} "
+            f"(`model` is set by trainer.optimizer)")) for name in unknown])
+    return {name: cfg.optimizer if name == MAIN_OPTIMIZER else cfg.optimizers.get(name, OptimizerConfig())
+            for name in names}
+
+
 def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, data_root: Optional[str],
                 resume: Optional[Path], allow_changes: bool = False) -> Run:
     cfg = experiment.trainer
@@ -219,28 +236,36 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
     spe = loader.steps_per_epoch
     total_steps = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
 
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.scheduler, total_steps))
+    settings = optimizer_settings(experiment, model)
+    groups = model.optimizer_groups()
+    optimizers = {name: build_optimizer(groups[name], settings[name], device) for name in model.training_updates()}
+    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.scheduler, total_steps))
+                  for name, optimizer in optimizers.items()}
     if checkpoint is not None:
-        state = _restore(checkpoint, model, optimizer, scheduler, ctx, cfg.seed)
+        state = _restore(checkpoint, model, optimizers, schedulers, ctx, cfg.seed)
         if allow_changes:  # the new recipe's optimizer settings, not the checkpoint's
-            _apply_optimizer_settings(optimizer, scheduler, cfg.optimizer)
+            for name, optimizer in optimizers.items():
+                _apply_optimizer_settings(optimizer, schedulers[name], settings[name])
     else:
         state = RunState()
         torch.manual_seed(derive_seed(cfg.seed, ctx.rank, 0x7A))  # this rank's training stream
     average = _weight_average(model, cfg.ema_decay, checkpoint)
 
     net: nn.Module = model
-    if ctx.distributed:
+    grad_sync, sync_buffers = None, False
+    if ctx.distributed and len(optimizers) > 1:
+        broadcast_module(model, ctx)  # what DDP does at its start: rank 0's weights everywhere
+        grad_sync, sync_buffers = gradient_averager(ctx), syncs_buffers(model)
+    elif ctx.distributed:
         net = wrap_ddp(model, device)
     if cfg.compile != "off":
         net = torch.compile(net, mode=None if cfg.compile == "default" else cfg.compile)
     return Run(
         experiment=experiment, ctx=ctx, model=model, net=net, loader=loader, val=(val, val_labels),
-        test=(test, test_labels), train_size=int(splits.train.shape[0]), optimizer=optimizer, scheduler=scheduler,
+        test=(test, test_labels), train_size=int(splits.train.shape[0]), optimizers=optimizers, schedulers=schedulers,
         state=state, total_steps=total_steps, channels_last=channels_last,
         autocast_dtype=resolve_precision(cfg.precision, device, model), resumed=checkpoint is not None, notes=notes,
-        average=average,
+        average=average, grad_sync=grad_sync, sync_buffers=sync_buffers,
     )
 
 
@@ -303,11 +328,15 @@ def batch_statistics_plan(model: nn.Module, ctx: DistContext, micro_batch_size: 
     return model, notes
 
 
-def _restore(checkpoint: Checkpoint, model, optimizer, scheduler, ctx: DistContext, seed: int) -> RunState:
+def _restore(checkpoint: Checkpoint, model, optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, Any],
+             ctx: DistContext, seed: int) -> RunState:
     load_state(model, checkpoint.model, str(checkpoint.path))  # every missing, extra or misshapen tensor named
-    _check_optimizer_state(checkpoint, optimizer)
-    optimizer.load_state_dict(checkpoint.optimizer)
-    scheduler.load_state_dict(checkpoint.state["scheduler"])
+    _check_optimizer_names(checkpoint, optimizers)
+    saved_schedulers = checkpoint.state["schedulers"]
+    for name, optimizer in optimizers.items():
+        _check_optimizer_state(checkpoint, name, optimizer)
+        optimizer.load_state_dict(checkpoint.optimizers[name])
+        schedulers[name].load_state_dict(saved_schedulers[name])
     state = RunState.from_json(checkpoint.state["progress"])
     if ctx.rank != 0:  # the checkpoint holds the sums of every rank: rank 0 carries them on
         state.sums, state.count = {}, 0
@@ -332,14 +361,25 @@ def _apply_optimizer_settings(optimizer, scheduler, settings) -> None:
         group["lr"] = settings.lr * factor(scheduler.last_epoch)
 
 
-def _check_optimizer_state(checkpoint: Checkpoint, optimizer: torch.optim.Optimizer) -> None:
+def _check_optimizer_names(checkpoint: Checkpoint, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    saved, ours = sorted(checkpoint.optimizers), sorted(optimizers)
+    schedulers = checkpoint.state.get("schedulers")
+    if saved != ours or not isinstance(schedulers, dict) or sorted(schedulers) != ours:
+        raise CheckpointError(f"{checkpoint.path}: it holds the optimizers {', '.join(saved) or 'none'} (schedulers: "
+                              f"{', '.join(sorted(schedulers or {})) or 'none'}), this run trains with "
+                              f"{', '.join(ours)}; it cannot be resumed from: resume with the run's own config, or "
+                              f"start the run again")
+
+
+def _check_optimizer_state(checkpoint: Checkpoint, name: str, optimizer: torch.optim.Optimizer) -> None:
     """The optimizer's moments must be there for every trained parameter: torch would accept a
     state without them and restart Adam from zero, silently."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    saved = checkpoint.optimizer["state"]
+    saved_state = checkpoint.optimizers[name]
+    saved = saved_state["state"]
     problems = []
-    if len(checkpoint.optimizer["param_groups"]) != len(optimizer.param_groups):
-        problems.append(f"{len(checkpoint.optimizer['param_groups'])} parameter groups, the run has "
+    if len(saved_state["param_groups"]) != len(optimizer.param_groups):
+        problems.append(f"{len(saved_state['param_groups'])} parameter groups, the run has "
                         f"{len(optimizer.param_groups)}")
     extra = sorted(i for i in saved if i >= len(params))
     if extra:
@@ -348,7 +388,8 @@ def _check_optimizer_state(checkpoint: Checkpoint, optimizer: torch.optim.Optimi
     if checkpoint.step > 0 and not saved and any(p.requires_grad for p in params):
         problems.append(f"no optimizer state at all after {checkpoint.step} steps")
     if problems:
-        raise CheckpointError(f"{checkpoint.path}: its optimizer state does not fit this run ({'; '.join(problems)}); "
+        what = "its optimizer state" if name == MAIN_OPTIMIZER else f"the state of its optimizer {name!r}"
+        raise CheckpointError(f"{checkpoint.path}: {what} does not fit this run ({'; '.join(problems)}); "
                               f"it cannot be resumed from: resume with the run's own config, or start the run again")
 
 
@@ -377,13 +418,13 @@ def save_run_checkpoint(run: Run, out: Path) -> None:
     progress["sums"], progress["count"] = dict(zip(names, totals[:-1])), int(totals[-1])
     if run.ctx.is_main:
         average = run.average
-        save_checkpoint(out, model=run.model, optimizer=run.optimizer, rng=rng,
+        save_checkpoint(out, model=run.model, optimizers=run.optimizers, rng=rng,
                         averaged=average.module if average is not None else None, state={
             "global_step": st.global_step,  # top level, for people and tools reading last.json
             "epoch": st.epoch,
             "step_in_epoch": st.step_in_epoch,
             "progress": progress,
-            "scheduler": run.scheduler.state_dict(),
+            "schedulers": {name: scheduler.state_dict() for name, scheduler in run.schedulers.items()},
             "experiment": run.experiment.model_dump(mode="json"),
             "world_size": run.ctx.world_size,
             "torch_version": torch.__version__,

@@ -1,10 +1,12 @@
 """Training objectives: given the model and a batch, the loss and its named terms."""
 
-from . import elbo, iwae, tcvae, vq  # noqa: F401 - registers the built-ins
+from . import elbo, factorvae, iwae, tcvae, vq  # noqa: F401 - registers the built-ins
 from .base import Objective
 from .elbo import ELBO, free_bits_kl
+from .factorvae import FactorVAEObjective, permute_dims
 from .iwae import IWAEObjective
 from .tcvae import BetaTCVAE, tc_decomposition
 from .vq import VQObjective
 
-__all__ = ["Objective", "ELBO", "IWAEObjective", "BetaTCVAE", "free_bits_kl", "tc_decomposition", "VQObjective"]
+__all__ = ["Objective", "ELBO", "IWAEObjective", "BetaTCVAE", "free_bits_kl", "tc_decomposition", "VQObjective",
+           "FactorVAEObjective", "permute_dims"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from ...passes import ModelOutput, StepContext
 
-__all__ = ["Objective", "DEFAULT_CONTEXT"]
+__all__ = ["Objective", "DEFAULT_CONTEXT", "MAIN_UPDATE"]
 
 DEFAULT_CONTEXT = StepContext()
+
+
+MAIN_UPDATE = "model"  # the optimizer over the model's own parameters, the one every model has
 
 
 class Objective(nn.Module):
@@ -28,6 +31,34 @@ class Objective(nn.Module):
     # the latents it works on: "gaussian" (through model.latent_pass) or "codes" (a VQ model's
     # model.code_pass); a family refuses an objective for the other kind
     latents = "gaussian"
+    # The training contract (docs/families.md). A training step is a sequence of updates, each
+    # of one named optimizer over its parameter group, on the loss that ``update_loss`` gives
+    # for that name. By default there is one, ``model``, over every parameter, on ``forward``'s
+    # loss. An objective that trains a network of its own (a discriminator) returns it from
+    # ``training_parts``: it gets an optimizer and an update of its name, its state is kept in
+    # training checkpoints, and it stays out of the published weights.
+    # ``default_optimizers``: the settings of those optimizers where the config gives none
+    # (a paper's recipe), field by field: ``{"discriminator": {"lr": 1e-4, "betas": [0.5, 0.9]}}``.
+    default_optimizers: dict[str, dict[str, Any]] = {}
+
+    def bind(self, model) -> None:
+        """Build what depends on the assembled model (a discriminator's input size); called once
+        by the factory after the family is built. A ValueError names what does not fit."""
+
+    def training_parts(self) -> dict[str, nn.Module]:
+        """``{name: module}``: networks trained beside the model, each by its own optimizer."""
+        return {}
+
+    def updates(self) -> tuple[str, ...]:
+        """The optimizers a training step updates, in order: ``model``, then each training part."""
+        return (MAIN_UPDATE, *self.training_parts())
+
+    def update_loss(self, name: str, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
+                    context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
+        """The loss of update ``name`` on a batch, with its named terms; ``model``'s is ``forward``."""
+        if name == MAIN_UPDATE:
+            return self(model, x, y, context)
+        raise KeyError(f"objective {type(self).__name__} has no update {name!r}; it has {', '.join(self.updates())}")
 
     def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
