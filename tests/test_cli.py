@@ -7,13 +7,15 @@ import sys
 
 import pytest
 
+from vaezoo._registry import natural_key
 from vaezoo.cli import main
 
 
 def test_list_prints_every_model(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out.split()
-    assert out == sorted(out) and "fashion-conv64" in out
+    assert out == sorted(out, key=natural_key) and "fashion-conv64" in out
+    assert out.index("fashion-vae40") < out.index("fashion-vae-iaf")  # natural order, not character order
 
 
 def test_list_filters_and_excludes(capsys):

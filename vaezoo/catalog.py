@@ -19,13 +19,16 @@ from pydantic_core import PydanticUndefined
 
 from ._registry import Registry
 from .config import describe_type
-from .parts.kinds import CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS, QUANTIZERS
+from .parts.kinds import (
+    CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, QUANTIZERS,
+)
 from .schemas import FAMILIES, ModelConfig
 
 __all__ = ["KINDS", "Argument", "PartInfo", "describe_parts", "format_parts", "render_parts_table", "main"]
 
 KINDS: dict[str, Registry] = {
-    "family": FAMILIES, "encoder": ENCODERS, "decoder": DECODERS, "prior": PRIORS, "likelihood": LIKELIHOODS,
+    "family": FAMILIES, "encoder": ENCODERS, "decoder": DECODERS, "prior": PRIORS, "posterior": POSTERIORS,
+    "likelihood": LIKELIHOODS,
     "objective": OBJECTIVES, "dataset": DATASETS, "quantizer": QUANTIZERS, "code-prior": CODE_PRIORS,
 }
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configs.md"

@@ -40,24 +40,31 @@ class LevelPass:
 
     name: str
     z: torch.Tensor
-    q: DiagonalGaussian
+    q: Any  # a DiagonalGaussian, a family's own posterior, or a flow posterior (log_q_at_draw)
     p: Any
+    # log q(z|x), (S, B), where the draw computed it: a flow posterior, whose density is known at
+    # its own draws only (its KL is then always the Monte Carlo one)
+    log_q_at_draw: Optional[torch.Tensor] = None
 
     def kl(self) -> torch.Tensor:
         """KL(q || p) per draw, (S, B): closed form for two Gaussians or a prior that has one,
         else the Monte Carlo ``log q(z) - log p(z)`` on this draw."""
+        if self.log_q_at_draw is not None:
+            return self.log_q_at_draw - self.log_p()
         if isinstance(self.p, DiagonalGaussian):
             return self.kl_per_dim().sum(-1)
         return self.p.kl(self.q, self.z)
 
     def kl_per_dim(self) -> Optional[torch.Tensor]:
         """KL per latent dimension, (S, B, D), where it is defined (free bits need it); else None."""
+        if self.log_q_at_draw is not None:
+            return None
         if isinstance(self.p, DiagonalGaussian):
             return kl_diagonal_gaussians(self.q.mu, self.q.logvar, self.p.mu, self.p.logvar).expand(self.z.shape)
         return self.p.kl_per_dim(self.q, self.z)
 
     def log_q(self) -> torch.Tensor:
-        return self.q.log_prob(self.z)
+        return self.log_q_at_draw if self.log_q_at_draw is not None else self.q.log_prob(self.z)
 
     def log_p(self) -> torch.Tensor:
         return self.p.log_prob(self.z)
@@ -146,8 +153,8 @@ class ModelOutput:
         return self.likelihood.mean
 
     def __repr__(self) -> str:
-        terms = ", ".join(f"{k}={float(v):.3f}" for k, v in self.terms.items())
-        return f"ModelOutput(loss={float(self.loss):.3f}, {terms})"
+        terms = ", ".join(f"{k}={float(v.detach()):.3f}" for k, v in self.terms.items())
+        return f"ModelOutput(loss={float(self.loss.detach()):.3f}, {terms})"
 
 
 VAEOutput = ModelOutput  # the name of the one-level model's output in earlier releases

@@ -20,11 +20,13 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ._registry import Registry
-from .parts.kinds import CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS, QUANTIZERS
+from .parts.kinds import (
+    CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, QUANTIZERS,
+)
 
 __all__ = [
-    "PartSpec", "EncoderSpec", "DecoderSpec", "PriorSpec", "LikelihoodSpec", "ObjectiveSpec", "DatasetSpec",
-    "QuantizerSpec", "CodePriorSpec",
+    "PartSpec", "EncoderSpec", "DecoderSpec", "PriorSpec", "PosteriorSpec", "LikelihoodSpec", "ObjectiveSpec",
+    "DatasetSpec", "QuantizerSpec", "CodePriorSpec",
     "FAMILIES", "ModelConfig", "DataConfig", "OptimizerConfig", "SchedulerConfig", "TrainerConfig",
     "ExperimentConfig", "validate_model_config",
 ]
@@ -90,6 +92,10 @@ class DecoderSpec(PartSpec):
 
 class PriorSpec(PartSpec):
     registry = PRIORS
+
+
+class PosteriorSpec(PartSpec):
+    registry = POSTERIORS
 
 
 class LikelihoodSpec(PartSpec):

@@ -19,6 +19,7 @@ from ..devices import resolve_device
 from ..errors import UsageError
 from ..hub import load
 from ..layout.files import CONFIG_NAME, read_config
+from ..models.base import CodeLatents
 from ..parts.kinds import CODE_PRIORS
 from ..posthoc import fit_code_prior, fit_prior
 from ..schemas import ExperimentConfig
@@ -47,7 +48,7 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
     if out is None:
         raise UsageError(f"{args.ref} is not a local run folder: say where the model with its prior goes, --out DIR")
     model = load(args.ref).to(resolve_device(args.device, what="--device"))
-    codes = getattr(model, "latent_kind", "gaussian") == "codes"
+    codes = isinstance(model, CodeLatents)
     if args.prior == "gmm" and codes:
         raise UsageError("--prior gmm fits a Gaussian mixture on Gaussian latents; this model has discrete codes: use "
                          f"a code prior ({', '.join(CODE_PRIORS.names())})")

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 
 from ..errors import UsageError
+from ..models.base import CodeLatents
 from ..models.bounds import iwae_bound
 from ..models.refine import DEFAULT_REFINE_LR, refine
 from ..ops.noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
@@ -78,7 +79,7 @@ def evaluate(
     instead: reconstruction likelihood, MSE and PSNR, codebook usage and perplexity, and -ELBO /
     bits/dim through its code prior.
     """
-    if getattr(model, "latent_kind", "gaussian") == "codes":
+    if isinstance(model, CodeLatents):
         if refine_steps:
             raise UsageError("refinement (refine_steps) optimizes Gaussian posteriors; this model's codes are discrete")
         # a deterministic posterior: one pass gives the ELBO, which every importance-weighted bound equals

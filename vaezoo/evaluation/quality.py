@@ -20,6 +20,7 @@ import torch
 
 from ..errors import UsageError
 from ..features import FeatureExtractor, default_features, get_features
+from ..models.base import CodeLatents
 from ..posthoc.fitted_prior import fit_prior
 from ..schemas import DataConfig
 from .data import TRAIN_BINARIZE_SEED, resolve_data, training_images
@@ -70,7 +71,7 @@ def draw_samples(model, n: int, seed: int = 0, progress: Optional[Callable[[int,
 
 def supports_gmm_prior(model) -> bool:
     """Whether a Gaussian mixture can replace the model's prior: an unconditional Gaussian top latent."""
-    return not model.conditional and getattr(model, "latent_kind", "gaussian") == "gaussian" \
+    return not model.conditional and not isinstance(model, CodeLatents) \
         and hasattr(model, "encode_top")
 
 
@@ -220,7 +221,7 @@ def _prior_label(model) -> str:
     config = model.config
     if getattr(config, "conditional_prior", False):
         return "the training prior: a learned Gaussian p(z|y) per class"
-    if getattr(model, "latent_kind", "gaussian") == "codes":
+    if isinstance(model, CodeLatents):
         spec = getattr(config, "code_prior", None)
         return f"the fitted code prior ({spec.name})" if spec is not None else "no code prior"
     spec = getattr(config, "prior", None)

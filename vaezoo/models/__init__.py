@@ -1,7 +1,7 @@
 """Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``, ``categorical``."""
 
 from . import categorical, cvae, hvae, ladder, vae, vqvae  # noqa: F401 - registers the built-in families
-from .base import BaseVAE, PartBuildError
+from .base import BaseVAE, CodeLatents, PartBuildError
 from .categorical import CategoricalVAE, CategoricalVAEConfig
 from .cvae import ConditionalVAE, CVAEConfig
 from .families import FAMILIES, family_class, register_family
@@ -12,7 +12,7 @@ from .vae import VAE, VAEConfig
 from .vqvae import VQVAE, VQVAEConfig
 
 __all__ = [
-    "BaseVAE", "PartBuildError", "FAMILIES", "register_family", "family_class", "refine",
+    "BaseVAE", "CodeLatents", "PartBuildError", "FAMILIES", "register_family", "family_class", "refine",
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
     "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig",
 ]

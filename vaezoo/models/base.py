@@ -34,7 +34,7 @@ from .bounds import elbo_terms, iwae_bound
 from .inputs import check_count, check_images, check_layout
 from .refine import refine
 
-__all__ = ["BaseVAE", "PartBuildError", "Latent"]
+__all__ = ["BaseVAE", "CodeLatents", "PartBuildError", "Latent"]
 
 Latent = Union[torch.Tensor, dict[str, torch.Tensor]]
 _TRAINING_CONTEXT = StepContext()
@@ -48,12 +48,18 @@ class PartBuildError(ValueError):
         super().__init__(message)
 
 
+class CodeLatents:
+    """The capability of a family whose latent is a grid of discrete codes (the vqvae family): a
+    deterministic encoder, no density over latents of its own; evaluated by its codes
+    (``evaluate_codes``) and sampled through a fitted code prior. Consumers ask
+    ``isinstance(model, CodeLatents)``, never a string tag."""
+
+
 class BaseVAE(HubMixin, nn.Module):
     """Base class of the model families (see the module docstring for the contract)."""
 
     family: ClassVar[str] = ""
     conditional: ClassVar[bool] = False  # True: encode, decode and sample take labels y
-    latent_kind: ClassVar[str] = "gaussian"  # "codes": discrete codes (the vqvae family)
     latent_levels: list[tuple[str, int]]
 
     def __init__(self, config: ModelConfig):
@@ -63,10 +69,11 @@ class BaseVAE(HubMixin, nn.Module):
         self.likelihood = self._build("likelihood", self.input_shape)
         self.objective = self._build("objective")
         works_on = getattr(self.objective, "latents", "gaussian")
-        if works_on != self.latent_kind:
+        mine = "codes" if isinstance(self, CodeLatents) else "gaussian"
+        if works_on != mine:
             raise PartBuildError("objective", f"objective '{config.objective.name}' works on {works_on} latents but "
-                                              f"the '{self.family}' family's are {self.latent_kind}; use "
-                                              f"{'vq' if self.latent_kind == 'codes' else 'elbo, iwae or beta-tcvae'}")
+                                              f"the '{self.family}' family's are {mine}; use "
+                                              f"{'vq' if mine == 'codes' else 'elbo, iwae, beta-tcvae or factor-vae'}")
 
     # -- building ---------------------------------------------------------------------
 

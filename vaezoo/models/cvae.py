@@ -71,7 +71,7 @@ class ConditionalVAE(VAE):
         x = self.check_input(x, values=False)
         h = self.encoder(x)
         mu, logvar = self.head(torch.cat([h, self._one_hot(y, h)], dim=-1)).chunk(2, dim=-1)
-        return DiagonalGaussian(mu, logvar)
+        return self.posterior(mu, logvar)
 
     def encode_top(self, x: torch.Tensor) -> DiagonalGaussian:
         raise UsageError("the cvae family's posterior q(z|x, y) needs the label; priors and tools that encode "

@@ -57,6 +57,9 @@ def refine(
     if init is None:
         with torch.no_grad():
             init = model.encode(x, y) if model.conditional else model.encode(x)
+    if not isinstance(init, DiagonalGaussian):
+        raise UsageError(f"refinement optimizes one diagonal Gaussian posterior per example; this model's posterior is "
+                         f"{type(init).__name__} (model.posterior: a flow), whose amortization gap it would not measure")
     mu = init.mu.detach().clone().requires_grad_(True)
     logvar = init.logvar.detach().clone().requires_grad_(True)
     if steps == 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import torch
 from pydantic import Field, PositiveInt
@@ -10,21 +10,26 @@ from torch.distributions import Distribution
 
 from ..ops.gaussian import DiagonalGaussian
 from ..passes import LatentPass, LevelPass
-from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
-from .base import BaseVAE
+from ..parts.posteriors import FlowPosterior
+from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PosteriorSpec, PriorSpec
+from .base import BaseVAE, PartBuildError
 from .families import register_family
 
 __all__ = ["VAEConfig", "VAE"]
 
 
 class VAEConfig(ModelConfig):
-    """``encoder`` maps an image to the posterior's (mu, logvar); ``decoder`` maps z to the likelihood's maps."""
+    """``encoder`` maps an image to the posterior's (mu, logvar); ``decoder`` maps z to the likelihood's maps;
+    ``posterior``: a flow over that Gaussian (``planar``, ``radial``, ``iaf``), none by default."""
 
     family: Literal["vae"] = "vae"
     latent_dim: PositiveInt
     encoder: EncoderSpec
     decoder: DecoderSpec
     prior: PriorSpec = Field(default_factory=lambda: PriorSpec(name="normal"))
+    posterior: Optional[PosteriorSpec] = Field(
+        None, description="a normalizing flow over the encoder's diagonal Gaussian (planar, radial, iaf); "
+                          "unset: the Gaussian itself")
 
 
 @register_family("vae", config=VAEConfig)
@@ -44,6 +49,11 @@ class VAE(BaseVAE):
         self.encoder = self._build("encoder", self.encoder_input_shape(), 2 * self.latent_dim)
         self.decoder = self._build("decoder", self.decoder_input_features(), self.likelihood.decoder_shape())
         self.prior = self._build("prior", self.latent_dim)
+        self.flow = self._build("posterior", self.latent_dim) if config.posterior is not None else None
+        if self.flow is not None and config.prior.name == "vamp":
+            raise PartBuildError("prior", "prior 'vamp' mixes the posteriors q(z|u_k) at any z, and a flow "
+                                          "posterior's density is known at its own draws only: use another prior, "
+                                          "or no model.posterior")
         self.bind_prior()
 
     def encoder_input_shape(self) -> tuple[int, ...]:
@@ -54,10 +64,15 @@ class VAE(BaseVAE):
 
     # -- the two halves ---------------------------------------------------------------
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> DiagonalGaussian:
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Union[DiagonalGaussian, FlowPosterior]:
         x = self.check_input(x, values=False)
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
-        return DiagonalGaussian(mu, logvar)
+        return self.posterior(mu, logvar)
+
+    def posterior(self, mu: torch.Tensor, logvar: torch.Tensor) -> Union[DiagonalGaussian, FlowPosterior]:
+        """q(z|x) from the encoder's Gaussian: the Gaussian, or the configured flow over it."""
+        gaussian = DiagonalGaussian(mu, logvar)
+        return gaussian if self.flow is None else FlowPosterior(gaussian, self.flow)
 
     def encode_top(self, x: torch.Tensor) -> DiagonalGaussian:
         return self.encode(x)
@@ -75,9 +90,12 @@ class VAE(BaseVAE):
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior: Optional[DiagonalGaussian] = None) -> LatentPass:
         q = posterior if posterior is not None else self.encode(x, y)
-        z = q.reparameterize(eps)
+        if isinstance(q, FlowPosterior):  # the flow gives log q(z|x) with its draw
+            z, log_q = q.draw(eps)
+        else:
+            z, log_q = q.reparameterize(eps), None
         likelihood, log_px = self._score(lambda value: self.decode(value, y), z, x)
-        return LatentPass([LevelPass("z", z, q, self.level_prior(y))], likelihood, log_px)
+        return LatentPass([LevelPass("z", z, q, self.level_prior(y), log_q)], likelihood, log_px)
 
     def sample_latents(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.prior.sample(n)

@@ -24,7 +24,7 @@ from torch.distributions import Distribution
 from ..errors import UsageError
 from ..parts.quantizers.base import Quantized
 from ..schemas import CodePriorSpec, DecoderSpec, EncoderSpec, ModelConfig, ObjectiveSpec, QuantizerSpec
-from .base import BaseVAE
+from .base import BaseVAE, CodeLatents
 from .families import register_family
 from .inputs import check_count
 
@@ -59,7 +59,7 @@ class VQVAEConfig(ModelConfig):
 
 
 @register_family("vqvae", config=VQVAEConfig)
-class VQVAE(BaseVAE):
+class VQVAE(CodeLatents, BaseVAE):
     """- ``encode(x)`` -> :class:`~vaezoo.parts.quantizers.Quantized` (``.indices``: (B, h, w) codes);
     - ``decode(z_q)`` -> p(x | z_q) for a (B, code_dim, h, w) grid of code vectors;
     - ``decode_indices(indices)`` -> the images of a grid of codes (the mean of p(x | codes));
@@ -67,7 +67,6 @@ class VQVAE(BaseVAE):
     - ``log_prior(indices)`` -> log p(codes) in nats: the code prior's, or uniform.
     """
 
-    latent_kind = "codes"
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)

@@ -1,22 +1,23 @@
-"""Registered parts, one package per kind: backbones, priors, likelihoods, objectives, quantizers,
-code priors (datasets register from vaezoo.data). Each kind's registry and decorator live in
+"""Registered parts, one package per kind: backbones, priors, posteriors, likelihoods, objectives,
+quantizers, code priors (datasets register from vaezoo.data). Each kind's registry and decorator live in
 :mod:`.kinds`."""
 
-from . import backbones, code_priors, likelihoods, objectives, priors, quantizers  # noqa: F401 - the built-ins
+from . import backbones, code_priors, likelihoods, objectives, posteriors, priors, quantizers  # noqa: F401 - the built-ins
 from .code_priors import CodePrior
 from .kinds import (
-    CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, PRIORS, QUANTIZERS, PartParams,
+    CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, QUANTIZERS, PartParams,
     register_backbone, register_code_prior, register_dataset, register_likelihood, register_objective,
-    register_prior, register_quantizer,
+    register_posterior, register_prior, register_quantizer,
 )
 from .likelihoods import Likelihood
 from .objectives import Objective
+from .posteriors import Flow, FlowPosterior
 from .priors import Prior
 from .quantizers import Quantizer
 
 __all__ = [
     "ENCODERS", "DECODERS", "PRIORS", "LIKELIHOODS", "OBJECTIVES", "DATASETS", "QUANTIZERS", "CODE_PRIORS",
-    "PartParams", "Prior", "Likelihood", "Objective", "Quantizer", "CodePrior", "register_backbone",
-    "register_prior", "register_likelihood", "register_objective", "register_dataset", "register_quantizer",
-    "register_code_prior",
+    "POSTERIORS", "PartParams", "Prior", "Likelihood", "Objective", "Quantizer", "CodePrior", "Flow",
+    "FlowPosterior", "register_backbone", "register_prior", "register_likelihood", "register_objective",
+    "register_dataset", "register_quantizer", "register_code_prior", "register_posterior",
 ]

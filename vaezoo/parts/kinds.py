@@ -22,8 +22,8 @@ from .._registry import Registry
 
 __all__ = [
     "ENCODERS", "DECODERS", "PRIORS", "LIKELIHOODS", "OBJECTIVES", "DATASETS", "QUANTIZERS", "CODE_PRIORS",
-    "register_backbone", "register_prior", "register_likelihood", "register_objective",
-    "register_dataset", "register_quantizer", "register_code_prior", "params_schema",
+    "POSTERIORS", "register_backbone", "register_prior", "register_likelihood", "register_objective",
+    "register_dataset", "register_quantizer", "register_code_prior", "register_posterior", "params_schema",
 ]
 
 ENCODERS: Registry[Callable] = Registry("encoder")
@@ -34,6 +34,7 @@ OBJECTIVES: Registry[Callable] = Registry("objective")
 DATASETS: Registry[Callable] = Registry("dataset")
 QUANTIZERS: Registry[Callable] = Registry("quantizer")
 CODE_PRIORS: Registry[Callable] = Registry("code prior")
+POSTERIORS: Registry[Callable] = Registry("posterior")
 
 # Keyword arguments a builder may declare that vaezoo fills at run time (never from a config):
 # a dataset's `expected_shape` is the model's input_shape, so image-folder can decode to its channels.
@@ -49,6 +50,7 @@ _FIXED_ARGS = {
     "dataset": ("root",),
     "quantizer": ("dim",),
     "code prior": ("codebook_size", "grid"),
+    "posterior": ("latent_dim",),
 }
 
 
@@ -142,3 +144,10 @@ def register_code_prior(name: str, *, params: type[BaseModel] | None = None):
     """Register a prior over a grid of discrete codes (a VQ-VAE's second stage):
     ``builder(codebook_size, grid, **params) -> CodePrior`` (``grid``: the (h, w) of the codes)."""
     return _registrar(CODE_PRIORS, "code prior", name, params)
+
+
+def register_posterior(name: str, *, params: type[BaseModel] | None = None):
+    """Register a posterior family beyond the diagonal Gaussian: ``builder(latent_dim, **params) ->
+    Flow``, a normalizing flow applied to the encoder's Gaussian draw (see
+    :mod:`vaezoo.parts.posteriors`)."""
+    return _registrar(POSTERIORS, "posterior", name, params)

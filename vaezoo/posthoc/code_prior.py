@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from ..config import describe_errors
 from ..errors import CheckpointError, ConfigError, UsageError
+from ..models.base import CodeLatents
 from ..schemas import CodePriorSpec
 from ..training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from ..training.progress import format_duration
@@ -36,7 +37,7 @@ PriorChoice = Union[str, Mapping[str, Any], CodePriorSpec]
 @torch.no_grad()
 def encode_codes(model, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """The code grids (N, h, w) of ``images`` (uint8 or floats in [0, 1]), int64, on the CPU."""
-    if getattr(model, "latent_kind", "gaussian") != "codes":
+    if not isinstance(model, CodeLatents):
         raise UsageError(f"a code prior is for models with discrete codes (the vqvae family); this model's "
                          f"family is '{model.family}' (its post-hoc prior is the Gaussian mixture: fit_prior)")
     was_training = model.training

@@ -80,9 +80,12 @@ class BetaTCVAE(Objective):
     def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
         draw = model.latent_pass(x, self.noise(model, x), y)
-        if len(draw.levels) != 1 or not isinstance(draw.levels[0].q, DiagonalGaussian):
+        if len(draw.levels) != 1:
             raise UsageError(f"beta-tcvae needs one diagonal Gaussian latent level; the "
                              f"'{model.config.family}' family has {len(draw.levels)}")
+        if not isinstance(draw.levels[0].q, DiagonalGaussian):
+            raise UsageError(f"beta-tcvae needs a diagonal Gaussian posterior (its q(z) estimate evaluates q(z|x_j) "
+                             f"at other images' z); this model's is {type(draw.levels[0].q).__name__}")
         level = draw.levels[0]
         z, posterior = level.z[0], level.q
         per_dim = getattr(level.p, "log_prob_per_dim", None)
