@@ -245,6 +245,14 @@ class TrainerConfig(Strict):
         "auto", description="channels-last memory format; auto: on for models with convolutions"
     )
 
+    def optimizer_summary(self) -> str:
+        """``adam lr 0.0005`` for the model's optimizer, then each other optimizer by name."""
+        def one(settings: OptimizerConfig) -> str:
+            betas = "" if tuple(settings.betas) == (0.9, 0.999) else f" betas {settings.betas[0]:g}/{settings.betas[1]:g}"
+            decay = f" weight decay {settings.weight_decay:g}" if settings.weight_decay else ""
+            return f"{settings.name} lr {settings.lr:g}{betas}{decay}"
+        return "; ".join([one(self.optimizer), *(f"{name}: {one(o)}" for name, o in self.optimizers.items())])
+
     @model_validator(mode="before")
     @classmethod
     def _model_optimizer(cls, data: Any) -> Any:

@@ -57,7 +57,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         *[(field.replace("_", " "), _part(spec)) for field, spec in m if isinstance(spec, PartSpec)],
         ("parameters", f"{model.num_parameters():,}"),
         ("dataset", _part(experiment.data.dataset)),
-        ("recipe", f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} lr {t.optimizer.lr:g}"),
+        ("recipe", f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer_summary()}"),
         ("pretrained", _pretrained_summary(experiment.name or "", overrides)),
     ]
     width = max(len(key) for key, _ in rows)

@@ -321,7 +321,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             + (f" in {e.training.time_s / 60:.1f} min" if e.training.time_s else "")
             + (f" on {e.training.hardware}" if e.training.hardware else "")
             + _started_from(e)
-            + f"; recipe {t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} lr {t.optimizer.lr:g}, "
+            + f"; recipe {t.epochs} epochs, batch {t.batch_size}, {t.optimizer_summary()}, "
             f"binarization {e.recipe.data.binarize}",
             f"- weights: `{e.weights.file}` sha256 `{e.weights.sha256}`; published {e.date.isoformat()}",
             f"- reproduce: `vaezoo train configs/{e.config}.yaml --out runs/{e.name}{_epochs_override(e)}`"
