@@ -24,7 +24,7 @@ from vaezoo.evaluation.feature_metrics import (
 )
 from vaezoo.evaluation.probe import fit_logistic_regression, linear_probe
 from vaezoo.evaluation.quality import draw_samples, sample_quality
-from vaezoo.features import get_features, read_fashion_record
+from vaezoo.features import default_features, get_features, read_fashion_record
 from vaezoo.features.fashion import fashion_record_path, load_fashion_v1
 from vaezoo.features.inception import INCEPTION_WEIGHTS, InceptionFeatures, load_inception
 from vaezoo.hub.docs import render_models_md
@@ -120,6 +120,18 @@ def test_inception_features_load_from_the_torch_cache_and_refuse_without_it(tmp_
     expected = torch.relu(trained.pool_features(F.adaptive_avg_pool2d(x, 4).flatten(1)))
     assert torch.allclose(features, expected, atol=1e-5)
     assert load_inception((3, 32, 32), builder=StandInInception).input_shape == (3, 32, 32)  # any image size
+
+
+def test_the_feature_network_is_chosen_by_dataset_not_by_image_shape(tmp_path, monkeypatch):
+    """An MNIST model has Fashion-MNIST's 28x28 shape; it is not scored in fashion-v1's space unless
+    that is asked for by name (its default is Inception, here absent: one clear line)."""
+    assert default_features("fashion-mnist") == "fashion-v1"
+    assert default_features("mnist") == "inception" and default_features("cifar10") == "inception"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(UsageError, match=f"Inception-v3 weights not found.*{INCEPTION_WEIGHTS}"):
+        sample_quality(tiny_vae(), DataConfig(dataset="mnist"), progress=False)
+    with pytest.raises(UsageError, match="needs more samples than the 128 features"):  # fashion-v1, by name, is taken
+        sample_quality(tiny_vae(), DataConfig(dataset="mnist"), features="fashion-v1", samples=100, progress=False)
 
 
 # ------------------------------------------------------------------ errors before any work

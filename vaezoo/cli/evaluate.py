@@ -307,8 +307,8 @@ def add_commands(commands) -> None:
                          help="with --fid: sample the training prior (model, the default) or a 10-component Gaussian "
                               "mixture fitted on the training images' posterior means (gmm)")
     quality.add_argument("--features", metavar="NAME",
-                         help=f"with --fid: the feature network, one of {', '.join(FEATURES.names())} (default: "
-                              f"fashion-v1 for 28x28 grayscale, else inception)")
+                         help=f"with --fid: the feature network, one of {', '.join(FEATURES.names())} (default: the "
+                              f"one made for the dataset, fashion-v1 for Fashion-MNIST, else inception)")
     quality.add_argument("--fid-samples", type=at_least(1), metavar="N", help="with --fid: samples drawn (default 10000)")
     quality.add_argument("--probe", action="store_true",
                          help="test accuracy of a logistic regression on the training images' posterior means")

@@ -105,7 +105,8 @@ def sample_quality(
 
     ``prior``: ``"model"`` (the training prior) or ``"gmm"`` (a ``gmm_components`` mixture fitted on
     the training images' posterior means). ``features``: a name (``"fashion-v1"``, ``"inception"``;
-    default: the dataset's own network for 28x28 grayscale, else Inception) or a FeatureExtractor.
+    default: the network made for the dataset, fashion-v1 for Fashion-MNIST, else Inception) or a
+    FeatureExtractor.
     """
     if prior not in ("model", "gmm"):
         raise UsageError(f"prior must be 'model' (the training prior) or 'gmm' (a fitted mixture), got {prior!r}")
@@ -113,7 +114,7 @@ def sample_quality(
     shape = tuple(model.input_shape)
     device = next(model.parameters()).device
     net = features if isinstance(features, FeatureExtractor) else \
-        get_features(features or default_features(shape), shape, device)
+        get_features(features or default_features(config.dataset.name), shape, device)
     net.check_images(shape, "the model's images")
     if samples <= net.num_features:
         raise UsageError(f"--fid-samples {samples}: the Fréchet distance fits a {net.num_features}-d Gaussian and "

@@ -17,7 +17,7 @@ from .base import FeatureExtractor
 from .fashion import FashionFeatureNet, load_fashion_v1, read_fashion_record
 from .inception import InceptionFeatures, load_inception
 
-__all__ = ["FEATURES", "FeatureExtractor", "FashionFeatureNet", "InceptionFeatures", "get_features",
+__all__ = ["FEATURES", "MADE_FOR", "FeatureExtractor", "FashionFeatureNet", "InceptionFeatures", "get_features",
            "default_features", "read_fashion_record"]
 
 # name -> builder(input_shape, device); the shape lets a network that takes any size adapt to it
@@ -26,9 +26,16 @@ FEATURES.add("fashion-v1", lambda shape, device: load_fashion_v1(device))
 FEATURES.add("inception", lambda shape, device: load_inception(shape, device))
 
 
-def default_features(input_shape: tuple[int, ...]) -> str:
-    """The dataset's own network where there is one (28x28 grayscale), else Inception."""
-    return "fashion-v1" if tuple(input_shape) == FashionFeatureNet.input_shape else "inception"
+# the datasets each dataset-specific network was trained on and is the default for; a network
+# is chosen by the data a model is scored on, never by its image shape (an MNIST model scored in
+# fashion-v1's space would get numbers that mean nothing, with the same 28x28 shape)
+MADE_FOR: dict[str, tuple[str, ...]] = {"fashion-v1": ("fashion-mnist", "fashion-mnist-csv")}
+
+
+def default_features(dataset: str) -> str:
+    """The network made for ``dataset`` where there is one, else Inception (the generic network
+    whose distances are the published FID's). Another network is used when asked for by name."""
+    return next((name for name, datasets in MADE_FOR.items() if dataset in datasets), "inception")
 
 
 def get_features(name: str, input_shape: tuple[int, ...] = FashionFeatureNet.input_shape,
