@@ -134,3 +134,24 @@ def test_what_needs_a_gaussian_posterior_says_so():
         vaezoo.create({**config, "prior": "vamp"})
     with pytest.raises(UsageError, match="beta-tcvae needs a diagonal Gaussian posterior"):
         vaezoo.create({**config, "objective": "beta-tcvae"})(x)
+
+
+def test_each_level_of_a_hierarchy_takes_its_own_flow(tmp_path):
+    config = {"family": "hvae", "input_shape": [1, 8, 8], "latent_dims": [3, 2], "hidden": 16, "features": 16,
+              "encoder": {"name": "gated-mlp", "hidden": [16]}, "encoder_z1": {"name": "gated-mlp", "hidden": []},
+              "decoder": {"name": "gated-mlp", "hidden": [16]}, "posterior": {"name": "iaf", "hidden": [8]}}
+    torch.manual_seed(0)
+    model = vaezoo.create(config)
+    assert sorted(model.flows) == ["z1", "z2"] and model.flows["z1"].steps[0].head.out_features == 6
+    x = torch.rand(4, 1, 8, 8).round()
+    draw = model.latent_pass(x, torch.randn(2, 4, 5))
+    assert all(level.log_q_at_draw is not None and level.kl_per_dim() is None for level in draw.levels)
+    out = model(x)
+    torch.testing.assert_close(-out.elbo.mean(), out.recon + out.kl)
+    q = model.encode(x)
+    assert isinstance(q["z1"], FlowPosterior) and q.mean["z2"].shape == (4, 2)
+    model.save_pretrained(tmp_path / "h")
+    loaded = vaezoo.load(tmp_path / "h")
+    torch.testing.assert_close(loaded.reconstruct(x), model.eval().reconstruct(x))
+    with pytest.raises(ConfigError, match="model.prior.*vamp.*flow posterior"):
+        vaezoo.create({**config, "prior": "vamp"})

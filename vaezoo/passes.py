@@ -164,8 +164,8 @@ class HierarchicalPosterior:
     """q(z|x) of a model with several latent levels: per level the Gaussian q(z_l | x, z_above),
     given one value of the levels above (a draw, or the means along the mean path).
 
-    ``levels`` maps each level (bottom first) to its :class:`DiagonalGaussian`; ``mean`` maps
-    each level to its mean; ``top`` is the top level's q(z_top | x), which depends on x alone.
+    ``levels`` maps each level (bottom first) to its :class:`DiagonalGaussian` (or a flow over
+    it); ``mean`` maps each level to its mean (a flow's image of its Gaussian's mean); ``top`` is the top level's q(z_top | x), which depends on x alone.
     """
 
     def __init__(self, levels: dict[str, DiagonalGaussian]):
@@ -176,7 +176,7 @@ class HierarchicalPosterior:
 
     @property
     def mean(self) -> dict[str, torch.Tensor]:
-        return {name: q.mu for name, q in self.levels.items()}
+        return {name: q.mean for name, q in self.levels.items()}
 
     @property
     def top(self) -> DiagonalGaussian:

@@ -18,7 +18,7 @@ defaults) and its ConvHVAE (``gated-conv``):
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +30,9 @@ from ..errors import UsageError
 from ..ops.gaussian import DiagonalGaussian
 from ..parts.backbones.gated import GatedDense, he_init
 from ..passes import HierarchicalPosterior, LatentPass, LevelPass
-from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
-from .base import BaseVAE
+from ..parts.posteriors import FlowPosterior, draw_with_log_q, with_flow
+from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PosteriorSpec, PriorSpec
+from .base import BaseVAE, PartBuildError
 from .families import register_family
 
 __all__ = ["HVAEConfig", "HierarchicalVAE", "clamp_gaussian"]
@@ -58,6 +59,9 @@ class HVAEConfig(ModelConfig):
     decoder: DecoderSpec = Field(default_factory=lambda: DecoderSpec(name="gated-mlp", hidden=[300]),
                                  description="2 * hidden joint features of z1 and z2 -> the likelihood's maps")
     prior: PriorSpec = Field(default_factory=lambda: PriorSpec(name="normal"), description="p(z2)")
+    posterior: Optional[PosteriorSpec] = Field(
+        None, description="a normalizing flow over each level's Gaussian q (planar, radial, iaf), one per level; "
+                          "unset: the Gaussians themselves")
     logvar_range: Optional[tuple[float, float]] = Field((-6.0, 2.0), description="hard tanh of every log-variance")
 
 
@@ -87,18 +91,28 @@ class HierarchicalVAE(BaseVAE):
         for module in (self.q_z1_z2, self.q_z1_joint, self.q_z1_head, self.p_z1, self.p_x_z1, self.p_x_z2):
             he_init(module)
         self.prior = self._build("prior", d2)
+        # one flow per level, over q(z1 | x, z2) and q(z2 | x)
+        self.flows = nn.ModuleDict({name: self._build("posterior", dim) for name, dim in self.latent_levels}) \
+            if config.posterior is not None else None
+        if self.flows is not None and config.prior.name == "vamp":
+            raise PartBuildError("prior", "prior 'vamp' mixes the posteriors q(z2|u_k) at any z2, and a flow "
+                                          "posterior's density is known at its own draws only: use another prior, "
+                                          "or no model.posterior")
         self.bind_prior()
+
+    def _flow(self, level: str):
+        return self.flows[level] if self.flows is not None else None
 
     # -- the conditionals ----------------------------------------------------------------
 
-    def encode_top(self, x: torch.Tensor) -> DiagonalGaussian:
+    def encode_top(self, x: torch.Tensor) -> Union[DiagonalGaussian, FlowPosterior]:
         """q(z2 | x)."""
-        return clamp_gaussian(self.encoder(x), self.logvar_range)
+        return with_flow(clamp_gaussian(self.encoder(x), self.logvar_range), self._flow("z2"))
 
-    def _q_z1(self, hx: torch.Tensor, z2: torch.Tensor) -> DiagonalGaussian:
+    def _q_z1(self, hx: torch.Tensor, z2: torch.Tensor) -> Union[DiagonalGaussian, FlowPosterior]:
         """q(z1 | x, z2) from the x-path features ``hx`` (B, features) and z2 (..., B, d2)."""
         joint = torch.cat([hx.expand(*z2.shape[:-1], hx.shape[-1]), self.q_z1_z2(z2)], dim=-1)
-        return clamp_gaussian(self.q_z1_head(self.q_z1_joint(joint)), self.logvar_range)
+        return with_flow(clamp_gaussian(self.q_z1_head(self.q_z1_joint(joint)), self.logvar_range), self._flow("z1"))
 
     def p_z1_given(self, z2: torch.Tensor) -> DiagonalGaussian:
         """p(z1 | z2)."""
@@ -121,18 +135,18 @@ class HierarchicalVAE(BaseVAE):
             raise UsageError("the hvae family's q(z1 | x, z2) depends on the draw of z2: it takes no fixed posterior")
         noise = self.split_noise(eps)
         q2 = self.encode_top(x)
-        z2 = q2.reparameterize(noise["z2"])
+        z2, log_q2 = draw_with_log_q(q2, noise["z2"])
         q1 = self._q_z1(self.encoder_z1(x), z2)
-        z1 = q1.reparameterize(noise["z1"])
+        z1, log_q1 = draw_with_log_q(q1, noise["z1"])
         likelihood, log_px = self._score(self.decode, {"z1": z1, "z2": z2}, x)
-        levels = [LevelPass("z1", z1, q1, self.p_z1_given(z2)), LevelPass("z2", z2, q2, self.prior)]
+        levels = [LevelPass("z1", z1, q1, self.p_z1_given(z2), log_q1), LevelPass("z2", z2, q2, self.prior, log_q2)]
         return LatentPass(levels, likelihood, log_px)
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> HierarchicalPosterior:
         """q(z2 | x), and q(z1 | x, z2) at z2's posterior mean."""
         x = self.check_input(x, values=False)
         q2 = self.encode_top(x)
-        return HierarchicalPosterior({"z1": self._q_z1(self.encoder_z1(x), q2.mu), "z2": q2})
+        return HierarchicalPosterior({"z1": self._q_z1(self.encoder_z1(x), q2.mean), "z2": q2})
 
     def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         return self.encode(x).mean

@@ -10,7 +10,7 @@ from torch.distributions import Distribution
 
 from ..ops.gaussian import DiagonalGaussian
 from ..passes import LatentPass, LevelPass
-from ..parts.posteriors import FlowPosterior
+from ..parts.posteriors import FlowPosterior, draw_with_log_q, with_flow
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PosteriorSpec, PriorSpec
 from .base import BaseVAE, PartBuildError
 from .families import register_family
@@ -71,8 +71,7 @@ class VAE(BaseVAE):
 
     def posterior(self, mu: torch.Tensor, logvar: torch.Tensor) -> Union[DiagonalGaussian, FlowPosterior]:
         """q(z|x) from the encoder's Gaussian: the Gaussian, or the configured flow over it."""
-        gaussian = DiagonalGaussian(mu, logvar)
-        return gaussian if self.flow is None else FlowPosterior(gaussian, self.flow)
+        return with_flow(DiagonalGaussian(mu, logvar), self.flow)
 
     def encode_top(self, x: torch.Tensor) -> DiagonalGaussian:
         return self.encode(x)
@@ -90,10 +89,7 @@ class VAE(BaseVAE):
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior: Optional[DiagonalGaussian] = None) -> LatentPass:
         q = posterior if posterior is not None else self.encode(x, y)
-        if isinstance(q, FlowPosterior):  # the flow gives log q(z|x) with its draw
-            z, log_q = q.draw(eps)
-        else:
-            z, log_q = q.reparameterize(eps), None
+        z, log_q = draw_with_log_q(q, eps)
         likelihood, log_px = self._score(lambda value: self.decode(value, y), z, x)
         return LatentPass([LevelPass("z", z, q, self.level_prior(y), log_q)], likelihood, log_px)
 

@@ -9,13 +9,15 @@ another point (its KL is the Monte Carlo ``log q(z) - log p(z)`` on the draw).
 
 from __future__ import annotations
 
+from typing import Optional, Union
+
 import torch
 from torch import nn
 
 from ...errors import UsageError
 from ...ops.gaussian import DiagonalGaussian
 
-__all__ = ["Flow", "FlowSteps", "FlowPosterior"]
+__all__ = ["Flow", "FlowSteps", "FlowPosterior", "draw_with_log_q", "with_flow"]
 
 
 class Flow(nn.Module):
@@ -75,3 +77,16 @@ class FlowPosterior:
 
     def __repr__(self) -> str:
         return f"FlowPosterior(base: {tuple(self.base.mu.shape)}, flow: {type(self.flow).__name__})"
+
+
+def with_flow(gaussian: DiagonalGaussian, flow: Optional[Flow]) -> Union[DiagonalGaussian, FlowPosterior]:
+    """q(z|x) of a level: the encoder's Gaussian, or the level's flow over it."""
+    return gaussian if flow is None else FlowPosterior(gaussian, flow)
+
+
+def draw_with_log_q(q, eps: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """A reparameterized draw of a level, with log q(z|x) where the posterior gives it at the draw
+    (a flow); a Gaussian's density is evaluated afterwards, in closed form where it can be."""
+    if isinstance(q, FlowPosterior):
+        return q.draw(eps)
+    return q.reparameterize(eps), None
