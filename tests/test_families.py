@@ -279,7 +279,7 @@ def test_list_and_info_show_families(capsys):
     assert vaezoo.list_models(family=["ladder", "cvae"]) == ["fashion-cvae", "fashion-ladder"]
     assert main(["list", "--families"]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == sorted(
-        FAMILIES + ["vqvae", "categorical"])
+        FAMILIES + ["vqvae", "categorical", "ae"])
     assert main(["info", "fashion-ladder"]) == 0
     rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
     assert rows["family"] == "ladder" and rows["latent"] == "64 / 32 / 16 (bottom to top)"

@@ -18,7 +18,9 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch.distributions import Distribution
 
+from .errors import UsageError
 from .ops.gaussian import DiagonalGaussian, kl_diagonal_gaussians
+from .ops.point import NO_DENSITY, PointPosterior
 
 __all__ = [
     "LevelPass", "LatentPass", "ModelOutput", "VAEOutput", "StepContext", "HierarchicalPosterior", "kl_term_name",
@@ -40,7 +42,7 @@ class LevelPass:
 
     name: str
     z: torch.Tensor
-    q: Any  # a DiagonalGaussian, a family's own posterior, or a flow posterior (log_q_at_draw)
+    q: Any  # a DiagonalGaussian, a family's own posterior, a flow posterior (log_q_at_draw) or a point
     p: Any
     # log q(z|x), (S, B), where the draw computed it: a flow posterior, whose density is known at
     # its own draws only (its KL is then always the Monte Carlo one)
@@ -51,13 +53,15 @@ class LevelPass:
         else the Monte Carlo ``log q(z) - log p(z)`` on this draw."""
         if self.log_q_at_draw is not None:
             return self.log_q_at_draw - self.log_p()
+        if isinstance(self.q, PointPosterior):
+            raise UsageError(NO_DENSITY)
         if isinstance(self.p, DiagonalGaussian):
             return self.kl_per_dim().sum(-1)
         return self.p.kl(self.q, self.z)
 
     def kl_per_dim(self) -> Optional[torch.Tensor]:
         """KL per latent dimension, (S, B, D), where it is defined (free bits need it); else None."""
-        if self.log_q_at_draw is not None:
+        if self.log_q_at_draw is not None or isinstance(self.q, PointPosterior):
             return None
         if isinstance(self.p, DiagonalGaussian):
             return kl_diagonal_gaussians(self.q.mu, self.q.logvar, self.p.mu, self.p.logvar).expand(self.z.shape)

@@ -26,8 +26,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _, metrics = train(args.config, overrides, out=args.out, resume=args.resume or False,
                        data_root=args.data, device=args.device, allow_changes=args.allow_changes)
     if metrics and _is_main():
-        scores = [f"{split} -ELBO {metrics[f'{split}_neg_elbo']:.3f}" for split in ("val", "test")
-                  if metrics.get(f"{split}_neg_elbo") is not None]
+        scores = [f"{split} {label} {metrics[f'{split}_{key}']:.3f}" for split in ("val", "test")
+                  for key, label in (("neg_elbo", "-ELBO"), ("loss", "loss"))
+                  if metrics.get(f"{split}_{key}") is not None]
         print(f"{', '.join(scores) or 'not scored'} nats/image after {metrics['step']} steps", file=sys.stderr)
     return 0
 

@@ -8,7 +8,8 @@ from typing import Callable
 import torch
 
 from ..errors import UsageError
-from ..models.base import CodeLatents
+from ..models.base import CodeLatents, PointLatents
+from ..ops.point import NO_DENSITY
 from ..models.bounds import iwae_bound
 from ..models.refine import DEFAULT_REFINE_LR, refine
 from ..ops.noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
@@ -85,6 +86,8 @@ def evaluate(
         # a deterministic posterior: one pass gives the ELBO, which every importance-weighted bound equals
         return evaluate_codes(model, data, batch_size=batch_size, limit=limit, binarize=binarize, root=root,
                               model_name=model_name, progress=progress, start=start)
+    if isinstance(model, PointLatents):
+        raise UsageError(NO_DENSITY)
     progress = progress_callback(progress)
     if elbo_samples < 1:
         raise UsageError(f"elbo_samples must be at least 1, got {elbo_samples}")

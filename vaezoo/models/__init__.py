@@ -1,7 +1,9 @@
-"""Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``, ``categorical``."""
+"""Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``,
+``categorical``, ``ae``."""
 
-from . import categorical, cvae, hvae, ladder, vae, vqvae  # noqa: F401 - registers the built-in families
-from .base import BaseVAE, CodeLatents, PartBuildError
+from . import ae, categorical, cvae, hvae, ladder, vae, vqvae  # noqa: F401 - registers the built-in families
+from .ae import AEConfig, Autoencoder
+from .base import BaseVAE, CodeLatents, PartBuildError, PointLatents
 from .categorical import CategoricalVAE, CategoricalVAEConfig
 from .cvae import ConditionalVAE, CVAEConfig
 from .families import FAMILIES, family_class, register_family
@@ -12,7 +14,8 @@ from .vae import VAE, VAEConfig
 from .vqvae import VQVAE, VQVAEConfig
 
 __all__ = [
-    "BaseVAE", "CodeLatents", "PartBuildError", "FAMILIES", "register_family", "family_class", "refine",
+    "BaseVAE", "CodeLatents", "PointLatents", "PartBuildError", "FAMILIES", "register_family", "family_class", "refine",
+    "Autoencoder", "AEConfig",
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
     "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig",
 ]

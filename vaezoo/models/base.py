@@ -34,7 +34,7 @@ from .bounds import elbo_terms, iwae_bound
 from .inputs import check_count, check_images, check_layout
 from .refine import refine
 
-__all__ = ["BaseVAE", "CodeLatents", "PartBuildError", "Latent"]
+__all__ = ["BaseVAE", "CodeLatents", "PointLatents", "PartBuildError", "Latent"]
 
 Latent = Union[torch.Tensor, dict[str, torch.Tensor]]
 _TRAINING_CONTEXT = StepContext()
@@ -55,6 +55,12 @@ class CodeLatents:
     ``isinstance(model, CodeLatents)``, never a string tag."""
 
 
+class PointLatents:
+    """The capability of a family whose encoder is deterministic (a point posterior: AE, WAE, RAE):
+    it has no density q(z|x), so no ELBO and no importance-weighted bound; it samples through its
+    prior (or a fitted one) and is scored by its samples, codes and reconstructions."""
+
+
 class BaseVAE(HubMixin, nn.Module):
     """Base class of the model families (see the module docstring for the contract)."""
 
@@ -69,11 +75,11 @@ class BaseVAE(HubMixin, nn.Module):
         self.likelihood = self._build("likelihood", self.input_shape)
         self.objective = self._build("objective")
         works_on = getattr(self.objective, "latents", "gaussian")
-        mine = "codes" if isinstance(self, CodeLatents) else "gaussian"
+        mine = "codes" if isinstance(self, CodeLatents) else "points" if isinstance(self, PointLatents) else "gaussian"
         if works_on != mine:
+            fitting = {"codes": "vq", "points": "ae or wae-mmd", "gaussian": "elbo, iwae, beta-tcvae or factor-vae"}
             raise PartBuildError("objective", f"objective '{config.objective.name}' works on {works_on} latents but "
-                                              f"the '{self.family}' family's are {mine}; use "
-                                              f"{'vq' if mine == 'codes' else 'elbo, iwae, beta-tcvae or factor-vae'}")
+                                              f"the '{self.family}' family's are {mine}; use {fitting[mine]}")
 
     # -- building ---------------------------------------------------------------------
 

@@ -22,8 +22,8 @@ def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dic
     ``README.md``, ``samples.png`` and ``loss.png`` in ``out``. ``selected``: the epoch whose weights
     these are when it is not the last (``trainer.select: best_val``), and its validation -ELBO."""
     final = dict(history[-1]) if history else {}
-    if selected is not None:
-        final["val_neg_elbo"] = selected["val_neg_elbo"]
+    if selected is not None:  # the selected epoch's validation score, not the last epoch's
+        final.update({key: value for key, value in selected.items() if key.startswith("val_")})
     model.to(memory_format=torch.contiguous_format)
     protocol = {"likelihood": experiment.model.likelihood.name, "binarization": experiment.data.binarize,
                 "importance_samples": 1}

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import TrainingInterrupted
+from ..models.base import PointLatents
 from ..parts.objectives.base import MAIN_UPDATE
 from ..passes import StepContext
 from ..schemas import ExperimentConfig
@@ -257,7 +258,8 @@ class Trainer:
     @torch.no_grad()
     def _evaluate(self, run: Run, split: tuple[torch.Tensor, Optional[torch.Tensor]], tag: int) -> dict[str, float]:
         """Mean -ELBO and every term of the objective over a split, sharded over the ranks: of
-        the selected weights once the end of the run has picked them, else of the scored model."""
+        the selected weights once the end of the run has picked them, else of the scored model.
+        A model without a bound (a deterministic encoder: no ``elbo``) gets its mean loss instead."""
         device = run.ctx.device
         model = self._selected if self._selected is not None else run.scored_model
         images, labels = split
@@ -279,7 +281,8 @@ class Trainer:
                     out = model(x, y, context=context)
                     n = x.shape[0]
                     names = list(out.terms)
-                    row = torch.stack([-out.elbo.sum().double(), *(t.double() * n for t in out.terms.values()),
+                    score = -out.elbo.sum().double() if out.elbo is not None else out.loss.double() * n
+                    row = torch.stack([score, *(t.double() * n for t in out.terms.values()),
                                        torch.tensor(n, dtype=torch.float64, device=device)])
                     sums = row if sums is None else sums + row
             finally:
@@ -292,8 +295,10 @@ class Trainer:
             return _NOT_SCORED
         n = total[-1]
         terms = {name: value / n for name, value in zip(names, total[1:-1])}
-        return {"neg_elbo": total[0] / n, "recon": terms.get("recon"),
-                "kl": sum(v for k, v in terms.items() if k == "kl" or k.startswith("kl/")), "terms": terms}
+        kls = [v for k, v in terms.items() if k == "kl" or k.startswith("kl/")]
+        bounded = not isinstance(run.model, PointLatents)
+        return {"neg_elbo": total[0] / n if bounded else None, "loss": None if bounded else total[0] / n,
+                "recon": terms.get("recon"), "kl": sum(kls) if kls else None, "terms": terms}
 
     def _end_epoch(self, run: Run, complete: bool) -> None:
         st, cfg = run.state, self.cfg
@@ -308,7 +313,7 @@ class Trainer:
             val_images = val_images[: cfg.val_limit]
             val_labels = None if val_labels is None else val_labels[: cfg.val_limit]
         val = self._evaluate(run, (val_images, val_labels), 1)
-        self._track_best(run, val["neg_elbo"])
+        self._track_best(run, val)
         last = last or self._out_of_patience(st)
         if last and cfg.select == "best_val":
             self._selected = self._select_best(run, st.epoch + 1)  # for the test split and the export
@@ -317,11 +322,13 @@ class Trainer:
         record: dict[str, Any] = {
             "epoch": st.epoch + 1, "step": st.global_step,
             "train_loss": train.get("loss"), "train_recon": train.get("recon"),
-            "train_kl": sum(v for k, v in train.items() if k == "kl" or k.startswith("kl/")),
+            "train_kl": sum(v for k, v in train.items() if k == "kl" or k.startswith("kl/"))
+            if _neg_elbo(train) is not None else None,
             "train_neg_elbo": _neg_elbo(train),
             **{f"train_term/{name}": value for name, value in train.items() if name != "loss"},
             "val_neg_elbo": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
             "test_neg_elbo": test["neg_elbo"], "test_recon": test["recon"], "test_kl": test["kl"],
+            **({"val_loss": val["loss"], "test_loss": test["loss"]} if val.get("loss") is not None else {}),
             "kl_scale": kl_scale_at(cfg, st.epoch, max(st.step_in_epoch - 1, 0), run.steps_per_epoch),
             "lr": _main_lr(run),
             "img_per_s": self._epoch_rate(st),
@@ -350,13 +357,15 @@ class Trainer:
             self._checkpoint(run)
 
 
-    def _track_best(self, run: Run, val_neg_elbo: Optional[float]) -> None:
-        """Keep the epoch with the lowest validation -ELBO (the same number on every rank)."""
+    def _track_best(self, run: Run, val: dict[str, Any]) -> None:
+        """Keep the epoch with the lowest validation -ELBO (the same number on every rank); for a
+        model without a bound, the lowest validation loss."""
         st = run.state
-        if val_neg_elbo is None:
+        key, value = ("val_neg_elbo", val["neg_elbo"]) if val.get("neg_elbo") is not None else ("val_loss", val.get("loss"))
+        if value is None:
             return
-        if st.best is None or val_neg_elbo < st.best["val_neg_elbo"]:
-            st.best = {"epoch": st.epoch + 1, "val_neg_elbo": val_neg_elbo}
+        if st.best is None or value < st.best[key]:
+            st.best = {"epoch": st.epoch + 1, key: value}
             st.epochs_since_best = 0
             if self.cfg.select == "best_val" and run.ctx.is_main:
                 save_best_weights(self.out, run.scored_model, st.epoch + 1)
@@ -373,12 +382,13 @@ class Trainer:
         barrier(run.ctx)  # rank 0 wrote the file
         selected = copy.deepcopy(run.scored_model)
         selected.load_state_dict(load_best_weights(self.out, run.ctx.device))
-        self.progress.message(f"selected the weights of epoch {st.best['epoch']} (validation -ELBO "
-                              f"{st.best['val_neg_elbo']:.3f}, the lowest)")
+        what = "validation -ELBO" if "val_neg_elbo" in st.best else "validation loss"
+        self.progress.message(f"selected the weights of epoch {st.best['epoch']} ({what} "
+                              f"{st.best.get('val_neg_elbo', st.best.get('val_loss')):.3f}, the lowest)")
         return selected
 
 
-_NOT_SCORED = {"neg_elbo": None, "recon": None, "kl": None, "terms": {}}
+_NOT_SCORED = {"neg_elbo": None, "loss": None, "recon": None, "kl": None, "terms": {}}
 
 
 def _main_lr(run: Run) -> float:
@@ -428,8 +438,10 @@ def _kernel_choice(deterministic: bool):
             torch.set_flush_denormal(False)
 
 
-def _neg_elbo(means: dict[str, float]) -> float:
-    """recon + every KL term: the negative ELBO of the logged draws (the loss differs for beta != 1)."""
-    if "recon" not in means:
-        return float("nan")
-    return means["recon"] + sum(v for k, v in means.items() if k == "kl" or k.startswith("kl/"))
+def _neg_elbo(means: dict[str, float]) -> Optional[float]:
+    """recon + every KL term: the negative ELBO of the logged draws (the loss differs for beta != 1);
+    None for a model without a KL (a deterministic encoder has no ELBO)."""
+    kls = [v for k, v in means.items() if k == "kl" or k.startswith("kl/")]
+    if "recon" not in means or not kls:
+        return None
+    return means["recon"] + sum(kls)

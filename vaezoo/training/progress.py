@@ -73,7 +73,7 @@ class Progress:
         shown = "  ".join(f"{name} {value:.3f}" for name, value in terms.items())
         print(
             f"epoch {epoch + 1}/{self.epochs}  step {step_in_epoch}/{self.steps_per_epoch} (global {global_step})  "
-            f"loss {stats['loss']:.3f}  -elbo {stats['neg_elbo']:.3f}  {shown}  "
+            f"loss {stats['loss']:.3f}  {_elbo_text(stats['neg_elbo'])}{shown}  "
             f"{stats['img_per_s']:.0f} img/s  lr {stats['lr']:.2e}  eta {format_duration(stats['eta_s'])}",
             file=self.stream, flush=True,
         )
@@ -89,9 +89,10 @@ class Progress:
             value = record.get(key)
             return "-" if value is None else f"{value:.3f}"
 
+        scores = f"val loss {nats('val_loss')}  test loss {nats('test_loss')}" if "val_loss" in record else \
+            f"val -elbo {nats('val_neg_elbo')}  test -elbo {nats('test_neg_elbo')}"
         self.message(
-            f"epoch {record['epoch']}/{self.epochs} done{partial}: train loss {nats('train_loss')}  "
-            f"val -elbo {nats('val_neg_elbo')}  test -elbo {nats('test_neg_elbo')}  "
+            f"epoch {record['epoch']}/{self.epochs} done{partial}: train loss {nats('train_loss')}  {scores}  "
             f"({record['img_per_s']:.0f} img/s, {format_duration(record['epoch_time_s'])})"
         )
 
@@ -99,3 +100,8 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _elbo_text(neg_elbo) -> str:
+    """``-elbo 123.456  `` where the model has an ELBO (an autoencoder has none)."""
+    return "" if neg_elbo is None else f"-elbo {neg_elbo:.3f}  "

@@ -1,0 +1,105 @@
+"""Deterministic encoders (``family: ae``): the point posterior, the WAE's MMD against its definition,
+training and selection without a bound, and what needs a density saying there is none."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+
+import vaezoo
+from vaezoo.errors import ConfigError, UsageError
+from vaezoo.ops.kernels import kernel_matrix, mmd_squared
+from vaezoo.ops.point import PointPosterior
+from vaezoo.posthoc import fit_prior
+from vaezoo.training.records import read_metrics
+
+from _tiny_training import register, tiny_config
+
+register()
+
+AE = {"family": "ae", "input_shape": [1, 8, 8], "latent_dim": 4, "encoder": {"name": "mlp", "hidden": [32]},
+      "decoder": {"name": "mlp", "hidden": [32]}}
+
+
+def _direct_mmd(a, b, kernel, bandwidths):
+    """The unbiased MMD^2 as its three double sums, term by term."""
+    def k(u, v):
+        d = float(((u - v) ** 2).sum())
+        return sum(c / (c + d) if kernel == "imq" else math.exp(-d / c) for c in bandwidths)
+    n, m = len(a), len(b)
+    aa = sum(k(a[i], a[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    bb = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    ab = sum(k(a[i], b[j]) for i in range(n) for j in range(m)) / (n * m)
+    return aa + bb - 2 * ab
+
+
+@pytest.mark.parametrize("kernel", ["imq", "rbf"])
+def test_mmd_is_the_unbiased_double_sum(kernel):
+    torch.manual_seed(0)
+    a, b = torch.randn(7, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64) + 0.5
+    bandwidths = [0.6, 6.0]
+    assert float(mmd_squared(a, b, kernel, bandwidths)) == pytest.approx(_direct_mmd(a, b, kernel, bandwidths),
+                                                                         rel=1e-10)
+    assert kernel_matrix(a, b, kernel, bandwidths).shape == (7, 5)
+
+
+def test_mmd_tells_one_distribution_from_a_shifted_one():
+    torch.manual_seed(0)
+    same = mmd_squared(torch.randn(400, 4), torch.randn(400, 4), "imq", [8.0])
+    shifted = mmd_squared(torch.randn(400, 4), torch.randn(400, 4) + 1.0, "imq", [8.0])
+    assert abs(float(same)) < 0.01 < float(shifted)
+
+
+def test_wae_loss_is_reconstruction_plus_lambda_mmd_to_the_prior():
+    torch.manual_seed(0)
+    model = vaezoo.create({**AE, "objective": {"name": "wae-mmd", "lam": 3.0, "scales": [1.0]}})
+    x = torch.rand(6, 1, 8, 8).round()
+    torch.manual_seed(1)
+    out = model(x)
+    torch.manual_seed(1)
+    z = model.encoder(x)
+    prior = torch.randn(6, 4)
+    recon = -model.decode(z).log_prob(x).mean()
+    torch.testing.assert_close(out.terms["mmd"], mmd_squared(z, prior, "imq", [8.0]))
+    torch.testing.assert_close(out.loss, recon + 3.0 * mmd_squared(z, prior, "imq", [8.0]))
+    assert out.elbo is None and list(out.terms) == ["recon", "mmd"]
+
+
+def test_a_point_posterior_has_no_density_and_says_so():
+    model = vaezoo.create(AE)
+    x = torch.rand(3, 1, 8, 8).round()
+    q = model.encode(x)
+    assert isinstance(q, PointPosterior) and q.mean.shape == (3, 4)
+    assert torch.equal(q.rsample((2,)), q.mean.expand(2, 3, 4))
+    for call in (lambda: model.elbo(x), lambda: model.iwae(x, 10), lambda: q.log_prob(q.mean),
+                 lambda: vaezoo.evaluate(model, "fashion-mnist")):
+        with pytest.raises(UsageError, match="deterministic encoder .* has no density"):
+            call()
+    assert model.sample(5).shape == (5, 1, 8, 8)  # through its prior
+
+
+def test_objectives_and_families_must_agree_on_their_latents():
+    with pytest.raises(ConfigError, match="model.objective.*'elbo' works on gaussian.*use ae or wae-mmd"):
+        vaezoo.create({**AE, "objective": "elbo"})
+    with pytest.raises(ConfigError, match="model.objective.*'wae-mmd' works on points"):
+        vaezoo.create({**tiny_config()["model"], "objective": "wae-mmd"})
+
+
+def test_an_autoencoder_trains_selects_on_validation_loss_and_samples_through_a_fitted_prior(tmp_path):
+    config = tiny_config("wae-mmd", epochs=3, select="best_val")
+    config["model"] = {**AE, "objective": "wae-mmd"}
+    printed = io.StringIO()
+    model, metrics = vaezoo.train(config, out=tmp_path / "run", stream=printed)
+    records = read_metrics(tmp_path / "run")
+    assert all(r["val_neg_elbo"] is None and r["val_loss"] is not None for r in records)
+    assert "-elbo" not in printed.getvalue() and "val loss" in printed.getvalue()
+    best = min(records, key=lambda r: r["val_loss"])
+    assert records[-1]["best_epoch"] == best["epoch"]
+    loaded = vaezoo.load(tmp_path / "run")
+    assert isinstance(loaded.encode(torch.rand(2, 1, 8, 8).round()), PointPosterior)
+    images = torch.rand(64, 1, 8, 8).round()
+    fitted = fit_prior(loaded, images, components=2)
+    assert fitted.config.prior.name == "mog" and fitted.sample(4).shape == (4, 1, 8, 8)
