@@ -103,3 +103,34 @@ def test_an_autoencoder_trains_selects_on_validation_loss_and_samples_through_a_
     images = torch.rand(64, 1, 8, 8).round()
     fitted = fit_prior(loaded, images, components=2)
     assert fitted.config.prior.name == "mog" and fitted.sample(4).shape == (4, 1, 8, 8)
+
+
+def test_a_wae_is_scored_by_samples_and_codes_and_published_without_a_bound(fashion_mnist_dir, tmp_path, capsys):
+    """The whole way for a model with no density: train (selection on validation loss), `vaezoo eval`
+    refuses the bound in one line and gives sample quality and the probe, and publishing records the
+    selection by validation loss and those metrics."""
+    import datetime as dt
+    import json
+
+    from vaezoo.cli import main
+    from vaezoo.hub.docs import render_models_md
+    from vaezoo.hub.publish import publish_run
+
+    run = tmp_path / "wae"
+    vaezoo.train("fashion-wae", {"trainer.max_steps": 40, "trainer.epochs": 1, "trainer.val_limit": 500,
+                                 "data.root": str(fashion_mnist_dir)}, out=run, stream=io.StringIO())
+    assert main(["eval", str(run), "-q"]) == 2
+    assert "has no density" in capsys.readouterr().err
+    assert main(["eval", str(run), "--fid", "--fid-samples", "500", "--probe", "--data", str(fashion_mnist_dir),
+                 "-q", "-o", str(tmp_path / "fid.json")]) == 0
+    report = json.loads((tmp_path / "fid.json").read_text())
+    assert {"fd-fashion-v1", "fd-recon-fashion-v1", "probe-accuracy"} <= set(report["metrics"])
+    entry_path = publish_run(run, "tiny-wae", "alice/tiny-wae", config="fashion-wae", metrics=[tmp_path / "fid.json"],
+                             registry=tmp_path / "registry", date=dt.date(2026, 12, 5))
+    from vaezoo.hub.index import read_entry
+    entry = read_entry(entry_path)
+    assert entry.training.selection["rule"] == "the lowest validation loss (trainer.select: best_val)"
+    assert entry.training.selection["val_loss"] > 0
+    names = {m.name for m in entry.metrics}
+    assert "probe-accuracy" in names and not names & {"iwae_nll", "neg_elbo"}
+    assert "tiny-wae" in render_models_md([entry])

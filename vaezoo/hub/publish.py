@@ -200,15 +200,18 @@ def published_reference(key: str, registry: Union[str, Path, None] = None) -> Pu
 
 def _selection(metrics: Any, trained: Mapping[str, Any], ema_decay: Optional[float] = None
                ) -> Optional[dict[str, Any]]:
-    """How the exported checkpoint was chosen and its validation -ELBO, from the run's config.json."""
-    val = (metrics or {}).get("val_neg_elbo") if isinstance(metrics, Mapping) else None
+    """How the exported checkpoint was chosen and its validation -ELBO (the validation loss of a
+    model without a bound), from the run's config.json."""
+    metrics = metrics if isinstance(metrics, Mapping) else {}
+    key, label = ("val_neg_elbo", "-ELBO") if "val_neg_elbo" in metrics else ("val_loss", "loss")
+    val = metrics.get(key)
     if not isinstance(val, Mapping) or val.get("value") is None:
         return None
     best = trained.get("selected_epoch")
-    rule = "the lowest validation -ELBO (trainer.select: best_val)" if best else "the last epoch"
+    rule = f"the lowest validation {label} (trainer.select: best_val)" if best else "the last epoch"
     if ema_decay is not None:
         rule += f", the moving average of the weights (trainer.ema_decay: {ema_decay})"
-    return {"rule": rule, "epoch": best or trained.get("epochs"), "val_neg_elbo": val["value"],
+    return {"rule": rule, "epoch": best or trained.get("epochs"), key: val["value"],
             "val_examples": val.get("num_examples")}
 
 

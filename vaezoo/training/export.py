@@ -30,10 +30,11 @@ def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dic
     metrics = {}
     val_examples = min(val_examples, experiment.trainer.val_limit or val_examples)
     for split, examples in (("test", test_examples), ("val", val_examples)):
-        value = final.get(f"{split}_neg_elbo")
-        if value is not None:
-            metrics[f"{split}_neg_elbo"] = {"value": round(value, 4), "num_examples": int(examples), **protocol,
-                                            "split": "validation" if split == "val" else split}
+        for score in ("neg_elbo", "loss"):  # the loss where a model has no bound (a deterministic encoder)
+            value = final.get(f"{split}_{score}")
+            if value is not None:
+                metrics[f"{split}_{score}"] = {"value": round(value, 4), "num_examples": int(examples), **protocol,
+                                               "split": "validation" if split == "val" else split}
     training = {"epochs": final.get("epoch", 0), "steps": steps, "batch_size": batch_size,
                 "wall_time_s": round(elapsed, 1), "device": str(device), "processes": processes}
     if selected is not None:
