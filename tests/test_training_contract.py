@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -26,7 +24,7 @@ from vaezoo.training.checkpoint import checkpoint_path, load_checkpoint
 from vaezoo.training.records import read_metrics
 
 from _tiny_training import register, tiny_config
-from test_training_processes import ENTRY, _env, sigkill_after_checkpoint
+from test_training_processes import sigkill_after_checkpoint, train_on_two_processes
 
 register()
 
@@ -282,13 +280,7 @@ def test_factor_vae_on_two_gloo_processes_trains_the_weights_of_one_process(tmp_
     path = _write(tmp_path, config)
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     vaezoo.train(path, out=single, stream=io.StringIO())
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(ENTRY), "train", str(path), "--out", str(ddp)],
-        env=_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "on 2 processes" in result.stderr
+    assert "on 2 processes" in train_on_two_processes(path, ddp).stderr
     a, b = load_checkpoint(single).model, load_checkpoint(ddp).model
     torch.manual_seed(0)
     init = vaezoo.create(config).state_dict()

@@ -88,6 +88,17 @@ def sigkill_after_checkpoint(config: Path, out: Path, step: int) -> None:
         proc.stdout.close()
 
 
+def train_on_two_processes(config: Path, out: Path) -> subprocess.CompletedProcess:
+    """``vaezoo train CONFIG --out OUT`` under torchrun on two CPU processes (gloo); it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(ENTRY), "train", str(config), "--out", str(out)],
+        env=_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model.safetensors"))
 
@@ -139,12 +150,7 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, monkeypatch):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     printed = io.StringIO()
     vaezoo.train(path, out=single, stream=printed)
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(ENTRY), "train", str(path), "--out", str(ddp)],
-        env=_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = train_on_two_processes(path, ddp)
     assert "on 2 processes" in result.stderr  # rank 0 reported a 2-process run
     a, b = _weights(single), _weights(ddp)
     torch.manual_seed(0)
@@ -178,12 +184,7 @@ def test_ddp_beta_tcvae_estimates_q_z_over_the_global_batch(tmp_path, monkeypatc
     path.write_text(yaml.safe_dump(config))
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     vaezoo.train(path, out=single, stream=io.StringIO())
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(ENTRY), "train", str(path), "--out", str(ddp)],
-        env=_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    train_on_two_processes(path, ddp)
     a, b = _weights(single), _weights(ddp)
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
