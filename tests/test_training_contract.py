@@ -308,3 +308,16 @@ def test_the_documented_adversarial_objective_trains_as_written(tmp_path):
     assert tuple(checkpoint.optimizers["critic"]["param_groups"][0]["betas"]) == (0.5, 0.9)  # the recipe's
     assert any(k.startswith("objective.critic.") for k in checkpoint.model)
     assert not [k for k in load_file(str(tmp_path / "run" / "model.safetensors")) if "critic" in k]
+
+
+def test_every_family_takes_the_update_and_factor_vae_says_which_posteriors_it_permutes():
+    from _tiny_training import TINY_FAMILIES
+
+    x = torch.rand(4, 1, 8, 8).round()
+    flow = vaezoo.create({**tiny_config(FACTOR)["model"], "posterior": {"name": "planar", "steps": 2}})
+    assert set(flow(x, update="discriminator").terms) == {"accuracy"}  # a flow posterior is continuous too
+    categorical = vaezoo.create({"family": "categorical", "input_shape": [1, 8, 8], **TINY_FAMILIES["categorical"],
+                                 "objective": FACTOR})
+    assert "tc" in categorical(x).terms  # the family's forward passes the update on
+    with pytest.raises(vaezoo.errors.UsageError, match="permutes each dimension of continuous latents.*Categorical"):
+        categorical(x, update="discriminator")

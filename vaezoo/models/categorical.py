@@ -22,6 +22,7 @@ from ..errors import UsageError
 from ..ops.categorical import CategoricalPosterior, UniformCategorical
 from ..passes import LatentPass, LevelPass, StepContext
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, Strict
+from ..parts.objectives.base import MAIN_UPDATE
 from .base import BaseVAE
 from .families import register_family
 
@@ -69,10 +70,11 @@ class CategoricalVAE(BaseVAE):
         # the step's temperature, filled in place by forward (not saved: it follows from the step)
         self.register_buffer("temperature", torch.tensor(config.temperature.start), persistent=False)
 
-    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, context: Optional[StepContext] = None):
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, context: Optional[StepContext] = None,
+                update: str = MAIN_UPDATE):
         if self.training and context is not None:
             self.temperature.fill_(self.config.temperature.at(context.step))
-        return super().forward(x, y, context)
+        return super().forward(x, y, context, update)
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> CategoricalPosterior:
         self._labels(0, y, x.device)

@@ -10,7 +10,10 @@ import torch.nn.functional as F
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 
+from ...errors import UsageError
+from ...ops.gaussian import DiagonalGaussian
 from ...passes import ModelOutput, StepContext
+from ..posteriors import FlowPosterior
 from ..kinds import register_objective
 from .base import DEFAULT_CONTEXT, Objective
 
@@ -102,7 +105,11 @@ class FactorVAEObjective(Objective):
 
     def posterior_draw(self, model, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
         """One z ~ q(z|x) per image for the discriminator's update (a subclass may fix it)."""
-        return model.encode(x, y).rsample()
+        q = model.encode(x, y)
+        if not isinstance(q, (DiagonalGaussian, FlowPosterior)):
+            raise UsageError(f"factor-vae permutes each dimension of continuous latents; the '{model.family}' "
+                             f"family's posterior is {type(q).__name__}: use a Gaussian or flow posterior")
+        return q.rsample()
 
     def discriminator_batch(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(joint, product) samples for the discriminator from one draw of q(z|x) per image: the
