@@ -104,7 +104,8 @@ def test_iwae_converges_to_the_exact_log_likelihood(family):
 
 @pytest.mark.parametrize("family,posterior", [
     ("vae", {"name": "planar", "steps": 4}), ("vae", {"name": "radial", "steps": 4}),
-    ("vae", {"name": "iaf", "blocks": 2, "hidden": [8]}), ("hvae", {"name": "planar", "steps": 2})])
+    ("vae", {"name": "iaf", "blocks": 2, "hidden": [8]}), ("hvae", {"name": "planar", "steps": 2}),
+    ("ladder", {"name": "radial", "steps": 2})])
 def test_iwae_of_a_flow_posterior_converges_to_the_exact_log_likelihood(family, posterior):
     """The same quadrature check for a VAE whose posterior is a flow (each level's, in a hierarchy):
     its log q(z|x) comes from the draw (the change of variables), and the weights must still

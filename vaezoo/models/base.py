@@ -90,6 +90,18 @@ class BaseVAE(HubMixin, nn.Module):
         except ValueError as exc:
             raise PartBuildError(field, f"{spec.registry.kind} '{spec.name}': {exc}") from exc
 
+    def posterior_flows(self) -> Optional[nn.ModuleDict]:
+        """One flow per latent level from ``model.posterior`` (a flow over each level's Gaussian q),
+        None without one. The VampPrior is refused with it: it mixes q(z|u_k) at any z, and a flow's
+        density is known at its own draws only."""
+        if getattr(self.config, "posterior", None) is None:
+            return None
+        if self.config.prior.name == "vamp":
+            raise PartBuildError("prior", "prior 'vamp' mixes the posteriors q(z|u_k) at any z, and a flow "
+                                          "posterior's density is known at its own draws only: use another prior, "
+                                          "or no model.posterior")
+        return nn.ModuleDict({name: self._build("posterior", dim) for name, dim in self.latent_levels})
+
     def bind_prior(self) -> None:
         """Give the prior the assembled model (the VampPrior needs the encoder and the input
         shape); call it again after replacing ``model.prior``."""

@@ -32,7 +32,7 @@ from ..parts.backbones.gated import GatedDense, he_init
 from ..passes import HierarchicalPosterior, LatentPass, LevelPass
 from ..parts.posteriors import FlowPosterior, draw_with_log_q, with_flow
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PosteriorSpec, PriorSpec
-from .base import BaseVAE, PartBuildError
+from .base import BaseVAE
 from .families import register_family
 
 __all__ = ["HVAEConfig", "HierarchicalVAE", "clamp_gaussian"]
@@ -91,13 +91,7 @@ class HierarchicalVAE(BaseVAE):
         for module in (self.q_z1_z2, self.q_z1_joint, self.q_z1_head, self.p_z1, self.p_x_z1, self.p_x_z2):
             he_init(module)
         self.prior = self._build("prior", d2)
-        # one flow per level, over q(z1 | x, z2) and q(z2 | x)
-        self.flows = nn.ModuleDict({name: self._build("posterior", dim) for name, dim in self.latent_levels}) \
-            if config.posterior is not None else None
-        if self.flows is not None and config.prior.name == "vamp":
-            raise PartBuildError("prior", "prior 'vamp' mixes the posteriors q(z2|u_k) at any z2, and a flow "
-                                          "posterior's density is known at its own draws only: use another prior, "
-                                          "or no model.posterior")
+        self.flows = self.posterior_flows()  # over q(z1 | x, z2) and q(z2 | x)
         self.bind_prior()
 
     def _flow(self, level: str):

@@ -16,7 +16,7 @@ input size they take works. KL warm-up (``trainer.kl_warmup_epochs``) and free b
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import torch
 from pydantic import Field, PositiveInt, model_validator
@@ -26,8 +26,9 @@ from torch.distributions import Distribution
 from ..errors import UsageError
 from ..ops.gaussian import DiagonalGaussian
 from ..parts.backbones._layers import Activation, activation
+from ..parts.posteriors import FlowPosterior, draw_with_log_q, with_flow
 from ..passes import HierarchicalPosterior, LatentPass, LevelPass
-from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
+from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PosteriorSpec, PriorSpec
 from .base import BaseVAE
 from .families import register_family
 from .hvae import clamp_gaussian
@@ -54,6 +55,9 @@ class LadderConfig(ModelConfig):
                                  description="z1 -> the likelihood's maps")
     activation: Activation = "leaky_relu"
     prior: PriorSpec = Field(default_factory=lambda: PriorSpec(name="normal"), description="p(z_top)")
+    posterior: Optional[PosteriorSpec] = Field(
+        None, description="a normalizing flow over each level's precision-weighted Gaussian q (planar, radial, iaf), "
+                          "one per level; unset: the Gaussians themselves")
     logvar_range: Optional[tuple[float, float]] = Field((-8.0, 4.0), description="hard tanh of every log-variance")
 
     @model_validator(mode="after")
@@ -84,7 +88,11 @@ class LadderVAE(BaseVAE):
             for i in range(len(dims) - 1))
         self.decoder = self._build("decoder", dims[0], self.likelihood.decoder_shape())
         self.prior = self._build("prior", dims[-1])
+        self.flows = self.posterior_flows()  # over each level's precision-weighted q
         self.bind_prior()
+
+    def _q(self, name: str, gaussian: DiagonalGaussian) -> Union[DiagonalGaussian, FlowPosterior]:
+        return with_flow(gaussian, self.flows[name] if self.flows is not None else None)
 
     # -- the two paths ---------------------------------------------------------------------
 
@@ -96,9 +104,9 @@ class LadderVAE(BaseVAE):
             features.append(d)
         return [clamp_gaussian(head(f), self.logvar_range) for head, f in zip(self.up_heads, features)]
 
-    def encode_top(self, x: torch.Tensor) -> DiagonalGaussian:
+    def encode_top(self, x: torch.Tensor) -> Union[DiagonalGaussian, FlowPosterior]:
         """q(z_top | x): the top level's bottom-up estimate."""
-        return self._bottom_up(x)[-1]
+        return self._q(self.latent_levels[-1][0], self._bottom_up(x)[-1])
 
     def prior_of_level(self, index: int, above: torch.Tensor) -> DiagonalGaussian:
         """p(z_{index+1} | z_{index+2}) for 0-based ``index`` below the top."""
@@ -121,14 +129,14 @@ class LadderVAE(BaseVAE):
         noise = self.split_noise(eps)
         up = self._bottom_up(x)
         names = [name for name, _ in self.latent_levels]
-        q = up[-1]
-        z = q.reparameterize(noise[names[-1]])
-        levels = [LevelPass(names[-1], z, q, self.prior)]
+        q = self._q(names[-1], up[-1])
+        z, log_q = draw_with_log_q(q, noise[names[-1]])
+        levels = [LevelPass(names[-1], z, q, self.prior, log_q)]
         for i in reversed(range(len(names) - 1)):
             p = self.prior_of_level(i, z)
-            q = precision_weighted(up[i], p)
-            z = q.reparameterize(noise[names[i]])
-            levels.insert(0, LevelPass(names[i], z, q, p))
+            q = self._q(names[i], precision_weighted(up[i], p))
+            z, log_q = draw_with_log_q(q, noise[names[i]])
+            levels.insert(0, LevelPass(names[i], z, q, p, log_q))
         likelihood, log_px = self._score(self.decode, z, x)
         return LatentPass(levels, likelihood, log_px)
 
@@ -137,12 +145,12 @@ class LadderVAE(BaseVAE):
         x = self.check_input(x, values=False)
         up = self._bottom_up(x)
         names = [name for name, _ in self.latent_levels]
-        levels = {names[-1]: up[-1]}
-        above = up[-1].mu
+        levels = {names[-1]: self._q(names[-1], up[-1])}
+        above = levels[names[-1]].mean
         for i in reversed(range(len(names) - 1)):
-            q = precision_weighted(up[i], self.prior_of_level(i, above))
+            q = self._q(names[i], precision_weighted(up[i], self.prior_of_level(i, above)))
             levels[names[i]] = q
-            above = q.mu
+            above = q.mean
         return HierarchicalPosterior({name: levels[name] for name in names})
 
     def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:

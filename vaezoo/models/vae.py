@@ -12,7 +12,7 @@ from ..ops.gaussian import DiagonalGaussian
 from ..passes import LatentPass, LevelPass
 from ..parts.posteriors import FlowPosterior, draw_with_log_q, with_flow
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PosteriorSpec, PriorSpec
-from .base import BaseVAE, PartBuildError
+from .base import BaseVAE
 from .families import register_family
 
 __all__ = ["VAEConfig", "VAE"]
@@ -49,11 +49,8 @@ class VAE(BaseVAE):
         self.encoder = self._build("encoder", self.encoder_input_shape(), 2 * self.latent_dim)
         self.decoder = self._build("decoder", self.decoder_input_features(), self.likelihood.decoder_shape())
         self.prior = self._build("prior", self.latent_dim)
-        self.flow = self._build("posterior", self.latent_dim) if config.posterior is not None else None
-        if self.flow is not None and config.prior.name == "vamp":
-            raise PartBuildError("prior", "prior 'vamp' mixes the posteriors q(z|u_k) at any z, and a flow "
-                                          "posterior's density is known at its own draws only: use another prior, "
-                                          "or no model.posterior")
+        flows = self.posterior_flows()
+        self.flow = flows["z"] if flows is not None else None
         self.bind_prior()
 
     def encoder_input_shape(self) -> tuple[int, ...]:
