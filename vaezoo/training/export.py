@@ -32,8 +32,9 @@ def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dic
     for split, examples in (("test", test_examples), ("val", val_examples)):
         for score in ("neg_elbo", "loss"):  # the loss where a model has no bound (a deterministic encoder)
             value = final.get(f"{split}_{score}")
-            if value is not None:
-                metrics[f"{split}_{score}"] = {"value": round(value, 4), "num_examples": int(examples), **protocol,
+            if value is not None:  # a loss is no bound: no importance samples to name
+                how = protocol if score == "neg_elbo" else {k: v for k, v in protocol.items() if k != "importance_samples"}
+                metrics[f"{split}_{score}"] = {"value": round(value, 4), "num_examples": int(examples), **how,
                                                "split": "validation" if split == "val" else split}
     training = {"epochs": final.get("epoch", 0), "steps": steps, "batch_size": batch_size,
                 "wall_time_s": round(elapsed, 1), "device": str(device), "processes": processes}
