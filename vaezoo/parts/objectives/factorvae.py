@@ -13,8 +13,8 @@ from torch import nn
 from ...errors import UsageError
 from ...ops.gaussian import DiagonalGaussian
 from ...passes import ModelOutput, StepContext
-from ..posteriors import FlowPosterior
 from ..kinds import register_objective
+from ..posteriors import FlowPosterior
 from .base import DEFAULT_CONTEXT, Objective
 
 __all__ = ["FactorVAEObjective", "permute_dims", "JOINT", "PRODUCT"]
