@@ -105,8 +105,9 @@ def test_planar_steps_keep_their_invertibility_condition():
 @pytest.mark.parametrize("name", FLOWS)
 def test_flow_vae_iwae_is_at_least_its_elbo_and_trains(name, tmp_path):
     torch.manual_seed(0)
-    model = vaezoo.create({"model": {"input_shape": [1, 8, 8], "latent_dim": 3, "encoder": {"name": "mlp", "hidden": [16]},
-                                     "decoder": {"name": "mlp", "hidden": [16]}, "posterior": FLOWS[name]}})
+    model = vaezoo.create({"model": {"input_shape": [1, 8, 8], "latent_dim": 3, "posterior": FLOWS[name],
+                                     "encoder": {"name": "mlp", "hidden": [16]},
+                                     "decoder": {"name": "mlp", "hidden": [16]}}})
     x = torch.rand(6, 1, 8, 8).round()
     with torch.no_grad():
         iwae, elbo = model.iwae(x, k=500, seed=0), model.elbo(x, samples=500)

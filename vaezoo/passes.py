@@ -169,7 +169,8 @@ class HierarchicalPosterior:
     given one value of the levels above (a draw, or the means along the mean path).
 
     ``levels`` maps each level (bottom first) to its :class:`DiagonalGaussian` (or a flow over
-    it); ``mean`` maps each level to its mean (a flow's image of its Gaussian's mean); ``top`` is the top level's q(z_top | x), which depends on x alone.
+    it); ``mean`` maps each level to its mean (a flow's image of its Gaussian's mean); ``top`` is
+    the top level's q(z_top | x), which depends on x alone.
     """
 
     def __init__(self, levels: dict[str, DiagonalGaussian]):

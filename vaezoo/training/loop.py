@@ -262,6 +262,7 @@ class Trainer:
         A model without a bound (a deterministic encoder: no ``elbo``) gets its mean loss instead."""
         device = run.ctx.device
         model = self._selected if self._selected is not None else run.scored_model
+        bounded = not isinstance(model, PointLatents)
         images, labels = split
         sums: Optional[torch.Tensor] = None
         names: list[str] = []
@@ -281,7 +282,7 @@ class Trainer:
                     out = model(x, y, context=context)
                     n = x.shape[0]
                     names = list(out.terms)
-                    score = -out.elbo.sum().double() if out.elbo is not None else out.loss.double() * n
+                    score = -out.elbo.sum().double() if bounded else out.loss.double() * n
                     row = torch.stack([score, *(t.double() * n for t in out.terms.values()),
                                        torch.tensor(n, dtype=torch.float64, device=device)])
                     sums = row if sums is None else sums + row
@@ -296,7 +297,6 @@ class Trainer:
         n = total[-1]
         terms = {name: value / n for name, value in zip(names, total[1:-1])}
         kls = [v for k, v in terms.items() if k == "kl" or k.startswith("kl/")]
-        bounded = not isinstance(run.model, PointLatents)
         return {"neg_elbo": total[0] / n if bounded else None, "loss": None if bounded else total[0] / n,
                 "recon": terms.get("recon"), "kl": sum(kls) if kls else None, "terms": terms}
 
