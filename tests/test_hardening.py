@@ -384,7 +384,7 @@ def test_a_truncated_checkpoint_file_is_refused(run):
 
 
 def test_the_previous_checkpoint_is_kept_and_read_when_the_last_is_gone(run):
-    from vaezoo.training.checkpoint import load_checkpoint
+    from vaezoo.layout.checkpoint import load_checkpoint
 
     checkpoints = run / "checkpoints"
     assert load_checkpoint(checkpoints / "previous.safetensors").step < load_checkpoint(run).step == 12

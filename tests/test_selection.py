@@ -11,7 +11,7 @@ import yaml
 from safetensors.torch import load_file
 
 import vaezoo
-from vaezoo.training.checkpoint import best_weights_path, load_checkpoint
+from vaezoo.layout.checkpoint import best_weights_path, load_checkpoint
 from vaezoo.training.records import read_metrics
 
 from _tiny_training import register, scripted_validation, tiny_config

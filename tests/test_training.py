@@ -14,7 +14,7 @@ import yaml
 import vaezoo
 from vaezoo.cli import main
 from vaezoo.training import NonFiniteLossError
-from vaezoo.training.checkpoint import (
+from vaezoo.layout.checkpoint import (
     atomic_write_bytes, checkpoint_path, load_checkpoint, save_checkpoint,
 )
 from vaezoo.training.loader import DeviceLoader, HostLoader, epoch_permutation

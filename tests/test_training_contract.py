@@ -19,8 +19,8 @@ from vaezoo.errors import CheckpointError, ConfigError
 from vaezoo.parts.objectives import FactorVAEObjective, permute_dims
 from vaezoo.parts.objectives.factorvae import JOINT, PRODUCT
 from vaezoo.schemas import ExperimentConfig
-from vaezoo.training import checkpoint as ckpt
-from vaezoo.training.checkpoint import checkpoint_path, load_checkpoint
+from vaezoo.layout import checkpoint as ckpt
+from vaezoo.layout.checkpoint import checkpoint_path, load_checkpoint
 from vaezoo.training.records import read_metrics
 
 from _tiny_training import register, tiny_config

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 import vaezoo
 
-from vaezoo.training.checkpoint import load_checkpoint
+from vaezoo.layout.checkpoint import load_checkpoint
 from vaezoo.training.records import read_metrics
 
 from _tiny_training import register, tiny_config

@@ -14,7 +14,7 @@ import vaezoo
 from vaezoo.cli import main
 from vaezoo.errors import ConfigError, UsageError
 from vaezoo.parts import CODE_PRIORS, DECODERS, ENCODERS
-from vaezoo.training.checkpoint import load_checkpoint
+from vaezoo.layout.checkpoint import load_checkpoint
 
 from _tiny_training import TINY_FAMILIES, register, tiny_config
 from test_training_processes import _weights, sigkill_after_checkpoint

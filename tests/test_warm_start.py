@@ -12,7 +12,7 @@ import torch
 import vaezoo
 from vaezoo.errors import CheckpointError
 from vaezoo.training import loop
-from vaezoo.training.checkpoint import checkpoint_path
+from vaezoo.layout.checkpoint import checkpoint_path
 from vaezoo.training.distributed import init_distributed
 from vaezoo.training.setup import prepare_run
 

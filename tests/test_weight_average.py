@@ -18,7 +18,7 @@ from vaezoo.errors import ConfigError
 from vaezoo.schemas import ExperimentConfig
 from vaezoo.training import loop
 from vaezoo.training.averaging import WeightAverage
-from vaezoo.training.checkpoint import best_weights_path, load_checkpoint
+from vaezoo.layout.checkpoint import best_weights_path, load_checkpoint
 from vaezoo.training.setup import recipe_changes
 
 from _tiny_training import register, scripted_validation, tiny_config

@@ -1,5 +1,6 @@
 """The Hugging Face Hub repository layout of a checkpoint: files, card, upload, and the mixin that
-gives every model ``save_pretrained`` and ``push_to_hub``. Knows no model class."""
+gives every model ``save_pretrained`` and ``push_to_hub``; beside it the crash-safe training
+checkpoints (:mod:`.checkpoint`). Knows no model class."""
 
 from .card import SAMPLES_NAME, render_card
 from .client import HF_PREFIX, PushResult, push_folder, translate_hub_errors

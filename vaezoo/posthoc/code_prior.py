@@ -23,11 +23,11 @@ import torch
 from pydantic import ValidationError
 
 from ..config import describe_errors
+from ..durations import format_duration
 from ..errors import CheckpointError, ConfigError, UsageError
 from ..models.base import CodeLatents
 from ..schemas import CodePriorSpec
-from ..training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from ..training.progress import format_duration
+from ..layout.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 
 __all__ = ["fit_code_prior", "encode_codes"]
 

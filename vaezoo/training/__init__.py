@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Mapping, TextIO
 
 from ..errors import CheckpointError, NonFiniteLossError, UsageError
+from ..layout.checkpoint import load_checkpoint
 from ..models import BaseVAE
 from ..zoo import get_config
-from .checkpoint import load_checkpoint
 from .loop import Trainer
 
 __all__ = ["train", "Trainer", "NonFiniteLossError", "CheckpointError", "default_out"]

@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 
 from ..errors import NonFiniteLossError
-from .checkpoint import checkpoint_path
+from ..layout.checkpoint import checkpoint_path
 from .distributed import DistContext
 
 __all__ = ["first_bad_step", "weights_finite", "non_finite_error"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UsageError
-from .checkpoint import CHECKPOINT_DIR
+from ..layout.checkpoint import CHECKPOINT_DIR
 
 try:
     import fcntl

@@ -24,13 +24,13 @@ import torch
 from torch import nn
 
 from ..errors import TrainingInterrupted
+from ..layout.checkpoint import load_best_weights, save_best_weights
 from ..models.base import PointLatents
 from ..parts.objectives.base import MAIN_UPDATE
 from ..passes import StepContext
 from ..schemas import ExperimentConfig
 from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, broadcast_module, init_distributed
 from .export import export_run
-from .checkpoint import load_best_weights, save_best_weights
 from .guards import first_bad_step, non_finite_error, weights_finite
 from .loader import derive_seed, eval_batches
 from .lock import run_folder_lock

@@ -7,22 +7,19 @@ every ``log_every`` steps and one per epoch, nothing else.
 
 from __future__ import annotations
 
-import datetime
 import os
 import sys
 from typing import Any, Mapping, TextIO
 
-__all__ = ["use_bar", "Progress", "format_duration"]
+from ..durations import format_duration
+
+__all__ = ["use_bar", "Progress"]
 
 
 def use_bar(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
     stream = sys.stderr if stream is None else stream
     env = os.environ if env is None else env
     return not env.get("CI") and bool(getattr(stream, "isatty", lambda: False)())
-
-
-def format_duration(seconds: float) -> str:
-    return str(datetime.timedelta(seconds=max(0, round(seconds))))
 
 
 class Progress:

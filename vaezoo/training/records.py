@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .checkpoint import atomic_write_bytes
+from ..layout.checkpoint import atomic_write_bytes
 
 __all__ = ["METRICS_NAME", "LOSS_PLOT_NAME", "write_metrics", "read_metrics", "TensorBoard"]
 

@@ -22,9 +22,9 @@ from ..data.splits import load_splits
 from ..errors import CheckpointError, ConfigError
 from ..factory import build_model
 from ..layout import load_state
+from ..layout.checkpoint import MAIN_OPTIMIZER, Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from ..schemas import ExperimentConfig, OptimizerConfig, TrainerConfig
 from .averaging import WeightAverage
-from .checkpoint import MAIN_OPTIMIZER, Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from .distributed import DistContext, all_reduce_sum, broadcast_module, gather_tensors, gradient_averager
 from .loader import DeviceLoader, derive_seed, make_loader
 from .recipe import build_optimizer, lr_lambda, resolve_precision, wants_channels_last
