@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from vaezoo.hub.index import get_entry
-from vaezoo.hub.publish import add_rescoring
+from vaezoo.maintenance.publish import add_rescoring
 
 TEST_IMAGES = 10_000
 

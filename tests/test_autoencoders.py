@@ -113,8 +113,8 @@ def test_a_wae_is_scored_by_samples_and_codes_and_published_without_a_bound(fash
     import json
 
     from vaezoo.cli import main
-    from vaezoo.hub.docs import render_models_md
-    from vaezoo.hub.publish import publish_run
+    from vaezoo.maintenance.models_doc import render_models_md
+    from vaezoo.maintenance.publish import publish_run
 
     run = tmp_path / "wae"
     vaezoo.train("fashion-wae", {"trainer.max_steps": 40, "trainer.epochs": 1, "trainer.val_limit": 500,

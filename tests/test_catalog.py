@@ -14,15 +14,16 @@ import yaml
 
 import vaezoo
 from vaezoo import catalog
+from vaezoo.maintenance import parts_doc
 from vaezoo.cli import main
 
 TESTS = Path(__file__).resolve().parent
 
 
 def test_the_docs_parts_table_is_generated_from_the_registries():
-    text = catalog.DOCS.read_text()
-    assert catalog._with_table(text, catalog.render_parts_table(catalog.describe_parts())) == text, \
-        "run: python -m vaezoo.catalog"
+    text = parts_doc.DOCS.read_text()
+    assert parts_doc._with_table(text, parts_doc.render_parts_table(catalog.describe_parts())) == text, \
+        "run: python -m vaezoo.maintenance.parts_doc"
     for name in ("gated-mlp", "linear", "image-folder", "tensors", "hvae", "beta-tcvae"):
         assert f"| `{name}` |" in text, name
 

@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 import vaezoo
 from vaezoo import resources
 from vaezoo.errors import ConfigError, HubError
-from vaezoo.hub.docs import DEFAULT_OUT, priors_picture, render_models_md, samples_picture
+from vaezoo.maintenance.models_doc import DEFAULT_OUT, priors_picture, render_models_md, samples_picture
 from vaezoo.evaluation.quality import supports_gmm_prior
 from vaezoo.models import PointLatents
-from vaezoo.hub.publish import add_metrics, add_rescoring, normalize_metrics, publish_run
+from vaezoo.maintenance.publish import add_metrics, add_rescoring, normalize_metrics, publish_run
 from vaezoo.hub.index import PublishedReference, list_entries, read_entry, sha256_file
 
 REGISTRY = resources.registry_dir()
@@ -36,7 +36,7 @@ def test_registry_index_is_consistent_and_documented():
     assert [e.name for e in entries] == sorted(p.stem for p in ENTRY_FILES)
     assert set(vaezoo.list_models(pretrained=True)) == {e.name for e in entries}
     # docs/models.md is generated from the registry, never typed: it must be what the generator writes
-    assert DEFAULT_OUT.read_text() == render_models_md(entries), "run: python -m vaezoo.hub.docs"
+    assert DEFAULT_OUT.read_text() == render_models_md(entries), "run: python -m vaezoo.maintenance.models_doc"
 
 
 @pytest.mark.parametrize("path", ENTRY_FILES, ids=[p.stem for p in ENTRY_FILES])
@@ -326,7 +326,7 @@ def test_entry_schema_rejects_bad_entries(run_dir, tmp_path, change, key):
 
 def test_cli_publish_and_docs(run_dir, tmp_path, capsys):
     import vaezoo.cli
-    from vaezoo.hub.docs import main as docs_main
+    from vaezoo.maintenance.models_doc import main as docs_main
 
     registry = tmp_path / "registry"
     assert vaezoo.cli.main(["publish", str(run_dir), "tiny-mlp", "alice/tiny-mlp", "--config", "fashion-mlp16",

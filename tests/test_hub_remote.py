@@ -21,7 +21,7 @@ import vaezoo
 import vaezoo.cli
 from vaezoo import resources
 from vaezoo.errors import ChecksumError, HubError
-from vaezoo.hub.publish import publish_run
+from vaezoo.maintenance.publish import publish_run
 
 TOKEN = "hf_vaezoo_test_Secret_0123456789"  # distinctive, so a leak is easy to find
 OTHER_TOKEN = "hf_bob_test_token_9876543210"

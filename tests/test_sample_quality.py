@@ -27,9 +27,9 @@ from vaezoo.evaluation.quality import draw_samples, sample_quality
 from vaezoo.features import default_features, get_features, read_fashion_record
 from vaezoo.features.fashion import fashion_record_path, load_fashion_v1
 from vaezoo.features.inception import INCEPTION_WEIGHTS, InceptionFeatures, load_inception
-from vaezoo.hub.docs import render_models_md
+from vaezoo.maintenance.models_doc import render_models_md
 from vaezoo.hub.index import read_entry
-from vaezoo.hub.publish import publish_run
+from vaezoo.maintenance.publish import publish_run
 from vaezoo.schemas import DataConfig
 
 from _tiny_training import briefly_train

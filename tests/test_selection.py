@@ -58,7 +58,7 @@ def test_last_keeps_the_last_epoch_and_records_the_best(tmp_path, monkeypatch):
 
 
 def test_publish_records_how_the_checkpoint_was_selected():
-    from vaezoo.hub.publish import _selection
+    from vaezoo.maintenance.publish import _selection
 
     metrics = {"val_neg_elbo": {"value": 228.5, "num_examples": 10000, "split": "validation"}}
     assert _selection(metrics, {"epochs": 300, "selected_epoch": 241}) == {
@@ -74,7 +74,7 @@ def test_every_published_reference_row_loads_and_an_unknown_key_names_the_known_
     import pytest
 
     from vaezoo.errors import HubError
-    from vaezoo.hub.publish import published_reference
+    from vaezoo.maintenance.publish import published_reference
 
     row = published_reference("exemplar-vae/hvae")
     assert (row.row, row.value, row.metric) == ("HVAE, Gaussian prior", 227.37, "iwae_nll")

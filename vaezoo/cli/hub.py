@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..hub.publish import add_metrics, publish_run
+from ..maintenance.publish import add_metrics, publish_run
 from ..hub.remote import pull, push_to_hub
 from .arguments import at_least, positive_float
 

@@ -28,12 +28,12 @@ from ..layout.card import metric_records
 from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
 from ..safe_text import load_json
-from .index import (
+from ..hub.index import (
     HubWeights, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring, StartedFrom,
     TrainingRun,
     entry_path, read_entry, sha256_file, write_entry,
 )
-from .local import load_local
+from ..hub.local import load_local
 
 __all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring"]
 
