@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 import vaezoo
 from vaezoo import resources
+from vaezoo._registry import natural_key
 from vaezoo.errors import ConfigError, HubError
 from vaezoo.maintenance.models_doc import DEFAULT_OUT, priors_picture, render_models_md, samples_picture
 from vaezoo.evaluation.quality import supports_gmm_prior
@@ -33,7 +34,8 @@ QUALITY_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "c
 
 def test_registry_index_is_consistent_and_documented():
     entries = list_entries()
-    assert [e.name for e in entries] == sorted(p.stem for p in ENTRY_FILES)
+    # the index lists names in natural order, as vaezoo.list_models does
+    assert [e.name for e in entries] == sorted((p.stem for p in ENTRY_FILES), key=natural_key)
     assert set(vaezoo.list_models(pretrained=True)) == {e.name for e in entries}
     # docs/models.md is generated from the registry, never typed: it must be what the generator writes
     assert DEFAULT_OUT.read_text() == render_models_md(entries), "run: python -m vaezoo.maintenance.models_doc"
