@@ -74,10 +74,15 @@ def test_a_point_posterior_has_no_density_and_says_so():
     q = model.encode(x)
     assert isinstance(q, PointPosterior) and q.mean.shape == (3, 4)
     assert torch.equal(q.rsample((2,)), q.mean.expand(2, 3, 4))
-    for call in (lambda: model.elbo(x), lambda: model.iwae(x, 10), lambda: q.log_prob(q.mean),
-                 lambda: vaezoo.evaluate(model, "fashion-mnist")):
+    for call in (lambda: model.elbo(x), lambda: model.iwae(x, 10), lambda: q.log_prob(q.mean)):
         with pytest.raises(UsageError, match="deterministic encoder .* has no density"):
             call()
+    # the evaluation gives what applies (the reconstructions' metrics) and says in one line why no bound
+    report = vaezoo.evaluate(model, x, progress=False)
+    assert set(report.metrics) == {"mse", "psnr"} and "has no density" in report.protocol["no_bounds"]
+    assert report["mse"] == pytest.approx(float((model.reconstruct(x) - x).pow(2).mean()), rel=1e-5)
+    with pytest.raises(UsageError, match="refine_steps.*deterministic"):
+        vaezoo.evaluate(model, x, refine_steps=2)
     assert model.sample(5).shape == (5, 1, 8, 8)  # through its prior
 
 
@@ -107,8 +112,8 @@ def test_an_autoencoder_trains_selects_on_validation_loss_and_samples_through_a_
 
 def test_a_wae_is_scored_by_samples_and_codes_and_published_without_a_bound(fashion_mnist_dir, tmp_path, capsys):
     """The whole way for a model with no density: train (selection on validation loss), `vaezoo eval`
-    refuses the bound in one line and gives sample quality and the probe, and publishing records the
-    selection by validation loss and those metrics."""
+    says in one line why there is no bound and scores the reconstructions, --fid and --probe the samples
+    and codes, and publishing records the selection by validation loss and those metrics."""
     import datetime as dt
     import json
 
@@ -119,18 +124,21 @@ def test_a_wae_is_scored_by_samples_and_codes_and_published_without_a_bound(fash
     run = tmp_path / "wae"
     vaezoo.train("fashion-wae", {"trainer.max_steps": 40, "trainer.epochs": 1, "trainer.val_limit": 500,
                                  "data.root": str(fashion_mnist_dir)}, out=run, stream=io.StringIO())
-    assert main(["eval", str(run), "-q"]) == 2
-    assert "has no density" in capsys.readouterr().err
+    assert main(["eval", str(run), "-q", "-o", str(tmp_path / "eval.json")]) == 0
+    assert "no bounds    a deterministic encoder" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "eval.json").read_text())["metrics"]) == {"mse", "psnr"}
     assert main(["eval", str(run), "--fid", "--fid-samples", "500", "--probe", "--data", str(fashion_mnist_dir),
                  "-q", "-o", str(tmp_path / "fid.json")]) == 0
     report = json.loads((tmp_path / "fid.json").read_text())
     assert {"fd-fashion-v1", "fd-recon-fashion-v1", "probe-accuracy"} <= set(report["metrics"])
-    entry_path = publish_run(run, "tiny-wae", "alice/tiny-wae", config="fashion-wae", metrics=[tmp_path / "fid.json"],
+    entry_path = publish_run(run, "tiny-wae", "alice/tiny-wae", config="fashion-wae", metrics=[tmp_path / "fid.json", tmp_path / "eval.json"],
                              registry=tmp_path / "registry", date=dt.date(2026, 12, 5))
     from vaezoo.hub.index import read_entry
     entry = read_entry(entry_path)
     assert entry.training.selection["rule"] == "the lowest validation loss (trainer.select: best_val)"
     assert entry.training.selection["val_loss"] > 0
     names = {m.name for m in entry.metrics}
-    assert "probe-accuracy" in names and not names & {"iwae_nll", "neg_elbo"}
+    assert {"probe-accuracy", "psnr"} <= names and not names & {"iwae_nll", "neg_elbo"}
+    psnr = next(m for m in entry.metrics if m.name == "psnr")
+    assert psnr.unit == "dB" and psnr.protocol.importance_samples is None and psnr.protocol.num_examples == 10000
     assert "tiny-wae" in render_models_md([entry])

@@ -16,7 +16,7 @@ from .models import (  # noqa: E402
 )
 from .parts import (  # noqa: E402
     register_backbone, register_code_prior, register_dataset, register_likelihood, register_objective,
-    register_posterior, register_prior, register_quantizer,
+    register_metric, register_posterior, register_prior, register_quantizer,
 )
 from .passes import ModelOutput, VAEOutput  # noqa: E402
 from .posthoc import fit_code_prior, fit_prior  # noqa: E402
@@ -27,7 +27,7 @@ from .zoo import create, get_config, list_models, register_model  # noqa: E402
 __all__ = [
     "__version__", "create", "load", "train", "push_to_hub", "list_models", "get_config", "register_model",
     "register_backbone", "register_prior", "register_posterior", "register_likelihood", "register_objective",
-    "register_dataset",
+    "register_dataset", "register_metric",
     "register_quantizer", "register_family", "BaseVAE", "VAE", "ConditionalVAE", "HierarchicalVAE", "LadderVAE",
     "ModelOutput", "VAEOutput", "ModelConfig", "ExperimentConfig", "ConfigError", "VaezooError",
     "evaluate", "EvalReport", "sample_quality", "linear_probe", "fit_prior", "fit_code_prior", "register_code_prior", "VQVAE", "CategoricalVAE",

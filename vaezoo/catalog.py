@@ -19,6 +19,7 @@ from .config import describe_type
 from .parts.kinds import (
     CODE_PRIORS, DATASETS, DECODERS, ENCODERS, LIKELIHOODS, OBJECTIVES, POSTERIORS, PRIORS, QUANTIZERS,
 )
+from .parts.metrics import METRICS
 from .schemas import FAMILIES, ModelConfig
 
 __all__ = ["KINDS", "Argument", "PartInfo", "describe_parts", "format_parts"]
@@ -27,6 +28,7 @@ KINDS: dict[str, Registry] = {
     "family": FAMILIES, "encoder": ENCODERS, "decoder": DECODERS, "prior": PRIORS, "posterior": POSTERIORS,
     "likelihood": LIKELIHOODS,
     "objective": OBJECTIVES, "dataset": DATASETS, "quantizer": QUANTIZERS, "code-prior": CODE_PRIORS,
+    "metric": METRICS,
 }
 _DERIVED_DOC = BaseModel.__doc__  # what a schema derived from a builder's signature inherits
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from .._registry import suggest
 from ..devices import resolve_device
 from ..errors import UsageError
+from ..evaluation.images import SUITE_FLAGS
+from ..parts.metrics import METRICS, metrics_of
 
-__all__ = ["at_least", "positive_float", "device_name", "image_file"]
+__all__ = ["at_least", "positive_float", "device_name", "image_file", "metric_names"]
 
 
 def at_least(minimum: int):
@@ -55,3 +58,21 @@ def image_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} has no picture extension Pillow writes; use .png (or .jpg, "
                                          f".webp, ...)")
     return text
+
+
+def metric_names(text: str) -> list[str]:
+    """Registered per-image metrics, comma-separated; ``none`` for none."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["none"]:
+        return []
+    images = [m.name for m in metrics_of("images")]
+    for name in names:
+        if name not in METRICS:
+            raise argparse.ArgumentTypeError(f"unknown metric {name!r}.{suggest(name, METRICS.names())} Per-image "
+                                             f"metrics: {', '.join(images)}")
+        suite = METRICS.get(name).suite
+        if suite != "images":
+            raise argparse.ArgumentTypeError(f"{name!r} is measured by `{SUITE_FLAGS[suite]}`, not per image")
+    if not names:
+        raise argparse.ArgumentTypeError(f"no metric names in {text!r}; per-image metrics: {', '.join(images)}")
+    return names

@@ -24,13 +24,14 @@ from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
 from ..evaluation.report import EvalReport
 from ..features import FEATURES
 from ..hub import load
+from ..parts.metrics import metrics_of
 from ..schemas import DataConfig
 from ..viz.images import (
     class_grid, interpolation_grid, labelled_panels, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level,
     sample_grid, traversal_grid,
 )
 from ..zoo import MODELS, get_config
-from .arguments import at_least, device_name, image_file, positive_float
+from .arguments import at_least, device_name, image_file, metric_names, positive_float
 
 __all__ = ["add_commands", "parse_dims", "data_config"]
 
@@ -115,6 +116,8 @@ def _check_quality_flags(args: argparse.Namespace) -> None:
                                           ("--fid-samples", args.fid_samples)) if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} choose how --fid measures samples; add --fid")
+    if (args.fid or args.probe) and args.metrics is not None:
+        raise UsageError("--metrics adds per-image metrics to the bounds; --fid and --probe measure their own")
     if (args.fid or args.probe) and (args.limit or args.start or args.refine_steps):
         raise UsageError("--limit, --start and --refine-steps shape the bounds; --fid and --probe always use the "
                          "whole test split (drop them, or score the bounds in a run of their own)")
@@ -151,7 +154,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples,
             batch_size=args.batch_size or 64, chunk_size=args.chunk_size, refine_steps=args.refine_steps,
             refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
-            progress=not args.quiet, start=args.start,
+            progress=not args.quiet, start=args.start, metrics=args.metrics,
         )
     if args.output:
         Path(args.output).write_text(report.to_json() + "\n")
@@ -299,6 +302,9 @@ def add_commands(commands) -> None:
     p.add_argument("--chunk-size", type=at_least(1), help="importance samples decoded per image at once (default: 2048 / batch; "
                    "128 / batch for conv decoders on a CPU)")
     p.add_argument("--binarize", choices=["none", "static", "dynamic"], help="override the data's binarization")
+    p.add_argument("--metrics", type=metric_names, metavar="NAMES",
+                   help=f"the per-image metrics to add, comma-separated, or none (default: every one the model "
+                        f"meets the needs of: {', '.join(m.name for m in metrics_of('images'))})")
     quality = p.add_argument_group("sample quality and representations (instead of the bounds)")
     quality.add_argument("--fid", action="store_true",
                          help="FD, KID, precision, recall, density, coverage and class coverage of generated samples "

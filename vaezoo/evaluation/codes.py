@@ -6,8 +6,8 @@
   its entropy is 0 and this is its KL);
 - ``neg_elbo`` = recon + kl, a bound on -log p(x) (equal to the importance-weighted bound for
   every k), and ``neg_elbo_bpd`` the same in bits per dimension;
-- ``mse`` (per pixel, images in [0, 1]) and ``psnr`` (dB, the mean over images of
-  ``10 log10(1 / MSE_image)``) of the mean reconstruction;
+- the registered image metrics (:mod:`vaezoo.parts.metrics`), of the mean reconstruction
+  p(x | z_q(x)): ``mse`` and ``psnr`` among them;
 - ``codebook_usage``: the fraction of the K codes used anywhere in the test codes, and
   ``perplexity``: exp of the entropy of the codes' frequencies over the test set (K at best).
 """
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
-from ..ops.images import psnr
+from ..parts.metrics import METRICS, ImageBatch
 from .data import DataSource, resolve_data
+from .images import ImageColumns, select_image_metrics
 from .metrics import bits_per_dim, mean_and_stderr, num_pixels
 from .progress import progress_callback
 from .report import EvalReport, Measurement
@@ -42,6 +43,7 @@ def evaluate_codes(
     model_name: str | None = None,
     progress: bool | Callable[[int, int], None] | None = True,
     start: int = 0,
+    metrics: Sequence[str] | None = None,
 ) -> EvalReport:
     """Evaluate a model with discrete codes on ``data`` (as :func:`vaezoo.evaluate` takes it)."""
     progress = progress_callback(progress)
@@ -49,10 +51,11 @@ def evaluate_codes(
                               start=start)
     images = evaluation.images
     model.check_input(images, what="the data")
+    per_image = ImageColumns(select_image_metrics(model, evaluation.labels is not None, metrics))
     parameter = next(model.parameters())
     device, dtype = parameter.device, parameter.dtype
     n = images.shape[0]
-    columns: dict[str, list[torch.Tensor]] = {"recon": [], "kl": [], "mse": []}
+    columns: dict[str, list[torch.Tensor]] = {"recon": [], "kl": []}
     counts = torch.zeros(model.codebook_size, dtype=torch.float64)
     was_training = model.training
     model.eval()
@@ -63,7 +66,7 @@ def evaluate_codes(
             quantized, likelihood, log_px = model.code_pass(x, update=False)
             columns["recon"].append(-log_px.double().cpu())
             columns["kl"].append(-model.log_prior(quantized.indices).double().cpu())
-            columns["mse"].append((likelihood.mean - x).pow(2).flatten(1).mean(1).double().cpu())
+            per_image.add(ImageBatch(x, None, likelihood.mean))
             counts += torch.bincount(quantized.indices.reshape(-1).cpu(), minlength=model.codebook_size).double()
             if progress is not None:
                 progress(min(n, first + batch_size), n)
@@ -76,24 +79,25 @@ def evaluate_codes(
     prior = model.config.code_prior.name if model.config.code_prior is not None else "uniform"
     metrics: dict[str, Measurement] = {}
 
-    def add(name, values, unit, label, protocol=""):
+    def add(name, values, label, protocol=""):
         value, se = mean_and_stderr(values)
-        metrics[name] = Measurement(value=value, unit=unit, label=label, stderr=se, protocol=protocol)
+        metrics[name] = Measurement(value=value, unit=METRICS.get(name).unit, label=label, stderr=se,
+                                    protocol=protocol)
 
     neg_elbo = col["recon"] + col["kl"]
-    add("neg_elbo", neg_elbo, "nats", "-ELBO = -log p(x|z_q) - log p(codes)", f"code prior {prior}")
-    add("recon", col["recon"], "nats", "  reconstruction -log p(x|z_q)")
-    add("kl", col["kl"], "nats", "  -log p(codes)", f"{prior} prior over {grid}")
-    add("neg_elbo_bpd", bits_per_dim(neg_elbo, pixels), "bits/dim", "-ELBO bits/dim", f"{pixels} dims")
-    add("mse", col["mse"], "per pixel", "reconstruction MSE", "mean of p(x|z_q), images in [0, 1]")
-    add("psnr", psnr(col["mse"]), "dB", "PSNR", "mean over images of 10 log10(1 / MSE)")
+    add("neg_elbo", neg_elbo, "-ELBO = -log p(x|z_q) - log p(codes)", f"code prior {prior}")
+    add("recon", col["recon"], "  reconstruction -log p(x|z_q)")
+    add("kl", col["kl"], "  -log p(codes)", f"{prior} prior over {grid}")
+    add("neg_elbo_bpd", bits_per_dim(neg_elbo, pixels), METRICS.get("neg_elbo_bpd").label, f"{pixels} dims")
+    metrics.update(per_image.measurements())
     frequencies = counts / counts.sum()
     entropy = -(frequencies[frequencies > 0] * frequencies[frequencies > 0].log()).sum()
+    usage, perplexity = METRICS.get("codebook_usage"), METRICS.get("perplexity")
     metrics["codebook_usage"] = Measurement(
-        value=float((counts > 0).double().mean()), unit=f"of {model.codebook_size}", label="codebook usage",
+        value=float((counts > 0).double().mean()), unit=f"of {model.codebook_size}", label=usage.label,
         protocol=f"fraction of codes used over {n:,} images x {math.prod(model.grid)} positions")
     metrics["perplexity"] = Measurement(value=float(entropy.exp()), unit=f"of {model.codebook_size}",
-                                        label="code perplexity", protocol="exp(entropy of the code frequencies)")
+                                        label=perplexity.label, protocol=perplexity.description)
     protocol = {
         "model": model_name, **evaluation.protocol, "family": model.family,
         "likelihood": model.config.likelihood.name, "prior": f"{prior} over {grid}",

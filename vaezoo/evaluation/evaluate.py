@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from ..errors import UsageError
 from ..models.base import CodeLatents, PointLatents
-from ..ops.point import NO_DENSITY
 from ..models.bounds import iwae_bound
 from ..models.refine import DEFAULT_REFINE_LR, refine
 from ..ops.noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
+from ..parts.metrics import METRICS, ImageBatch
 from ..passes import kl_term_name
 from .codes import evaluate_codes
 from .data import DataSource, resolve_data
-from .metrics import ACTIVE_UNIT_THRESHOLD, active_units, bits_per_dim, mean_and_stderr, num_pixels
+from .images import ImageColumns, evaluate_images, select_image_metrics
+from .metrics import active_units, bits_per_dim, mean_and_stderr, num_pixels
 from .progress import progress_callback
 from .report import EvalReport, Measurement
 
@@ -53,6 +54,7 @@ def evaluate(
     model_name: str | None = None,
     progress: bool | Callable[[int, int], None] | None = True,
     start: int = 0,
+    metrics: Sequence[str] | None = None,
 ) -> EvalReport:
     """Evaluate ``model`` on ``data`` (an image tensor, or a DataConfig / dataset name -> its test split).
 
@@ -76,18 +78,25 @@ def evaluate(
     ``start`` skips the first ones, and the noise stays keyed by each image's index in the whole
     set, so shards (``start``, ``limit``) scored apart give exactly the numbers of one run.
 
+    Every registered image metric (:class:`~vaezoo.parts.metrics.ImageMetric`: the reconstructions'
+    MSE and PSNR, and any a user registers) whose needs the model meets joins the report;
+    ``metrics`` names exactly which ones instead (``[]`` for none).
+
     A model with discrete codes (the vqvae family) gets :func:`~vaezoo.evaluation.codes.evaluate_codes`
-    instead: reconstruction likelihood, MSE and PSNR, codebook usage and perplexity, and -ELBO /
-    bits/dim through its code prior.
+    instead: reconstruction likelihood, codebook usage and perplexity, and -ELBO / bits/dim through
+    its code prior. A model without a density (a deterministic encoder) gets the image metrics only,
+    and its report says in one line why there is no bound.
     """
+    if refine_steps and isinstance(model, (CodeLatents, PointLatents)):
+        raise UsageError(f"refinement (refine_steps) optimizes Gaussian posteriors; the '{model.family}' family's "
+                         f"posterior is deterministic")
+    scope = dict(batch_size=batch_size, limit=limit, binarize=binarize, root=root, model_name=model_name,
+                 progress=progress, start=start, metrics=metrics)
     if isinstance(model, CodeLatents):
-        if refine_steps:
-            raise UsageError("refinement (refine_steps) optimizes Gaussian posteriors; this model's codes are discrete")
         # a deterministic posterior: one pass gives the ELBO, which every importance-weighted bound equals
-        return evaluate_codes(model, data, batch_size=batch_size, limit=limit, binarize=binarize, root=root,
-                              model_name=model_name, progress=progress, start=start)
+        return evaluate_codes(model, data, **scope)
     if isinstance(model, PointLatents):
-        raise UsageError(NO_DENSITY)
+        return evaluate_images(model, data, **scope)
     progress = progress_callback(progress)
     if elbo_samples < 1:
         raise UsageError(f"elbo_samples must be at least 1, got {elbo_samples}")
@@ -106,6 +115,7 @@ def evaluate(
     if model.conditional and labels is None:
         raise UsageError(f"the '{model.family}' family is conditional and the data has no labels to condition on")
     model.check_input(images, what="the data")  # finite, and in the range the likelihood scores
+    per_image = ImageColumns(select_image_metrics(model, labels is not None, metrics))
     parameter = next(model.parameters())
     device, dtype = parameter.device, parameter.dtype
     chunk = chunk_size or default_chunk_size(model, device, batch_size)
@@ -132,8 +142,10 @@ def evaluate(
             y = labels[first: first + batch_size].to(device) if model.conditional else None
             indices = range(offset + first, offset + first + x.shape[0])
             with torch.no_grad():
-                for name, value in model.posterior_means(x, y).items():
+                batch_means = model.posterior_means(x, y)
+                for name, value in batch_means.items():
                     means[name].append(value.double().cpu())
+                per_image.add(ImageBatch(x, y, lambda: model.decode_latents(batch_means, y).mean))
                 eps = NoiseSource(seed, ELBO_STREAM, indices, model.noise_shape, device, dtype).draw(0, elbo_samples)
                 draw = model.latent_pass(x, eps, y)
                 keep("log_px", draw.log_px.mean(dim=0))
@@ -164,39 +176,39 @@ def evaluate(
     col = {k: torch.cat(v) for k, v in columns.items()}
     metrics: dict[str, Measurement] = {}
 
-    def add(name, values, unit, label, protocol=""):
+    def add(name, values, protocol, metric=None, label=None):
+        spec = METRICS.get(metric or name)  # the registered metric gives the unit and the label
         value, se = mean_and_stderr(values)
-        metrics[name] = Measurement(value=value, unit=unit, label=label, stderr=se, protocol=protocol)
+        metrics[name] = Measurement(value=value, unit=spec.unit, label=label or spec.label, stderr=se,
+                                    protocol=protocol)
 
     kl_names = [kl_term_name(name, single) for name in levels]
     total_kl = sum(col[name] for name in kl_names)
     neg_elbo = -(col["log_px"] - total_kl)
-    add("neg_elbo", neg_elbo, "nats", "-ELBO", f"S={elbo_samples}")
-    add("recon", -col["log_px"], "nats", "  reconstruction -E_q log p(x|z)", f"S={elbo_samples}")
+    add("neg_elbo", neg_elbo, f"S={elbo_samples}")
+    add("recon", -col["log_px"], f"S={elbo_samples}")
     for name, level in zip(kl_names, levels):
-        what = "KL(q(z|x) || p(z))" if single else f"KL of {level}"
-        add(name, col[name], "nats", f"  {what}", f"S={elbo_samples} (closed form where it exists)")
-    add("neg_elbo_bpd", bits_per_dim(neg_elbo, pixels), "bits/dim", "-ELBO bits/dim", f"S={elbo_samples}, {pixels} dims")
+        add(name, col[name], f"S={elbo_samples} (closed form where it exists)", metric="kl",
+            label=None if single else f"  KL of {level}")
+    add("neg_elbo_bpd", bits_per_dim(neg_elbo, pixels), f"S={elbo_samples}, {pixels} dims")
     if refine_steps:
         neg_elbo_r = -(col["log_px_r"] - col["kl_r"])
-        refined_note = f"{refine_steps} Adam steps, lr {refine_lr:g}"
-        add("neg_elbo_refined", neg_elbo_r, "nats", "-ELBO, refined posterior", f"S={elbo_samples}, {refined_note}")
-        add("amortization_gap", neg_elbo - neg_elbo_r, "nats", "amortization gap", "ELBO refined - ELBO encoder")
+        add("neg_elbo_refined", neg_elbo_r, f"S={elbo_samples}, {refine_steps} Adam steps, lr {refine_lr:g}")
+        add("amortization_gap", neg_elbo - neg_elbo_r, "ELBO refined - ELBO encoder")
     if iw_samples:
         proposal_note = "refined q" if refine_steps else "encoder q"
         nll = -col["iwae"]
-        add("iwae_nll", nll, "nats", "NLL (importance weighted)", f"k={iw_samples}, proposal {proposal_note}")
-        add("nll_bpd", bits_per_dim(nll, pixels), "bits/dim", "NLL bits/dim", f"k={iw_samples}, {pixels} dims")
+        add("iwae_nll", nll, f"k={iw_samples}, proposal {proposal_note}")
+        add("nll_bpd", bits_per_dim(nll, pixels), f"k={iw_samples}, {pixels} dims")
         if refine_steps:
-            add("approximation_gap", neg_elbo_r - nll, "nats", "approximation gap",
-                f"-ELBO refined - NLL (k={iw_samples})")
+            add("approximation_gap", neg_elbo_r - nll, f"-ELBO refined - NLL (k={iw_samples})")
+    metrics.update(per_image.measurements())
     if n >= 2:
         counts = {name: active_units(torch.cat(means[name]))[0] for name in levels}
         dims = model.level_dims()
-        metrics["active_units"] = Measurement(
-            value=sum(counts.values()), unit=f"of {sum(dims.values())}", label="active units",
-            protocol=f"Cov_x(E_q[z_j]) > {ACTIVE_UNIT_THRESHOLD}",
-        )
+        spec = METRICS.get("active_units")
+        metrics["active_units"] = Measurement(value=sum(counts.values()), unit=f"of {sum(dims.values())}",
+                                              label=spec.label, protocol=spec.description)
         if not single:
             for name in levels:
                 metrics[f"active_units/{name}"] = Measurement(value=counts[name], unit=f"of {dims[name]}",

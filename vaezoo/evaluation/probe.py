@@ -18,13 +18,12 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..parts.metrics import METRICS
 from ..schemas import DataConfig
 from .data import resolve_data, training_images
 from .report import EvalReport, Measurement
 
-__all__ = ["linear_probe", "ProbeRecipe", "posterior_features", "fit_logistic_regression", "PROBE_METRIC"]
-
-PROBE_METRIC = "probe-accuracy"
+__all__ = ["linear_probe", "ProbeRecipe", "posterior_features", "fit_logistic_regression"]
 
 
 @dataclass(frozen=True)
@@ -117,8 +116,9 @@ def linear_probe(
     n = correct.numel()
     accuracy = correct.mean().item()
     stderr = (accuracy * (1 - accuracy) / n) ** 0.5
-    metrics = {PROBE_METRIC: Measurement(value=accuracy, unit="fraction", label="linear-probe accuracy",
-                                         stderr=stderr, protocol=f"{train_x.shape[1]} features")}
+    metric = METRICS.get("probe-accuracy")
+    metrics = {metric.name: Measurement(value=accuracy, unit=metric.unit, label=metric.label, stderr=stderr,
+                                        protocol=f"{train_x.shape[1]} features")}
     protocol = {
         "model": model_name,
         "dataset": config.dataset.name,

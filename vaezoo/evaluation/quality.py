@@ -21,6 +21,7 @@ import torch
 from ..errors import UsageError
 from ..features import FeatureExtractor, default_features, get_features
 from ..models.base import CodeLatents
+from ..parts.metrics import METRICS
 from ..posthoc.fitted_prior import fit_prior
 from ..schemas import DataConfig
 from .data import TRAIN_BINARIZE_SEED, resolve_data, training_images
@@ -31,16 +32,11 @@ from .feature_metrics import (
 from .progress import progress_callback
 from .report import EvalReport, Measurement
 
-__all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "supports_gmm_prior", "metric_name", "SAMPLE_BLOCK",
+__all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "supports_gmm_prior", "SAMPLE_BLOCK",
            "GMM_COMPONENTS"]
 
 SAMPLE_BLOCK = 500  # samples drawn per seeded block: the samples do not depend on any batch size
 GMM_COMPONENTS = 10
-
-
-def metric_name(base: str, tag: str, prior: str = "model") -> str:
-    """``fd-fashion-v1``; ``fd-fashion-v1@gmm`` for samples from the fitted mixture."""
-    return f"{base}-{tag}" + ("" if prior == "model" else f"@{prior}")
 
 
 @torch.no_grad()
@@ -147,33 +143,33 @@ def sample_quality(
     tag = net.tag
     metrics: dict[str, Measurement] = {}
 
-    def add(base, value, unit, label, protocol="", stderr=None, per_prior=True):
-        name = metric_name(base, tag, prior if per_prior else "model")
-        metrics[name] = Measurement(value=value, unit=unit, label=label, stderr=stderr, protocol=protocol)
+    def add(base, value, protocol="", stderr=None):
+        metric = METRICS.get(base)  # its published name (fd-fashion-v1, fd-fashion-v1@gmm), unit and label
+        name = metric.published_name(tag, prior if metric.per_prior else "model")
+        metrics[name] = Measurement(value=value, unit=metric.unit, label=metric.label, stderr=stderr,
+                                    protocol=protocol)
 
     n_real = real_features.shape[0]
-    add("fd", frechet_distance(real_features, fake_features), "score", "Fréchet distance", f"{samples:,} vs {n_real:,}")
+    add("fd", frechet_distance(real_features, fake_features), f"{samples:,} vs {n_real:,}")
     kid = kernel_distance(real_features, fake_features, seed=seed)
-    add("kid", kid.value, "score", "kernel distance (KID)",
-        f"{kid.subsets} subsets of {kid.subset_size}, spread {kid.spread:.2g}", stderr=kid.stderr)
+    add("kid", kid.value, f"{kid.subsets} subsets of {kid.subset_size}, spread {kid.spread:.2g}", stderr=kid.stderr)
     prdc = precision_recall_density_coverage(real_features, fake_features)
     k_note = f"k = {prdc.nearest_k} nearest neighbours"
-    add("precision", prdc.precision, "fraction", "precision", k_note)
-    add("recall", prdc.recall, "fraction", "recall", k_note)
-    add("density", prdc.density, "ratio", "density", k_note)
-    add("coverage", prdc.coverage, "fraction", "coverage", k_note)
+    add("precision", prdc.precision, k_note)
+    add("recall", prdc.recall, k_note)
+    add("density", prdc.density, k_note)
+    add("coverage", prdc.coverage, k_note)
     shares = None
     if fake_classes is not None:
         value, shares = class_coverage(fake_classes, len(net.classes))
-        add("class-coverage", value, "fraction", "class coverage", "exp(entropy of predicted classes) / classes")
+        add("class-coverage", value, "exp(entropy of predicted classes) / classes")
     timing["metrics_s"] = time.perf_counter() - t
     if reconstructions:
         t = time.perf_counter()
         seen = resolve_data(config, root=root, expected_shape=shape)  # the test set as the model takes it
         recon = _reconstruct(model, seen.images, seen.labels, batch_size)
         recon_features, _ = net.extract(recon, batch_size)
-        add("fd-recon", frechet_distance(real_features, recon_features), "score",
-            "Fréchet distance of reconstructions", f"{n_real:,} test images", per_prior=False)
+        add("fd-recon", frechet_distance(real_features, recon_features), f"{n_real:,} test images")
         timing["reconstructions_s"] = time.perf_counter() - t
     timing["seconds"] = time.perf_counter() - start
 

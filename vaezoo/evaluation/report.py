@@ -72,6 +72,8 @@ class EvalReport:
             lines.append(f"binarization {p['binarization']}")
         if "likelihood" in p:
             lines += self._bound_lines()
+        if p.get("no_bounds"):
+            lines.append(f"no bounds    {p['no_bounds']}")
         if "features" in p:
             lines.append(f"features     {p['features']}: {p.get('feature_network', '')}")
             lines.append(f"samples      {p['samples']:,} (seed {p.get('sample_seed', 0)}), {p.get('samples_are', '')}")

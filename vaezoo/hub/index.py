@@ -23,6 +23,7 @@ from .. import resources
 from .._registry import natural_key, suggest
 from ..config import describe_errors
 from ..errors import ConfigError, HubError
+from ..parts.metrics import UNITS, find_metric
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
@@ -68,15 +69,20 @@ class Protocol(Strict):
 
 
 class PublishedMetric(Strict):
-    name: str = Field(description="'neg_elbo', 'iwae_nll', 'active_units', ...")
+    name: str = Field(description="'neg_elbo', 'iwae_nll', 'active_units', ...: a registered metric's name")
     value: float
-    # units: active latent units; fraction: of the codebook used, of samples or images (precision,
-    # recall, coverage, accuracy); codes: the perplexity of the code frequencies; per pixel: a mean
-    # squared error of [0, 1] images; dB: a PSNR; score: a distance in a feature space (FD, KID);
-    # ratio: density (Naeem et al. 2020), 1 where samples and data match
-    unit: Literal["nats", "bits/dim", "units", "fraction", "codes", "per pixel", "dB", "score", "ratio"] = "nats"
+    unit: str = Field("nats", description=f"one of {', '.join(UNITS)}; a registered metric's own unit")
     stderr: Optional[NonNegativeFloat] = Field(None, description="standard error of the mean over examples")
     protocol: Protocol
+
+    @model_validator(mode="after")
+    def _unit(self) -> "PublishedMetric":
+        if self.unit not in UNITS:
+            raise ValueError(f"metric '{self.name}': unit {self.unit!r} is not one of {list(UNITS)}")
+        metric = find_metric(self.name, self.protocol.features)
+        if metric is not None and metric.unit != self.unit:
+            raise ValueError(f"metric '{self.name}' is measured in {metric.unit}, not {self.unit}")
+        return self
 
 
 class HubWeights(Strict):

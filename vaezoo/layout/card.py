@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from ..ops.bounds import ACTIVE_UNIT_THRESHOLD
+from ..parts.metrics import find_metric
 
 __all__ = ["render_card", "metric_records", "describe_protocol", "HF_DATASET_IDS", "SAMPLES_NAME"]
 
@@ -56,14 +56,6 @@ def metric_records(metrics: Any) -> list[dict[str, Any]]:
     return []
 
 
-_CODE_METRIC_WORDS = {
-    "fraction": "fraction of the codebook used by the test images' codes",
-    "codes": "exp of the entropy of the test codes' frequencies",
-    "per pixel": "mean squared error of the mean reconstruction, images in [0, 1]",
-    "dB": "PSNR of the mean reconstruction, 10 log10(1 / MSE) per image, averaged",
-}
-
-
 def describe_protocol(record: Mapping[str, Any]) -> str:
     words = []
     if record.get("split"):
@@ -75,11 +67,9 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
     if record.get("probe"):
         return "; ".join(words + [f"{record['probe']}, fitted on the training images' posterior means",
                                   f"inputs {record.get('binarization', 'as the model takes them')}"])
-    if unit == "units":
-        # active units (Burda et al. 2016) come from the posterior means, not from a bound
-        words.append(f"latent dims with Cov_x(E_q[z_j|x]) > {ACTIVE_UNIT_THRESHOLD:g}")
-    elif unit in _CODE_METRIC_WORDS:
-        words.append(_CODE_METRIC_WORDS[unit])
+    metric = find_metric(str(record.get("name", "")))
+    if metric is not None and metric.description:  # what the number is, as its registered metric says
+        words.append(metric.description)
     elif record.get("importance_samples"):
         k = record["importance_samples"]
         s = record.get("mc_samples") or 1

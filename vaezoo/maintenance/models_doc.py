@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..evaluation.images import SUITE_FLAGS
 from ..features import read_fashion_record
 from ..layout.card import describe_protocol, metric_records
+from ..parts.metrics import METRICS, Metric
 from ..schemas import ModelConfig, PartSpec
 from ..zoo import get_config
 from ..hub.index import PretrainedEntry, PublishedMetric, list_entries
@@ -159,31 +161,33 @@ def _reference_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     return lines + [""]
 
 
+def _columns(table: str) -> list[Metric]:
+    """The registered metrics a summary table shows, left to right."""
+    return sorted((METRICS.get(name) for name in METRICS.names() if table in METRICS.get(name).tables),
+                  key=lambda m: m.position)
+
+
+def _cell(entry: PretrainedEntry, name: str, metric: Metric) -> str:
+    m = _find(entry, name)
+    return "-" if m is None else metric.format_cell(m.value)
+
+
 def _codes_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     coded = [e for e in entries if e.model.family == "vqvae"]
     if not coded:
         return []
+    columns = _columns("codes")
     lines = ["## Discrete codes", "",
              "Models whose latent is a grid of codes: how much of the codebook the test images use, the "
              "reconstruction quality, and bits/dim through the learned code prior (the posterior is deterministic, "
              "so the ELBO is the importance-weighted bound for every k).", "",
-             "| model | codes | codebook usage | perplexity | PSNR | MSE | -ELBO | bits/dim | code prior |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| model | codes | " + " | ".join(m.column for m in columns) + " | code prior |",
+             "|---|---|" + "---:|" * len(columns) + "---|"]
     for e in coded:
-        def value(name, fmt):
-            m = _find(e, name)
-            return format(m.value, fmt) if m is not None else "-"
+        cells = [_cell(e, m.name, m) for m in columns]
         prior = e.model.code_prior.name if e.model.code_prior is not None else "uniform"
-        lines.append(f"| `{e.name}` | {e.model.latent_summary()} | {value('codebook_usage', '.1%')} | "
-                     f"{value('perplexity', '.1f')} | {value('psnr', '.2f')} dB | {value('mse', '.4f')} | "
-                     f"{value('neg_elbo', '.1f')} | {value('neg_elbo_bpd', '.3f')} | {prior} |")
+        lines.append(f"| `{e.name}` | {e.model.latent_summary()} | " + " | ".join(cells) + f" | {prior} |")
     return lines + [""]
-
-
-# (column, metric base name, format): each cell shows the training prior's value / the fitted GMM prior's
-_QUALITY_COLUMNS = (("FD", "fd", ".1f"), ("KID", "kid", ".3f"), ("precision", "precision", ".3f"),
-                    ("recall", "recall", ".3f"), ("density", "density", ".3f"), ("coverage", "coverage", ".3f"),
-                    ("class coverage", "class-coverage", ".3f"))
 
 
 def priors_picture(name: str) -> Path:
@@ -201,8 +205,9 @@ def _feature_net_facts() -> str:
 
 def _quality_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     tags = sorted({m.protocol.features for e in entries for m in e.metrics if m.protocol.features})
-    probed = [e for e in entries if _find(e, "probe-accuracy") is not None]
-    if not tags and not probed:
+    columns = _columns("quality")
+    plain = [m for m in columns if not m.features]  # measured once per model, whatever the feature network
+    if not tags and not any(_find(e, m.name) for e in entries for m in plain):
         return []
     lines = [
         "## Sample quality and representations", "",
@@ -223,28 +228,44 @@ def _quality_table(entries: Sequence[PretrainedEntry]) -> list[str]:
         "the NLL column repeats the table above (grayscale and binarized likelihoods do not compare).", "",
     ]
     for tag in tags or [None]:
-        header = [label for label, _, _ in _QUALITY_COLUMNS] if tag else []
+        shown = [m for m in columns if tag or not m.features]
         if tag and len(tags) > 1:
             lines += [f"### {tag} features", ""]
-        lines += ["| model | NLL (IWAE) | " + " | ".join(header + (["FD of reconstructions"] if tag else [])
-                                                          + ["linear probe"]) + " |",
-                  "|---|" + "---:|" * (len(header) + (2 if tag else 1) + 1)]
+        lines += ["| model | NLL (IWAE) | " + " | ".join(m.column for m in shown) + " |",
+                  "|---|" + "---:|" * (len(shown) + 1)]
         for e in entries:
             cells = []
-            if tag:
-                for _, base, fmt in _QUALITY_COLUMNS:
-                    pair = [_find(e, f"{base}-{tag}"), _find(e, f"{base}-{tag}@gmm")]
-                    cells.append(" / ".join("-" if m is None else format(m.value, fmt) for m in pair))
-                recon = _find(e, f"fd-recon-{tag}")
-                cells.append("-" if recon is None else f"{recon.value:.1f}")
-            probe = _find(e, "probe-accuracy")
-            cells.append("-" if probe is None else f"{probe.value:.1%}")
+            for m in shown:
+                if not m.features:
+                    cells.append(_cell(e, m.name, m))
+                elif m.per_prior:
+                    cells.append(" / ".join(_cell(e, m.published_name(tag, prior), m) for prior in ("model", "gmm")))
+                else:
+                    cells.append(_cell(e, m.published_name(tag), m))
             if all(c in ("-", "- / -") for c in cells):
                 continue
             nll = _find(e, "iwae_nll")
             lines.append(f"| `{e.name}` | {'-' if nll is None else f'{nll.value:.2f}'} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def _metrics_table() -> list[str]:
+    """Every registered metric: what it is, its unit, what it needs and the command that measures it."""
+    lines = ["## Metrics", "",
+             "The registered metrics (`vaezoo.parts.metrics`; a new one is one module with `@register_metric`), "
+             "with the unit a published number has, what the metric needs from a model and its data, and the "
+             "command that measures it. Per-image metrics join `vaezoo eval` for every model that meets their "
+             "needs.", "",
+             "| metric | unit | better | needs | measured by | what |", "|---|---|---|---|---|---|"]
+    for name in METRICS.names():
+        m = METRICS.get(name)
+        published = m.published_name("<features>")
+        better = {True: "higher", False: "lower", None: "-"}[m.higher_is_better]
+        what = " ".join((type(m).__doc__ or m.label).split()).replace("``", "`").replace("|", "\\|")
+        lines.append(f"| `{published}` | {m.unit} | {better} | {', '.join(m.needs) or '-'} | "
+                     f"`{SUITE_FLAGS[m.suite]}` | {what} |")
+    return lines + [""]
 
 
 def _protocol(entry: PretrainedEntry) -> str:
@@ -308,6 +329,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     lines += _reference_table(entries)
     lines += _codes_table(entries)
     lines += _quality_table(entries)
+    lines += _metrics_table()
     for e in entries:
         t = e.recipe.trainer
         evals = _eval_commands(e)

@@ -25,6 +25,7 @@ from .. import resources
 from ..errors import HubError
 from ..layout import CONFIG_NAME, SAMPLES_NAME, push_folder, read_config
 from ..layout.card import metric_records
+from ..parts.metrics import find_metric
 from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
 from ..safe_text import load_json
@@ -38,12 +39,6 @@ from ..hub.local import load_local
 __all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-# metrics of an EvalReport that belong in the registry, and what each one's protocol means
-_REPORT_METRICS = {"neg_elbo": "elbo", "neg_elbo_bpd": "elbo", "iwae_nll": "iwae", "nll_bpd": "iwae",
-                   "active_units": "units", "recon": "codes", "mse": "codes", "psnr": "codes",
-                   "codebook_usage": "codes", "perplexity": "codes"}
-# the registry's unit of each metric of a model with discrete codes (its report says "of 512" and the like)
-_CODE_UNITS = {"recon": "nats", "mse": "per pixel", "psnr": "dB", "codebook_usage": "fraction", "perplexity": "codes"}
 
 
 def _is_eval_report(obj: Any) -> bool:
@@ -75,8 +70,12 @@ def normalize_metrics(
         protocol.setdefault("binarization", binarization)
         # a record that does not say otherwise was measured on the run's own (float32) weights
         protocol.setdefault("weights_dtype", "float32")
-        required = ["split", "num_examples"] + ([] if protocol.get("features") or protocol.get("probe")
-                                                 else ["importance_samples"])  # a bound says how it was estimated
+        metric = find_metric(record["name"], protocol.get("features"))
+        if metric is not None:
+            required = ["split", "num_examples", *metric.protocol]
+        else:  # a name no registered metric publishes (a training loop's test_neg_elbo) is taken as a bound
+            required = ["split", "num_examples"] + ([] if protocol.get("features") or protocol.get("probe")
+                                                     else ["importance_samples"])
         missing = [k for k in required if k not in protocol]
         if missing:
             raise HubError(f"metric '{record['name']}' has no protocol: give {', '.join(missing)} "
@@ -88,6 +87,8 @@ def normalize_metrics(
 
 def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarization: str, weights_dtype: str,
                       name: str) -> list[PublishedMetric]:
+    """The records of every metric of a ``vaezoo eval`` report that a registered metric publishes,
+    each with the protocol fields the report holds and the metric takes from it."""
     p = report["protocol"]
     evaluated = p.get("model")
     if evaluated != name and weights_dtype != "float32":
@@ -95,54 +96,24 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
                       f"({weights_dtype}); the registry records them as measured on float32 weights",
                       stacklevel=3)
         weights_dtype = "float32"
-    out = []
     codes = p.get("family") == "vqvae" or "codebook_size" in p
-    for metric_name, kind in _REPORT_METRICS.items():
-        m = report["metrics"].get(metric_name)
-        if m is None or (kind == "codes" and not codes):
-            continue
-        k = int(p["iw_samples"]) if kind == "iwae" else 1
-        unit = "units" if kind == "units" else m.get("unit", "nats")  # the report says "of <latent_dim>"
-        unit = _CODE_UNITS.get(metric_name, unit) if codes else unit
-        protocol = Protocol(
-            likelihood=str(p.get("likelihood") or likelihood),
-            binarization=str(p.get("binarization") or binarization),
-            importance_samples=k,
-            mc_samples=int(p["elbo_samples"]) if kind == "elbo" and p.get("elbo_samples") else None,
-            split=str(p.get("split", "test")),
-            num_examples=int(p["examples"]),
-            weights_dtype=weights_dtype,
-            seed=p.get("seed"),
-            conditioned_on="class label" if p.get("conditioned_on") else None,
-            code_prior=str(p["prior"]).split(" over ")[0] if codes else None,
-        )
-        out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=unit,
-                          stderr=m.get("stderr"), protocol=protocol))
-    return out + _feature_records(report, likelihood=likelihood, weights_dtype=weights_dtype)
-
-
-def _feature_records(report: Mapping[str, Any], *, likelihood: str, weights_dtype: str) -> list[PublishedMetric]:
-    """The sample-quality metrics (named after their feature network: ``fd-fashion-v1``) and the
-    linear probe of a ``vaezoo eval --fid --probe`` report."""
-    p = report["protocol"]
-    tag = p.get("features")
+    common = dict(
+        likelihood=str(p.get("likelihood") or likelihood),
+        binarization=str(p.get("binarization") or binarization),
+        split=str(p.get("split", "test")),
+        num_examples=int(p["examples"]),
+        weights_dtype=weights_dtype,
+        seed=p.get("seed"),
+        conditioned_on="class label" if p.get("conditioned_on") else None,
+        code_prior=str(p["prior"]).split(" over ")[0] if codes else None,
+    )
     out = []
     for metric_name, m in report["metrics"].items():
-        if metric_name in _REPORT_METRICS:
+        metric = find_metric(metric_name, p.get("features"))
+        if metric is None or not metric.publish:
             continue
-        common = dict(likelihood=str(likelihood), split=str(p.get("split", "test")), num_examples=int(p["examples"]),
-                      weights_dtype=weights_dtype)
-        if tag and f"-{tag}" in metric_name:
-            recon = metric_name.startswith("fd-recon-")
-            protocol = Protocol(**common, binarization="none", features=tag, seed=p.get("sample_seed"),
-                                samples=None if recon else int(p["samples"]),
-                                sampled_from=None if recon else p.get("prior", "model"))
-        elif p.get("probe"):
-            protocol = Protocol(**common, binarization=str(p.get("probe_inputs") or "none"), probe=str(p["probe"]))
-        else:
-            continue
-        out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=m.get("unit", "score"),
-                                   stderr=m.get("stderr"), protocol=protocol))
+        out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=metric.unit,
+                                   stderr=m.get("stderr"), protocol=Protocol(**{**common, **metric.protocol_from(p)})))
     return out
 
 

@@ -1,0 +1,128 @@
+"""Registered image metrics (:class:`~vaezoo.parts.metrics.ImageMetric`) in the pass that scores
+the test images, whatever the family: which ones apply to a model, and their per-image columns."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from .._registry import suggest
+from ..errors import UsageError
+from ..models.base import CodeLatents, PointLatents
+from ..ops.point import NO_DENSITY
+from ..parts.metrics import METRICS, ImageBatch, ImageMetric, metrics_of
+from .data import DataSource, resolve_data
+from .metrics import mean_and_stderr, num_pixels
+from .progress import progress_callback
+from .report import EvalReport, Measurement
+
+__all__ = ["provided_needs", "select_image_metrics", "ImageColumns", "SUITE_FLAGS", "evaluate_images"]
+
+# the `vaezoo eval` call that measures each suite's metrics
+SUITE_FLAGS = {"bounds": "vaezoo eval", "codes": "vaezoo eval", "images": "vaezoo eval",
+               "samples": "vaezoo eval --fid", "probe": "vaezoo eval --probe"}
+
+
+def provided_needs(model, labels: bool) -> set[str]:
+    """What a pass over the test images has for a metric of ``model``."""
+    needs = {"reconstructions", "posterior-means"}
+    if isinstance(model, CodeLatents):
+        needs.add("codes")
+    elif not isinstance(model, PointLatents):
+        needs.add("density")
+    if labels:
+        needs.add("labels")
+    return needs
+
+
+def select_image_metrics(model, labels: bool, names: Optional[Sequence[str]] = None) -> list[ImageMetric]:
+    """The image metrics to measure: every registered one whose needs the model and data meet, or
+    exactly ``names`` (an empty list for none), each checked with a message saying what is wrong."""
+    have = provided_needs(model, labels)
+    if names is None:
+        return [m for m in metrics_of("images") if set(m.needs) <= have]
+    chosen = []
+    for name in names:
+        if name not in METRICS:
+            images = [m.name for m in metrics_of("images")]
+            raise UsageError(f"metrics: unknown metric '{name}'.{suggest(name, METRICS.names())} Image metrics: "
+                             f"{', '.join(images) or '(none registered)'}")
+        metric = METRICS.get(name)
+        if metric.suite != "images":
+            raise UsageError(f"metrics: '{name}' is measured by `{SUITE_FLAGS[metric.suite]}`, not per image")
+        missing = sorted(set(metric.needs) - have)
+        if missing:
+            raise UsageError(f"metrics: '{name}' needs {', '.join(missing)}, which the '{model.family}' family "
+                             f"or the data does not have")
+        chosen.append(metric)
+    return chosen
+
+
+class ImageColumns:
+    """The per-image values of the chosen metrics, batch by batch, then their means and standard errors."""
+
+    def __init__(self, metrics: Sequence[ImageMetric]):
+        self.metrics = list(metrics)
+        self.values: dict[str, list[torch.Tensor]] = {m.name: [] for m in self.metrics}
+
+    def add(self, batch: ImageBatch) -> None:
+        for metric in self.metrics:
+            values = metric.measure(batch)
+            if values.shape != (batch.x.shape[0],):
+                raise ValueError(f"metric '{metric.name}' measured shape {tuple(values.shape)}; expected one value "
+                                 f"per image, ({batch.x.shape[0]},)")
+            self.values[metric.name].append(values.detach().double().cpu())
+
+    def measurements(self) -> dict[str, Measurement]:
+        out = {}
+        for metric in self.metrics:
+            value, stderr = mean_and_stderr(torch.cat(self.values[metric.name]))
+            out[metric.name] = Measurement(value=value, unit=metric.unit, label=metric.label, stderr=stderr,
+                                           protocol=metric.description)
+        return out
+
+
+@torch.no_grad()
+def evaluate_images(
+    model,
+    data: DataSource,
+    *,
+    batch_size: int = 64,
+    limit: int | None = None,
+    binarize: str | None = None,
+    root: str | None = None,
+    model_name: str | None = None,
+    progress: bool | Callable[[int, int], None] | None = True,
+    start: int = 0,
+    metrics: Sequence[str] | None = None,
+) -> EvalReport:
+    """The image metrics of a model without a density (a deterministic encoder): its report has no
+    bound, and its protocol says why in one line."""
+    say = progress_callback(progress)
+    evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root, expected_shape=tuple(model.input_shape),
+                              start=start)
+    images, labels = evaluation.images, evaluation.labels
+    model.check_input(images, what="the data")
+    columns = ImageColumns(select_image_metrics(model, labels is not None, metrics))
+    parameter = next(model.parameters())
+    n = images.shape[0]
+    was_training = model.training
+    model.eval()
+    start_time = time.perf_counter()
+    try:
+        for first in range(0, n, batch_size):
+            x = images[first: first + batch_size].to(device=parameter.device, dtype=parameter.dtype)
+            y = None if labels is None or not model.conditional else labels[first: first + batch_size].to(x.device)
+            columns.add(ImageBatch(x, y, lambda: model.reconstruct(x, y)))
+            if say is not None:
+                say(min(n, first + batch_size), n)
+    finally:
+        model.train(was_training)
+    seconds = time.perf_counter() - start_time
+    protocol = {"model": model_name, **evaluation.protocol, "family": model.family,
+                "pixels": num_pixels(model.input_shape), "no_bounds": NO_DENSITY}
+    timing = {"seconds": seconds, "examples_per_s": n / seconds if seconds > 0 else 0.0,
+              "device": str(parameter.device)}
+    return EvalReport(protocol=protocol, metrics=columns.measurements(), timing=timing)
