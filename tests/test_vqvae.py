@@ -121,9 +121,20 @@ def test_a_code_prior_for_a_model_without_codes_is_refused():
     with pytest.raises(ConfigError, match="model.code_prior: unknown field 'code_prior' for model family 'vae'"):
         vaezoo.create({"model": {"family": "vae", "input_shape": [1, 8, 8], **TINY_FAMILIES["vae"],
                                  "code_prior": "pixelcnn"}})
+
+
+
+def test_a_code_prior_stage_needs_codes_and_a_prior(tmp_path):
     vae = vaezoo.create({"model": {"family": "vae", "input_shape": [1, 8, 8], **TINY_FAMILIES["vae"]}})
+    vae.save_pretrained(tmp_path / "vae")
     with pytest.raises(UsageError, match="a code prior is for models with discrete codes"):
-        vaezoo.fit_code_prior(vae, images())
+        vaezoo.train_code_prior(tmp_path / "vae")
+    with pytest.raises(ConfigError, match="model.objective: .*name one in model.code_prior"):
+        tiny_vq(objective="code-prior")
+    stage = tiny_vq(objective="code-prior", code_prior={"name": "pixelcnn", "channels": 8, "layers": 2})
+    trained = [name for name, p in stage.named_parameters() if p.requires_grad]
+    assert trained and all(name.startswith("code_prior.") for name in trained)  # the first stage is frozen
+    assert [p.requires_grad for p in stage.optimizer_groups()["model"]] == [True] * len(trained)
 
 
 # ------------------------------------------------------------------ code priors
@@ -150,50 +161,82 @@ def test_code_priors_are_causal_and_see_everything_before(name, params):
     assert drawn.shape == (5, 3, 4) and drawn.dtype == torch.int64 and 0 <= int(drawn.min()) and int(drawn.max()) < 6
 
 
-def test_fitting_a_code_prior_learns_resumes_bit_for_bit_and_saves_with_the_model(tmp_path):
+def test_the_code_prior_stage_trains_on_the_codes_the_finished_model_gives():
+    """Under the loop's bf16 autocast the prior still sees the float32 first stage's codes (a bf16
+    encoder moves some codes to other entries), and the first stage's statistics do not move."""
     torch.manual_seed(0)
-    model = tiny_vq().train()
-    for _ in range(20):  # move the codebook onto the data
-        model(images(64, seed=1))
-    train, val = (images(64, seed=1) * 255).to(torch.uint8), (images(16, seed=2) * 255).to(torch.uint8)
-    prior = {"name": "pixelcnn", "channels": 8, "layers": 2}
-    settings = dict(prior=prior, batch_size=16, lr=3e-3, progress=False)
-    whole = vaezoo.fit_code_prior(tiny_copy(model), train, val, epochs=3, **settings)
-    broken = tiny_copy(model)
+    first = tiny_vq().train()
+    for _ in range(20):  # move the EMA codebook onto the data, so that the codes spread over it
+        first(images(64, seed=1))
+    stage = tiny_vq(objective="code-prior", code_prior={"name": "pixelcnn", "channels": 8, "layers": 2}).train()
+    stage.load_state_dict(first.state_dict(), strict=False)
+    x = images(256, seed=7)
+    expected = stage.encode(x).indices
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not torch.equal(stage.encode(x).indices, expected)  # what the stage must not train on
+    before = {k: v.clone() for k, v in stage.state_dict().items() if not k.startswith("code_prior.")}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = stage(x)
+    out.loss.backward()
+    assert torch.equal(out.z, expected) and stage.training and stage.encoder.training
+    assert all(torch.equal(stage.state_dict()[k], v) for k, v in before.items())
+    assert all(p.grad is None for n, p in stage.named_parameters() if not n.startswith("code_prior."))
 
-    def crash_in_epoch_2(line):  # dies after epoch 2's last step, before its checkpoint
-        if line.startswith("code prior epoch 2/"):
+
+class _CrashIn:
+    """A progress stream that stops the process, as a crash would, once a line starts with ``prefix``."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.prefix):
             raise KeyboardInterrupt
+        return len(text)
 
-    with pytest.raises(KeyboardInterrupt):
-        vaezoo.fit_code_prior(broken, train, val, epochs=3, checkpoint_dir=tmp_path / "fit",
-                              **{**settings, "progress": crash_in_epoch_2})
-    assert load_checkpoint(tmp_path / "fit").state["epoch"] == 1
-    resumed = vaezoo.fit_code_prior(broken, train, val, epochs=3, checkpoint_dir=tmp_path / "fit", **settings)
-    for key, value in whole.code_prior.state_dict().items():
-        assert torch.equal(resumed.code_prior.state_dict()[key], value), key
-    history = whole.code_prior_fit["history"]
-    assert history[-1]["train_nll"] < history[0]["train_nll"]
-    assert whole.code_prior_fit["best_val_nll"] == min(r["val_nll"] for r in history)
-    with pytest.raises(vaezoo.training.CheckpointError, match="another recipe .*lr"):
-        vaezoo.fit_code_prior(tiny_copy(model), train, val, epochs=3, checkpoint_dir=tmp_path / "fit",
-                              **{**settings, "lr": 1e-2})
-    # one checkpoint holds the autoencoder and its prior; loading rebuilds both
-    whole.save_pretrained(tmp_path / "saved", samples=4)
-    loaded = vaezoo.load(tmp_path / "saved")
-    assert loaded.config.code_prior.name == "pixelcnn" and (tmp_path / "saved" / "samples.png").is_file()
+    def flush(self) -> None:
+        pass
+
+
+def test_the_code_prior_is_a_stage_of_the_training_loop_resumed_bit_for_bit(tmp_path):
+    """`train_code_prior` runs the shared loop on the frozen codes: a run folder of its own with
+    checkpoints, selection on the validation split and resume; the model with its prior lands in OUT."""
+    register()
+    run = tmp_path / "run"
+    vaezoo.train(tiny_config("vq", family="vqvae", epochs=2), out=run, stream=io.StringIO())
+    first = vaezoo.load(run).state_dict()
+    prior = {"name": "pixelcnn", "channels": 8, "layers": 2}
+    recipe = dict(epochs=3, batch_size=16, lr=3e-3)
+    whole = vaezoo.train_code_prior(run, prior, out=tmp_path / "whole", stream=io.StringIO(), **recipe)
+    with pytest.raises(KeyboardInterrupt):  # dies in epoch 3, after epoch 2's checkpoint
+        vaezoo.train_code_prior(run, prior, out=tmp_path / "broken", stream=_CrashIn("epoch 3/3"), **recipe)
+    stage = tmp_path / "broken" / "code-prior"
+    assert load_checkpoint(stage).state["global_step"] == 24 and not (tmp_path / "broken" / "config.json").exists()
+    with pytest.raises(vaezoo.training.CheckpointError, match="trainer.optimizer"):
+        vaezoo.train_code_prior(run, prior, out=tmp_path / "broken", stream=io.StringIO(), **{**recipe, "lr": 1e-2})
+    resumed = vaezoo.train_code_prior(run, prior, out=tmp_path / "broken", stream=io.StringIO(), **recipe)
+    for key, value in whole.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+        if not key.startswith("code_prior."):  # the first stage did not move: encoder, codebook, decoder
+            assert torch.equal(value, first[key]), key
+    # the epoch is selected on the validation split, by the loop's rule, and recorded
+    records = [yaml.safe_load(line) for line in (tmp_path / "whole" / "code-prior" / "metrics.jsonl").read_text()
+               .splitlines()]
+    best = min(records, key=lambda r: r["val_neg_elbo"])
+    recorded = vaezoo.load(tmp_path / "whole").config
+    fit = yaml.safe_load((tmp_path / "whole" / "config.json").read_text())["training"]["code_prior"]
+    assert fit["selected_epoch"] == best["epoch"] and fit["val_nll_nats_per_grid"] == pytest.approx(best["val_kl"])
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    # one checkpoint holds the autoencoder and its prior, under the first stage's objective
+    loaded = vaezoo.load(tmp_path / "whole")
+    assert recorded.code_prior.name == "pixelcnn" and recorded.objective.name == "vq"
+    assert (tmp_path / "whole" / "samples.png").is_file()
     x = images(8, seed=3)
     torch.testing.assert_close(loaded.elbo(x), whole.eval().elbo(x))
     torch.manual_seed(5)
     codes = loaded.code_prior.sample(3)
     torch.manual_seed(5)
     torch.testing.assert_close(loaded.sample(3), loaded.decode_indices(codes))
-
-
-def tiny_copy(model):
-    copy = tiny_vq()
-    copy.load_state_dict(model.state_dict())
-    return copy
 
 
 # ------------------------------------------------------------------ training, resume, CLI, evaluation

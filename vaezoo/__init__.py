@@ -19,9 +19,9 @@ from .parts import (  # noqa: E402
     register_metric, register_posterior, register_prior, register_quantizer,
 )
 from .passes import ModelOutput, VAEOutput  # noqa: E402
-from .posthoc import fit_code_prior, fit_prior  # noqa: E402
+from .posthoc import fit_prior  # noqa: E402
 from .schemas import ExperimentConfig, ModelConfig  # noqa: E402
-from .training import train  # noqa: E402
+from .training import train, train_code_prior  # noqa: E402
 from .zoo import create, get_config, list_models, register_model  # noqa: E402
 
 __all__ = [
@@ -30,5 +30,5 @@ __all__ = [
     "register_dataset", "register_metric",
     "register_quantizer", "register_family", "BaseVAE", "VAE", "ConditionalVAE", "HierarchicalVAE", "LadderVAE",
     "ModelOutput", "VAEOutput", "ModelConfig", "ExperimentConfig", "ConfigError", "VaezooError",
-    "evaluate", "EvalReport", "sample_quality", "linear_probe", "fit_prior", "fit_code_prior", "register_code_prior", "VQVAE", "CategoricalVAE",
+    "evaluate", "EvalReport", "sample_quality", "linear_probe", "fit_prior", "train_code_prior", "register_code_prior", "VQVAE", "CategoricalVAE",
 ]

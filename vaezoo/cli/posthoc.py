@@ -21,15 +21,14 @@ from ..hub import load
 from ..layout.files import CONFIG_NAME, read_config
 from ..models.base import CodeLatents
 from ..parts.kinds import CODE_PRIORS
-from ..posthoc import fit_code_prior, fit_prior
+from ..posthoc import fit_prior
 from ..schemas import ExperimentConfig
+from ..training.code_prior import STAGE_FOLDER, train_code_prior
+from ..training.lock import run_folder_lock
 from .arguments import at_least, device_name, positive_float
 from .evaluate import data_config
 
 __all__ = ["add_commands"]
-
-CODE_PRIOR_FOLDER = "code-prior"  # under --out: the fit's resumable checkpoint
-
 
 def _prior_params(pairs: list[str]) -> dict:
     params = {}
@@ -42,40 +41,35 @@ def _prior_params(pairs: list[str]) -> dict:
 
 
 def _cmd_fit_prior(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
     source = Path(args.ref).expanduser()
     out = Path(args.out).expanduser() if args.out else (source if (source / CONFIG_NAME).is_file() else None)
     if out is None:
         raise UsageError(f"{args.ref} is not a local run folder: say where the model with its prior goes, --out DIR")
+    if args.prior != "gmm":  # a code prior: a stage the training loop runs, in OUT/code-prior/
+        train_code_prior(args.ref, {"name": args.prior, **_prior_params(args.set)}, out=out, data=data_config(args),
+                         data_root=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed, device=args.device)
+        print(f"wrote {out}: the model with its {args.prior} prior (the stage's run: {out / STAGE_FOLDER}); "
+              f"vaezoo sample {out} draws from it")
+        return 0
+    started = time.perf_counter()
     model = load(args.ref).to(resolve_device(args.device, what="--device"))
-    codes = isinstance(model, CodeLatents)
-    if args.prior == "gmm" and codes:
+    if isinstance(model, CodeLatents):
         raise UsageError("--prior gmm fits a Gaussian mixture on Gaussian latents; this model has discrete codes: use "
                          f"a code prior ({', '.join(CODE_PRIORS.names())})")
-    if args.prior != "gmm" and not codes:
-        raise UsageError(f"--prior {args.prior}: a code prior is for models with discrete codes (the vqvae family); "
-                         f"this model's family is '{model.family}': use --prior gmm")
     splits = load_splits(data_config(args), args.data, expected_shape=tuple(model.input_shape))
     saved = read_config(source / CONFIG_NAME) if (source / CONFIG_NAME).is_file() else None
     training = dict(saved.training or {}) if saved else {}
-    if args.prior == "gmm":
-        fit_prior(model, splits.train, components=args.components, seed=args.seed)
-        training["posthoc_prior"] = {"prior": "mog", "components": args.components,
-                                     "wall_time_s": round(time.perf_counter() - started, 1)}
-    else:
-        fit_code_prior(model, splits.train, splits.val, prior={"name": args.prior, **_prior_params(args.set)},
-                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       checkpoint_dir=out / CODE_PRIOR_FOLDER)
-        fit = model.code_prior_fit
-        training["code_prior"] = {"prior": args.prior, "epochs": args.epochs, "selected_epoch": fit["best_epoch"],
-                                  "val_nll_nats_per_grid": round(fit["best_val_nll"], 4),
-                                  "wall_time_s": round(time.perf_counter() - started, 1)}
+    fit_prior(model, splits.train, components=args.components, seed=args.seed)
+    training["posthoc_prior"] = {"prior": "mog", "components": args.components,
+                                 "wall_time_s": round(time.perf_counter() - started, 1)}
     experiment = None
     if saved is not None and saved.data is not None and saved.trainer is not None:
         experiment = ExperimentConfig(name=saved.name, model=model.config, data=saved.data, trainer=saved.trainer)
-    (out / "samples.png").unlink(missing_ok=True)  # drawn again, from the new prior
-    model.save_pretrained(out, experiment=experiment, metrics=saved.metrics if saved else None, training=training,
-                          samples=64)
+    with run_folder_lock(out):
+        (out / "samples.png").unlink(missing_ok=True)  # drawn again, from the new prior
+        model.save_pretrained(out, experiment=experiment, metrics=saved.metrics if saved else None,
+                              training=training, samples=64)
     print(f"wrote {out}: the model with its {args.prior} prior; vaezoo sample {out} draws from it")
     return 0
 
@@ -84,8 +78,9 @@ def add_commands(commands) -> None:
     p = commands.add_parser(
         "fit-prior", help="fit a prior after training: over a VQ-VAE's codes, or a Gaussian mixture on a VAE's latents",
         description="Fit a prior on a trained model and save the model with it. A VQ-VAE gets a learned prior over its "
-                    "frozen codes (--prior pixelcnn or transformer), trained on the codes of the training split with "
-                    "the epoch selected on the validation split, resumable from OUT/code-prior/; any other model a "
+                    "frozen codes (--prior pixelcnn or transformer), trained by the training loop on the codes of the "
+                    "training split with the epoch selected on the validation split: its run folder is OUT/code-prior/, "
+                    "and calling again continues it; any other model a "
                     "Gaussian mixture fitted on its aggregate posterior (--prior gmm).\n\nExamples:\n"
                     "  vaezoo fit-prior runs/vq --prior pixelcnn\n"
                     "  vaezoo fit-prior runs/vq --prior transformer --set depth=2 --epochs 10 --out runs/vq-tf\n"

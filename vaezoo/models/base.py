@@ -200,10 +200,11 @@ class BaseVAE(HubMixin, nn.Module):
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """``{optimizer name: its parameters}``, one group per training update: each training
-        part's own, and every other parameter under ``model``."""
+        part's own, and every other trainable parameter under ``model`` (an objective may freeze
+        some: the code prior's stage trains the prior alone)."""
         parts = {name: list(part.parameters()) for name, part in self.training_parts().items()}
         held = {id(p) for params in parts.values() for p in params}
-        return {MAIN_UPDATE: [p for p in self.parameters() if id(p) not in held], **parts}
+        return {MAIN_UPDATE: [p for p in self.parameters() if id(p) not in held and p.requires_grad], **parts}
 
     def training_only_keys(self) -> set[str]:
         """The state-dict names of the training parts: left out of ``published_state_dict``."""

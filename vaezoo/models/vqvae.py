@@ -5,7 +5,8 @@ encoder's deepest feature map), the quantizer replaces each by its code (``vq-em
 ...), and the decoder maps the grid of code vectors back to the likelihood's parameters. The
 first stage trains with a uniform prior over the codes; a learned ``code_prior`` (a gated
 PixelCNN or a causal transformer over the grid) is fitted afterwards on the frozen codes
-(:func:`vaezoo.posthoc.fit_code_prior`, ``vaezoo fit-prior``) and lives in the same checkpoint.
+(:func:`vaezoo.training.train_code_prior`, ``vaezoo fit-prior``: a stage the training loop runs)
+and lives in the same checkpoint.
 
 The posterior is deterministic (all its mass on the nearest codes), so the ELBO is
 ``log p(x | z_q(x)) + log p(codes)`` and the importance-weighted bound equals it for every k.
@@ -137,7 +138,7 @@ class VQVAE(CodeLatents, BaseVAE):
         if self.code_prior is None:
             raise UsageError("this VQ-VAE has no learned prior over its codes to sample from (codes drawn "
                              "uniformly decode to noise): fit one first, `vaezoo fit-prior RUN --prior pixelcnn` "
-                             "or vaezoo.fit_code_prior(model, images)")
+                             "or vaezoo.train_code_prior(RUN, 'pixelcnn')")
         return self.quantizer.lookup(self.code_prior.sample(n))
 
     def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:

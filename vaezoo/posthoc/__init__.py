@@ -1,6 +1,6 @@
-"""Tools applied to a trained model: priors fitted on its aggregate posterior or on its codes."""
+"""Tools applied to a trained model: a prior fitted on its aggregate posterior (a VQ-VAE's code
+prior is trained by the training loop instead: :func:`vaezoo.training.train_code_prior`)."""
 
-from .code_prior import encode_codes, fit_code_prior
 from .fitted_prior import fit_gaussian_mixture, fit_prior
 
-__all__ = ["fit_prior", "fit_gaussian_mixture", "fit_code_prior", "encode_codes"]
+__all__ = ["fit_prior", "fit_gaussian_mixture"]

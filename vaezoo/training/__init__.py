@@ -5,7 +5,8 @@ optimizer step), :mod:`.loop` (the :class:`Trainer`'s epoch loop), :mod:`.recipe
 schedule, KL warm-up, precision), :mod:`.loader` (device-resident batches with labels),
 :mod:`.checkpoint` (crash-safe safetensors checkpoints), :mod:`.guards` (the NaN stop),
 :mod:`.export` (the run folder as a Hub checkpoint), :mod:`.progress` (bar or plain lines),
-:mod:`.records` (metrics.jsonl, TensorBoard), :mod:`.distributed` (DDP).
+:mod:`.records` (metrics.jsonl, TensorBoard), :mod:`.distributed` (DDP), :mod:`.code_prior` (a VQ-VAE's
+second stage, a run of the same loop).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from ..errors import CheckpointError, NonFiniteLossError, UsageError
 from ..layout.checkpoint import load_checkpoint
 from ..models import BaseVAE
 from ..zoo import get_config
+from .code_prior import train_code_prior
 from .loop import Trainer
 
-__all__ = ["train", "Trainer", "NonFiniteLossError", "CheckpointError", "default_out"]
+__all__ = ["train", "train_code_prior", "Trainer", "NonFiniteLossError", "CheckpointError", "default_out"]
 
 
 def default_out(name: str | None) -> Path:
