@@ -25,7 +25,9 @@ def test_best_val_exports_the_selected_epoch_and_patience_stops_the_run(tmp_path
     path = tmp_path / "sel.yaml"
     path.write_text(yaml.safe_dump(config))
     scripted_validation(monkeypatch, [10.0, 5.0, 7.0, 8.0, 1.0, 1.0])
-    vaezoo.train(path, out=tmp_path / "sel", stream=io.StringIO())
+    _, final = vaezoo.train(path, out=tmp_path / "sel", stream=io.StringIO())
+    # what train() returns (and `vaezoo train` prints last) is the exported weights' validation score
+    assert final["selected_epoch"] == 2 and final["val_neg_elbo"] == 5.0 and final["epoch"] == 4
     records = read_metrics(tmp_path / "sel")
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]  # two epochs without a better one after epoch 2
     assert records[-1]["best_epoch"] == 2 and records[-1]["test_neg_elbo"] is not None

@@ -29,7 +29,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         scores = [f"{split} {label} {metrics[f'{split}_{key}']:.3f}" for split in ("val", "test")
                   for key, label in (("neg_elbo", "-ELBO"), ("loss", "loss"))
                   if metrics.get(f"{split}_{key}") is not None]
-        print(f"{', '.join(scores) or 'not scored'} nats/image after {metrics['step']} steps", file=sys.stderr)
+        chosen = f" (the weights of epoch {metrics['selected_epoch']}, selected on validation)" \
+            if metrics.get("selected_epoch") else ""
+        print(f"{', '.join(scores) or 'not scored'} nats/image after {metrics['step']} steps{chosen}", file=sys.stderr)
     return 0
 
 

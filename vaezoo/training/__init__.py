@@ -38,7 +38,8 @@ def train(
     stream: TextIO | None = None,
     allow_changes: bool = False,
 ) -> tuple[BaseVAE, dict[str, Any]]:
-    """Train a model and write its run folder; returns the model and the last epoch's metrics.
+    """Train a model and write its run folder; returns the model and the last epoch's metrics (with
+    ``trainer.select: best_val``, the selected epoch's validation scores and ``selected_epoch``).
 
     ``config``: a zoo name, a YAML path, a dict or an ExperimentConfig (optional when resuming:
     the checkpoint holds the config). ``overrides``: dotted keys, ``{"trainer.epochs": 5}``.

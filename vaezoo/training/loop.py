@@ -112,7 +112,11 @@ class Trainer:
             print(f"wrote the run folder {self.out}: vaezoo.load({str(self.out)!r}) reads it", file=self.stream,
                   flush=True)
         barrier(ctx)
-        return exported.eval(), dict(st.history[-1]) if st.history else {}
+        final = dict(st.history[-1]) if st.history else {}
+        if cfg.select == "best_val" and st.best is not None:  # the exported weights' validation score
+            final.update({key: value for key, value in st.best.items() if key.startswith("val_")})
+            final["selected_epoch"] = st.best["epoch"]
+        return exported.eval(), final
 
     # -- the loop ---------------------------------------------------------------------
 
