@@ -15,6 +15,7 @@ from vaezoo.cli import main
 from vaezoo.errors import ConfigError, UsageError
 from vaezoo.parts import CODE_PRIORS, DECODERS, ENCODERS
 from vaezoo.layout.checkpoint import load_checkpoint
+from vaezoo.training.lock import run_folder_lock
 
 from _tiny_training import TINY_FAMILIES, register, tiny_config
 from test_training_processes import _weights, sigkill_after_checkpoint
@@ -290,6 +291,10 @@ def test_fit_prior_gmm_for_a_vae_and_a_code_prior_refused_for_it(tmp_path, monke
     assert main(["train", str(path), "--out", str(run)]) == 0
     assert main(["fit-prior", str(run), "--prior", "pixelcnn"]) == 2
     assert "a code prior is for models with discrete codes" in capsys.readouterr().err
+    with run_folder_lock(tmp_path / "gmm"):  # a training writing that folder: fit-prior waits its turn
+        assert main(["fit-prior", str(run), "--prior", "gmm", "--components", "3", "--out", str(tmp_path / "gmm")]) == 2
+    assert f"another training is writing {tmp_path / 'gmm'} (process " in capsys.readouterr().err
+    assert not (tmp_path / "gmm" / "model.safetensors").exists()
     assert main(["fit-prior", str(run), "--prior", "gmm", "--components", "3", "--out", str(tmp_path / "gmm")]) == 0
     assert vaezoo.load(tmp_path / "gmm").config.prior.name == "mog"
 
