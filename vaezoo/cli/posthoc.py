@@ -30,6 +30,7 @@ from .evaluate import data_config
 
 __all__ = ["add_commands"]
 
+
 def _prior_params(pairs: list[str]) -> dict:
     params = {}
     for pair in pairs:
@@ -52,6 +53,13 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
         print(f"wrote {out}: the model with its {args.prior} prior (the stage's run: {out / STAGE_FOLDER}); "
               f"vaezoo sample {out} draws from it")
         return 0
+    with run_folder_lock(out):  # held from the first read to the last write, as a training holds it
+        _fit_gmm(args, source, out)
+    print(f"wrote {out}: the model with its {args.prior} prior; vaezoo sample {out} draws from it")
+    return 0
+
+
+def _fit_gmm(args: argparse.Namespace, source: Path, out: Path) -> None:
     started = time.perf_counter()
     model = load(args.ref).to(resolve_device(args.device, what="--device"))
     if isinstance(model, CodeLatents):
@@ -66,12 +74,9 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
     experiment = None
     if saved is not None and saved.data is not None and saved.trainer is not None:
         experiment = ExperimentConfig(name=saved.name, model=model.config, data=saved.data, trainer=saved.trainer)
-    with run_folder_lock(out):
-        (out / "samples.png").unlink(missing_ok=True)  # drawn again, from the new prior
-        model.save_pretrained(out, experiment=experiment, metrics=saved.metrics if saved else None,
-                              training=training, samples=64)
-    print(f"wrote {out}: the model with its {args.prior} prior; vaezoo sample {out} draws from it")
-    return 0
+    (out / "samples.png").unlink(missing_ok=True)  # drawn again, from the new prior
+    model.save_pretrained(out, experiment=experiment, metrics=saved.metrics if saved else None, training=training,
+                          samples=64)
 
 
 def add_commands(commands) -> None:

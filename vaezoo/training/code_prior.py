@@ -68,13 +68,21 @@ def train_code_prior(
     if out is None and not local:
         raise UsageError(f"{source} is not a local run folder: say where the model with its prior goes (out=)")
     out = Path(out).expanduser() if out is not None else source_path
+    spec = _spec(prior)
+    saved = read_config(source_path / CONFIG_NAME) if local else None
+    with run_folder_lock(out):  # OUT is written at the end; no other writer may change it meanwhile
+        return _train_stage(source, saved, spec, out, data=data, data_root=data_root, epochs=epochs,
+                            batch_size=batch_size, lr=lr, seed=seed, device=device, stream=stream)
+
+
+def _train_stage(source, saved, spec: CodePriorSpec, out: Path, *, data, data_root, epochs, batch_size, lr, seed,
+                 device, stream):
+    """The stage's run in ``out/code-prior/``, then the model with its prior in ``out`` (whose lock is held)."""
     first_stage = load(source)
     if not isinstance(first_stage, CodeLatents):
         raise UsageError(f"a code prior is for models with discrete codes (the vqvae family); this model's family is "
                          f"'{first_stage.family}' (its post-hoc prior is the Gaussian mixture: vaezoo fit-prior "
                          f"--prior gmm)")
-    spec = _spec(prior)
-    saved = read_config(source_path / CONFIG_NAME) if local else None
     data = data or _trained_on(source, saved)
     stage_dir = out / STAGE_FOLDER
     starts_from = stage_dir / FIRST_STAGE_FOLDER
@@ -103,15 +111,13 @@ def train_code_prior(
     record = {"prior": spec.name, "epochs": epochs, "selected_epoch": stage.training.get("selected_epoch"),
               "val_nll_nats_per_grid": _selected_val_nll(stage_dir, stage.training.get("selected_epoch")),
               "wall_time_s": stage.training.get("wall_time_s"), "run": STAGE_FOLDER}  # over every resume
-    with run_folder_lock(out):
-        training = {**(saved.training or {}), "code_prior": record} if saved is not None else {"code_prior": record}
-        experiment_out = None
-        if saved is not None and saved.data is not None and saved.trainer is not None:
-            experiment_out = ExperimentConfig(name=saved.name, model=model.config, data=saved.data,
-                                              trainer=saved.trainer)
-        (out / "samples.png").unlink(missing_ok=True)  # drawn again, from the prior
-        model.save_pretrained(out, experiment=experiment_out, metrics=saved.metrics if saved else None,
-                              training=training, samples=64)
+    training = {**(saved.training or {}), "code_prior": record} if saved is not None else {"code_prior": record}
+    experiment_out = None
+    if saved is not None and saved.data is not None and saved.trainer is not None:
+        experiment_out = ExperimentConfig(name=saved.name, model=model.config, data=saved.data, trainer=saved.trainer)
+    (out / "samples.png").unlink(missing_ok=True)  # drawn again, from the prior
+    model.save_pretrained(out, experiment=experiment_out, metrics=saved.metrics if saved else None,
+                          training=training, samples=64)
     return model
 
 
