@@ -230,6 +230,22 @@ def make_hub_entry(hub, tmp_path: Path, monkeypatch, name: str) -> Path:
     return registry
 
 
+def test_the_pushed_card_loads_from_the_hub_not_from_the_pushers_folder(hub, tmp_path):
+    from huggingface_hub import hf_hub_download
+
+    folder = tiny_model().save_pretrained(tmp_path / "runs" / "hv", samples=4)
+    local_line = f"model = vaezoo.load({str(folder)!r})  # eval mode"
+    assert local_line in (folder / "README.md").read_text()
+    assert vaezoo.cli.main(["push", str(folder), "alice/tiny-card", "--tag", "v1"]) == 0
+    pushed = Path(hf_hub_download("alice/tiny-card", "README.md", revision="v1")).read_text()
+    assert "model = vaezoo.load('hf-hub:alice/tiny-card@v1')  # eval mode" in pushed and str(folder) not in pushed
+    assert pushed.count("vaezoo.load(") == 1
+    assert local_line in (folder / "README.md").read_text()  # the local card still loads the local folder
+    result = tiny_model().push_to_hub("alice/tiny-card-main")  # a model pushed without a tag: the repo's main
+    card = hub.state.repos["alice/tiny-card-main"].commits[result.commit].files["README.md"]
+    assert "vaezoo.load('hf-hub:alice/tiny-card-main')  # eval mode" in card.content.decode()
+
+
 def test_pushing_a_run_folder_leaves_its_training_state_out(hub, tmp_path):
     folder = tmp_path / "run"
     tiny_model().save_pretrained(folder)

@@ -8,13 +8,14 @@ load it, the metrics with their protocol, the sample grid when there is one, the
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable, Mapping
 
 import yaml
 
 from ..parts.metrics import find_metric
 
-__all__ = ["render_card", "metric_records", "describe_protocol", "HF_DATASET_IDS", "SAMPLES_NAME"]
+__all__ = ["render_card", "metric_records", "describe_protocol", "pointing_to", "HF_DATASET_IDS", "SAMPLES_NAME"]
 
 SAMPLES_NAME = "samples.png"
 
@@ -103,6 +104,20 @@ def _describe_samples(record: Mapping[str, Any]) -> str:
             f"test images, {features}")
 
 
+def _load_line(load_ref: str) -> str:
+    return f"model = vaezoo.load({load_ref!r})  # eval mode"
+
+
+_LOAD_LINE = re.compile(r"^model = vaezoo\.load\((?:'[^'\n]*'|\"[^\"\n]*\")\)  # eval mode$", re.MULTILINE)
+
+
+def pointing_to(card: str, load_ref: str) -> str:
+    """``card`` with its "How to load" line naming ``load_ref``: a card written beside a local run
+    says ``vaezoo.load('runs/x')``, and the copy pushed to the Hub must name the repo instead. A
+    card whose line was edited away is left as it is."""
+    return _LOAD_LINE.sub(lambda _: _load_line(load_ref), card, count=1)
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}" if math.isfinite(value) and abs(value) >= 1 else f"{value:.4g}"
@@ -186,7 +201,7 @@ def render_card(
         "travels with the checkpoint.",
         "",
         "## How to load", "",
-        "```python", "import vaezoo", "", f"model = vaezoo.load({load_ref!r})  # eval mode",
+        "```python", "import vaezoo", "", _load_line(load_ref),
         "x_hat = model.reconstruct(x)          # x: (B, " + ", ".join(str(s) for s in model["input_shape"]) + ") in [0, 1]",
         "images = model.sample(16)", "```", "",
     ]

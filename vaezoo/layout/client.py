@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import HubError
+from .card import pointing_to
 from .files import CARD_NAME
 
 __all__ = ["HF_PREFIX", "translate_hub_errors", "PushResult", "push_folder", "folder_files", "TRAINING_STATE"]
@@ -133,10 +134,14 @@ def push_folder(folder: Path, repo_id: str, *, tag: Optional[str] = None, privat
     from huggingface_hub import CommitOperationAdd, HfApi
 
     files = folder_files(folder, include_training)
-    if not (folder / CARD_NAME).is_file():
+    card = folder / CARD_NAME
+    if not card.is_file():
         logger.warning("%s has no %s model card", folder, CARD_NAME)
     operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
-                  for p in files]
+                  for p in files if p != card]
+    if card.is_file():  # the pushed card loads from where it is going, not from the pusher's folder
+        pushed_card = pointing_to(card.read_text(), f"hf-hub:{repo_id}" + (f"@{tag}" if tag else ""))
+        operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=pushed_card.encode()))
     api = HfApi(token=token)
     with translate_hub_errors(repo_id, revision):
         url = api.create_repo(repo_id, private=True if private else None, exist_ok=True)
