@@ -230,7 +230,7 @@ def make_hub_entry(hub, tmp_path: Path, monkeypatch, name: str) -> Path:
     return registry
 
 
-def test_the_pushed_card_loads_from_the_hub_not_from_the_pushers_folder(hub, tmp_path):
+def test_the_pushed_card_loads_from_the_hub_not_from_the_pushers_folder(hub, tmp_path, capsys):
     from huggingface_hub import hf_hub_download
 
     folder = tiny_model().save_pretrained(tmp_path / "runs" / "hv", samples=4)
@@ -241,6 +241,14 @@ def test_the_pushed_card_loads_from_the_hub_not_from_the_pushers_folder(hub, tmp
     assert "model = vaezoo.load('hf-hub:alice/tiny-card@v1')  # eval mode" in pushed and str(folder) not in pushed
     assert pushed.count("vaezoo.load(") == 1
     assert local_line in (folder / "README.md").read_text()  # the local card still loads the local folder
+    capsys.readouterr()
+    for ref in (str(folder), "hf-hub:alice/tiny-card@v1"):  # `info` reads a run folder and a Hub repo alike
+        assert vaezoo.cli.main(["info", ref]) == 0
+        shown = dict(line.split("  ", 1) for line in capsys.readouterr().out.splitlines())
+        assert shown["family"].strip() == "vae" and shown["parameters"].strip() == f"{tiny_model().num_parameters():,}"
+        assert shown["load with"].strip() == f"vaezoo.load({ref!r})"
+    assert vaezoo.cli.main(["info", str(folder), "--set", "model.latent_dim=8"]) == 2
+    assert "architecture is fixed" in capsys.readouterr().err
     result = tiny_model().push_to_hub("alice/tiny-card-main")  # a model pushed without a tag: the repo's main
     card = hub.state.repos["alice/tiny-card-main"].commits[result.commit].files["README.md"]
     assert "vaezoo.load('hf-hub:alice/tiny-card-main')  # eval mode" in card.content.decode()

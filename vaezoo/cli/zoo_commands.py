@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..catalog import KINDS, describe_parts, format_parts
 from ..config import parse_set_args
+from ..durations import format_duration
+from ..errors import UsageError
 from ..factory import build_model
 from ..hub.index import get_entry
+from ..hub.local import build_from_checkpoint
+from ..hub.remote import HF_PREFIX, pull
+from ..layout.files import CONFIG_NAME, read_config
 from ..models import FAMILIES
 from ..schemas import PartSpec
 from ..zoo import get_config, is_pretrained, list_models, model_family
@@ -44,26 +50,66 @@ def _part(spec) -> str:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    if args.name.startswith(HF_PREFIX) or (Path(args.name).expanduser() / CONFIG_NAME).is_file():
+        return _checkpoint_info(args)
     overrides = parse_set_args(args.set)
     experiment = get_config(args.name, overrides)
     model = build_model(experiment.model, source=experiment.name or args.name)
-    m, t = experiment.model, experiment.trainer
-    rows = [
-        ("name", experiment.name or args.name),
-        ("description", experiment.description or "-"),
-        ("family", m.family),
-        ("input shape", " x ".join(map(str, m.input_shape))),
-        ("latent", m.latent_summary()),
-        *[(field.replace("_", " "), _part(spec)) for field, spec in m if isinstance(spec, PartSpec)],
-        ("parameters", f"{model.num_parameters():,}"),
-        ("dataset", _part(experiment.data.dataset)),
-        ("recipe", f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer_summary()}"),
-        ("pretrained", _pretrained_summary(experiment.name or "", overrides)),
-    ]
+    rows = [("name", experiment.name or args.name), ("description", experiment.description or "-"),
+            *_architecture_rows(experiment.model, model.num_parameters()),
+            ("dataset", _part(experiment.data.dataset)), ("recipe", _recipe(experiment.trainer)),
+            ("pretrained", _pretrained_summary(experiment.name or "", overrides))]
+    _print_rows(rows)
+    return 0
+
+
+def _checkpoint_info(args: argparse.Namespace) -> int:
+    """A run folder or a Hub repo: what its config.json records (only that file is downloaded)."""
+    if args.set:
+        raise UsageError(f"--set overrides a zoo config; {args.name} is a trained checkpoint, whose architecture "
+                         f"is fixed (vaezoo info CONFIG --set ... for a variant)")
+    folder = Path(args.name).expanduser() if not args.name.startswith(HF_PREFIX) else pull(args.name, files=[CONFIG_NAME])
+    saved = read_config(folder / CONFIG_NAME)
+    model = build_from_checkpoint(saved, args.name)
+    trained = saved.training or {}
+    rows = [("name", saved.name or args.name), *_architecture_rows(saved.model, model.num_parameters()),
+            ("dataset", _part(saved.data.dataset) if saved.data is not None else "-"),
+            ("recipe", _recipe(saved.trainer) if saved.trainer is not None else "-"),
+            ("trained", _training_summary(trained)),
+            ("scores", ", ".join(f"{name} {record['value']:.3f}" for name, record in (saved.metrics or {}).items()
+                                 if isinstance(record, dict) and "value" in record) or "-"),
+            ("load with", f"vaezoo.load({args.name!r})")]
+    _print_rows(rows)
+    return 0
+
+
+def _architecture_rows(m, num_parameters: int) -> list[tuple[str, str]]:
+    return [("family", m.family), ("input shape", " x ".join(map(str, m.input_shape))), ("latent", m.latent_summary()),
+            *[(field.replace("_", " "), _part(spec)) for field, spec in m if isinstance(spec, PartSpec)],
+            ("parameters", f"{num_parameters:,}")]
+
+
+def _recipe(t) -> str:
+    return f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer_summary()}"
+
+
+def _training_summary(trained: dict) -> str:
+    if not trained.get("epochs"):
+        return "-"
+    words = [f"{trained['epochs']} epochs"]
+    if trained.get("wall_time_s") is not None:
+        words.append(f"in {format_duration(trained['wall_time_s'])}")
+    if trained.get("device"):
+        words.append(f"on {trained['device']}")
+    if trained.get("selected_epoch"):
+        words.append(f"(weights of epoch {trained['selected_epoch']}, selected on validation)")
+    return " ".join(words)
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    return 0
 
 
 def _pretrained_summary(name: str, overrides: dict) -> str:
@@ -107,9 +153,11 @@ def add_commands(commands) -> None:
     p = commands.add_parser(
         "info", help="summary of a model: family, parts, parameter count, weights",
         description="Show a model's family, parts, parameter count, recipe and published metrics. "
-                    "\n\nExample:\n  vaezoo info fashion-conv64 --set model.latent_dim=32",
+                    "A run folder or a Hub repo shows what its config.json records (only that file is downloaded)."
+                    "\n\nExamples:\n  vaezoo info fashion-conv64 --set model.latent_dim=32\n  vaezoo info runs/my-run\n"
+                    "  vaezoo info hf-hub:alice/my-vae@v1",
     )
-    p.add_argument("name", help="a model name or a YAML config path")
+    p.add_argument("name", help="a model name, a YAML config path, a run folder or hf-hub:org/repo[@rev]")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.set_defaults(func=_cmd_info)
 
