@@ -307,3 +307,18 @@ def test_checkpoints_by_time_and_the_determinism_switch(tmp_path, ci_env, monkey
                  out=tmp_path / "rarely", stream=io.StringIO())
     assert saved == [12] and all(deterministic)
     assert not torch.are_deterministic_algorithms_enabled()  # as it was before training
+
+
+def test_a_trial_shorter_than_its_warm_ups_says_so_at_its_start(tmp_path, ci_env):
+    """A 1-epoch trial of a recipe with a 4-epoch KL warm-up trains with the KL weight at a quarter:
+    the run says so, with the override that makes a short trial meaningful; a full run says nothing."""
+    printed = io.StringIO()
+    config = tiny_config(epochs=1, kl_warmup_epochs=4, scheduler={"name": "constant", "warmup_steps": 100})
+    vaezoo.train(config, out=tmp_path / "trial", stream=printed)
+    text = printed.getvalue()
+    assert "note: this run trains 1 epoch inside its 4-epoch KL warm-up (trainer.kl_warmup_epochs): the KL " \
+           "weight ends at 0.25" in text and "--set trainer.kl_warmup_epochs=0" in text
+    assert "6 steps inside its 100-step learning-rate warm-up" in text
+    printed = io.StringIO()
+    vaezoo.train(tiny_config(epochs=2, kl_warmup_epochs=2), out=tmp_path / "full", stream=printed)
+    assert "warm-up" not in printed.getvalue()

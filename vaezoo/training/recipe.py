@@ -45,6 +45,24 @@ def kl_scale_at(cfg: TrainerConfig, epoch: int, step_in_epoch: int, steps_per_ep
     return min(1.0, (epoch + step_in_epoch / steps_per_epoch) / cfg.kl_warmup_epochs)
 
 
+def short_run_notes(cfg: TrainerConfig, total_steps: int, steps_per_epoch: int) -> list[str]:
+    """What a run shorter than its recipe's own ramps says at its start: a trial that ends inside a
+    warm-up measures another objective, and its samples and scores mislead without a word."""
+    notes = []
+    epochs = total_steps / steps_per_epoch
+    shown = f"{epochs:g}" if epochs == int(epochs) else f"{epochs:.2f}"
+    if cfg.kl_warmup_epochs > epochs:
+        final = kl_scale_at(cfg, 0, total_steps, steps_per_epoch)
+        notes.append(f"this run trains {shown} epoch{'' if epochs == 1 else 's'} inside its {cfg.kl_warmup_epochs:g}-epoch KL warm-up "
+                     f"(trainer.kl_warmup_epochs): the KL weight ends at {final:.2f}, so its -ELBO and samples are "
+                     f"not the recipe's; for a short trial, --set trainer.kl_warmup_epochs=0")
+    if cfg.scheduler.warmup_steps > total_steps:
+        notes.append(f"this run trains {total_steps} steps inside its {cfg.scheduler.warmup_steps}-step learning-rate "
+                     f"warm-up (trainer.scheduler.warmup_steps): the rate never reaches trainer.optimizer.lr; for a "
+                     f"short trial, --set trainer.scheduler.warmup_steps=0")
+    return notes
+
+
 def native_cpu_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX-512 BF16: Intel
     Sapphire Rapids and newer, AMD Zen 4 and newer); elsewhere oneDNN emulates bf16, slower than

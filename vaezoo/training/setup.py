@@ -27,7 +27,7 @@ from ..schemas import ExperimentConfig, OptimizerConfig, TrainerConfig
 from .averaging import WeightAverage
 from .distributed import DistContext, all_reduce_sum, broadcast_module, gather_tensors, gradient_averager
 from .loader import DeviceLoader, derive_seed, make_loader
-from .recipe import build_optimizer, lr_lambda, resolve_precision, wants_channels_last
+from .recipe import build_optimizer, lr_lambda, resolve_precision, short_run_notes, wants_channels_last
 from .warm_start import initialize_priors_from_data, warm_start
 
 __all__ = ["RunState", "Run", "prepare_run", "optimizer_settings", "read_resume_checkpoint", "save_run_checkpoint"]
@@ -235,6 +235,7 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, da
         val, test = val.pin_memory(), test.pin_memory()
     spe = loader.steps_per_epoch
     total_steps = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
+    notes += short_run_notes(cfg, total_steps, spe)
 
     settings = optimizer_settings(experiment, model)
     groups = model.optimizer_groups()
