@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from PIL import Image
 
 import vaezoo
 from vaezoo.cli import main
@@ -344,6 +345,11 @@ def test_family_pictures_through_the_cli(tmp_path, capsys, monkeypatch):
     assert "--class needs a conditional model" in capsys.readouterr().err
     for picture in ("z2.png", "three.png", "grid.png"):
         assert (tmp_path / picture).read_bytes()[:4] == b"\x89PNG"
+    # one class's samples fill a square grid (3 x 3 tiles for 9), not a strip; all classes: a row each
+    assert main(["sample", str(cvae), "--class", "3", "-n", "9", "-o", str(tmp_path / "nine.png")]) == 0
+    tile = 8 + 2  # the tiny images and the grid's padding
+    assert Image.open(tmp_path / "nine.png").size == (3 * tile + 2, 3 * tile + 2)
+    assert Image.open(tmp_path / "grid.png").size == (2 * tile + 2, 4 * tile + 2)  # 4 classes, 8 // 4 each
     assert main(["embed", str(hvae), "--level", "z1", "-o", str(tmp_path / "map.png")]) == 0
     assert main(["reconstruct", str(cvae), "-n", "4", "-o", str(tmp_path / "recon.png")]) == 0
     assert main(["interpolate", str(cvae), "--pairs", "2", "-o", str(tmp_path / "interp.png")]) == 0

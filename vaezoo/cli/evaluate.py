@@ -172,7 +172,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         if not 0 <= args.class_ < model.config.num_classes:
             raise UsageError(f"--class {args.class_} is out of range: the model has classes "
                              f"0-{model.config.num_classes - 1}")
-        with_class = dict(classes=[args.class_], seed=args.seed, mean=not args.draw, path=args.output)
+        with_class = dict(classes=[args.class_], seed=args.seed, mean=not args.draw, path=args.output, nrow=args.nrow)
         class_grid(model, args.n, **with_class)
         return _saved(args.output, f"{args.n} samples of class {args.class_}")
     if model.conditional:

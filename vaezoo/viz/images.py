@@ -126,16 +126,20 @@ def labelled_panels(panels: Mapping[str, torch.Tensor], path: str | Path, title:
 
 @torch.no_grad()
 def class_grid(
-    model, per_class: int = 8, *, classes: Optional[Sequence[int]] = None, seed: int = 0, mean: bool = True, path=None
+    model, per_class: int = 8, *, classes: Optional[Sequence[int]] = None, seed: int = 0, mean: bool = True, path=None,
+    nrow: Optional[int] = None,
 ) -> torch.Tensor:
-    """A conditional model's samples, one row per class (all classes by default), ``per_class`` columns."""
+    """A conditional model's samples, one row per class (all classes by default), ``per_class`` columns;
+    the samples of one class alone fill a square grid (``nrow`` per row)."""
     if not model.conditional:
         raise UsageError(f"a class grid needs a conditional model; the '{model.family}' family is not")
     rows = list(range(model.config.num_classes)) if classes is None else [int(c) for c in classes]
     labels = torch.tensor(rows, device=_device(model)).repeat_interleave(per_class)
     with _seeded(seed, _device(model)):
         images = model.sample(labels.numel(), mean=mean, y=labels)
-    return _finish(image_grid(images, per_class), path)
+    if nrow is None:
+        nrow = math.ceil(math.sqrt(per_class)) if len(rows) == 1 else per_class
+    return _finish(image_grid(images, nrow), path)
 
 
 @torch.no_grad()
