@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import vaezoo
+from vaezoo.errors import UsageError
 from vaezoo.ops.gaussian import DiagonalGaussian
 from vaezoo.evaluation import (
     EvalReport, active_units, bits_per_dim, elbo, evaluate, iwae_log_likelihood, refine, resolve_data,
@@ -268,3 +269,10 @@ def test_evaluate_shows_its_cost_unless_told_not_to(ppca, capsys):
     assert re.match(r"  40/40 examples, [\d.]+ examples/s, eta 0 s", lines[-1]), lines
     evaluate(model, x[:40], iw_samples=8, elbo_samples=1, batch_size=8, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_wrong_dataset_name_is_one_line_for_every_evaluation():
+    model = vaezoo.create("fashion-mlp16")
+    for measure in (vaezoo.evaluate, vaezoo.sample_quality, vaezoo.linear_probe):
+        with pytest.raises(UsageError, match="unknown dataset 'fashion-mnis'. Did you mean 'fashion-mnist'?"):
+            measure(model, "fashion-mnis")

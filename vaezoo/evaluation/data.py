@@ -7,11 +7,15 @@ from typing import Any, Optional, Union
 
 import torch
 
+from pydantic import ValidationError
+
+from ..config import describe_errors
 from ..data.splits import DataSplits, load_splits
+from ..errors import UsageError
 from ..schemas import DataConfig
 from ..data.binarize import STATIC_BINARIZE_SEED, dynamic_binarize, static_binarize, to_float_images
 
-__all__ = ["EvalData", "resolve_data", "to_float_images", "training_images", "TEST_BINARIZE_SEED",
+__all__ = ["EvalData", "resolve_data", "as_data_config", "to_float_images", "training_images", "TEST_BINARIZE_SEED",
            "TRAIN_BINARIZE_SEED", "DataSource"]
 
 # The seed load_splits uses for a statically binarized test set: every binarized evaluation
@@ -43,6 +47,17 @@ def training_images(config: DataConfig, root: Optional[str] = None, expected_sha
     return to_float_images(train), splits.train_labels, list(splits.classes)
 
 
+def as_data_config(data: Union[str, DataConfig]) -> DataConfig:
+    """A dataset name as the DataConfig of its defaults; a wrong name is one line with the known ones."""
+    if not isinstance(data, str):
+        return data
+    try:
+        return DataConfig(dataset=data)
+    except ValidationError as exc:
+        raise UsageError("; ".join(message for _, message in describe_errors(exc, DataConfig, {"dataset": data}))
+                         ) from None
+
+
 def resolve_data(
     data: DataSource,
     *,
@@ -68,7 +83,7 @@ def resolve_data(
     """
     labels, classes = None, []
     if isinstance(data, str):
-        data = DataConfig(dataset=data)
+        data = as_data_config(data)
     if binarize is not None and binarize not in ("none", "static", "dynamic"):
         raise ValueError(f"binarize must be 'none', 'static' or 'dynamic', got {binarize!r}")
     if isinstance(data, DataConfig):

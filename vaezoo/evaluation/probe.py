@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import UsageError
 from ..parts.metrics import METRICS
 from ..schemas import DataConfig
-from .data import resolve_data, training_images
+from .data import as_data_config, resolve_data, training_images
 from .report import EvalReport, Measurement
 
 __all__ = ["linear_probe", "ProbeRecipe", "posterior_features", "fit_logistic_regression"]
@@ -96,7 +96,7 @@ def linear_probe(
     if model.conditional:
         raise UsageError(f"a linear probe reads the class from q(z|x); the conditional '{model.family}' family's "
                          f"posterior is given the class, so its probe would measure nothing")
-    config = DataConfig(dataset=data) if isinstance(data, str) else data
+    config = as_data_config(data)
     shape = tuple(model.input_shape)
     start = time.perf_counter()
     train_images, train_labels, classes = training_images(config, root, shape)

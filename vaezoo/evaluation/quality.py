@@ -24,7 +24,7 @@ from ..models.base import CodeLatents
 from ..parts.metrics import METRICS
 from ..posthoc.fitted_prior import fit_prior
 from ..schemas import DataConfig
-from .data import TRAIN_BINARIZE_SEED, resolve_data, training_images
+from .data import TRAIN_BINARIZE_SEED, as_data_config, resolve_data, training_images
 from .feature_metrics import (
     KID_SUBSET_SIZE, KID_SUBSETS, NEAREST_K, class_coverage, frechet_distance, kernel_distance,
     precision_recall_density_coverage,
@@ -106,7 +106,7 @@ def sample_quality(
     """
     if prior not in ("model", "gmm"):
         raise UsageError(f"prior must be 'model' (the training prior) or 'gmm' (a fitted mixture), got {prior!r}")
-    config = DataConfig(dataset=data) if isinstance(data, str) else data
+    config = as_data_config(data)
     shape = tuple(model.input_shape)
     device = next(model.parameters()).device
     net = features if isinstance(features, FeatureExtractor) else \
