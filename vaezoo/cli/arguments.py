@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from .._registry import suggest
 from ..devices import resolve_device
 from ..errors import UsageError
-from ..evaluation.images import SUITE_FLAGS
-from ..parts.metrics import METRICS, metrics_of
+from ..evaluation.images import image_metric
+from ..parts.metrics import metrics_of
 
 __all__ = ["at_least", "positive_float", "device_name", "image_file", "metric_names"]
 
@@ -65,14 +64,12 @@ def metric_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if names == ["none"]:
         return []
-    images = [m.name for m in metrics_of("images")]
-    for name in names:
-        if name not in METRICS:
-            raise argparse.ArgumentTypeError(f"unknown metric {name!r}.{suggest(name, METRICS.names())} Per-image "
-                                             f"metrics: {', '.join(images)}")
-        suite = METRICS.get(name).suite
-        if suite != "images":
-            raise argparse.ArgumentTypeError(f"{name!r} is measured by `{SUITE_FLAGS[suite]}`, not per image")
     if not names:
-        raise argparse.ArgumentTypeError(f"no metric names in {text!r}; per-image metrics: {', '.join(images)}")
+        raise argparse.ArgumentTypeError(f"no metric names in {text!r}; per-image metrics: "
+                                         f"{', '.join(m.name for m in metrics_of('images'))}")
+    for name in names:
+        try:
+            image_metric(name)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return names

@@ -23,7 +23,7 @@ import torch
 from ..parts.metrics import METRICS, ImageBatch
 from .data import DataSource, resolve_data
 from .images import ImageColumns, select_image_metrics
-from .metrics import bits_per_dim, mean_and_stderr, num_pixels
+from .metrics import bits_per_dim, measurement, num_pixels
 from .progress import progress_callback
 from .report import EvalReport, Measurement
 
@@ -80,9 +80,7 @@ def evaluate_codes(
     metrics: dict[str, Measurement] = {}
 
     def add(name, values, label, protocol=""):
-        value, se = mean_and_stderr(values)
-        metrics[name] = Measurement(value=value, unit=METRICS.get(name).unit, label=label, stderr=se,
-                                    protocol=protocol)
+        metrics[name] = measurement(METRICS.get(name), values, protocol, label)
 
     neg_elbo = col["recon"] + col["kl"]
     add("neg_elbo", neg_elbo, "-ELBO = -log p(x|z_q) - log p(codes)", f"code prior {prior}")

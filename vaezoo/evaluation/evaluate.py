@@ -17,7 +17,7 @@ from ..passes import kl_term_name
 from .codes import evaluate_codes
 from .data import DataSource, resolve_data
 from .images import ImageColumns, evaluate_images, select_image_metrics
-from .metrics import active_units, bits_per_dim, mean_and_stderr, num_pixels
+from .metrics import active_units, bits_per_dim, measurement, num_pixels
 from .progress import progress_callback
 from .report import EvalReport, Measurement
 
@@ -177,10 +177,7 @@ def evaluate(
     metrics: dict[str, Measurement] = {}
 
     def add(name, values, protocol, metric=None, label=None):
-        spec = METRICS.get(metric or name)  # the registered metric gives the unit and the label
-        value, se = mean_and_stderr(values)
-        metrics[name] = Measurement(value=value, unit=spec.unit, label=label or spec.label, stderr=se,
-                                    protocol=protocol)
+        metrics[name] = measurement(METRICS.get(metric or name), values, protocol, label)
 
     kl_names = [kl_term_name(name, single) for name in levels]
     total_kl = sum(col[name] for name in kl_names)

@@ -14,11 +14,11 @@ from ..models.base import CodeLatents, PointLatents
 from ..ops.point import NO_DENSITY
 from ..parts.metrics import METRICS, ImageBatch, ImageMetric, metrics_of
 from .data import DataSource, resolve_data
-from .metrics import mean_and_stderr, num_pixels
+from .metrics import measurement, num_pixels
 from .progress import progress_callback
 from .report import EvalReport, Measurement
 
-__all__ = ["provided_needs", "select_image_metrics", "ImageColumns", "SUITE_FLAGS", "evaluate_images"]
+__all__ = ["provided_needs", "image_metric", "select_image_metrics", "ImageColumns", "SUITE_FLAGS", "evaluate_images"]
 
 # the `vaezoo eval` call that measures each suite's metrics
 SUITE_FLAGS = {"bounds": "vaezoo eval", "codes": "vaezoo eval", "images": "vaezoo eval",
@@ -37,6 +37,18 @@ def provided_needs(model, labels: bool) -> set[str]:
     return needs
 
 
+def image_metric(name: str) -> ImageMetric:
+    """The registered per-image metric ``name``, or one line saying what is wrong with it."""
+    if name not in METRICS:
+        images = [m.name for m in metrics_of("images")]
+        raise UsageError(f"unknown metric '{name}'.{suggest(name, METRICS.names())} Per-image metrics: "
+                         f"{', '.join(images) or '(none registered)'}")
+    metric = METRICS.get(name)
+    if metric.suite != "images":
+        raise UsageError(f"'{name}' is measured by `{SUITE_FLAGS[metric.suite]}`, not per image")
+    return metric
+
+
 def select_image_metrics(model, labels: bool, names: Optional[Sequence[str]] = None) -> list[ImageMetric]:
     """The image metrics to measure: every registered one whose needs the model and data meet, or
     exactly ``names`` (an empty list for none), each checked with a message saying what is wrong."""
@@ -45,13 +57,10 @@ def select_image_metrics(model, labels: bool, names: Optional[Sequence[str]] = N
         return [m for m in metrics_of("images") if set(m.needs) <= have]
     chosen = []
     for name in names:
-        if name not in METRICS:
-            images = [m.name for m in metrics_of("images")]
-            raise UsageError(f"metrics: unknown metric '{name}'.{suggest(name, METRICS.names())} Image metrics: "
-                             f"{', '.join(images) or '(none registered)'}")
-        metric = METRICS.get(name)
-        if metric.suite != "images":
-            raise UsageError(f"metrics: '{name}' is measured by `{SUITE_FLAGS[metric.suite]}`, not per image")
+        try:
+            metric = image_metric(name)
+        except UsageError as exc:
+            raise UsageError(f"metrics: {exc}") from None
         missing = sorted(set(metric.needs) - have)
         if missing:
             raise UsageError(f"metrics: '{name}' needs {', '.join(missing)}, which the '{model.family}' family "
@@ -76,12 +85,7 @@ class ImageColumns:
             self.values[metric.name].append(values.detach().double().cpu())
 
     def measurements(self) -> dict[str, Measurement]:
-        out = {}
-        for metric in self.metrics:
-            value, stderr = mean_and_stderr(torch.cat(self.values[metric.name]))
-            out[metric.name] = Measurement(value=value, unit=metric.unit, label=metric.label, stderr=stderr,
-                                           protocol=metric.description)
-        return out
+        return {m.name: measurement(m, torch.cat(self.values[m.name]), m.description) for m in self.metrics}
 
 
 @torch.no_grad()

@@ -17,10 +17,12 @@ from ..errors import UsageError
 from ..models.bounds import elbo_terms, iwae_bound
 from ..ops.bounds import ACTIVE_UNIT_THRESHOLD
 from ..ops.noise import ELBO_STREAM, IWAE_STREAM, NoiseSource
+from ..parts.metrics import Metric
+from .report import Measurement
 
 __all__ = [
     "elbo", "iwae_log_likelihood", "elbo_terms", "iwae_bound", "active_units", "bits_per_dim", "num_pixels",
-    "mean_and_stderr", "ACTIVE_UNIT_THRESHOLD",
+    "mean_and_stderr", "measurement", "ACTIVE_UNIT_THRESHOLD",
 ]
 
 
@@ -77,3 +79,9 @@ def mean_and_stderr(values: torch.Tensor) -> tuple[float, Optional[float]]:
     """The mean over examples and its standard error (None for a single example)."""
     n = values.numel()
     return float(values.mean()), (float(values.std() / n**0.5) if n > 1 else None)
+
+
+def measurement(metric: Metric, values: torch.Tensor, protocol: str = "", label: Optional[str] = None) -> Measurement:
+    """A registered metric's per-example ``values`` as their mean and standard error, in its unit."""
+    value, stderr = mean_and_stderr(values)
+    return Measurement(value=value, unit=metric.unit, label=label or metric.label, stderr=stderr, protocol=protocol)

@@ -31,7 +31,6 @@ from ..schemas import CodePriorSpec, DataConfig, ExperimentConfig, TrainerConfig
 from ..zoo import MODELS, get_config
 from .lock import run_folder_lock
 from .loop import Trainer
-from .records import read_metrics
 
 __all__ = ["train_code_prior", "STAGE_FOLDER", "FIRST_STAGE_FOLDER"]
 
@@ -103,14 +102,14 @@ def _train_stage(source, saved, spec: CodePriorSpec, out: Path, *, data, data_ro
     )
     trainer = Trainer(experiment, stage_dir, data_root=data_root, device=device,
                       resume=stage_dir if resume else None, stream=stream)
-    stage_model, _ = trainer.fit()
+    stage_model, final = trainer.fit()  # the selected epoch's validation scores
     model = build_model(_with(first_config, code_prior=spec.model_dump(mode="json")))
     model.load_state_dict(stage_model.state_dict())
     model.to(next(stage_model.parameters()).device).eval()
-    stage = read_config(stage_dir / CONFIG_NAME)
-    record = {"prior": spec.name, "epochs": epochs, "selected_epoch": stage.training.get("selected_epoch"),
-              "val_nll_nats_per_grid": _selected_val_nll(stage_dir, stage.training.get("selected_epoch")),
-              "wall_time_s": stage.training.get("wall_time_s"), "run": STAGE_FOLDER}  # over every resume
+    val_nll = final.get("val_kl")  # the code-prior objective's KL term: the prior's NLL of the codes
+    record = {"prior": spec.name, "epochs": epochs, "selected_epoch": final.get("selected_epoch"),
+              "val_nll_nats_per_grid": None if val_nll is None else round(val_nll, 4),
+              "wall_time_s": round(final.get("wall_time_s", 0.0), 1), "run": STAGE_FOLDER}  # over every resume
     training = {**(saved.training or {}), "code_prior": record} if saved is not None else {"code_prior": record}
     experiment_out = None
     if saved is not None and saved.data is not None and saved.trainer is not None:
@@ -158,11 +157,3 @@ def _stage_recipe(*, epochs: int, batch_size: int, lr: float, seed: int, starts_
         epochs=epochs, batch_size=batch_size, seed=seed, optimizer={"name": "adam", "lr": lr},
         scheduler={"name": "cosine", "min_lr_ratio": 0.05}, init_from=str(starts_from), select="best_val",
         test="end")
-
-
-def _selected_val_nll(stage_dir: Path, epoch: Optional[int]) -> Optional[float]:
-    """The selected epoch's validation NLL of the codes (nats per grid), from the stage's records."""
-    for record in read_metrics(stage_dir):
-        if record.get("epoch") == epoch and record.get("val_kl") is not None:
-            return round(record["val_kl"], 4)
-    return None

@@ -11,19 +11,26 @@ from ..schemas import ExperimentConfig
 from ..viz.curves import plot_loss_curves
 from .records import LOSS_PLOT_NAME
 
-__all__ = ["export_run"]
+__all__ = ["export_run", "final_record"]
 
 
-def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dict[str, Any]], *, steps: int,
-               elapsed: float, device: torch.device, processes: int, val_examples: int, test_examples: int,
-               batch_size: int, selected: dict[str, Any] | None = None) -> None:
-    # the last epoch's record holds the final numbers; a split that was not scored is left out
-    """``config.json`` (with the final metrics and what the run took), ``model.safetensors``,
-    ``README.md``, ``samples.png`` and ``loss.png`` in ``out``. ``selected``: the epoch whose weights
-    these are when it is not the last (``trainer.select: best_val``), and its validation -ELBO."""
+def final_record(history: list[dict[str, Any]], selected_epoch: int | None) -> dict[str, Any]:
+    """The last epoch's record; with a selected epoch (``trainer.select: best_val``), that epoch's
+    validation scores, those of the exported weights, and ``selected_epoch``."""
     final = dict(history[-1]) if history else {}
-    if selected is not None:  # the selected epoch's validation score, not the last epoch's
-        final.update({key: value for key, value in selected.items() if key.startswith("val_")})
+    if selected_epoch is not None:
+        chosen = next((r for r in history if r["epoch"] == selected_epoch), {})
+        final.update({key: value for key, value in chosen.items() if key.startswith("val_")})
+        final["selected_epoch"] = selected_epoch
+    return final
+
+
+def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dict[str, Any]],
+               final: dict[str, Any], *, steps: int, elapsed: float, device: torch.device, processes: int,
+               val_examples: int, test_examples: int, batch_size: int) -> None:
+    """``config.json`` (with the final metrics of :func:`final_record` and what the run took),
+    ``model.safetensors``, ``README.md``, ``samples.png`` and ``loss.png`` in ``out``; a split that
+    was not scored is left out."""
     model.to(memory_format=torch.contiguous_format)
     protocol = {"likelihood": experiment.model.likelihood.name, "binarization": experiment.data.binarize,
                 "importance_samples": 1}
@@ -38,7 +45,7 @@ def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dic
                                                "split": "validation" if split == "val" else split}
     training = {"epochs": final.get("epoch", 0), "steps": steps, "batch_size": batch_size,
                 "wall_time_s": round(elapsed, 1), "device": str(device), "processes": processes}
-    if selected is not None:
-        training["selected_epoch"] = selected["epoch"]
+    if final.get("selected_epoch") is not None:
+        training["selected_epoch"] = final["selected_epoch"]
     model.save_pretrained(out, experiment=experiment, metrics=metrics, training=training, samples=64)
     plot_loss_curves(history, out / LOSS_PLOT_NAME, title=experiment.name or "")

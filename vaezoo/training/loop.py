@@ -30,7 +30,7 @@ from ..parts.objectives.base import MAIN_UPDATE
 from ..passes import StepContext
 from ..schemas import ExperimentConfig
 from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, broadcast_module, init_distributed
-from .export import export_run
+from .export import export_run, final_record
 from .guards import first_bad_step, non_finite_error, weights_finite
 from .loader import derive_seed, eval_batches
 from .lock import run_folder_lock
@@ -104,18 +104,15 @@ class Trainer:
             # A resumed run that had already finished: its checkpoint holds the trained weights.
             self._selected = self._select_best(run, st.history[-1]["epoch"] if st.history else 0)
         exported = self._selected if self._selected is not None else run.scored_model
+        final = final_record(st.history, st.best["epoch"] if cfg.select == "best_val" and st.best else None)
         if ctx.is_main:
-            export_run(exported, self.experiment, self.out, st.history, steps=st.global_step, elapsed=st.elapsed,
-                       device=ctx.device, processes=ctx.world_size, val_examples=int(run.val[0].shape[0]),
-                       test_examples=int(run.test[0].shape[0]), batch_size=cfg.batch_size,
-                       selected=st.best if cfg.select == "best_val" else None)
+            export_run(exported, self.experiment, self.out, st.history, final, steps=st.global_step,
+                       elapsed=st.elapsed, device=ctx.device, processes=ctx.world_size,
+                       val_examples=int(run.val[0].shape[0]), test_examples=int(run.test[0].shape[0]),
+                       batch_size=cfg.batch_size)
             print(f"wrote the run folder {self.out}: vaezoo.load({str(self.out)!r}) reads it", file=self.stream,
                   flush=True)
         barrier(ctx)
-        final = dict(st.history[-1]) if st.history else {}
-        if cfg.select == "best_val" and st.best is not None:  # the exported weights' validation score
-            final.update({key: value for key, value in st.best.items() if key.startswith("val_")})
-            final["selected_epoch"] = st.best["epoch"]
         return exported.eval(), final
 
     # -- the loop ---------------------------------------------------------------------
