@@ -163,8 +163,8 @@ def scripted_validation(monkeypatch, values):
     """Validation -ELBOs as scripted, epoch by epoch; every other pass (the test split) is real."""
     real, calls = loop.Trainer._evaluate, iter(values)
 
-    def evaluate(self, run, split, tag):
-        out = real(self, run, split, tag)
+    def evaluate(self, run, split, tag, title):
+        out = real(self, run, split, tag, title)
         return {**out, "neg_elbo": next(calls)} if tag == 1 else out
 
     monkeypatch.setattr(loop.Trainer, "_evaluate", evaluate)

@@ -62,8 +62,6 @@ def test_eval_table_prints_the_protocol(checkpoint, capsys, tmp_path):
 
 @pytest.mark.parametrize("command, args, tiles_hw", [
     ("sample", ["-n", 16], (4, 4)),
-    ("reconstruct", ["-n", 8, "--pairs-per-row", 4], (2, 8)),
-    ("traverse", ["--dims", "0-3", "--range", "-3", "3", "--steps", 7], (4, 7)),
     ("interpolate", ["--pairs", 3, "--steps", 6], (3, 8)),
 ])
 def test_picture_commands_write_grids(checkpoint, capsys, tmp_path, command, args, tiles_hw):
@@ -73,6 +71,31 @@ def test_picture_commands_write_grids(checkpoint, capsys, tmp_path, command, arg
     picture = read_image(str(out_png))
     rows, cols = tiles_hw
     assert picture.shape == (3, rows * 30 + 2, cols * 30 + 2)  # 28x28 tiles, 2-pixel padding
+
+
+def test_traversal_and_reconstruction_pictures_say_what_each_row_and_column_is(checkpoint, capsys, tmp_path,
+                                                                              monkeypatch):
+    import vaezoo.cli.evaluate as commands
+
+    drawn = []
+    real = commands.labelled_grid
+    monkeypatch.setattr(commands, "labelled_grid", lambda grid, tile, path, **labels: (
+        drawn.append((grid, labels)), real(grid, tile, path, **labels))[1])
+    code, out, _ = run(capsys, "traverse", checkpoint, "--dims", "0-3", "--range", "-3", "3", "--steps", 7,
+                       "-o", tmp_path / "t.png")
+    assert code == 0
+    grid, labels = drawn[-1]
+    assert grid.shape == (3, 5 * 30 + 2, 7 * 30 + 2)  # the input row, then one row per dimension
+    assert labels["row_labels"][0] == "input, recon" and len(labels["row_labels"]) == 5
+    assert all(label.startswith("z[") and " KL " in label for label in labels["row_labels"][1:])
+    assert labels["column_labels"] == ["-3", "-2", "-1", "0", "1", "2", "3"]
+    test_image = fashion_mnist(None).test_images[0].float() / 255
+    torch.testing.assert_close(grid[0, 2:30, 2:30], test_image[0])  # the first tile is the input itself
+    assert read_image(str(tmp_path / "t.png")).shape[2] > grid.shape[2]  # labels beside the grid
+    code, _, _ = run(capsys, "reconstruct", checkpoint, "-n", 8, "--pairs-per-row", 4, "-o", tmp_path / "r.png")
+    grid, labels = drawn[-1]
+    assert code == 0 and grid.shape == (3, 2 * 30 + 2, 8 * 30 + 2)
+    assert labels["column_labels"] == ["input", "recon"] * 4
 
 
 def test_traverse_prints_rows_in_kl_order(checkpoint, capsys, tmp_path):

@@ -280,8 +280,9 @@ def test_list_and_info_show_families(capsys):
                                                 "fashion-hvae40-ema", "fashion-hvae40-vamp", "fashion-hvae40-vamp-ft"]
     assert vaezoo.list_models(family=["ladder", "cvae"]) == ["fashion-cvae", "fashion-ladder"]
     assert main(["list", "--families"]) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == sorted(
-        FAMILIES + ["vqvae", "categorical", "ae"])
+    listing = capsys.readouterr().out
+    assert [line.split()[0] for line in listing.splitlines()] == sorted(FAMILIES + ["vqvae", "categorical", "ae"])
+    assert "``" not in listing and ":class:" not in listing  # plain text, not the docstrings' reST
     assert main(["info", "fashion-ladder"]) == 0
     rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
     assert rows["family"] == "ladder" and rows["latent"] == "64 / 32 / 16 (bottom to top)"

@@ -171,10 +171,17 @@ def test_every_public_method_refuses_bad_images_in_one_line(mlp, method, case):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_encode_checks_the_layout_without_reading_values(mlp):
+def test_encode_checks_the_values_where_reading_them_stalls_nothing(mlp):
+    """encode refuses what model(x) refuses, on a CPU tensor; on an accelerator (here the meta device,
+    whose values cannot be read at all) it checks the layout alone: the training step reaches encode."""
     with pytest.raises(UsageError, match="x holds images of shape"):
         mlp.encode(torch.rand(2, 3, 28, 28))
-    mlp.encode(GOOD * 255)  # values are for the methods that score x: encode is also the training step's path
+    with pytest.raises(UsageError, match="NaN or infinite"):
+        mlp.encode(torch.where(GOOD > 0.5, float("nan"), GOOD))
+    with pytest.raises(UsageError, match="divide 0-255 images by 255"):
+        mlp.encode(GOOD * 255)
+    elsewhere = torch.full((2, 1, 28, 28), float("nan"), device="meta")
+    assert mlp.check_input(elsewhere, values=None).shape == (2, 1, 28, 28)
 
 
 def test_uint8_and_bool_images_are_converted(mlp):

@@ -248,10 +248,25 @@ def test_the_pushed_card_loads_from_the_hub_not_from_the_pushers_folder(hub, tmp
         assert shown["family"].strip() == "vae" and shown["parameters"].strip() == f"{tiny_model().num_parameters():,}"
         assert shown["load with"].strip() == f"vaezoo.load({ref!r})"
     assert vaezoo.cli.main(["info", str(folder), "--set", "model.latent_dim=8"]) == 2
-    assert "architecture is fixed" in capsys.readouterr().err
+    assert "config.json holds its resolved config" in capsys.readouterr().err
     result = tiny_model().push_to_hub("alice/tiny-card-main")  # a model pushed without a tag: the repo's main
     card = hub.state.repos["alice/tiny-card-main"].commits[result.commit].files["README.md"]
     assert "vaezoo.load('hf-hub:alice/tiny-card-main')  # eval mode" in card.content.decode()
+
+
+def test_a_run_remembers_its_data_folder_and_the_push_leaves_that_path_at_home(hub, tmp_path):
+    """A run trained with --data DIR records DIR (`vaezoo eval RUN` then finds the data); the pushed
+    config.json does not carry that folder of the pusher's machine."""
+    experiment = vaezoo.get_config("fashion-mlp16")
+    data = experiment.data.model_copy(update={"root": str(tmp_path / "my-data")})
+    folder = tiny_model().save_pretrained(tmp_path / "run", experiment=experiment.model_copy(update={"data": data}))
+    assert json.loads((folder / "config.json").read_text())["data"]["root"] == str(tmp_path / "my-data")
+    result = vaezoo.cli.main(["push", str(folder), "alice/tiny-data"])
+    assert result == 0
+    last = list(hub.state.repos["alice/tiny-data"].commits.values())[-1]
+    pushed = json.loads(last.files["config.json"].content.decode())
+    assert pushed["data"]["root"] is None and pushed["data"]["dataset"] == {"name": "fashion-mnist"}
+    assert str(tmp_path) not in json.dumps(pushed)
 
 
 def test_pushing_a_run_folder_leaves_its_training_state_out(hub, tmp_path):

@@ -252,9 +252,9 @@ def test_trial_runs_validate_on_a_subset_and_test_at_the_end_or_never(tmp_path, 
     scored = []
     original = Trainer._evaluate
 
-    def spy(self, run, split, tag):
+    def spy(self, run, split, tag, title):
         scored.append(("val" if tag == 1 else "test", int(split[0].shape[0])))
-        return original(self, run, split, tag)
+        return original(self, run, split, tag, title)
 
     monkeypatch.setattr(Trainer, "_evaluate", spy)
     vaezoo.train(tiny_config(epochs=2, val_limit=16, test="end"), out=tmp_path / "end", stream=io.StringIO())

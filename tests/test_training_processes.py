@@ -249,3 +249,23 @@ def test_sigterm_writes_a_checkpoint_and_the_resume_is_bit_exact(tmp_path, monke
     vaezoo.train(resume=stopped, stream=io.StringIO())
     a, b = _weights(whole), _weights(stopped)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_checkpoints_and_stops_and_a_second_one_stops_at_once(tmp_path, monkeypatch):
+    """Ctrl-C in a training: the first one checkpoints at the next progress line and stops with one
+    line (exit status 130, as a shell reports SIGINT); a second one stops at once, also in one line."""
+    monkeypatch.setenv("CI", "1")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(epochs=2, checkpoint_every=100, log_every=2)))
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    result = subprocess.run([sys.executable, str(ENTRY), "train", str(path), "--out", str(once)],
+                            env=_env(VAEZOO_TEST_SIGINT_AT_STEPS="3"), capture_output=True, text=True, timeout=240)
+    assert result.returncode == 128 + signal.SIGINT, result.stderr[-2000:]
+    assert f"error: training stopped by Ctrl-C after step 4; its checkpoint is in {once}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert load_checkpoint(once).state["global_step"] == 4
+    result = subprocess.run([sys.executable, str(ENTRY), "train", str(path), "--out", str(twice)],
+                            env=_env(VAEZOO_TEST_SIGINT_AT_STEPS="3,4"), capture_output=True, text=True, timeout=240)
+    assert result.returncode == 128 + signal.SIGINT, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("stopped by Ctrl-C: the run folder keeps its last")

@@ -38,7 +38,7 @@ def parent(tmp_path, ci_env):
 
 def _prepared(config: dict, overrides: dict, out):
     experiment = vaezoo.get_config(config, overrides)
-    return prepare_run(experiment, out, init_distributed("cpu"), data_root=None, resume=None)
+    return prepare_run(experiment, out, init_distributed("cpu"), resume=None)
 
 
 def test_a_warm_start_copies_every_shared_tensor_and_says_what_is_fresh(parent, tmp_path):

@@ -52,9 +52,9 @@ def test_validation_and_the_export_see_the_average(tmp_path, monkeypatch):
     scored = []
     real = loop.Trainer._evaluate
 
-    def evaluate(self, run, split, tag):
+    def evaluate(self, run, split, tag, title):
         scored.append(run.scored_model is run.average.module)
-        return real(self, run, split, tag)
+        return real(self, run, split, tag, title)
 
     monkeypatch.setattr(loop.Trainer, "_evaluate", evaluate)
     model, metrics = vaezoo.train(tiny_config(epochs=3, ema_decay=0.9), out=tmp_path / "ema", stream=io.StringIO())

@@ -3,7 +3,8 @@
 Run by the subprocess and torchrun tests. With ``VAEZOO_TEST_HANG_AT_STEP=N`` it prints
 ``CHECKPOINTED N`` on stdout once the checkpoint of step N is on disk and then sleeps, so that
 the test can SIGKILL it at a known point in the middle of an epoch. With
-``VAEZOO_TEST_SIGTERM_AT_STEP=N`` it sends itself SIGTERM during step N.
+``VAEZOO_TEST_SIGTERM_AT_STEP=N`` it sends itself SIGTERM during step N; with
+``VAEZOO_TEST_SIGINT_AT_STEPS=N,M`` a Ctrl-C (SIGINT) during each of those steps.
 """
 
 from __future__ import annotations
@@ -35,21 +36,23 @@ if hang_at:
 
     setup.save_checkpoint = save_then_hang
 
-term_at = int(os.environ.get("VAEZOO_TEST_SIGTERM_AT_STEP", "0"))
-if term_at:
+signals_at = {int(os.environ.get("VAEZOO_TEST_SIGTERM_AT_STEP", "0")): "SIGTERM"}
+signals_at.update({int(step): "SIGINT" for step in os.environ.get("VAEZOO_TEST_SIGINT_AT_STEPS", "").split(",") if step})
+signals_at.pop(0, None)
+if signals_at:
     import signal
 
     import vaezoo.training.loop as loop
 
     _step, _calls = loop.train_step, [0]
 
-    def step_then_term(*args, **kwargs):
+    def step_then_signal(*args, **kwargs):
         _calls[0] += 1
-        if _calls[0] == term_at:
-            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler's pre-emption notice would
+        if _calls[0] in signals_at:  # as a scheduler's pre-emption notice, or a user's Ctrl-C, would
+            os.kill(os.getpid(), getattr(signal, signals_at[_calls[0]]))
         return _step(*args, **kwargs)
 
-    loop.train_step = step_then_term
+    loop.train_step = step_then_signal
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

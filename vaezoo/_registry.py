@@ -71,8 +71,9 @@ def load_plugins() -> None:
 class Registry(Generic[T]):
     """Name -> object map for one kind of part (``encoder``, ``prior``, ``model``, ...)."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
+        self.plural = plural or f"{kind}s"  # "model families", not "familys"
         self._entries: dict[str, RegistryEntry[T]] = {}
 
     def register(self, name: str, *, params: Any = None) -> Callable[[T], T]:
@@ -114,7 +115,7 @@ class Registry(Generic[T]):
     def unknown_message(self, name: Any) -> str:
         known = self.names()
         listing = ", ".join(known) if known else "(none registered)"
-        return f"unknown {self.kind} '{name}'.{suggest(str(name), known)} Known {self.kind}s: {listing}"
+        return f"unknown {self.kind} '{name}'.{suggest(str(name), known)} Known {self.plural}: {listing}"
 
     def names(self, filter: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
         """Registered names matching the fnmatch pattern(s), minus ``exclude``, naturally sorted."""

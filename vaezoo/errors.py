@@ -67,11 +67,12 @@ class ChecksumError(HubError):
 
 
 class TrainingInterrupted(VaezooError, RuntimeError):
-    """Training stopped on request (SIGTERM) after writing a checkpoint; ``--resume`` continues it."""
+    """Training stopped on request (SIGTERM, or a first Ctrl-C) after writing a checkpoint;
+    ``--resume`` continues it. ``signal``: the number of the signal that asked."""
 
-    def __init__(self, message: str, step: int, checkpoint=None):
+    def __init__(self, message: str, step: int, checkpoint=None, signal: int = 15):
         super().__init__(message)
-        self.step, self.checkpoint = step, checkpoint
+        self.step, self.checkpoint, self.signal = step, checkpoint, signal
 
 
 class NonFiniteLossError(VaezooError, RuntimeError):

@@ -33,7 +33,7 @@ __all__ = [
 
 # name -> the model family's class (entry.obj) and its config schema (entry.params); filled by
 # vaezoo.models.register_family, read here to validate a `model:` section by its family.
-FAMILIES: Registry[Any] = Registry("model family")
+FAMILIES: Registry[Any] = Registry("model family", plural="model families")
 
 
 class Strict(BaseModel):

@@ -24,6 +24,7 @@ from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted, Usage
 __all__ = ["main", "build_parser"]
 
 COMMAND_MODULES = ["zoo_commands", "hub", "evaluate", "posthoc", "train", "data"]
+NOTHING_KEPT = "nothing was written (a command writes its files when it finishes)"
 _IMPORT_HELP = ("import a module (a name, or a .py file) before anything else, so that the parts, families or "
                 "datasets it registers can be used (repeatable)")
 
@@ -71,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in [*args.imports_first, *args.imports]:
             import_user_module(name)
         return args.func(args)
+    except KeyboardInterrupt:
+        # Ctrl-C: one line saying what is kept, not a traceback (a training's first Ctrl-C
+        # checkpoints and stops cleanly, as TrainingInterrupted; this is a second one, or elsewhere)
+        print(f"stopped by Ctrl-C: {getattr(args, 'interrupted', NOTHING_KEPT)}", file=sys.stderr)
+        return 128 + signal.SIGINT
     except BrokenPipeError:
         # the reader went away (`vaezoo list | head`): stop quietly, as other command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -86,5 +92,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in lines[len(marked):]:
             print(line, file=sys.stderr)
         if isinstance(exc, TrainingInterrupted):
-            return 128 + signal.SIGTERM  # what a process stopped by SIGTERM reports
+            return 128 + exc.signal  # what a process stopped by that signal reports
         return 1 if isinstance(exc, NonFiniteLossError) else 2

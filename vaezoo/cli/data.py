@@ -26,4 +26,5 @@ def add_commands(commands) -> None:
     p.add_argument("names", nargs="+", choices=FETCHABLE, metavar="NAME", help=f"one of {', '.join(FETCHABLE)}")
     p.add_argument("--data", metavar="ROOT", help="look only in this folder")
     p.add_argument("--no-download", action="store_true", help="only look; never download")
-    p.set_defaults(func=_cmd_data)
+    p.set_defaults(func=_cmd_data, interrupted="a file cut short fails its checksum at the next `vaezoo data`, "
+                                                "which names it")

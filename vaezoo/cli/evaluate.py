@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -24,10 +25,11 @@ from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
 from ..evaluation.report import EvalReport
 from ..features import FEATURES
 from ..hub import load
+from ..models.base import CodeLatents, PointLatents
 from ..parts.metrics import metrics_of
 from ..schemas import DataConfig
 from ..viz.images import (
-    class_grid, interpolation_grid, labelled_panels, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level,
+    class_grid, interpolation_grid, labelled_grid, labelled_panels, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level,
     sample_grid, traversal_grid,
 )
 from ..zoo import MODELS, get_config
@@ -150,6 +152,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.fid or args.probe:
         report = _quality_report(args, model, config)
     else:
+        if args.iw_samples and args.limit is None and not args.quiet and not isinstance(model, (CodeLatents, PointLatents)):
+            print(f"scoring every test image with k={args.iw_samples} importance samples (the published protocol): "
+                  f"hours on a CPU for big models; --limit N scores the first N images, --iw-samples 0 skips the NLL",
+                  file=sys.stderr, flush=True)
         report = evaluate(
             model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples,
             batch_size=args.batch_size or 64, chunk_size=args.chunk_size, refine_steps=args.refine_steps,
@@ -203,7 +209,10 @@ def _sample_with_gmm(args: argparse.Namespace, model) -> int:
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     model = _load(args)
     data = _test_data(args, model, limit=args.n)
-    reconstruction_grid(model, data.images, data.labels, pairs_per_row=args.pairs_per_row, path=args.output)
+    grid = reconstruction_grid(model, data.images, data.labels, pairs_per_row=args.pairs_per_row)
+    pairs = min(args.pairs_per_row, data.images.shape[0])
+    labelled_grid(grid, tuple(model.input_shape[-2:]), args.output, column_labels=["input", "recon"] * pairs,
+                  title=f"{args.ref}: test images beside their reconstructions (decoder mean at the posterior mean)")
     return _saved(args.output, f"{data.images.shape[0]} test images beside their reconstructions")
 
 
@@ -230,12 +239,18 @@ def _cmd_traverse(args: argparse.Namespace) -> int:
     lo, hi = args.range
     values = torch.linspace(lo, hi, args.steps)
     label = None if labels is None else labels[args.index: args.index + 1]
-    traversal_grid(model, data.images[args.index], label, level=level, dims=dims, values=values, order_by_kl=False,
-                   offset=args.offset, path=args.output)
-    print(f"rows (level {level}, latent dim: mean KL in nats over "
-          f"{min(args.reference, data.images.shape[0])} test images): "
+    grid = traversal_grid(model, data.images[args.index], label, level=level, dims=dims, values=values,
+                          order_by_kl=False, offset=args.offset, with_input=True)
+    references = min(args.reference, data.images.shape[0])
+    labelled_grid(grid, tuple(model.input_shape[-2:]), args.output,
+                  row_labels=["input, recon", *(f"{level}[{d}] KL {float(kl[d]):.2f}" for d in dims)],
+                  column_labels=[f"{v:+.2g}" if args.offset else f"{v:.2g}" for v in values.tolist()],
+                  title=f"{args.ref}: test image {args.index}, {level} dims by mean KL (nats, {references} test images)"
+                        + (", values added to the posterior mean" if args.offset else ""))
+    print(f"rows (level {level}, latent dim: mean KL in nats over {references} test images): "
           + ", ".join(f"{d}: {float(kl[d]):.2f}" for d in dims))
-    return _saved(args.output, f"traversals of {len(dims)} latent dimensions of {level} over [{lo:g}, {hi:g}]")
+    return _saved(args.output, f"traversals of {len(dims)} latent dimensions of {level} over [{lo:g}, {hi:g}], "
+                               f"below the input and its reconstruction")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:

@@ -61,7 +61,8 @@ def add_commands(commands) -> None:
     p.add_argument("-m", "--message", help="commit message")
     p.add_argument("--include-training", action="store_true",
                    help="also upload a run's training state (checkpoints/, tensorboard/); by default only the model")
-    p.set_defaults(func=_cmd_push)
+    p.set_defaults(func=_cmd_push, interrupted="a push is one commit, made whole or not at all: pushing again "
+                                                "finishes it")
 
     p = commands.add_parser(
         "pull", help="download a pretrained name or hf-hub:org/repo[@rev] to the cache",
@@ -72,7 +73,7 @@ def add_commands(commands) -> None:
     p.add_argument("ref", help="a pretrained name or hf-hub:org/repo[@revision]")
     p.add_argument("--revision", help="branch, tag or commit (hf-hub references only)")
     p.add_argument("--offline", action="store_true", help="only look in the local cache")
-    p.set_defaults(func=_cmd_pull)
+    p.set_defaults(func=_cmd_pull, interrupted="the Hub cache keeps finished files only: pulling again finishes it")
 
     p = commands.add_parser(
         "publish", help="turn a trained run folder into a registry/ entry (+ shipped weights)",

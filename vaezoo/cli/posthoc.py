@@ -105,4 +105,5 @@ def add_commands(commands) -> None:
     p.add_argument("--data", metavar="ROOT", help="folder holding the dataset's files")
     p.add_argument("--dataset", help="dataset name (default: the one the model was trained on)")
     p.add_argument("--device", default="auto", type=device_name, help="cpu, cuda, ... (default: cuda if available)")
-    p.set_defaults(func=_cmd_fit_prior)
+    p.set_defaults(func=_cmd_fit_prior, interrupted="a code prior's stage (OUT/code-prior/) keeps its last "
+                                                    "checkpoint, if one was written: the same command continues it")

@@ -14,7 +14,9 @@ from ..config import parse_set_args
 from ..training import train
 from .arguments import device_name
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "RUN_KEPT"]
+
+RUN_KEPT = "the run folder keeps its last checkpoint, if one was written: --resume DIR continues from it"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -63,4 +65,4 @@ def add_commands(commands) -> None:
     p.add_argument("--allow-changes", action="store_true",
                    help="with --resume: continue even though the recipe changed (batch size, seed, optimizer, ...)")
     p.add_argument("--device", type=device_name, help="cpu, cuda, cuda:1, ... (default: trainer.device, auto)")
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, interrupted=RUN_KEPT)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 from ..catalog import KINDS, describe_parts, format_parts
 from ..config import parse_set_args
 from ..durations import format_duration
@@ -24,9 +26,8 @@ __all__ = ["add_commands"]
 
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.families:
-        for name in FAMILIES.names():
-            doc = (FAMILIES.get(name).__doc__ or "").strip().splitlines()
-            print(f"{name:<10} {doc[0] if doc else ''}")
+        for part in describe_parts("family"):  # the summary `vaezoo parts family` gives, as plain text
+            print(f"{part.name:<12} {part.summary}")
         return 0
     families = args.family or None
     if families:
@@ -54,6 +55,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return _checkpoint_info(args)
     overrides = parse_set_args(args.set)
     experiment = get_config(args.name, overrides)
+    if args.resolved:  # every field, defaults included: a YAML that `vaezoo train` takes as it is
+        print(f"# {args.name}{''.join(f' --set {item}' for item in args.set)}, validated, with every default")
+        print(yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False, default_flow_style=None), end="")
+        return 0
     model = build_model(experiment.model, source=experiment.name or args.name)
     rows = [("name", experiment.name or args.name), ("description", experiment.description or "-"),
             *_architecture_rows(experiment.model, model.num_parameters()),
@@ -65,9 +70,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _checkpoint_info(args: argparse.Namespace) -> int:
     """A run folder or a Hub repo: what its config.json records (only that file is downloaded)."""
-    if args.set:
-        raise UsageError(f"--set overrides a zoo config; {args.name} is a trained checkpoint, whose architecture "
-                         f"is fixed (vaezoo info CONFIG --set ... for a variant)")
+    if args.set or args.resolved:
+        flag = "--set" if args.set else "--resolved"
+        raise UsageError(f"{flag} is for a zoo config or a YAML file; {args.name} is a trained checkpoint, whose "
+                         f"config.json holds its resolved config already")
     folder = Path(args.name).expanduser() if not args.name.startswith(HF_PREFIX) else pull(args.name, files=[CONFIG_NAME])
     saved = read_config(folder / CONFIG_NAME)
     model = build_from_checkpoint(saved, args.name)
@@ -155,10 +161,13 @@ def add_commands(commands) -> None:
         description="Show a model's family, parts, parameter count, recipe and published metrics. "
                     "A run folder or a Hub repo shows what its config.json records (only that file is downloaded)."
                     "\n\nExamples:\n  vaezoo info fashion-conv64 --set model.latent_dim=32\n  vaezoo info runs/my-run\n"
+                    "  vaezoo info configs/fashion-conv64.yaml --resolved > my.yaml\n"
                     "  vaezoo info hf-hub:alice/my-vae@v1",
     )
     p.add_argument("name", help="a model name, a YAML config path, a run folder or hf-hub:org/repo[@rev]")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--resolved", action="store_true",
+                   help="print the validated config with every default, as YAML that vaezoo train takes")
     p.set_defaults(func=_cmd_info)
 
     p = commands.add_parser(

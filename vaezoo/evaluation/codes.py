@@ -21,10 +21,10 @@ from typing import Callable, Sequence
 import torch
 
 from ..parts.metrics import METRICS, ImageBatch
+from ..progress import progress_callback
 from .data import DataSource, resolve_data
 from .images import ImageColumns, select_image_metrics
 from .metrics import bits_per_dim, measurement, num_pixels
-from .progress import progress_callback
 from .report import EvalReport, Measurement
 
 __all__ = ["evaluate_codes"]

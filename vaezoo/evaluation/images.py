@@ -13,9 +13,9 @@ from ..errors import UsageError
 from ..models.base import CodeLatents, PointLatents
 from ..ops.point import NO_DENSITY
 from ..parts.metrics import METRICS, ImageBatch, ImageMetric, metrics_of
+from ..progress import progress_callback
 from .data import DataSource, resolve_data
 from .metrics import measurement, num_pixels
-from .progress import progress_callback
 from .report import EvalReport, Measurement
 
 __all__ = ["provided_needs", "image_metric", "select_image_metrics", "ImageColumns", "SUITE_FLAGS", "evaluate_images"]

@@ -23,13 +23,13 @@ from ..features import FeatureExtractor, default_features, get_features
 from ..models.base import CodeLatents
 from ..parts.metrics import METRICS
 from ..posthoc.fitted_prior import fit_prior
+from ..progress import progress_callback
 from ..schemas import DataConfig
 from .data import TRAIN_BINARIZE_SEED, as_data_config, resolve_data, training_images
 from .feature_metrics import (
     KID_SUBSET_SIZE, KID_SUBSETS, NEAREST_K, class_coverage, frechet_distance, kernel_distance,
     precision_recall_density_coverage,
 )
-from .progress import progress_callback
 from .report import EvalReport, Measurement
 
 __all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "supports_gmm_prior", "SAMPLE_BLOCK",

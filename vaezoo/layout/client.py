@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 
 from ..errors import HubError
 from .card import pointing_to
-from .files import CARD_NAME
+from .files import CARD_NAME, CONFIG_NAME, without_local_paths
 
 __all__ = ["HF_PREFIX", "translate_hub_errors", "PushResult", "push_folder", "folder_files", "TRAINING_STATE"]
 
@@ -137,8 +137,12 @@ def push_folder(folder: Path, repo_id: str, *, tag: Optional[str] = None, privat
     card = folder / CARD_NAME
     if not card.is_file():
         logger.warning("%s has no %s model card", folder, CARD_NAME)
+    config = folder / CONFIG_NAME
     operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
-                  for p in files if p != card]
+                  for p in files if p not in (card, config)]
+    if config.is_file():
+        operations.append(CommitOperationAdd(path_in_repo=CONFIG_NAME,
+                                             path_or_fileobj=without_local_paths(config.read_text()).encode()))
     if card.is_file():  # the pushed card loads from where it is going, not from the pusher's folder
         pushed_card = pointing_to(card.read_text(), f"hf-hub:{repo_id}" + (f"@{tag}" if tag else ""))
         operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=pushed_card.encode()))

@@ -27,7 +27,7 @@ from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
     "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "CONFIG_VERSION", "CheckpointConfig", "migrate_config",
-    "read_config", "write_config", "write_weights", "read_weights", "load_state", "file_mode",
+    "read_config", "write_config", "write_weights", "read_weights", "load_state", "file_mode", "without_local_paths",
 ]
 
 CONFIG_NAME = "config.json"
@@ -99,6 +99,15 @@ def file_mode() -> int:
 def write_config(path: Path, config: Mapping[str, Any]) -> None:
     CheckpointConfig.model_validate(config)  # never write a checkpoint that would not load
     path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def without_local_paths(config_text: str) -> str:
+    """A ``config.json`` as it goes to the Hub: without ``data.root``, a folder on the pusher's
+    machine (the run remembers it for itself; another machine finds its data its own way)."""
+    config = json.loads(config_text)
+    if isinstance(config.get("data"), dict) and config["data"].get("root") is not None:
+        config["data"]["root"] = None
+    return json.dumps(config, indent=2) + "\n"
 
 
 def write_weights(path: Path, state: Mapping[str, torch.Tensor], dtype: Optional[torch.dtype] = None) -> None:

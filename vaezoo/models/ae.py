@@ -46,7 +46,7 @@ class Autoencoder(PointLatents, BaseVAE):
         self.bind_prior()
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> PointPosterior:
-        return PointPosterior(self.encoder(self.check_input(x, values=False)))
+        return PointPosterior(self.encoder(self.check_input(x, values=None)))
 
     def encode_top(self, x: torch.Tensor) -> PointPosterior:
         return self.encode(x)

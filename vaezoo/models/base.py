@@ -217,11 +217,15 @@ class BaseVAE(HubMixin, nn.Module):
         held = self.training_only_keys()
         return {key: value for key, value in self.state_dict().items() if key not in held}
 
-    def check_input(self, x, values: bool = True, what: str = "x") -> torch.Tensor:
+    def check_input(self, x, values: Optional[bool] = True, what: str = "x") -> torch.Tensor:
         """``x`` as this model takes it (see :mod:`vaezoo.models.inputs`): a float batch of
         ``input_shape`` images, uint8 0..255 divided by 255; with ``values``, also finite and in
-        the range the likelihood scores. A UsageError names what was expected otherwise."""
+        the range the likelihood scores. A UsageError names what was expected otherwise.
+        ``values=None`` (``encode``, which training steps reach too): the values where reading them
+        back stalls nothing, a CPU tensor outside a compiled graph; else the layout alone."""
         dtype = next(self.parameters()).dtype
+        if values is None:
+            values = isinstance(x, torch.Tensor) and x.device.type == "cpu" and not torch.compiler.is_compiling()
         if not values:
             return check_layout(x, self.input_shape, dtype, what)
         return check_images(x, self.input_shape, dtype, self.likelihood.value_range, self.config.likelihood.name,

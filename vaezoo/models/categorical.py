@@ -78,7 +78,7 @@ class CategoricalVAE(BaseVAE):
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> CategoricalPosterior:
         self._labels(0, y, x.device)
-        x = self.check_input(x, values=False)
+        x = self.check_input(x, values=None)
         return CategoricalPosterior(self.encoder(x).reshape(-1, self.variables, self.categories))
 
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None):

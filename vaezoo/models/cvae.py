@@ -68,7 +68,7 @@ class ConditionalVAE(VAE):
         return F.one_hot(y.long(), self.num_classes).to(like.dtype)
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> DiagonalGaussian:
-        x = self.check_input(x, values=False)
+        x = self.check_input(x, values=None)
         h = self.encoder(x)
         mu, logvar = self.head(torch.cat([h, self._one_hot(y, h)], dim=-1)).chunk(2, dim=-1)
         return self.posterior(mu, logvar)

@@ -138,7 +138,7 @@ class HierarchicalVAE(BaseVAE):
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> HierarchicalPosterior:
         """q(z2 | x), and q(z1 | x, z2) at z2's posterior mean."""
-        x = self.check_input(x, values=False)
+        x = self.check_input(x, values=None)
         q2 = self.encode_top(x)
         return HierarchicalPosterior({"z1": self._q_z1(self.encoder_z1(x), q2.mean), "z2": q2})
 

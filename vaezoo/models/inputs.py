@@ -10,8 +10,9 @@ Two depths of check, so that the training loop pays nothing for them:
   [0, 1]: 0-255 images or negative values would give a number, and a wrong one).
 
 The user-facing methods (``forward`` called without a training context, ``elbo``, ``iwae``,
-``log_weights``, ``reconstruct``, ``refine``, ``vaezoo.evaluate``) run ``check_images``; the
-families' ``encode`` runs ``check_layout``, since the training step reaches it too.
+``log_weights``, ``reconstruct``, ``refine``, ``vaezoo.evaluate``) run ``check_images``. The
+families' ``encode``, which the training step reaches too, runs ``check_images`` where reading a
+value back stalls nothing (a CPU tensor, for one reduction per batch) and ``check_layout`` on a GPU.
 """
 
 from __future__ import annotations

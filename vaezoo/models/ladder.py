@@ -142,7 +142,7 @@ class LadderVAE(BaseVAE):
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> HierarchicalPosterior:
         """Every level's posterior, each given the posterior mean of the level above."""
-        x = self.check_input(x, values=False)
+        x = self.check_input(x, values=None)
         up = self._bottom_up(x)
         names = [name for name, _ in self.latent_levels]
         levels = {names[-1]: self._q(names[-1], up[-1])}

@@ -62,7 +62,7 @@ class VAE(BaseVAE):
     # -- the two halves ---------------------------------------------------------------
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Union[DiagonalGaussian, FlowPosterior]:
-        x = self.check_input(x, values=False)
+        x = self.check_input(x, values=None)
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return self.posterior(mu, logvar)
 

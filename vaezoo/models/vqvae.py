@@ -97,7 +97,7 @@ class VQVAE(CodeLatents, BaseVAE):
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Quantized:
         """The codes of ``x``: ``.indices`` (B, h, w), ``.z_q`` their vectors; the codebook never moves here."""
         self._labels(0, y, x.device)
-        x = self.check_input(x, values=False)
+        x = self.check_input(x, values=None)
         return self.quantizer(self.encoder(x), update=False)
 
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -27,10 +27,11 @@ def final_record(history: list[dict[str, Any]], selected_epoch: int | None) -> d
 
 def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dict[str, Any]],
                final: dict[str, Any], *, steps: int, elapsed: float, device: torch.device, processes: int,
-               val_examples: int, test_examples: int, batch_size: int) -> None:
+               val_examples: int, test_examples: int, batch_size: int,
+               logged: Sequence[tuple[int, Mapping[str, float]]] = ()) -> None:
     """``config.json`` (with the final metrics of :func:`final_record` and what the run took),
-    ``model.safetensors``, ``README.md``, ``samples.png`` and ``loss.png`` in ``out``; a split that
-    was not scored is left out."""
+    ``model.safetensors``, ``README.md``, ``samples.png`` and ``loss.png`` (per epoch, or per logged
+    step, ``logged``, for a short run) in ``out``; a split that was not scored is left out."""
     model.to(memory_format=torch.contiguous_format)
     protocol = {"likelihood": experiment.model.likelihood.name, "binarization": experiment.data.binarize,
                 "importance_samples": 1}
@@ -48,4 +49,4 @@ def export_run(model, experiment: ExperimentConfig, out: Path, history: list[dic
     if final.get("selected_epoch") is not None:
         training["selected_epoch"] = final["selected_epoch"]
     model.save_pretrained(out, experiment=experiment, metrics=metrics, training=training, samples=64)
-    plot_loss_curves(history, out / LOSS_PLOT_NAME, title=experiment.name or "")
+    plot_loss_curves(history, out / LOSS_PLOT_NAME, title=experiment.name or "", steps=logged)

@@ -42,11 +42,14 @@ from .step import train_step
 
 __all__ = ["Trainer"]
 
+LINE_SECONDS = 10.0  # the longest a single-process run goes without a progress line
+
 
 class Trainer:
     """Train ``experiment`` into the run folder ``out``.
 
-    ``resume``: a run folder whose ``checkpoints/last.safetensors`` to continue from (usually
+    ``data_root``: the dataset's folder (overrides ``data.root``; the run's ``config.json`` records it, so
+    that evaluating or resuming the run finds the data again). ``resume``: a run folder whose ``checkpoints/last.safetensors`` to continue from (usually
     ``out`` itself); ``allow_changes``: continue it even with another recipe (batch size, seed,
     optimizer, ...). ``stream``: where progress goes (stderr by default).
     """
@@ -54,10 +57,12 @@ class Trainer:
     def __init__(self, experiment: ExperimentConfig, out: str | Path, *, data_root: Optional[str] = None,
                  device: Optional[str] = None, resume: str | Path | None = None, stream: Optional[TextIO] = None,
                  allow_changes: bool = False):
+        if data_root is not None:  # the run remembers where its data came from: `vaezoo eval RUN` reads it there
+            data = experiment.data.model_copy(update={"root": str(Path(data_root).expanduser().resolve())})
+            experiment = experiment.model_copy(update={"data": data})
         self.experiment = experiment
         self.cfg = experiment.trainer
         self.out = Path(out)
-        self.data_root = data_root
         self.device_name = device or self.cfg.device
         self.resume = Path(resume) if resume is not None else None
         self.stream = stream if stream is not None else sys.stderr
@@ -73,7 +78,7 @@ class Trainer:
             ctx.close()
 
     def _fit(self, ctx: DistContext) -> tuple[Any, dict[str, Any]]:
-        run = self.run = prepare_run(self.experiment, self.out, ctx, data_root=self.data_root, resume=self.resume,
+        run = self.run = prepare_run(self.experiment, self.out, ctx, resume=self.resume,
                                      allow_changes=self.allow_changes)
         st, cfg = run.state, self.cfg
         self.progress = Progress(epochs=cfg.epochs, steps_per_epoch=run.steps_per_epoch, enabled=ctx.is_main,
@@ -94,8 +99,10 @@ class Trainer:
             for note in run.notes:
                 self.progress.message(f"note: {note}")
         self._selected: Optional[nn.Module] = None  # trainer.select: best_val's pick, at the end
+        self._stop_signal: Optional[int] = None  # SIGTERM or SIGINT, once one has asked the run to stop
+        self._steps: list[tuple[int, dict[str, float]]] = []  # this process's logged windows (not kept on resume)
         try:
-            with _on_sigterm(self._request_stop), _kernel_choice(cfg.deterministic):
+            with _on_stop_signals(self._request_stop), _kernel_choice(cfg.deterministic):
                 self._train(run)
         finally:
             self.progress.close()
@@ -106,10 +113,12 @@ class Trainer:
         exported = self._selected if self._selected is not None else run.scored_model
         final = final_record(st.history, st.best["epoch"] if cfg.select == "best_val" and st.best else None)
         if ctx.is_main:
+            # an autoregressive decoder draws its samples pixel by pixel: say what the wait is for
+            self.progress.message("writing the run folder: weights, model card, 64 samples for samples.png, loss.png")
             export_run(exported, self.experiment, self.out, st.history, final, steps=st.global_step,
                        elapsed=st.elapsed, device=ctx.device, processes=ctx.world_size,
                        val_examples=int(run.val[0].shape[0]), test_examples=int(run.test[0].shape[0]),
-                       batch_size=cfg.batch_size)
+                       batch_size=cfg.batch_size, logged=self._steps)
             print(f"wrote the run folder {self.out}: vaezoo.load({str(self.out)!r}) reads it", file=self.stream,
                   flush=True)
         barrier(ctx)
@@ -130,6 +139,7 @@ class Trainer:
         gather_batch = batch_gatherer(run.ctx)
         cuda_graphs = cfg.compile == "reduce-overhead" and run.ctx.device.type == "cuda"
         self._warmup: Optional[tuple[int, float]] = None  # (epoch, seconds) of this process's first step
+        self._said_first = False
         stop = st.global_step >= run.total_steps or self._out_of_patience(st)
         while st.epoch < cfg.epochs and not stop:
             self.progress.epoch_start(st.epoch, st.step_in_epoch)
@@ -158,14 +168,15 @@ class Trainer:
                 st.epoch_images += cfg.batch_size
                 self.progress.advance()
                 stop = st.global_step >= run.total_steps
-                if st.global_step % cfg.log_every == 0 or stop:
+                if st.global_step % cfg.log_every == 0 or stop or self._line_due(run):
                     self._flush(run)
-                    if self._stop_requested(run):  # a SIGTERM: keep the progress, then stop
+                    if self._stop_requested(run):  # SIGTERM or Ctrl-C: keep the progress, then stop
                         self._clock(st, epoch_t0)
                         self._checkpoint(run)
                         raise TrainingInterrupted(
-                            f"training stopped by SIGTERM after step {st.global_step}; its checkpoint is in "
-                            f"{self.out}: continue with --resume {self.out}", st.global_step, self.out)
+                            f"training stopped by {_SIGNAL_NAMES[self._stop_signal]} after step {st.global_step}; "
+                            f"its checkpoint is in {self.out}: continue with --resume {self.out}", st.global_step,
+                            self.out, signal=self._stop_signal)
                 if stop:
                     break
                 if (st.global_step % cfg.checkpoint_every == 0 and st.step_in_epoch < run.steps_per_epoch
@@ -177,6 +188,17 @@ class Trainer:
             self._clock(st, epoch_t0)
             self._end_epoch(run, complete=st.step_in_epoch >= run.steps_per_epoch)
             stop = stop or self._out_of_patience(st)
+
+    def _line_due(self, run: Run) -> bool:
+        """Besides every ``log_every`` steps, a progress line after this process's first step and
+        then at least every ``LINE_SECONDS``, so that a slow model (a PixelCNN prior on a CPU)
+        shows its rate and ETA within seconds. One process only: ranks must flush together."""
+        if run.ctx.distributed:
+            return False
+        if not self._said_first:
+            self._said_first = True
+            return True
+        return time.perf_counter() - self._window_t0 >= LINE_SECONDS
 
     def _out_of_patience(self, st) -> bool:
         """Early stopping: ``trainer.patience`` epochs have passed without a lower validation -ELBO."""
@@ -223,22 +245,29 @@ class Trainer:
                  "lr": _main_lr(run),
                  "eta_s": (run.total_steps - st.global_step) * elapsed / len(window)}
         self.progress.log(st.epoch, st.step_in_epoch, st.global_step, stats)
+        self._steps.append((st.global_step, {"loss": stats["loss"], **stats["terms"]}))  # loss.png of a short run
         if run.ctx.is_main:
             scalars = {k: v for k, v in stats.items() if k not in ("eta_s", "terms")}
             self.tensorboard.scalars("train", {**scalars, **stats["terms"]}, st.global_step)
         window.clear()
         self._window_t0 = now
 
-    def _request_stop(self) -> None:
-        self._stop_flag = True
+    def _request_stop(self, signum: int) -> None:
+        if signum == signal.SIGINT:
+            if self._stop_signal is not None:  # a second Ctrl-C: stop now; the last checkpoint stays
+                raise KeyboardInterrupt
+            self.progress.message("Ctrl-C: stopping after a checkpoint at the next progress line "
+                                  "(Ctrl-C again stops at once and keeps the last checkpoint)")
+        self._stop_signal = signum
 
     def _stop_requested(self, run: Run) -> bool:
-        """Whether a SIGTERM arrived, on any rank (every rank asks at the same log step)."""
-        flag = getattr(self, "_stop_flag", False)
+        """Whether SIGTERM or Ctrl-C arrived, on any rank (every rank asks at the same log step)."""
+        flag = self._stop_signal is not None
         if run.ctx.distributed:
-            tensor = torch.tensor([int(flag)], device=run.ctx.device)
+            tensor = torch.tensor([self._stop_signal or 0], device=run.ctx.device)
             torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
             flag = bool(tensor.item())
+            self._stop_signal = self._stop_signal or (int(tensor.item()) or None)
         return flag
 
     def _minutes_passed(self) -> bool:
@@ -257,7 +286,8 @@ class Trainer:
     # -- evaluation and records -------------------------------------------------------
 
     @torch.no_grad()
-    def _evaluate(self, run: Run, split: tuple[torch.Tensor, Optional[torch.Tensor]], tag: int) -> dict[str, float]:
+    def _evaluate(self, run: Run, split: tuple[torch.Tensor, Optional[torch.Tensor]], tag: int,
+                  title: str) -> dict[str, float]:
         """Mean -ELBO and every term of the objective over a split, sharded over the ranks: of
         the selected weights once the end of the run has picked them, else of the scored model.
         A model without a bound (a deterministic encoder: no ``elbo``) gets its mean loss instead."""
@@ -276,12 +306,17 @@ class Trainer:
             torch.manual_seed(derive_seed(self.cfg.seed, tag, run.ctx.rank))
             was_training = model.training  # the trained weights go back to training; an average stays in eval
             model.eval()
+            shard_size = images.tensor_split(run.ctx.world_size)[run.ctx.rank].shape[0]
+            progress, done = self.progress.pass_progress(title), 0
             try:
                 for x, y in eval_batches(images, self.cfg.eval_batch_size, device=device, rank=run.ctx.rank,
                                          world_size=run.ctx.world_size, channels_last=run.channels_last,
                                          labels=labels):
                     out = model(x, y, context=context)
                     n = x.shape[0]
+                    done += n
+                    if progress is not None:
+                        progress(done, shard_size)
                     names = list(out.terms)
                     score = -out.elbo.sum().double() if bounded else out.loss.double() * n
                     row = torch.stack([score, *(t.double() * n for t in out.terms.values()),
@@ -313,13 +348,14 @@ class Trainer:
         if cfg.val_limit is not None:
             val_images = val_images[: cfg.val_limit]
             val_labels = None if val_labels is None else val_labels[: cfg.val_limit]
-        val = self._evaluate(run, (val_images, val_labels), 1)
+        self.progress.close()  # the epoch's bar: the scoring's lines come below it
+        val = self._evaluate(run, (val_images, val_labels), 1, "validation: ")
         self._track_best(run, val)
         last = last or self._out_of_patience(st)
         if last and cfg.select == "best_val":
             self._selected = self._select_best(run, st.epoch + 1)  # for the test split and the export
         scored = cfg.test == "every_epoch" or (cfg.test == "end" and last)
-        test = self._evaluate(run, run.test, 2) if scored else _NOT_SCORED
+        test = self._evaluate(run, run.test, 2, "test: ") if scored else _NOT_SCORED
         record: dict[str, Any] = {
             "epoch": st.epoch + 1, "step": st.global_step,
             "train_loss": train.get("loss"), "train_recon": train.get("recon"),
@@ -397,18 +433,23 @@ def _main_lr(run: Run) -> float:
     return run.schedulers[MAIN_UPDATE].get_last_lr()[0]
 
 
+_SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}
+
+
 @contextlib.contextmanager
-def _on_sigterm(handler):
-    """Call ``handler`` on SIGTERM while training (the loop then checkpoints at its next log step);
-    only the main thread may install signal handlers, so elsewhere nothing changes."""
+def _on_stop_signals(handler):
+    """Call ``handler(signum)`` on SIGTERM and Ctrl-C (SIGINT) while training: the loop then
+    checkpoints at its next progress line and stops. Only the main thread may install signal
+    handlers, so elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: handler())
+    previous = {signum: signal.signal(signum, lambda signum, frame: handler(signum)) for signum in _SIGNAL_NAMES}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 @contextlib.contextmanager

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Mapping, TextIO
+from typing import Any, Mapping, Optional, TextIO
 
 from ..durations import format_duration
+from ..progress import EvalProgress
 
 __all__ = ["use_bar", "Progress"]
+
+SLOW_PASS_SECONDS = 5.0  # a scoring pass expected to take longer shows its progress
 
 
 def use_bar(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
@@ -40,6 +43,13 @@ class Progress:
             self._bar.write(text, file=self.stream)
         else:
             print(text, file=self.stream, flush=True)
+
+    def pass_progress(self, title: str) -> Optional[EvalProgress]:
+        """Lines for a scoring pass (a split at the end of an epoch) that takes longer than a few
+        seconds: its estimated total after the first batch, then its rate and ETA."""
+        if not self.enabled:
+            return None
+        return EvalProgress(self.stream, every=0.25, what="images", title=title, quiet_below=SLOW_PASS_SECONDS)
 
     def epoch_start(self, epoch: int, start_step: int, total_steps: int | None = None) -> None:
         if not self.bar_mode:

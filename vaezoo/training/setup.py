@@ -195,13 +195,13 @@ def optimizer_settings(experiment: ExperimentConfig, model) -> dict[str, Optimiz
             for name in names}
 
 
-def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, data_root: Optional[str],
-                resume: Optional[Path], allow_changes: bool = False) -> Run:
+def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, resume: Optional[Path],
+                allow_changes: bool = False) -> Run:
     cfg = experiment.trainer
     device = ctx.device
     checkpoint = read_resume_checkpoint(experiment, out, resume, allow_changes)
 
-    splits = load_splits(experiment.data, data_root, expected_shape=tuple(experiment.model.input_shape))
+    splits = load_splits(experiment.data, expected_shape=tuple(experiment.model.input_shape))
     val, test = splits.val, splits.test
     if experiment.data.binarize == "dynamic":
         # Training draws fresh binary images per batch; evaluation needs one fixed draw so that

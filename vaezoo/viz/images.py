@@ -26,7 +26,7 @@ from ..data.binarize import to_float_images
 
 __all__ = [
     "image_grid", "save_png", "sample_grid", "class_grid", "reconstruction_grid", "rank_dims_by_kl", "traversal_grid",
-    "interpolation_grid", "pca_2d", "latent_map", "resolve_level", "labelled_panels",
+    "interpolation_grid", "pca_2d", "latent_map", "resolve_level", "labelled_panels", "labelled_grid",
 ]
 
 PAD_VALUE = 1.0  # white separators between tiles
@@ -124,6 +124,40 @@ def labelled_panels(panels: Mapping[str, torch.Tensor], path: str | Path, title:
     return path
 
 
+def labelled_grid(grid: torch.Tensor, tile: tuple[int, int], path: str | Path, *, row_labels: Sequence[str] = (),
+                  column_labels: Sequence[str] = (), title: str = "", padding: int = 2) -> Path:
+    """A grid of :func:`image_grid` (tiles of ``tile`` = (H, W) pixels) saved as a PNG with a label
+    beside each row and above each column: which dimension, which value, which tile is the input."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    height, width = grid.shape[-2:]
+    label_room = 0.12 * max((len(label) for label in row_labels), default=0)
+    # small tiles (28 x 28) are drawn larger than one screen pixel each, wide enough for a column's label
+    scale = max(1.0, 360 / width, (48 if column_labels else 0) / (tile[1] + padding))
+    fig = Figure(figsize=(width * scale / 100 + label_room + 0.4, height * scale / 100 + 0.9), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(grid.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+
+    def centers(count: int, size: int) -> list[float]:
+        return [padding + i * (size + padding) + size / 2 - 0.5 for i in range(count)]
+
+    ax.set_yticks(centers(len(row_labels), tile[0]), list(row_labels), fontsize=8)
+    ax.set_xticks(centers(len(column_labels), tile[1]), list(column_labels), fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9, pad=14 if column_labels else 6)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 @torch.no_grad()
 def class_grid(
     model, per_class: int = 8, *, classes: Optional[Sequence[int]] = None, seed: int = 0, mean: bool = True, path=None,
@@ -198,9 +232,11 @@ def traversal_grid(
     reference_labels=None,
     order_by_kl: bool = True,
     offset: bool = False,
+    with_input: bool = False,
     path=None,
 ) -> torch.Tensor:
-    """Latent traversals of one input: one row per latent dimension of ``level``, one column per value.
+    """Latent traversals of one input: one row per latent dimension of ``level``, one column per value;
+    ``with_input`` adds a first row with the input and its reconstruction (at the posterior mean).
 
     Every latent is held at the posterior mean of ``x`` (every level, along the mean path)
     except the swept one, which is set to each of ``values`` (or, with ``offset=True``, shifted
@@ -232,6 +268,10 @@ def traversal_grid(
         swept[row, :, d] = (base[level][0, d] + values) if offset else values
     tile_labels = None if labels is None else labels.expand(tiles)
     images = model.decode_latents(z, tile_labels).mean
+    if with_input:
+        first_row = torch.full((len(values), *images.shape[1:]), PAD_VALUE, dtype=images.dtype, device=images.device)
+        first_row[0], first_row[1] = x[0].to(images.dtype), model.decode_latents(base, labels).mean[0]
+        images = torch.cat([first_row, images])
     return _finish(image_grid(images, len(values)), path)
 
 

@@ -1,4 +1,6 @@
-"""What an evaluation shows while it runs: the estimate after the first batch, then the rate and ETA."""
+"""What a pass over many examples shows while it runs (an evaluation, the scoring at the end of a
+training epoch, a sample-quality run): the estimated total after the first batch, then the rate
+and an ETA."""
 
 from __future__ import annotations
 
@@ -18,22 +20,32 @@ def _duration(seconds: float) -> str:
 
 class EvalProgress:
     """``progress(done, total)`` after each batch: one line after the first batch with the estimated
-    cost of the whole evaluation, then one line per ``every`` (a fraction of the examples)."""
+    cost of the whole pass, then one line per ``every`` (a fraction of the examples).
 
-    def __init__(self, stream: Optional[TextIO] = None, every: float = 0.05, what: str = "examples"):
+    ``title`` opens the first line; ``quiet_below``: a pass whose estimate is shorter than this
+    many seconds prints nothing (the scoring of a small epoch need not say it is fast)."""
+
+    def __init__(self, stream: Optional[TextIO] = None, every: float = 0.05, what: str = "examples",
+                 title: str = "", quiet_below: float = 0.0):
         self.stream = stream if stream is not None else sys.stderr
-        self.every, self.what = every, what
+        self.every, self.what, self.title, self.quiet_below = every, what, title, quiet_below
         self.start = time.perf_counter()
         self.last = 0.0
+        self.quiet = False
 
     def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
         seconds = time.perf_counter() - self.start
         rate = done / seconds if seconds > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else 0.0
         fraction = done / total
         lines = []
         if self.last == 0.0:
-            lines.append(f"  first {done:,} of {total:,} {self.what} in {_duration(seconds)}: about "
+            if seconds + eta < self.quiet_below:
+                self.quiet = True
+                return
+            lines.append(f"  {self.title}first {done:,} of {total:,} {self.what} in {_duration(seconds)}: about "
                          f"{_duration(seconds + eta)} in all ({rate:.1f} {self.what}/s)")
         if (self.last and fraction - self.last >= self.every) or done == total:
             lines.append(f"  {done:,}/{total:,} {self.what}, {rate:.1f} {self.what}/s, eta {_duration(eta)}")
