@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -58,3 +59,21 @@ def peak_flops(device: torch.device, precision: str = "bf16") -> tuple[float, st
     cores = torch.get_num_threads()
     peak = cores * (mhz * 1e6) * lanes * fma * 2  # two FMA pipes per core
     return peak, f"{cores} cores x {mhz:.0f} MHz x {lanes} fp32 lanes x {fma * 2} flop/lane/cycle (2 FMA pipes)"
+
+
+def cpu_name() -> str:
+    """``2-core Intel(R) Xeon(R) Processor (AVX-512, AMX)``: the CPU as /proc/cpuinfo names it, its
+    logical cores, and the vector units that decide which kernels torch picks."""
+    name, flags = "CPU", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and name == "CPU":
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line + " "
+    except OSError:
+        pass
+    units = [label for flag, label in ((" avx512f ", "AVX-512"), (" amx_tile ", "AMX")) if flag in flags]
+    if not units and " avx2 " in flags:
+        units = ["AVX2"]
+    return f"{os.cpu_count()}-core {name}" + (f" ({', '.join(units)})" if units else "")

@@ -17,8 +17,8 @@ from vaezoo.errors import ConfigError, HubError
 from vaezoo.maintenance.models_doc import DEFAULT_OUT, priors_picture, render_models_md, samples_picture
 from vaezoo.evaluation.quality import supports_gmm_prior
 from vaezoo.models import PointLatents
-from vaezoo.maintenance.publish import add_metrics, add_rescoring, normalize_metrics, publish_run
-from vaezoo.hub.index import PublishedReference, list_entries, read_entry, sha256_file
+from vaezoo.maintenance.publish import add_costs, add_metrics, add_rescoring, normalize_metrics, publish_run
+from vaezoo.hub.index import PretrainedEntry, PublishedReference, list_entries, read_entry, sha256_file, write_entry
 
 REGISTRY = resources.registry_dir()
 ENTRY_FILES = sorted(REGISTRY.glob("*.json"))
@@ -172,7 +172,8 @@ def test_publish_writes_fp16_weights_and_a_valid_entry(run_dir, tmp_path, monkey
         assert torch.equal(model.state_dict()[key], value.half().float())
 
     docs = render_models_md(list_entries(registry))
-    assert "| `tiny-mlp` | vae | fashion-mnist | 1,079,600 | 16 | 250.50 (test, 10,000) | 241.25 (test, 10,000) |" in docs
+    assert ("### Grayscale Fashion-MNIST, Bernoulli cross-entropy" in docs
+            and "| `tiny-mlp` | vae | 1,079,600 | 16 | 250.50 (test, 10,000) | 241.25 (test, 10,000) | - | - | - |" in docs)
     assert "k = 5,000 importance samples" in docs and entry.weights.sha256 in docs
 
 
@@ -240,6 +241,34 @@ def test_add_metrics_joins_new_measurements_and_keeps_more_precise_ones(run_dir,
     assert after.weights == before.weights and after.recipe == before.recipe
     with pytest.raises(HubError, match="publish its run first"):
         add_metrics("no-such-model", subset, registry=registry)
+
+
+def test_the_model_table_is_split_by_protocol_and_says_what_each_model_is_for_and_costs(run_dir, tmp_path):
+    registry = tmp_path / "registry"
+    publish_run(run_dir, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=EVAL_REPORT, registry=registry)
+    binary = {**EVAL_REPORT, "protocol": {**EVAL_REPORT["protocol"], "model": "tiny-bin",
+                                          "binarization": "binarized once (seed 7)"}}
+    experiment = vaezoo.get_config("fashion-mlp16", {"trainer.epochs": 2, "data.binarize": "dynamic"})
+    binarized = vaezoo.create("fashion-mlp16").save_pretrained(
+        tmp_path / "bin", experiment=experiment, training={"epochs": 2, "wall_time_s": 5.0, "device": "cpu"})
+    publish_run(binarized, "tiny-bin", "alice/tiny-bin", config="fashion-mlp16", metrics=binary, registry=registry)
+    entry = read_entry(registry / "tiny-bin.json")
+    write_entry(entry.model_copy(update={"use_for": "a binarized baseline"}), registry)
+    costs = {"sample_ms": 0.02, "encode_ms": 0.015, "elbo_ms": 0.03, "iwae_ms": 70.0, "iwae_k": 5000,
+             "hardware": "1 thread of a test CPU", "threads": 1, "command": "python benchmarks/model_costs.py tiny-bin"}
+    add_costs("tiny-bin", costs, registry=registry)
+    assert read_entry(registry / "tiny-bin.json").costs.sha256 == entry.weights.sha256  # pinned to these weights
+    docs = render_models_md(list_entries(registry))
+    binarized_at, grayscale_at = docs.index("### Binarized Fashion-MNIST"), docs.index("### Grayscale Fashion-MNIST")
+    assert binarized_at < docs.index("| `tiny-bin` |") < grayscale_at < docs.index("| `tiny-mlp` |")
+    assert "| a binarized baseline | 0.02 / 0.015 / 0.03 | 12 min (70 ms/image) |" in docs
+    assert "Costs: milliseconds per image on 1 thread of a test CPU" in docs
+    assert "so `vaezoo.load(NAME)` works offline" in docs and "@ not pushed yet" in docs
+    # timings of other weights are refused, as a rescoring of them is
+    stale = read_entry(registry / "tiny-bin.json").model_dump(mode="json")
+    stale["costs"]["sha256"] = "0" * 64
+    with pytest.raises(ValueError, match="costs timed other weights"):
+        PretrainedEntry.model_validate(stale)
 
 
 def test_a_rescoring_is_recorded_for_another_seed_and_these_weights_only(run_dir, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import (
-    ConfigDict, Field, NonNegativeFloat, PositiveInt, SerializeAsAny, ValidationError, field_validator, model_validator,
+    ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, SerializeAsAny, ValidationError, field_validator, model_validator,
 )
 
 from .. import resources
@@ -28,7 +28,7 @@ from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
     "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference",
-    "Rescoring", "PretrainedEntry",
+    "Rescoring", "ModelCosts", "PretrainedEntry",
     "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
 ]
 
@@ -168,12 +168,29 @@ class Rescoring(Strict):
     command: str = Field(description="the command that measured it")
 
 
+class ModelCosts(Strict):
+    """What using the model costs, measured on one CPU thread (``python benchmarks/model_costs.py NAME
+    --record``): milliseconds per image to sample, to encode, to score one ELBO draw, and to score
+    the published protocol's importance-weighted bound."""
+
+    sample_ms: PositiveFloat = Field(description="one image from the prior, decoded (batches of 64)")
+    encode_ms: PositiveFloat = Field(description="q(z|x) of one test image (batches of 256)")
+    elbo_ms: Optional[PositiveFloat] = Field(None, description="one -ELBO draw of one test image (batches of 256)")
+    iwae_ms: Optional[PositiveFloat] = Field(None, description="the IWAE bound of one test image at iwae_k samples")
+    iwae_k: Optional[PositiveInt] = None
+    hardware: str = Field(description="the CPU, as benchmarks/machine.py names it")
+    threads: PositiveInt
+    command: str = Field(description="the command that measured it")
+    sha256: str = Field(description="the weights it timed")
+
+
 class PretrainedEntry(Strict):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     schema_version: Literal[1] = 1
     name: str
     description: str = ""
+    use_for: str = Field("", description="when to pick this model, in a line (docs/models.md shows it)")
     config: str = Field(description="the configs/ file the weights were trained from, e.g. 'fashion-conv64'")
     model: SerializeAsAny[ModelConfig] = Field(description="the architecture, inline: what load() builds")
     weights: HubWeights
@@ -188,6 +205,7 @@ class PretrainedEntry(Strict):
     reference: Optional[PublishedReference] = Field(
         None, description="the published number this model answers (docs/models.md sets them side by side)")
     rescorings: list[Rescoring] = Field(default_factory=list, description="independent re-measurements of metrics")
+    costs: Optional[ModelCosts] = Field(None, description="milliseconds per image to sample, encode and score")
     date: _dt.date
 
     @field_validator("name")
@@ -203,6 +221,8 @@ class PretrainedEntry(Strict):
             if check.sha256 != self.weights.sha256:
                 raise ValueError(f"rescorings.{i} scored other weights (sha256 {check.sha256[:12]}..., the entry's "
                                  f"are {self.weights.sha256[:12]}...): drop it, or run `{check.command}` again")
+        if self.costs is not None and self.costs.sha256 != self.weights.sha256:
+            raise ValueError(f"costs timed other weights: drop them, or run `{self.costs.command}` again")
         return self
 
     @field_validator("shipped")

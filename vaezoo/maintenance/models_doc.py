@@ -281,6 +281,71 @@ def _revision(entry: PretrainedEntry) -> str:
     return f"[{w.repo_id}](https://huggingface.co/{w.repo_id}) @ {pinned}"
 
 
+# What the numbers of one protocol mean, for the heading of its table (others get a generic one)
+_PROTOCOL_NOTES = {
+    "bernoulli, dynamically binarized": (
+        "Binarized Fashion-MNIST",
+        "Bernoulli likelihood on binarized images: a fresh binarization per training batch, the test set binarized "
+        "once with a recorded seed (the VampPrior / Exemplar VAE protocol). An NLL here is a true negative "
+        "log-likelihood of binary images, comparable with the papers' tables."),
+    "bernoulli, dynamically binarized, log p(x\\|y) given the class": (
+        "Binarized Fashion-MNIST, given the class",
+        "The same binarized protocol, but the bounds are on log p(x | y), the true class y given: -log p(x | y) "
+        "can be lower than -log p(x) by up to log 10 = 2.3 nats, so these compare with each other only."),
+    "bernoulli, grayscale": (
+        "Grayscale Fashion-MNIST, Bernoulli cross-entropy",
+        "Grayscale pixels in [0, 1] scored by a Bernoulli likelihood, as the seed notebook and most VAE code do. "
+        "That is not a normalized density of grayscale images: the numbers compare within this table only, "
+        "never with a binarized NLL."),
+    "discretized-logistic, grayscale": (
+        "8-bit grayscale Fashion-MNIST, discretized logistic",
+        "A discrete likelihood over the 256 levels of each pixel: a true NLL of the 8-bit images, compared with "
+        "other models in bits/dim."),
+}
+_NO_DENSITY = ("Without a density", "Deterministic encoders: no ELBO and no NLL; reconstructions, samples through "
+                                    "a prior, and the metrics of the sample-quality table below.")
+
+
+def _headline_groups(entries: Sequence[PretrainedEntry]) -> list[tuple[str, str, list[PretrainedEntry]]]:
+    """The models by protocol, each group with its heading and what its numbers mean: a bound
+    compares only with bounds of the same likelihood, pixels and conditioning."""
+    groups: dict[str, list[PretrainedEntry]] = {}
+    for e in entries:
+        groups.setdefault(_protocol(e) if _find(e, "neg_elbo") else "", []).append(e)
+    known = list(_PROTOCOL_NOTES)
+    order = sorted(groups, key=lambda key: (not key, known.index(key) if key in known else len(known), key))
+    return [(*(_NO_DENSITY if not key else _PROTOCOL_NOTES.get(key, (key, "Comparable within this table only."))),
+             groups[key]) for key in order]
+
+
+def _ms(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2g}" if value < 10 else f"{value:,.0f}"
+
+
+def _costs(entry: PretrainedEntry) -> tuple[str, str]:
+    """``sample / encode / -ELBO`` ms per image, and the published protocol's NLL over the test set."""
+    c = entry.costs
+    if c is None:
+        return "-", "-"
+    per_image = f"{_ms(c.sample_ms)} / {_ms(c.encode_ms)} / {_ms(c.elbo_ms)}"
+    if c.iwae_ms is None:
+        return per_image, "-"
+    seconds = c.iwae_ms * 10_000 / 1000
+    total = f"{seconds / 3600:.1f} h" if seconds >= 7200 else _duration(seconds)
+    return per_image, f"{total} ({_ms(c.iwae_ms)} ms/image)"
+
+
+def _cost_note(entries: Sequence[PretrainedEntry]) -> str:
+    timed = [e.costs for e in entries if e.costs is not None]
+    if not timed:
+        return ""
+    hardware = sorted({c.hardware for c in timed})
+    return (f"Costs: milliseconds per image on {' / '.join(hardware)} (`python benchmarks/model_costs.py NAME`), "
+            f"to sample (batches of 64), to encode and to score one -ELBO draw (batches of 256); and what the "
+            f"published NLL protocol (IWAE, k = {timed[0].iwae_k or 5000}, 10,000 test images) takes there. A GPU "
+            f"or more threads divide them.")
+
+
 def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     lines = [
         "# Pretrained models",
@@ -289,26 +354,34 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
         "",
         "`vaezoo.load(NAME)` builds the architecture recorded in the entry, finds the weights (shipped with "
         "vaezoo, in the Hugging Face cache, or downloaded from the pinned Hub commit) and refuses any file whose "
-        "sha256 differs from the entry's. Numbers are nats per image (lower is better); each is comparable only "
-        "under its protocol, listed below the table.",
+        "sha256 differs from the entry's. Numbers are nats per image (lower is better). The models are grouped by "
+        "protocol: a number compares only with the numbers of its own table.",
+        "",
+        "\"Not pushed yet\" in the Hub column means that the weights have not been uploaded to the Hugging Face "
+        "Hub so far; they ship inside the vaezoo package (\"shipped\" in the weights column), so `vaezoo.load(NAME)` "
+        "works offline, sha256-checked, without the Hub.",
         "",
     ]
     if not entries:
         lines += ["No pretrained weights are published yet.", ""]
         return "\n".join(lines)
+    for title, text, members in _headline_groups(entries):
+        lines += [
+            f"### {title}", "", text, "",
+            "| model | family | params | latent | -ELBO | NLL (IWAE) | use it for | ms/image: sample / encode / -ELBO "
+            "| NLL of the test set |",
+            "|---|---|---:|---:|---:|---:|---|---:|---:|",
+        ]
+        for e in members:
+            per_image, nll_cost = _costs(e)
+            lines.append(
+                f"| `{e.name}` | {e.model.family} | {e.num_params:,} | {e.model.latent_summary()} | "
+                f"{_metric(e, 'neg_elbo')} | {_metric(e, 'iwae_nll')} | {e.use_for or '-'} | {per_image} "
+                f"| {nll_cost} |")
+        lines.append("")
+    note = _cost_note(entries)
+    lines += [note, ""] if note else []
     lines += [
-        "| name | family | dataset | params | latent | -ELBO | NLL (IWAE) | weights | Hub | license |",
-        "|---|---|---|---:|---:|---:|---:|---|---|---|",
-    ]
-    for e in entries:
-        lines.append(
-            f"| `{e.name}` | {e.model.family} | {e.dataset} | {e.num_params:,} | {e.model.latent_summary()} | "
-            f"{_metric(e, 'neg_elbo')} | "
-            f"{_metric(e, 'iwae_nll')} | {e.storage_dtype}" + (", shipped" if e.shipped else "") + " | "
-            f"{_revision(e)} | {e.license} |"
-        )
-    lines += [
-        "",
         "## Reproducibility",
         "",
         "What each model costs to train and what it scores on the test set. Every row is reproduced by "
@@ -316,14 +389,15 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
         "section. Models with different likelihoods or binarization are not comparable with each other.",
         "",
         "| model | params | likelihood, pixels | -ELBO | NLL (IWAE, k=5000) | bits/dim | active units | epochs "
-        "| training time | hardware |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| training time | hardware | weights | Hub | license |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for e in entries:
         lines.append(
             f"| `{e.name}` | {e.num_params:,} | {_protocol(e)} | {_metric(e, 'neg_elbo')} | {_metric(e, 'iwae_nll')} "
             f"| {_bits_per_dim(e)} | {_active_units(e)} | {e.training.epochs} | {_training_time(e)} "
-            f"| {e.training.hardware or '-'} |"
+            f"| {e.training.hardware or '-'} | {e.storage_dtype}" + (", shipped" if e.shipped else "")
+            + f" | {_revision(e)} | {e.license} |"
         )
     lines.append("")
     lines += _reference_table(entries)

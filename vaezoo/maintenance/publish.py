@@ -30,13 +30,13 @@ from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
 from ..safe_text import load_json
 from ..hub.index import (
-    HubWeights, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring, StartedFrom,
+    HubWeights, ModelCosts, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring, StartedFrom,
     TrainingRun,
     entry_path, read_entry, sha256_file, write_entry,
 )
 from ..hub.local import load_local
 
-__all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring"]
+__all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring", "add_costs"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -309,6 +309,8 @@ def publish_run(
         reference=reference,
         # a re-measurement holds for the bytes it scored: new weights start without one
         rescorings=old.rescorings if old is not None and old.weights.sha256 == sha else [],
+        costs=old.costs if old is not None and old.weights.sha256 == sha else None,
+        use_for=old.use_for if old is not None else "",
         date=date or _dt.date.today(),
     )
     return write_entry(entry, registry)
@@ -373,3 +375,12 @@ def add_rescoring(name: str, report: Mapping[str, Any], command: str, metric: st
                       num_examples=protocol["examples"], sha256=entry.weights.sha256, command=command)
     kept = [c for c in entry.rescorings if (c.metric, c.seed) != (metric, check.seed)]
     return write_entry(entry.model_copy(update={"rescorings": [*kept, check]}), registry)
+
+
+def add_costs(name: str, costs: Mapping[str, Any], *, registry: Union[str, Path, None] = None) -> Path:
+    """Record what using the published model costs (``benchmarks/model_costs.py --record``): the
+    timings hold for the entry's weights, so they are pinned to its sha256."""
+    registry = Path(registry) if registry is not None else resources.registry_dir()
+    entry = _entry(name, registry)
+    measured = ModelCosts(**costs, sha256=entry.weights.sha256)
+    return write_entry(entry.model_copy(update={"costs": measured}), registry)
