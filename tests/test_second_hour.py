@@ -150,3 +150,28 @@ def test_the_readme_says_next_to_its_commands_how_to_install_without_cuda():
     tests_at = lines.index(next(line for line in lines if line.startswith("# set up and run the tests")))
     assert lines[tests_at + 1].startswith("python3 -m venv .venv")  # what .ci/run takes, unchanged
     assert lines[tests_at + 2].startswith("# no GPU?") and "download.pytorch.org/whl/cpu" in lines[tests_at + 2]
+
+
+def test_the_own_images_example_trains_on_a_folder_and_the_run_finds_it_again(tmp_path, capsys):
+    """examples/my-images.yaml as its comment says to use it, shrunk to a few steps on 16 x 16 pictures:
+    train with --data, then evaluate and sample the run with no --data at all."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for i in range(30):
+        pixels = (torch.rand(8, 8, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).resize((20, 20)).save(pictures / f"{i:02d}.png")  # resized to 16 x 16 on load
+    example = Path(__file__).resolve().parents[1] / "examples" / "my-images.yaml"
+    run = tmp_path / "mine"
+    shrink = ["model.input_shape=[3,16,16]", "data.dataset.size=[16,16]", "data.val_size=4", "trainer.batch_size=8",
+              "trainer.max_steps=3", "trainer.epochs=1", "trainer.kl_warmup_epochs=0", "trainer.scheduler.warmup_steps=0"]
+    argv = ["train", str(example), "--data", str(pictures), "--out", str(run)]
+    assert main([*argv, *(arg for item in shrink for arg in ("--set", item))]) == 0
+    assert main(["eval", str(run), "--limit", "3", "--iw-samples", "2", "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["protocol"]["examples"] == 3 and report["protocol"]["dataset"] == "image-folder"
+    assert main(["sample", str(run), "-n", "4", "-o", str(tmp_path / "mine.png")]) == 0
