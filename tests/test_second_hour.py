@@ -18,7 +18,8 @@ from vaezoo.errors import UsageError
 from vaezoo.cli import main
 from vaezoo.cli.evaluate import data_config
 from vaezoo.evaluation.evaluate import ramped_batches
-from vaezoo.training import progress as training_progress
+from vaezoo import progress as passes
+from vaezoo.evaluation.probe import posterior_features
 
 from _tiny_training import register, tiny_config
 
@@ -46,7 +47,7 @@ def test_a_slow_scoring_pass_shows_its_rate_and_eta(tmp_path, monkeypatch):
     quiet = io.StringIO()
     vaezoo.train(config, out=tmp_path / "fast", stream=quiet)
     assert "validation: first" not in quiet.getvalue()  # a pass of a second says nothing
-    monkeypatch.setattr(training_progress, "SLOW_PASS_SECONDS", 0.0)  # every pass counts as slow
+    monkeypatch.setattr(passes, "SLOW_PASS_SECONDS", 0.0)  # every pass counts as slow
     shown = io.StringIO()
     vaezoo.train(config, out=tmp_path / "slow", stream=shown)
     text = shown.getvalue()
@@ -175,3 +176,20 @@ def test_the_own_images_example_trains_on_a_folder_and_the_run_finds_it_again(tm
     report = json.loads(capsys.readouterr().out)
     assert report["protocol"]["examples"] == 3 and report["protocol"]["dataset"] == "image-folder"
     assert main(["sample", str(run), "-n", "4", "-o", str(tmp_path / "mine.png")]) == 0
+
+
+def test_training_progress_can_be_turned_off_from_python(tmp_path):
+    stream = io.StringIO()
+    vaezoo.train(tiny_config(epochs=1), out=tmp_path / "quiet", stream=stream, progress=False)
+    assert stream.getvalue() == "" and (tmp_path / "quiet" / "model.safetensors").is_file()
+
+
+def test_the_encoding_passes_of_the_probe_and_the_fitted_prior_report_progress():
+    model = vaezoo.create(tiny_config())
+    images = torch.rand(40, 1, 8, 8)
+    seen = []
+    posterior_features(model, images, batch_size=16, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(16, 40), (32, 40), (40, 40)]
+    seen.clear()
+    vaezoo.fit_prior(model, images, components=2, batch_size=16, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(16, 40), (32, 40), (40, 40)]

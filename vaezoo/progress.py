@@ -8,7 +8,9 @@ import sys
 import time
 from typing import Callable, Optional, TextIO, Union
 
-__all__ = ["EvalProgress", "progress_callback"]
+__all__ = ["EvalProgress", "progress_callback", "SLOW_PASS_SECONDS"]
+
+SLOW_PASS_SECONDS = 5.0  # a pass expected to take longer than this shows its progress
 
 
 def _duration(seconds: float) -> str:
@@ -54,8 +56,11 @@ class EvalProgress:
             print("\n".join(lines), file=self.stream, flush=True)
 
 
-def progress_callback(progress: Union[bool, Callable[[int, int], None], None]) -> Optional[Callable[[int, int], None]]:
-    """``True``: lines on stderr; ``False``/``None``: silent; a callable is called as it is."""
+def progress_callback(progress: Union[bool, Callable[[int, int], None], None], title: str = "",
+                      what: str = "examples", quiet_below: float = 0.0) -> Optional[Callable[[int, int], None]]:
+    """``True``: lines on stderr (see :class:`EvalProgress` for ``title``, ``what`` and ``quiet_below``;
+    a pass shown only because it is slow reports every quarter, not every 5%); ``False``/``None``:
+    silent; a callable is called as it is."""
     if progress is True:
-        return EvalProgress()
+        return EvalProgress(what=what, title=title, quiet_below=quiet_below, every=0.25 if quiet_below else 0.05)
     return progress or None

@@ -135,7 +135,8 @@ def _quality_report(args: argparse.Namespace, model, config: DataConfig) -> Eval
             reconstructions=prior == "model", seed=args.seed, batch_size=batch_size, root=args.data,
             model_name=args.ref, progress=not args.quiet))
     if args.probe:
-        parts.append(linear_probe(model, config, root=args.data, batch_size=batch_size, model_name=args.ref))
+        parts.append(linear_probe(model, config, root=args.data, batch_size=batch_size, model_name=args.ref,
+                                  progress=not args.quiet))
     report = parts[0]
     for other in parts[1:]:  # one report: the probe's protocol keys are its own
         report.protocol.update({k: v for k, v in other.protocol.items() if k not in report.protocol})
@@ -193,7 +194,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _sample_with_gmm(args: argparse.Namespace, model) -> int:
     """Samples from a Gaussian mixture fitted on the training images' posterior means; with
     ``--prior both``, beside the training prior's samples from the same seed."""
-    fitted = with_gmm_prior(model, data_config(args), root=args.data, seed=args.seed)
+    fitted = with_gmm_prior(model, data_config(args), root=args.data, seed=args.seed, progress=True)
     nrow = args.nrow or math.ceil(math.sqrt(args.n))
     grid = dict(nrow=nrow, seed=args.seed, mean=not args.draw)
     if args.prior == "gmm":

@@ -22,6 +22,7 @@ from ..layout.files import CONFIG_NAME, read_config
 from ..models.base import CodeLatents
 from ..parts.kinds import CODE_PRIORS
 from ..posthoc import fit_prior
+from ..progress import SLOW_PASS_SECONDS, progress_callback
 from ..schemas import ExperimentConfig
 from ..training.code_prior import STAGE_FOLDER, train_code_prior
 from ..training.lock import run_folder_lock
@@ -68,7 +69,8 @@ def _fit_gmm(args: argparse.Namespace, source: Path, out: Path) -> None:
     splits = load_splits(data_config(args), args.data, expected_shape=tuple(model.input_shape))
     saved = read_config(source / CONFIG_NAME) if (source / CONFIG_NAME).is_file() else None
     training = dict(saved.training or {}) if saved else {}
-    fit_prior(model, splits.train, components=args.components, seed=args.seed)
+    fit_prior(model, splits.train, components=args.components, seed=args.seed,
+              progress=progress_callback(True, "encoding the training images: ", "images", SLOW_PASS_SECONDS))
     training["posthoc_prior"] = {"prior": "mog", "components": args.components,
                                  "wall_time_s": round(time.perf_counter() - started, 1)}
     experiment = None

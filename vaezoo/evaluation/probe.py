@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import nn
 
 from ..errors import UsageError
 from ..parts.metrics import METRICS
+from ..progress import SLOW_PASS_SECONDS, progress_callback
 from ..schemas import DataConfig
 from .data import as_data_config, resolve_data, training_images
 from .report import EvalReport, Measurement
@@ -38,8 +39,10 @@ class ProbeRecipe:
 
 
 @torch.no_grad()
-def posterior_features(model, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """(N, D) float32 on the CPU: every level's posterior mean, flattened, concatenated."""
+def posterior_features(model, images: torch.Tensor, batch_size: int = 500,
+                       progress: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
+    """(N, D) float32 on the CPU: every level's posterior mean, flattened, concatenated;
+    ``progress(done, total)`` after each batch."""
     parameter = next(model.parameters())
     was_training = model.training
     model.eval()
@@ -48,6 +51,8 @@ def posterior_features(model, images: torch.Tensor, batch_size: int = 500) -> to
         for chunk in images.split(batch_size):
             means = model.posterior_means(chunk.to(device=parameter.device, dtype=parameter.dtype))
             out.append(torch.cat([m.flatten(1).float() for m in means.values()], dim=1).cpu())
+            if progress is not None:
+                progress(sum(part.shape[0] for part in out), images.shape[0])
     finally:
         model.train(was_training)
     return torch.cat(out)
@@ -88,10 +93,13 @@ def linear_probe(
     root: Optional[str] = None,
     batch_size: int = 500,
     model_name: Optional[str] = None,
+    progress: Union[bool, Callable[[int, int], None], None] = True,
 ) -> EvalReport:
     """Test accuracy of a linear classifier of ``model``'s posterior means (see the module docs).
 
     ``data``: the model's DataConfig (its binarization decides the inputs) or a dataset name.
+    ``progress``: the encoding's rate and ETA on stderr when it takes more than a few seconds
+    (``False`` silences it; a callable ``progress(done, total)`` replaces it).
     """
     if model.conditional:
         raise UsageError(f"a linear probe reads the class from q(z|x); the conditional '{model.family}' family's "
@@ -103,8 +111,10 @@ def linear_probe(
     test = resolve_data(config, root=root, expected_shape=shape)
     if train_labels is None or test.labels is None:
         raise UsageError(f"the linear probe needs class labels; the {config.dataset.name} images have none")
-    train_x = posterior_features(model, train_images, batch_size)
-    test_x = posterior_features(model, test.images, batch_size)
+    train_x = posterior_features(model, train_images, batch_size, progress_callback(
+        progress, "probe, training images: ", "images", SLOW_PASS_SECONDS))
+    test_x = posterior_features(model, test.images, batch_size, progress_callback(
+        progress, "probe, test images: ", "images", SLOW_PASS_SECONDS))
     encode_s = time.perf_counter() - start
     train_x, test_x = _standardize(train_x, test_x)
     num_classes = max(len(classes), int(train_labels.max()) + 1)

@@ -23,7 +23,7 @@ from ..features import FeatureExtractor, default_features, get_features
 from ..models.base import CodeLatents
 from ..parts.metrics import METRICS
 from ..posthoc.fitted_prior import fit_prior
-from ..progress import progress_callback
+from ..progress import SLOW_PASS_SECONDS, progress_callback
 from ..schemas import DataConfig
 from .data import TRAIN_BINARIZE_SEED, as_data_config, resolve_data, training_images
 from .feature_metrics import (
@@ -72,14 +72,16 @@ def supports_gmm_prior(model) -> bool:
 
 
 def with_gmm_prior(model, config: DataConfig, root: Optional[str] = None, components: int = GMM_COMPONENTS,
-                   seed: int = 0):
+                   seed: int = 0, progress: Union[bool, Callable[[int, int], None], None] = False):
     """A copy of ``model`` whose prior is a Gaussian mixture fitted on the posterior means of the
-    training images (``fit_prior``); the model given is unchanged."""
+    training images (``fit_prior``); the model given is unchanged. ``progress``: the encoding's
+    rate and ETA when it takes more than a few seconds."""
     if not supports_gmm_prior(model):
         raise UsageError(f"a Gaussian mixture prior replaces an unconditional Gaussian latent's prior; the "
                          f"'{model.family}' family has none (sample it with its own prior)")
     images, _, _ = training_images(config, root, tuple(model.input_shape), draw_seed=TRAIN_BINARIZE_SEED + seed)
-    return fit_prior(copy.deepcopy(model), images, components=components, seed=seed)
+    return fit_prior(copy.deepcopy(model), images, components=components, seed=seed,
+                     progress=progress_callback(progress, "fitting the prior, encoding: ", "images", SLOW_PASS_SECONDS))
 
 
 def sample_quality(
@@ -127,7 +129,7 @@ def sample_quality(
     sampler, sampled_from = model, _prior_label(model)
     if prior == "gmm":
         t = time.perf_counter()
-        sampler = with_gmm_prior(model, config, root, gmm_components, seed)
+        sampler = with_gmm_prior(model, config, root, gmm_components, seed, progress=progress is True)
         timing["gmm_fit_s"] = time.perf_counter() - t
         draw = f", one binary draw (seed {TRAIN_BINARIZE_SEED + seed})" if config.binarize == "dynamic" else ""
         sampled_from = (f"gmm: {gmm_components}-component diagonal Gaussian mixture fitted by EM (seed {seed}) on the "

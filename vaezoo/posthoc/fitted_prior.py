@@ -7,7 +7,7 @@ estimation" of Ghosh et al. 2020, used by pythae's benchmark).
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Callable, Iterable, Optional
 
 import torch
 from torch import nn
@@ -92,6 +92,7 @@ def fit_prior(
     seed: int = 0,
     learnable: bool = False,
     batch_size: int = 512,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> nn.Module:
     """Replace ``model.prior`` by a ``mog`` prior fitted on the aggregate posterior.
 
@@ -102,7 +103,7 @@ def fit_prior(
     so that ``save_pretrained`` then ``vaezoo.load`` rebuilds it; the fitted values live in
     the state dict. Sampling from such a prior typically improves sample quality over N(0, I)
     (the "ex-post density estimation" of Ghosh et al. 2020, used by pythae's benchmark).
-    Returns the model.
+    ``progress(done, total)`` follows the encoding of a tensor of images. Returns the model.
     """
     if "prior" not in type(model.config).model_fields or not hasattr(model, "encode_top"):
         raise UsageError(f"fit_prior replaces the prior of a model's top latent level; the "
@@ -118,6 +119,8 @@ def fit_prior(
             scale = 1.0 if chunk.is_floating_point() else 1.0 / 255.0  # uint8 pixels -> [0, 1]
             chunk = chunk.to(reference.dtype) * scale
             means.append(model.encode_top(chunk).mean.float())
+            if progress is not None and isinstance(images, torch.Tensor):
+                progress(sum(part.shape[0] for part in means), images.shape[0])
     model.train(was_training)
     latents = torch.cat(means)
     weights, mix_means, variances = fit_gaussian_mixture(latents, components, iterations=iterations, seed=seed)

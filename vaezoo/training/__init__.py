@@ -37,6 +37,7 @@ def train(
     device: str | None = None,
     stream: TextIO | None = None,
     allow_changes: bool = False,
+    progress: bool = True,
 ) -> tuple[BaseVAE, dict[str, Any]]:
     """Train a model and write its run folder; returns the model and the last epoch's metrics (with
     ``trainer.select: best_val``, the selected epoch's validation scores and ``selected_epoch``).
@@ -46,7 +47,9 @@ def train(
     ``out``: the run folder (default ``runs/<name>``). ``resume``: True to continue the run in
     ``out``, or the folder of the run to continue (then ``out`` defaults to it); a resume with
     another recipe (model, data, batch size, seed, optimizer, schedule, ...) is refused unless
-    ``allow_changes=True``.
+    ``allow_changes=True``. Progress (a line within seconds, then the rate and an ETA) goes to
+    ``stream`` (stderr by default); ``progress=False`` silences it. Ctrl-C or SIGTERM stops the run
+    after a checkpoint (``resume`` continues it).
     The folder ends up with ``config.json``, ``model.safetensors``, ``README.md``,
     ``metrics.jsonl``, ``loss.png``, ``samples.png`` and ``checkpoints/``; ``vaezoo.load(out)``
     reads it.
@@ -68,5 +71,5 @@ def train(
     experiment = get_config(config, overrides)
     out = Path(out) if out is not None else default_out(experiment.name)
     trainer = Trainer(experiment, out, data_root=data_root, device=device, resume=resume_dir, stream=stream,
-                      allow_changes=allow_changes)
+                      allow_changes=allow_changes, progress=progress)
     return trainer.fit()

@@ -53,6 +53,7 @@ def train_code_prior(
     seed: int = 0,
     device: Optional[str] = None,
     stream: Optional[TextIO] = None,
+    progress: bool = True,
 ):
     """Train a code prior for the VQ-VAE ``source`` (a run folder, a pretrained name, ``hf-hub:...``)
     and write the model with it to ``out`` (default: ``source``, a run folder); returns the model.
@@ -60,7 +61,8 @@ def train_code_prior(
     The recipe: Adam at ``lr``, a cosine decay to 5% over ``epochs``, batches of ``batch_size``
     from the training split of ``data`` (default: the data ``source`` was trained on), ``seed``
     for the shuffling and the prior's initialization. Calling again with the same ``out``
-    continues an interrupted stage; another recipe there is refused.
+    continues an interrupted stage (Ctrl-C stops it after a checkpoint); another recipe there is
+    refused. Progress goes to ``stream`` (stderr by default); ``progress=False`` silences it.
     """
     source_path = Path(source).expanduser()
     local = (source_path / CONFIG_NAME).is_file()
@@ -71,11 +73,11 @@ def train_code_prior(
     saved = read_config(source_path / CONFIG_NAME) if local else None
     with run_folder_lock(out):  # OUT is written at the end; no other writer may change it meanwhile
         return _train_stage(source, saved, spec, out, data=data, data_root=data_root, epochs=epochs,
-                            batch_size=batch_size, lr=lr, seed=seed, device=device, stream=stream)
+                            batch_size=batch_size, lr=lr, seed=seed, device=device, stream=stream, progress=progress)
 
 
 def _train_stage(source, saved, spec: CodePriorSpec, out: Path, *, data, data_root, epochs, batch_size, lr, seed,
-                 device, stream):
+                 device, stream, progress):
     """The stage's run in ``out/code-prior/``, then the model with its prior in ``out`` (whose lock is held)."""
     first_stage = load(source)
     if not isinstance(first_stage, CodeLatents):
@@ -101,7 +103,8 @@ def _train_stage(source, saved, spec: CodePriorSpec, out: Path, *, data, data_ro
         trainer=_stage_recipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, starts_from=starts_from),
     )
     trainer = Trainer(experiment, stage_dir, data_root=data_root, device=device,
-                      resume=stage_dir if resume else None, stream=stream)
+                      resume=stage_dir if resume else None, stream=stream, progress=progress,
+                      continue_with=f"the same fit-prior command (out={out})")
     stage_model, final = trainer.fit()  # the selected epoch's validation scores
     model = build_model(_with(first_config, code_prior=spec.model_dump(mode="json")))
     model.load_state_dict(stage_model.state_dict())

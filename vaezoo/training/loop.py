@@ -51,12 +51,14 @@ class Trainer:
     ``data_root``: the dataset's folder (overrides ``data.root``; the run's ``config.json`` records it, so
     that evaluating or resuming the run finds the data again). ``resume``: a run folder whose ``checkpoints/last.safetensors`` to continue from (usually
     ``out`` itself); ``allow_changes``: continue it even with another recipe (batch size, seed,
-    optimizer, ...). ``stream``: where progress goes (stderr by default).
+    optimizer, ...). ``stream``: where progress goes (stderr by default; ``progress=False``: nowhere).
+    ``continue_with``: how a user
+    continues the run once SIGTERM or Ctrl-C has stopped it (``--resume OUT`` by default).
     """
 
     def __init__(self, experiment: ExperimentConfig, out: str | Path, *, data_root: Optional[str] = None,
                  device: Optional[str] = None, resume: str | Path | None = None, stream: Optional[TextIO] = None,
-                 allow_changes: bool = False):
+                 allow_changes: bool = False, continue_with: Optional[str] = None, progress: bool = True):
         if data_root is not None:  # the run remembers where its data came from: `vaezoo eval RUN` reads it there
             data = experiment.data.model_copy(update={"root": str(Path(data_root).expanduser().resolve())})
             experiment = experiment.model_copy(update={"data": data})
@@ -65,8 +67,9 @@ class Trainer:
         self.out = Path(out)
         self.device_name = device or self.cfg.device
         self.resume = Path(resume) if resume is not None else None
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = (stream if stream is not None else sys.stderr) if progress else _Silent()
         self.allow_changes = allow_changes
+        self.continue_with = continue_with or f"--resume {self.out}"  # what a stopped run tells its user
 
     def fit(self) -> tuple[Any, dict[str, Any]]:
         ctx = init_distributed(self.device_name)
@@ -175,7 +178,7 @@ class Trainer:
                         self._checkpoint(run)
                         raise TrainingInterrupted(
                             f"training stopped by {_SIGNAL_NAMES[self._stop_signal]} after step {st.global_step}; "
-                            f"its checkpoint is in {self.out}: continue with --resume {self.out}", st.global_step,
+                            f"its checkpoint is in {self.out}: continue with {self.continue_with}", st.global_step,
                             self.out, signal=self._stop_signal)
                 if stop:
                     break
@@ -431,6 +434,19 @@ _NOT_SCORED = {"neg_elbo": None, "loss": None, "recon": None, "kl": None, "terms
 def _main_lr(run: Run) -> float:
     """The learning rate of the model's own optimizer (every optimizer follows the same schedule)."""
     return run.schedulers[MAIN_UPDATE].get_last_lr()[0]
+
+
+class _Silent:
+    """A stream that drops what it is given: progress=False."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
 
 
 _SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}

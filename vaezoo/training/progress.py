@@ -12,11 +12,10 @@ import sys
 from typing import Any, Mapping, Optional, TextIO
 
 from ..durations import format_duration
+from .. import progress as passes
 from ..progress import EvalProgress
 
 __all__ = ["use_bar", "Progress"]
-
-SLOW_PASS_SECONDS = 5.0  # a scoring pass expected to take longer shows its progress
 
 
 def use_bar(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> bool:
@@ -49,7 +48,7 @@ class Progress:
         seconds: its estimated total after the first batch, then its rate and ETA."""
         if not self.enabled:
             return None
-        return EvalProgress(self.stream, every=0.25, what="images", title=title, quiet_below=SLOW_PASS_SECONDS)
+        return EvalProgress(self.stream, every=0.25, what="images", title=title, quiet_below=passes.SLOW_PASS_SECONDS)
 
     def epoch_start(self, epoch: int, start_step: int, total_steps: int | None = None) -> None:
         if not self.bar_mode:
