@@ -45,15 +45,27 @@ def pooled(parts: list[tuple[int, float, float | None]]) -> tuple[float, float |
     return mean, math.sqrt((within + between) / (total - 1) / total)
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1, else the usage line and exit status 2, no traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="a published name (vaezoo list --pretrained)")
-    parser.add_argument("--shards", type=int, default=os.cpu_count() or 1, help="parallel processes (default: CPUs)")
-    parser.add_argument("--iw-samples", type=int, default=5000)
-    parser.add_argument("--elbo-samples", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=TEST_IMAGES, help="score the first N test images")
+    parser.add_argument("--shards", type=at_least_one, default=os.cpu_count() or 1,
+                        help="parallel processes (default: CPUs)")
+    parser.add_argument("--iw-samples", type=at_least_one, default=5000)
+    parser.add_argument("--elbo-samples", type=at_least_one, default=10)
+    parser.add_argument("--limit", type=at_least_one, default=TEST_IMAGES, help="score the first N test images")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (another seed: an independent run)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=at_least_one, default=8)
     parser.add_argument("-o", "--output", help="write the merged report (vaezoo eval JSON) here")
     parser.add_argument("--record", action="store_true",
                         help="record the IWAE NLL in the registry entry as an independent re-measurement")

@@ -168,3 +168,18 @@ def scripted_validation(monkeypatch, values):
         return {**out, "neg_elbo": next(calls)} if tag == 1 else out
 
     monkeypatch.setattr(loop.Trainer, "_evaluate", evaluate)
+
+
+class CrashAt:
+    """A progress stream that stops the process, as a crash would, once a line starts with ``prefix``."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.prefix):
+            raise KeyboardInterrupt
+        return len(text)
+
+    def flush(self) -> None:
+        pass

@@ -171,17 +171,21 @@ def test_every_public_method_refuses_bad_images_in_one_line(mlp, method, case):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_encode_checks_the_values_where_reading_them_stalls_nothing(mlp):
-    """encode refuses what model(x) refuses, on a CPU tensor; on an accelerator (here the meta device,
-    whose values cannot be read at all) it checks the layout alone: the training step reaches encode."""
+def test_encode_refuses_nan_pixels_but_reads_nothing_inside_a_step(mlp, monkeypatch):
+    """encode refuses NaN pixels as model(x) does (it scores nothing, so no range binds it); inside
+    forward, a training or evaluation step whose images are checked already, it reads no value back."""
     with pytest.raises(UsageError, match="x holds images of shape"):
         mlp.encode(torch.rand(2, 3, 28, 28))
+    nan = torch.where(GOOD > 0.5, float("nan"), GOOD)
+    mlp.train()
     with pytest.raises(UsageError, match="NaN or infinite"):
-        mlp.encode(torch.where(GOOD > 0.5, float("nan"), GOOD))
-    with pytest.raises(UsageError, match="divide 0-255 images by 255"):
-        mlp.encode(GOOD * 255)
-    elsewhere = torch.full((2, 1, 28, 28), float("nan"), device="meta")
-    assert mlp.check_input(elsewhere, values=None).shape == (2, 1, 28, 28)
+        mlp.encode(nan)  # in training mode, with autograd, as a user might call it
+    mlp.eval()
+    assert mlp.encode(GOOD * 255).mean.shape == (GOOD.shape[0], mlp.latent_dim)  # encoding scores no likelihood
+    reads = []
+    monkeypatch.setattr(torch.Tensor, "__bool__", lambda self: reads.append(1) or True)
+    mlp(GOOD, context=vaezoo.passes.StepContext())  # a step: its encode reads nothing back
+    assert reads == []
 
 
 def test_uint8_and_bool_images_are_converted(mlp):
@@ -423,13 +427,14 @@ def test_allow_changes_continues_with_the_new_recipe(run):
 # ------------------------------------------------------------------ one run folder, one writer
 
 def test_a_second_training_into_a_held_folder_is_refused(tmp_path, monkeypatch):
-    from vaezoo.training.lock import run_folder_lock
+    from vaezoo.layout.lock import run_folder_lock
 
     monkeypatch.setenv("CI", "1")
     out = tmp_path / "run"
     with run_folder_lock(out):
-        with pytest.raises(UsageError, match=rf"another training is writing {re.escape(str(out))} \(process "
-                                             rf"{os.getpid()}, since .*\): wait for it to end, or pick another --out"):
+        with pytest.raises(UsageError, match=rf"another command holds the run folder {re.escape(str(out))} \(vaezoo, "
+                                             rf"process {os.getpid()}, since .*\): wait for it to end, or pick "
+                                             rf"another folder"):
             vaezoo.train(tiny_config(epochs=1), out=out, stream=io.StringIO())
     vaezoo.train(tiny_config(epochs=1), out=out, stream=io.StringIO())  # released: the folder is free again
 
@@ -450,7 +455,7 @@ def test_a_killed_training_leaves_no_stuck_lock(tmp_path, monkeypatch):
                             stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout.readline().strip() == "CHECKPOINTED 4"
-        with pytest.raises(UsageError, match=f"another training is writing .*process {proc.pid}"):
+        with pytest.raises(UsageError, match=f"another command holds the run folder .*vaezoo train, process {proc.pid}"):
             vaezoo.train(resume=out, stream=io.StringIO())  # the hanging run still holds it
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -463,7 +468,7 @@ def test_a_killed_training_leaves_no_stuck_lock(tmp_path, monkeypatch):
 
 
 def test_an_out_that_is_a_file_or_cannot_be_written_fails_before_any_work(tmp_path, monkeypatch):
-    import vaezoo.training.lock as lock
+    import vaezoo.layout.lock as lock
 
     monkeypatch.setenv("CI", "1")
     monkeypatch.setattr("vaezoo.training.loop.prepare_run", lambda *a, **k: pytest.fail("work started"))

@@ -15,9 +15,9 @@ from vaezoo.cli import main
 from vaezoo.errors import ConfigError, UsageError
 from vaezoo.parts import CODE_PRIORS, DECODERS, ENCODERS
 from vaezoo.layout.checkpoint import load_checkpoint
-from vaezoo.training.lock import run_folder_lock
+from vaezoo.layout.lock import run_folder_lock
 
-from _tiny_training import TINY_FAMILIES, register, tiny_config
+from _tiny_training import TINY_FAMILIES, CrashAt, register, tiny_config
 from test_training_processes import _weights, sigkill_after_checkpoint
 
 register()
@@ -184,21 +184,6 @@ def test_the_code_prior_stage_trains_on_the_codes_the_finished_model_gives():
     assert all(p.grad is None for n, p in stage.named_parameters() if not n.startswith("code_prior."))
 
 
-class _CrashIn:
-    """A progress stream that stops the process, as a crash would, once a line starts with ``prefix``."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-
-    def write(self, text: str) -> int:
-        if text.startswith(self.prefix):
-            raise KeyboardInterrupt
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 def test_the_code_prior_is_a_stage_of_the_training_loop_resumed_bit_for_bit(tmp_path):
     """`train_code_prior` runs the shared loop on the frozen codes: a run folder of its own with
     checkpoints, selection on the validation split and resume; the model with its prior lands in OUT."""
@@ -210,7 +195,7 @@ def test_the_code_prior_is_a_stage_of_the_training_loop_resumed_bit_for_bit(tmp_
     recipe = dict(epochs=3, batch_size=16, lr=3e-3)
     whole = vaezoo.train_code_prior(run, prior, out=tmp_path / "whole", stream=io.StringIO(), **recipe)
     with pytest.raises(KeyboardInterrupt):  # dies in epoch 3, after epoch 2's checkpoint
-        vaezoo.train_code_prior(run, prior, out=tmp_path / "broken", stream=_CrashIn("epoch 3/3"), **recipe)
+        vaezoo.train_code_prior(run, prior, out=tmp_path / "broken", stream=CrashAt("epoch 3/3"), **recipe)
     stage = tmp_path / "broken" / "code-prior"
     assert load_checkpoint(stage).state["global_step"] == 24 and not (tmp_path / "broken" / "config.json").exists()
     with pytest.raises(vaezoo.training.CheckpointError, match="trainer.optimizer"):
@@ -293,7 +278,7 @@ def test_fit_prior_gmm_for_a_vae_and_a_code_prior_refused_for_it(tmp_path, monke
     assert "a code prior is for models with discrete codes" in capsys.readouterr().err
     with run_folder_lock(tmp_path / "gmm"):  # a training writing that folder: fit-prior waits its turn
         assert main(["fit-prior", str(run), "--prior", "gmm", "--components", "3", "--out", str(tmp_path / "gmm")]) == 2
-    assert f"another training is writing {tmp_path / 'gmm'} (process " in capsys.readouterr().err
+    assert f"another command holds the run folder {tmp_path / 'gmm'} (vaezoo, process " in capsys.readouterr().err
     assert not (tmp_path / "gmm" / "model.safetensors").exists()
     assert main(["fit-prior", str(run), "--prior", "gmm", "--components", "3", "--out", str(tmp_path / "gmm")]) == 0
     assert vaezoo.load(tmp_path / "gmm").config.prior.name == "mog"

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
+from .errors import DuplicateNameError
+
 __all__ = ["Registry", "RegistryEntry", "natural_key", "PLUGIN_GROUP", "load_plugins", "suggest"]
 
 PLUGIN_GROUP = "vaezoo.plugins"
@@ -90,7 +92,7 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, *, params: Any = None) -> None:
         if name in self._entries:
             existing = self._entries[name]
-            raise ValueError(
+            raise DuplicateNameError(
                 f"{self.kind} '{name}' is already registered (by {existing.module or 'unknown module'}); "
                 f"choose another name"
             )

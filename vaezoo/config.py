@@ -279,7 +279,8 @@ def describe_type(annotation: Any, metadata: list = (), plural: bool = False) ->
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (Union, types.UnionType):
         members = [a for a in args if a is not type(None)]
-        text = " or ".join(describe_type(a) for a in members)
+        # a field's own bounds (Optional[float] = Field(None, gt=0, lt=1)) bound its one member
+        text = " or ".join(describe_type(a, metadata if len(members) == 1 else ()) for a in members)
         return text + (" or null" if len(members) < len(args) else "")
     if origin is list:
         inner, inner_meta = _split_annotated(args[0]) if args else (Any, [])

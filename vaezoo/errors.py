@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "VaezooError", "ConfigError", "UsageError", "DataError", "DataNotFoundError", "CheckpointError",
-    "HubError", "ChecksumError", "NonFiniteLossError", "TrainingInterrupted",
+    "HubError", "ChecksumError", "DuplicateNameError", "NonFiniteLossError", "TrainingInterrupted",
 ]
 
 
@@ -39,6 +39,10 @@ class ConfigError(VaezooError, ValueError):
             prefix = f"{source}: " if source else ""
             out.append(f"{prefix}{path}: {message}" if path else f"{prefix}{message}")
         return out
+
+
+class DuplicateNameError(VaezooError, ValueError):
+    """A registration under a name that is taken (of a part, a family, a dataset, ...)."""
 
 
 class UsageError(VaezooError, ValueError):

@@ -296,6 +296,17 @@ class ExperimentConfig(Strict):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
     @model_validator(mode="after")
+    def _selection_needs_validation(self) -> "ExperimentConfig":
+        """Settings that read the validation split are errors without one, not silently ignored."""
+        if self.data.val_size == 0:
+            for setting, used in (("trainer.select: best_val", self.trainer.select == "best_val"),
+                                  (f"trainer.patience: {self.trainer.patience}", self.trainer.patience is not None)):
+                if used:
+                    raise ValueError(f"{setting} reads the validation split, and data.val_size is 0: hold out "
+                                     f"validation images (data.val_size: 5000) or drop the setting")
+        return self
+
+    @model_validator(mode="after")
     def _objective_optimizers(self) -> "ExperimentConfig":
         """Fill the optimizers of the objective's training parts from its recipe, field by field
         under what the config sets, so that the recorded recipe names every setting it trained with."""

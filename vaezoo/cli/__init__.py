@@ -15,11 +15,14 @@ import importlib.util
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
 
 from .._version import __version__
-from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted, UsageError, VaezooError
+from ..errors import (
+    ConfigError, DuplicateNameError, NonFiniteLossError, TrainingInterrupted, UsageError, VaezooError,
+)
 
 __all__ = ["main", "build_parser"]
 
@@ -49,7 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def import_user_module(name: str) -> None:
-    """``my_parts`` (found from the working directory, as ``python -m`` would) or ``path/to/parts.py``."""
+    """``my_parts`` (found from the working directory, as ``python -m`` would) or ``path/to/parts.py``.
+
+    A syntax error, or a name its registrations take twice, is one line naming the file and the
+    line; any other error inside the user's module keeps its traceback (a bug to read there)."""
+    try:
+        _import(name)
+    except SyntaxError as exc:
+        raise UsageError(f"--import {name}: {exc.msg} ({exc.filename}, line {exc.lineno})") from None
+    except DuplicateNameError as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_PACKAGE_DIR)]
+        where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+        raise UsageError(f"--import {name}: {exc}{where}") from None
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def _import(name: str) -> None:
     if name.endswith(".py") or os.sep in name or "/" in name:
         path = Path(name).expanduser()
         if not path.is_file():
@@ -57,7 +77,7 @@ def import_user_module(name: str) -> None:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
-        spec.loader.exec_module(module)  # an error inside the user's module keeps its traceback
+        spec.loader.exec_module(module)
         return
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -163,7 +163,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
             progress=not args.quiet, start=args.start, metrics=args.metrics,
         )
-    if args.output:
+    if args.output:  # as the picture commands do: the folder is made
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(report.to_json() + "\n")
     print(report.to_json() if args.json else report.format_table())
     return 0

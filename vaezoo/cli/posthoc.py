@@ -25,7 +25,7 @@ from ..posthoc import fit_prior
 from ..progress import SLOW_PASS_SECONDS, progress_callback
 from ..schemas import ExperimentConfig
 from ..training.code_prior import STAGE_FOLDER, train_code_prior
-from ..training.lock import run_folder_lock
+from ..layout.lock import check_not_another_model, run_folder_lock
 from .arguments import at_least, device_name, positive_float
 from .evaluate import data_config
 
@@ -54,7 +54,9 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
         print(f"wrote {out}: the model with its {args.prior} prior (the stage's run: {out / STAGE_FOLDER}); "
               f"vaezoo sample {out} draws from it")
         return 0
-    with run_folder_lock(out):  # held from the first read to the last write, as a training holds it
+    earlier = read_config(out / CONFIG_NAME) if (out / CONFIG_NAME).is_file() else None
+    check_not_another_model(out, source, own_output=earlier is not None and "posthoc_prior" in (earlier.training or {}))
+    with run_folder_lock(out, "vaezoo fit-prior"):  # held from the first read to the last write, as a training holds it
         _fit_gmm(args, source, out)
     print(f"wrote {out}: the model with its {args.prior} prior; vaezoo sample {out} draws from it")
     return 0

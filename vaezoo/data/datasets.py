@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 
+from ..errors import DataError
 from ..parts.kinds import register_dataset
 from .idx import read_idx
 from .sources import Found, find_files
@@ -34,6 +35,21 @@ class ImageData:
     test_labels: Optional[torch.Tensor] = None
     classes: list[str] = field(default_factory=list)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        # every dataset comes through here: labels that do not pair with their images are refused
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if labels is None:
+                continue
+            where = f"dataset {self.source or '(in memory)'}: the {split} labels"
+            if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+                raise DataError(f"{where} are {tuple(labels.shape)} for {images.shape[0]} images: one label per image")
+            if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+                raise DataError(f"{where} are {labels.dtype}: class labels are integers")
+            if labels.numel() and (int(labels.min()) < 0 or (self.classes and int(labels.max()) >= len(self.classes))):
+                top = f"{len(self.classes) - 1}" if self.classes else "..."
+                raise DataError(f"{where} run from {int(labels.min())} to {int(labels.max())}; classes are 0-{top}")
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -24,7 +24,7 @@ from ..errors import DataError, DataNotFoundError
 from ..parts.kinds import register_dataset
 from .datasets import ImageData
 
-__all__ = ["tensors", "image_folder", "hold_out", "IMAGE_EXTENSIONS"]
+__all__ = ["tensors", "image_folder", "hold_out", "as_uint8_images", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 HOLD_OUT_SEED = 0  # a user's test split must not move between runs
@@ -67,7 +67,9 @@ def hold_out(
 # ---------------------------------------------------------------------------------- tensors
 
 
-def _as_uint8_images(x: torch.Tensor, file: Path, key: str) -> torch.Tensor:
+def as_uint8_images(x: torch.Tensor, file: Path, key: str) -> torch.Tensor:
+    """Images as uint8 (N, C, H, W): uint8 as they are, bool as 0/255, floats in [0, 1] scaled by 255,
+    other integers in 0..255; anything else (NaN, another range, channels last) one line naming them."""
     if x.dim() == 3:
         x = x.unsqueeze(1)  # (N, H, W) grayscale
     if x.dim() != 4:
@@ -82,6 +84,10 @@ def _as_uint8_images(x: torch.Tensor, file: Path, key: str) -> torch.Tensor:
     if x.dtype == torch.bool:
         return x.to(torch.uint8).mul_(255)
     if x.is_floating_point():
+        if not bool(torch.isfinite(x).all()):  # NaN would pass the range check below and become 0
+            count = int((~torch.isfinite(x)).sum())
+            raise DataError(f"{file}: '{key}' holds {count:,} NaN or infinite pixel value(s); every pixel must be "
+                            f"a finite number in [0, 1]")
         lo, hi = float(x.min()), float(x.max())
         if lo < -1e-3 or hi > 1 + 1e-3:
             raise DataError(
@@ -143,10 +149,10 @@ def tensors(
             raise DataError(f"{file}: unexpected tensor '{key}'; expected train_/test_ + images/labels")
     if "test_labels" in loaded and "test_images" not in loaded:
         raise DataError(f"{file} has 'test_labels' but no 'test_images'")
-    train_x = _as_uint8_images(loaded["train_images"], file, "train_images")
+    train_x = as_uint8_images(loaded["train_images"], file, "train_images")
     train_y = _labels(loaded.get("train_labels"), train_x.shape[0], file, "train_labels")
     if "test_images" in loaded:
-        test_x = _as_uint8_images(loaded["test_images"], file, "test_images")
+        test_x = as_uint8_images(loaded["test_images"], file, "test_images")
         test_y = _labels(loaded.get("test_labels"), test_x.shape[0], file, "test_labels")
         if test_x.shape[1:] != train_x.shape[1:]:
             raise DataError(
@@ -169,15 +175,25 @@ def tensors(
 # ---------------------------------------------------------------------------- image-folder
 
 
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+def _inside(path: Path, top: Path) -> bool:
+    """Whether ``path`` is no link, or a link that stays inside ``top`` (resolved): a folder walk
+    follows no link out of the dataset's folder, and none back into it (a loop, a second copy)."""
+    if not path.is_symlink():
+        return True
+    target = path.resolve()
+    return not target.is_dir() and target.is_relative_to(top.resolve())
+
+
+def _images_in(folder: Path, recursive: bool, top: Path) -> list[Path]:
+    found = folder.rglob("*") if recursive else folder.iterdir()  # rglob does not descend into linked folders
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and _inside(p, top))
 
 
 def _scan(folder: Path) -> tuple[list[Path], Optional[list[str]]]:
     """Image files and, when the folder has class subfolders, each file's class name."""
-    subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    loose = _images_in(folder, recursive=False)
+    subdirs = sorted(d for d in folder.iterdir()
+                     if d.is_dir() and not d.is_symlink() and not d.name.startswith("."))
+    loose = _images_in(folder, recursive=False, top=folder)
     if subdirs and loose:
         raise DataError(
             f"{folder} has both images ({loose[0].name}, ...) and subfolders ({subdirs[0].name}, ...); "
@@ -187,7 +203,7 @@ def _scan(folder: Path) -> tuple[list[Path], Optional[list[str]]]:
         return loose, None
     files, names = [], []
     for d in subdirs:
-        inside = _images_in(d, recursive=True)
+        inside = _images_in(d, recursive=True, top=folder)
         files += inside
         names += [d.name] * len(inside)
     return files, names
@@ -200,11 +216,15 @@ def _decode(file: Path, channels: int, size: Optional[tuple[int, int]]) -> torch
 
     try:
         with Image.open(file) as img:
+            if img.mode.startswith("I;16") or (img.mode == "I" and np.asarray(img).max() > 255):
+                # 16-bit grey levels: scaled to 8 bits, not clipped at 255 (which would whiten the image)
+                wide = np.asarray(img).astype(np.float64)
+                img = Image.fromarray((wide * 255 / 65535).round().clip(0, 255).astype(np.uint8), mode="L")
             img = img.convert("L" if channels == 1 else "RGB")
             if size is not None and (img.height, img.width) != size:
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
             array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:  # a bomb: refused, not decoded
         raise DataError(f"cannot decode image {file}: {' '.join(str(exc).split())}") from None
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()

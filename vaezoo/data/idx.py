@@ -15,14 +15,30 @@ __all__ = ["read_idx"]
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_BYTES = 4 << 30  # the most an IDX file may hold: a header claiming more is refused before reading
+
+
 def read_idx(path: str | Path) -> torch.Tensor:
+    """The tensor of an IDX file. Decompression is bounded by the size its header declares, so a
+    small ``.gz`` that inflates to gigabytes (or a header that claims them) is an error naming the
+    file, not an exhausted memory."""
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number)")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=_DTYPES[raw[2]], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise DataError(f"{path} is truncated: header says {shape}, found {data.size} values")
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as stream:
+            head = stream.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES:
+                raise DataError(f"{path} is not an IDX file (bad magic number)")
+            dims = stream.read(4 * head[3])
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(len(dims) // 4))
+            dtype = np.dtype(_DTYPES[head[2]])
+            expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if len(shape) != head[3] or expected > MAX_BYTES:
+                raise DataError(f"{path}: its IDX header declares {shape}, more than {MAX_BYTES >> 30} GiB or cut short")
+            body = stream.read(expected + 1)  # one byte more than declared tells of a longer file
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"cannot read {path}: {' '.join(str(exc).split())} (a .gz file must be gzip-compressed)") from None
+    if len(body) != expected:
+        what = "truncated" if len(body) < expected else "longer than its header says"
+        raise DataError(f"{path} is {what}: the header declares {shape} ({expected:,} bytes of data)")
+    data = np.frombuffer(body, dtype=dtype)
     return torch.from_numpy(data.astype(data.dtype.newbyteorder("="), copy=True).reshape(shape))

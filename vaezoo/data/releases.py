@@ -17,6 +17,7 @@ from pydantic import PositiveInt
 from ..errors import DataError
 from ..parts.kinds import register_dataset
 from .datasets import FASHION_MNIST_CLASSES, MNIST_CLASSES, ImageData
+from .generic import as_uint8_images
 from .sources import Found, cache_dir, find_files
 
 __all__ = [
@@ -97,7 +98,8 @@ def _read_svhn(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         raise DataError(f"{path}: not a readable MATLAB file ({exc})") from None
     if "X" not in mat or "y" not in mat:
         raise DataError(f"{path}: expected the variables X and y of SVHN's release, found {sorted(mat)}")
-    images = torch.from_numpy(np.ascontiguousarray(mat["X"].transpose(3, 2, 0, 1))).to(torch.uint8)
+    # uint8 in the release; a float copy in [0, 1] is scaled, not cast to black
+    images = as_uint8_images(torch.from_numpy(np.ascontiguousarray(mat["X"].transpose(3, 2, 0, 1))), path, "X")
     labels = torch.from_numpy(mat["y"].reshape(-1).astype(np.int64)) % 10  # the release labels digit 0 as 10
     return images, labels
 
@@ -149,7 +151,7 @@ def _crop_and_resize(path: Path, size: int):
             img = img.crop((left, top, left + _CELEBA_CROP, top + _CELEBA_CROP))
             img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
             return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot decode {path}: {' '.join(str(exc).split())}") from None
 
 
@@ -161,6 +163,9 @@ def _partition(path: Path) -> dict[str, int]:
             continue
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
             raise DataError(f"{path}, line {number}: expected '<file> <0|1|2>', got {line!r}")
+        if Path(fields[0]).name != fields[0] or fields[0] in (".", "..") or "\\" in fields[0]:
+            # a name read from a data file never reaches outside the image folder
+            raise DataError(f"{path}, line {number}: {fields[0]!r} is not a file name inside img_align_celeba/")
         split[fields[0]] = int(fields[1])
     return split
 
@@ -200,7 +205,10 @@ def celeba(root: Optional[str], size: PositiveInt = 64) -> ImageData:
 
 def read_label_pixel_csv(path: Path, shape: tuple[int, int, int] = (1, 28, 28)) -> tuple[torch.Tensor, torch.Tensor]:
     """A CSV with one image per row: the label, then the pixel values 0..255 (a header row is skipped)."""
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV (a compressed or binary file? decompress it first)") from None
     first, _, rest = text.partition("\n")
     body = rest if not first.split(",")[0].strip().isdigit() else text  # "label,pixel1,..." or no header
     try:

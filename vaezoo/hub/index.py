@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -29,7 +30,7 @@ from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 __all__ = [
     "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference",
     "Rescoring", "ModelCosts", "PretrainedEntry",
-    "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
+    "NAME", "checked_name", "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
 ]
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -77,6 +78,9 @@ class PublishedMetric(Strict):
 
     @model_validator(mode="after")
     def _unit(self) -> "PublishedMetric":
+        if not math.isfinite(self.value) or (self.stderr is not None and not math.isfinite(self.stderr)):
+            raise ValueError(f"metric '{self.name}': {self.value} ± {self.stderr} is not a finite number; a NaN or "
+                             f"infinite measurement is not published (and would break strict JSON)")
         if self.unit not in UNITS:
             raise ValueError(f"metric '{self.name}': unit {self.unit!r} is not one of {list(UNITS)}")
         metric = find_metric(self.name, self.protocol.features)
@@ -237,8 +241,18 @@ def _registry(registry: str | Path | None) -> Path:
     return Path(registry) if registry is not None else resources.registry_dir()
 
 
+def checked_name(name: str) -> str:
+    """A published name, which becomes the file names of its entry and its weights: refused before
+    anything is written unless it is a plain name (no '/', no leading '.'), so that no path escapes
+    the registry folder."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise HubError(f"published name {name!r}: expected lowercase letters, digits, '.', '_' or '-', starting "
+                       f"with a letter or a digit (it names files in the registry folder)")
+    return name
+
+
 def entry_path(name: str, registry: str | Path | None = None) -> Path:
-    return _registry(registry) / f"{name}.json"
+    return _registry(registry) / f"{checked_name(name)}.json"
 
 
 def read_entry(path: str | Path) -> PretrainedEntry:

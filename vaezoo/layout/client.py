@@ -18,6 +18,7 @@ from typing import Iterator, Optional
 from ..errors import HubError
 from .card import pointing_to
 from .files import CARD_NAME, CONFIG_NAME, without_local_paths
+from .lock import reading_run_folder
 
 __all__ = ["HF_PREFIX", "translate_hub_errors", "PushResult", "push_folder", "folder_files", "TRAINING_STATE"]
 
@@ -44,6 +45,9 @@ def translate_hub_errors(repo_id: str, revision: str | None = None, filename: st
     where = f"Hub repository '{repo_id}' at {_endpoint()}"
     try:
         yield
+    except hf.HFValidationError as exc:  # a repo id or revision the client refuses before any request
+        detail = " ".join(str(exc).split()).split(". Use `repo_type`")[0]
+        raise HubError(f"'{repo_id}' is not a valid Hub repository id or revision: {detail}") from None
     except hf.GatedRepoError as exc:
         raise HubError(f"{where} is gated: accept its conditions on the Hub and pass a token (HF_TOKEN)") from exc
     except hf.RepositoryNotFoundError as exc:
@@ -133,12 +137,16 @@ def push_folder(folder: Path, repo_id: str, *, tag: Optional[str] = None, privat
     ``tensorboard/`` only with ``include_training``), then ``tag`` on that commit."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    files = folder_files(folder, include_training)
+    with reading_run_folder(folder, "vaezoo push") if include_training else contextlib.nullcontext():
+        # the training state is read whole, or not while a training rewrites it
+        files = folder_files(folder, include_training)
+        contents = {p: p.read_bytes() for p in files} if include_training else None
     card = folder / CARD_NAME
     if not card.is_file():
         logger.warning("%s has no %s model card", folder, CARD_NAME)
     config = folder / CONFIG_NAME
-    operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
+    operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(),
+                                     path_or_fileobj=contents[p] if contents is not None else str(p))
                   for p in files if p not in (card, config)]
     if config.is_file():
         operations.append(CommitOperationAdd(path_in_repo=CONFIG_NAME,

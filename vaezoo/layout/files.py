@@ -218,6 +218,14 @@ def load_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], sour
         problems.append("wrong dtypes: " + _listing(kinds))
     if problems:
         raise CheckpointError(f"{source}: does not match the architecture in its config: " + "; ".join(problems))
+    # NaN anywhere, or an infinite weight, would load and then give NaN bounds, misleading codebook
+    # statistics or a crash deep in a linear-algebra library; a buffer may hold -inf (a causal mask)
+    parameters = {name for name, _ in model.named_parameters()}
+    broken = [k for k in common if tensors[k].is_floating_point() and (
+        bool(tensors[k].isnan().any()) or (k in parameters and not bool(tensors[k].isfinite().all())))]
+    if broken:
+        raise CheckpointError(f"{source}: non-finite values (NaN or inf) in {_listing(broken)}; these weights "
+                              f"cannot be used (a diverged training? its last good checkpoint may be kept)")
     state = {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in tensors.items()}
     model.load_state_dict(state, strict=not published)
 

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import torch
+from pydantic import ValidationError
 
 from .. import resources
 from ..errors import HubError
 from ..layout import CONFIG_NAME, SAMPLES_NAME, push_folder, read_config
 from ..layout.card import metric_records
+from ..layout.lock import reading_run_folder
 from ..parts.metrics import find_metric
 from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
@@ -32,7 +34,7 @@ from ..safe_text import load_json
 from ..hub.index import (
     HubWeights, ModelCosts, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring, StartedFrom,
     TrainingRun,
-    entry_path, read_entry, sha256_file, write_entry,
+    NAME, checked_name, entry_path, read_entry, sha256_file, write_entry,
 )
 from ..hub.local import load_local
 
@@ -81,8 +83,20 @@ def normalize_metrics(
             raise HubError(f"metric '{record['name']}' has no protocol: give {', '.join(missing)} "
                            f"(a number is comparable only with the protocol that measured it)")
         fields = {k: record[k] for k in PublishedMetric.model_fields if k in record and k != "protocol"}
-        out.append(PublishedMetric(protocol=Protocol(**protocol), **fields))
+        out.append(_published(protocol=protocol, **fields))
     return out
+
+
+def _published(*, protocol: Mapping[str, Any], **fields: Any) -> PublishedMetric:
+    """A metric record, or one line saying which metric and what is wrong with it (a NaN value, a unit)."""
+    try:
+        return PublishedMetric(protocol=Protocol(**protocol), **fields)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        message, where = problem["msg"].removeprefix("Value error, "), ".".join(str(p) for p in problem["loc"])
+        if not message.startswith("metric "):  # the record's own checks name the metric already
+            message = f"metric '{fields.get('name')}'{f' ({where})' if where else ''}: {message}"
+        raise HubError(message) from None
 
 
 def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarization: str, weights_dtype: str,
@@ -112,8 +126,8 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
         metric = find_metric(metric_name, p.get("features"))
         if metric is None or not metric.publish:
             continue
-        out.append(PublishedMetric(name=metric_name, value=float(m["value"]), unit=metric.unit,
-                                   stderr=m.get("stderr"), protocol=Protocol(**{**common, **metric.protocol_from(p)})))
+        out.append(_published(name=metric_name, value=float(m["value"]), unit=metric.unit, stderr=m.get("stderr"),
+                              protocol={**common, **metric.protocol_from(p)}))
     return out
 
 
@@ -191,7 +205,7 @@ def started_from(source: Optional[str], registry: Path) -> Optional[StartedFrom]
     brings its training cost (its own warm start's included); any other source is named only."""
     if source is None:
         return None
-    if not entry_path(source, registry).is_file():
+    if not NAME.match(source) or not entry_path(source, registry).is_file():  # a path, or an unpublished name
         return StartedFrom(source=source)
     parent = read_entry(entry_path(source, registry))
     epochs, time_s = parent.training.epochs, parent.training.time_s
@@ -233,10 +247,13 @@ def publish_run(
     """
     run_dir = Path(run_dir)
     registry = Path(registry) if registry is not None else resources.registry_dir()
+    checked_name(name)  # it names files: refused before anything is written
     if dtype not in _DTYPES:
         raise HubError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    run_config = read_config(run_dir / CONFIG_NAME)
-    model = load_local(run_dir)
+    with reading_run_folder(run_dir, "vaezoo publish"):  # not a run that a training is rewriting
+        run_config = read_config(run_dir / CONFIG_NAME)
+        model = load_local(run_dir)
+        samples = (run_dir / SAMPLES_NAME).read_bytes() if (run_dir / SAMPLES_NAME).is_file() else None
 
     config_name = config or run_config.name or name
     if config_name not in MODELS:
@@ -271,9 +288,9 @@ def publish_run(
         folder = Path(tmp) / name
         exp = ExperimentConfig(name=name, description=description or experiment.description, model=run_config.model,
                                data=recipe.data, trainer=recipe.trainer)
-        if (run_dir / SAMPLES_NAME).is_file():
+        if samples is not None:
             folder.mkdir(parents=True)
-            (folder / SAMPLES_NAME).write_bytes((run_dir / SAMPLES_NAME).read_bytes())
+            (folder / SAMPLES_NAME).write_bytes(samples)
         model.save_pretrained(folder, experiment=exp, metrics=[m.model_dump(mode="json") for m in records] or None,
                         training=run.model_dump(mode="json", exclude_none=True), dtype=_DTYPES[dtype],
                         repo_id=repo_id, license=license,
@@ -327,6 +344,10 @@ def add_metrics(name: str, metrics: Union[str, Path, Mapping, list, Sequence[Uni
     """
     registry = Path(registry) if registry is not None else resources.registry_dir()
     entry = _entry(name, registry)
+    for report in _metric_sources(metrics):  # the published weights are the ones a new figure must measure
+        if _is_eval_report(report) and report["protocol"].get("model") != name:
+            raise HubError(f"the report measured {report['protocol'].get('model')!r}, not the published {name!r}: "
+                           f"score the published weights (vaezoo eval {name} ...)")
     merged = {m.name: m for m in entry.metrics}
     left_out = []
     for record in _combine_metrics(metrics, likelihood=entry.model.likelihood.name,
@@ -368,6 +389,9 @@ def add_rescoring(name: str, report: Mapping[str, Any], command: str, metric: st
     if protocol.get("seed") == published.protocol.seed:
         raise HubError(f"the report used seed {published.protocol.seed}, the published measurement's: an independent "
                        f"re-measurement needs another (--seed 1)")
+    if metric == "iwae_nll" and protocol.get("iw_samples") != published.protocol.importance_samples:
+        raise HubError(f"the report used k={protocol.get('iw_samples')} importance samples; {name}'s {metric} was "
+                       f"measured with k={published.protocol.importance_samples}: a re-measurement uses the same k")
     if protocol.get("examples") != published.protocol.num_examples or protocol.get("split") != published.protocol.split:
         raise HubError(f"the report scored {protocol.get('examples')} {protocol.get('split')} images; {name}'s "
                        f"{metric} was measured on {published.protocol.num_examples} {published.protocol.split} images")

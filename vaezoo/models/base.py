@@ -17,6 +17,7 @@ From these the base gives every family the same API: ``forward`` (the configured
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar, Optional, Union
 
 import torch
@@ -31,7 +32,7 @@ from ..passes import HierarchicalPosterior, LatentPass, ModelOutput, StepContext
 from ..schemas import ModelConfig
 from ..ops.noise import IWAE_STREAM, NoiseSource
 from .bounds import elbo_terms, iwae_bound
-from .inputs import check_count, check_images, check_layout
+from .inputs import check_count, check_finite, check_images, check_labels, check_layout
 from .refine import refine
 
 __all__ = ["BaseVAE", "CodeLatents", "PointLatents", "PartBuildError", "Latent"]
@@ -180,9 +181,15 @@ class BaseVAE(HubMixin, nn.Module):
         asks for each through ``forward``, so that DDP sees every one."""
         if context is None:
             x = self.check_input(x)
-        if update == MAIN_UPDATE:
-            return self.objective(self, x, y, context or _TRAINING_CONTEXT)
-        return self.objective.update_loss(update, self, x, y, context or _TRAINING_CONTEXT)
+            y = self.check_labels(y, x.shape[0])
+        objective = self.objective if update == MAIN_UPDATE else partial(self.objective.update_loss, update)
+        if torch.compiler.is_compiling():  # a compiled step checks nothing (see check_input); no flag to trace
+            return objective(self, x, y, context or _TRAINING_CONTEXT)
+        trusted, self._inputs_checked = getattr(self, "_inputs_checked", False), True
+        try:  # x is checked (here, or by the loader at load): the encode calls inside need not read it again
+            return objective(self, x, y, context or _TRAINING_CONTEXT)
+        finally:
+            self._inputs_checked = trusted
 
     # -- the training contract ----------------------------------------------------------
     # What the shared training loop asks of a family (docs/families.md): the updates of one
@@ -221,11 +228,16 @@ class BaseVAE(HubMixin, nn.Module):
         """``x`` as this model takes it (see :mod:`vaezoo.models.inputs`): a float batch of
         ``input_shape`` images, uint8 0..255 divided by 255; with ``values``, also finite and in
         the range the likelihood scores. A UsageError names what was expected otherwise.
-        ``values=None`` (``encode``, which training steps reach too): the values where reading them
-        back stalls nothing, a CPU tensor outside a compiled graph; else the layout alone."""
+
+        ``values=None`` (``encode``, which scores nothing, so no range binds it): finite pixels too,
+        unless the call comes from inside ``forward`` (a training or evaluation step, whose images
+        are checked already: it reads no value back) or from a compiled graph."""
         dtype = next(self.parameters()).dtype
         if values is None:
-            values = isinstance(x, torch.Tensor) and x.device.type == "cpu" and not torch.compiler.is_compiling()
+            x = check_layout(x, self.input_shape, dtype, what)
+            if not getattr(self, "_inputs_checked", False) and not torch.compiler.is_compiling():
+                check_finite(x, what)
+            return x
         if not values:
             return check_layout(x, self.input_shape, dtype, what)
         return check_images(x, self.input_shape, dtype, self.likelihood.value_range, self.config.likelihood.name,
@@ -250,20 +262,15 @@ class BaseVAE(HubMixin, nn.Module):
     def _labels(self, n: int, y, device: torch.device) -> Optional[torch.Tensor]:
         """Labels for ``n`` samples of a conditional model: as given (an int means all of that class),
         else drawn uniformly; unconditional families take none."""
-        if not self.conditional:
-            if y is not None:
-                raise UsageError(f"the '{self.family}' family is not conditional: it takes no labels (y)")
-            return None
-        classes = self.config.num_classes
-        if y is None:
-            return torch.randint(classes, (n,), device=device)
-        y = torch.as_tensor(y, device=device).long()
-        y = y.expand(n) if y.dim() == 0 else y
-        if y.shape != (n,):
-            raise UsageError(f"y must be one class or {n} labels, got shape {tuple(y.shape)}")
-        if int(y.min()) < 0 or int(y.max()) >= classes:
-            raise UsageError(f"labels must be in 0..{classes - 1}, got {sorted(set(y.tolist()))}")
-        return y
+        if self.conditional and y is None:
+            return torch.randint(self.config.num_classes, (n,), device=device)
+        return self.check_labels(y, n)
+
+    def check_labels(self, y, n: int) -> Optional[torch.Tensor]:
+        """``y`` as this model takes it (see :func:`~vaezoo.models.inputs.check_labels`): whole
+        class numbers in range for a conditional family, nothing for the others."""
+        classes = self.config.num_classes if self.conditional else None
+        return check_labels(y, n, classes, self.family, next(self.parameters()).device)
 
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True, y=None) -> torch.Tensor:
@@ -279,11 +286,13 @@ class BaseVAE(HubMixin, nn.Module):
     def reconstruct(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The mean of p(x|z) at the posterior mean of every level."""
         x = self.check_input(x)
+        y = self.check_labels(y, x.shape[0])
         return self.decode_latents(self.posterior_means(x, y), y).mean
 
     def log_weights(self, x: torch.Tensor, samples: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Importance log-weights ``log p(x|z_s) + log p(z_s) - log q(z_s|x)``, shape (samples, B)."""
         x, samples = self.check_input(x), check_count(samples, "samples")
+        y = self.check_labels(y, x.shape[0])
         return self.latent_pass(x, self.draw_noise(x, samples), y).log_weights()
 
     def elbo(self, x: torch.Tensor, samples: int = 1, y: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -293,6 +302,7 @@ class BaseVAE(HubMixin, nn.Module):
         or N(0, I)), else Monte Carlo on the same draws.
         """
         x, samples = self.check_input(x), check_count(samples, "samples")
+        y = self.check_labels(y, x.shape[0])
         log_px, kls = elbo_terms(self, x, self.draw_noise(x, samples), y)
         return log_px - sum(kls.values())
 
@@ -307,6 +317,7 @@ class BaseVAE(HubMixin, nn.Module):
         objective is the way to train on the bound). ``seed`` makes the noise repeatable.
         """
         x, k = self.check_input(x), check_count(k, "k (the number of importance samples)")
+        y = self.check_labels(y, x.shape[0])
         chunk = check_count(chunk_size, "chunk_size") if chunk_size is not None else max(1, 2048 // x.shape[0])
         generator_seed = int(torch.randint(2**62, ()).item()) if seed is None else seed
         noise = NoiseSource(generator_seed, IWAE_STREAM, range(x.shape[0]), self.noise_shape, x.device, x.dtype)
@@ -318,7 +329,7 @@ class BaseVAE(HubMixin, nn.Module):
         """Per-example posteriors refined by ``steps`` Adam steps on each example's ELBO, decoder
         frozen (the seed's non-amortized inference); see :func:`vaezoo.models.refine.refine`."""
         x, steps = self.check_input(x), check_count(steps, "steps", minimum=0)
-        return refine(self, x, steps, lr, y=y, **kwargs)
+        return refine(self, x, steps, lr, y=self.check_labels(y, x.shape[0]), **kwargs)
 
     # -- bookkeeping --------------------------------------------------------------------
 

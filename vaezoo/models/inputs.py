@@ -11,8 +11,9 @@ Two depths of check, so that the training loop pays nothing for them:
 
 The user-facing methods (``forward`` called without a training context, ``elbo``, ``iwae``,
 ``log_weights``, ``reconstruct``, ``refine``, ``vaezoo.evaluate``) run ``check_images``. The
-families' ``encode``, which the training step reaches too, runs ``check_images`` where reading a
-value back stalls nothing (a CPU tensor, for one reduction per batch) and ``check_layout`` on a GPU.
+families' ``encode`` scores nothing, so the likelihood's range does not bind it: it checks that
+the pixels are finite (:func:`check_finite`), except inside ``forward`` (a training or evaluation
+step, whose images were checked: nothing is read back there) and in a compiled graph.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 
 from ..errors import UsageError
 
-__all__ = ["check_layout", "check_images", "check_count"]
+__all__ = ["check_layout", "check_finite", "check_images", "check_count", "check_labels"]
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -58,6 +59,13 @@ def check_layout(x, input_shape: Sequence[int], dtype: torch.dtype, what: str = 
     return x if x.dtype == dtype else x.to(dtype)
 
 
+def check_finite(x: torch.Tensor, what: str = "x") -> torch.Tensor:
+    """No NaN or infinite pixel (one reduction, one value read back)."""
+    if not bool(torch.isfinite(x).all()):
+        raise UsageError(f"{what} holds NaN or infinite pixel values; every pixel must be a finite number")
+    return x
+
+
 def check_images(x, input_shape: Sequence[int], dtype: torch.dtype,
                  value_range: Optional[tuple[float, float]], likelihood: str, what: str = "x") -> torch.Tensor:
     """:func:`check_layout`, then the values: finite, and within ``value_range`` where the
@@ -65,7 +73,7 @@ def check_images(x, input_shape: Sequence[int], dtype: torch.dtype,
     x = check_layout(x, input_shape, dtype, what)
     low, high, finite = torch.stack([x.min(), x.max(), torch.isfinite(x).all().to(x.dtype)]).tolist()
     if not finite:
-        raise UsageError(f"{what} holds NaN or infinite pixel values; every pixel must be a finite number")
+        check_finite(x, what)
     if value_range is not None and (low < value_range[0] or high > value_range[1]):
         lo, hi = value_range
         hint = " (divide 0-255 images by 255, or pass them as uint8)" if high > 10 and hi <= 1 else ""
@@ -81,3 +89,28 @@ def check_count(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise UsageError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
+
+
+def check_labels(y, n: int, classes: Optional[int], family: str, device: torch.device) -> Optional[torch.Tensor]:
+    """Class labels for ``n`` images as int64 on ``device``: one class (an int, applied to all) or
+    ``n`` whole numbers in ``0..classes-1``. ``classes=None`` (a family that is not conditional)
+    takes none: labels given to it would be ignored, so they are refused."""
+    if classes is None:
+        if y is not None:
+            raise UsageError(f"the '{family}' family is not conditional: it takes no labels (y)")
+        return None
+    if y is None:
+        raise UsageError(f"the '{family}' family is conditional: pass the class labels y (ints in 0..{classes - 1})")
+    y = torch.as_tensor(y, device=device)
+    if y.is_floating_point() and bool((y != y.round()).any()):
+        raise UsageError(f"labels are whole class numbers; got {y.dtype} values such as "
+                         f"{float(y[y != y.round()].flatten()[0]):g}")
+    if not (y.is_floating_point() or y.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise UsageError(f"labels are whole class numbers; got {y.dtype}")
+    y = y.long()
+    y = y.expand(n) if y.dim() == 0 else y
+    if y.shape != (n,):
+        raise UsageError(f"y must be one class or {n} labels, got shape {tuple(y.shape)}")
+    if n and (int(y.min()) < 0 or int(y.max()) >= classes):
+        raise UsageError(f"labels must be in 0..{classes - 1}, got {sorted(set(y.tolist()))[:10]}")
+    return y

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Optional, TextIO, Union
 
+import torch
 from pydantic import ValidationError
 
 from ..config import describe_errors
@@ -29,7 +30,7 @@ from ..layout.files import CONFIG_NAME, read_config
 from ..models.base import CodeLatents
 from ..schemas import CodePriorSpec, DataConfig, ExperimentConfig, TrainerConfig
 from ..zoo import MODELS, get_config
-from .lock import run_folder_lock
+from ..layout.lock import check_not_another_model, run_folder_lock
 from .loop import Trainer
 
 __all__ = ["train_code_prior", "STAGE_FOLDER", "FIRST_STAGE_FOLDER"]
@@ -71,7 +72,8 @@ def train_code_prior(
     out = Path(out).expanduser() if out is not None else source_path
     spec = _spec(prior)
     saved = read_config(source_path / CONFIG_NAME) if local else None
-    with run_folder_lock(out):  # OUT is written at the end; no other writer may change it meanwhile
+    check_not_another_model(out, source_path, own_output=(out / STAGE_FOLDER).is_dir())
+    with run_folder_lock(out, "vaezoo fit-prior"):  # OUT is written at the end; no other writer may change it meanwhile
         return _train_stage(source, saved, spec, out, data=data, data_root=data_root, epochs=epochs,
                             batch_size=batch_size, lr=lr, seed=seed, device=device, stream=stream, progress=progress)
 
@@ -89,8 +91,10 @@ def _train_stage(source, saved, spec: CodePriorSpec, out: Path, *, data, data_ro
     starts_from = stage_dir / FIRST_STAGE_FOLDER
     resume = checkpoint_path(stage_dir).is_file()
     first_config = first_stage.config.as_trained()  # the frozen stage: no prior of its own to carry over
-    if not resume:
-        with run_folder_lock(stage_dir):
+    if resume:
+        _check_same_first_stage(first_stage, starts_from, source)
+    else:
+        with run_folder_lock(stage_dir, "vaezoo fit-prior"):
             frozen = build_model(first_config)
             frozen.load_state_dict({k: v for k, v in first_stage.state_dict().items()
                                     if not k.startswith("code_prior.")})
@@ -160,3 +164,17 @@ def _stage_recipe(*, epochs: int, batch_size: int, lr: float, seed: int, starts_
         epochs=epochs, batch_size=batch_size, seed=seed, optimizer={"name": "adam", "lr": lr},
         scheduler={"name": "cosine", "min_lr_ratio": 0.05}, init_from=str(starts_from), select="best_val",
         test="end")
+
+
+def _check_same_first_stage(first_stage, starts_from: Path, source) -> None:
+    """A stage continues only over the first stage it began with: a prior fitted on the codes of an
+    encoder and codebook that have moved since (a training resumed after fit-prior) would be paired
+    with codes it never saw."""
+    began = load(starts_from).state_dict()
+    now = {k: v for k, v in first_stage.state_dict().items() if not k.startswith("code_prior.")}
+    moved = sorted(k for k in began if k not in now or not torch.equal(began[k].to(now[k].dtype), now[k].cpu()))
+    if moved:
+        raise UsageError(f"the first stage of {source} has changed since the code prior's stage in "
+                         f"{starts_from.parent} began ({moved[0]}{' and more' if len(moved) > 1 else ''} moved: "
+                         f"a training resumed after fit-prior?): that prior was fitted on other codes. Delete "
+                         f"{starts_from.parent} to fit a prior on the codes the model gives now")

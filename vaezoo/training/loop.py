@@ -33,7 +33,7 @@ from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, b
 from .export import export_run, final_record
 from .guards import first_bad_step, non_finite_error, weights_finite
 from .loader import derive_seed, eval_batches
-from .lock import run_folder_lock
+from ..layout.lock import run_folder_lock
 from .progress import Progress
 from .recipe import kl_scale_at
 from .records import TensorBoard, write_metrics
@@ -75,7 +75,7 @@ class Trainer:
         ctx = init_distributed(self.device_name)
         try:
             # rank 0 writes the folder, so rank 0 holds it; before any work, and for all of it
-            with run_folder_lock(self.out) if ctx.is_main else contextlib.nullcontext():
+            with run_folder_lock(self.out, "vaezoo train") if ctx.is_main else contextlib.nullcontext():
                 return self._fit(ctx)
         finally:
             ctx.close()
