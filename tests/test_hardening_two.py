@@ -24,6 +24,7 @@ from vaezoo.data import ImageData
 from vaezoo.data.generic import image_folder, tensors
 from vaezoo.data.idx import read_idx
 from vaezoo.data.releases import _partition, _read_svhn, read_label_pixel_csv
+from vaezoo import resources
 from vaezoo.errors import CheckpointError, ConfigError, DataError, HubError, UsageError
 from vaezoo.layout.lock import reading_run_folder, run_folder_lock
 from vaezoo.maintenance.publish import add_metrics, add_rescoring, publish_run
@@ -404,3 +405,53 @@ def test_cli_a_genuine_bug_in_an_imported_file_keeps_its_traceback(tmp_path):
     path.write_text("raise RuntimeError('a bug of its own')\n")
     with pytest.raises(RuntimeError, match="a bug of its own"):
         main(["--import", str(path), "list"])
+
+
+def test_locks_a_crash_while_a_model_is_rewritten_leaves_the_old_model_whole(tmp_path, monkeypatch):
+    """fit-prior (or any save_pretrained into a run) stopped while it writes the weights: the run's
+    model.safetensors and config.json are the old ones, and it loads."""
+    import vaezoo.layout.files as files
+
+    run = vaezoo.create(tiny_config()).save_pretrained(tmp_path / "run", experiment=vaezoo.get_config(tiny_config()))
+    before = {name: (run / name).read_bytes() for name in ("model.safetensors", "config.json")}
+    real = files.safetensors_bytes
+    monkeypatch.setattr(files, "safetensors_bytes", lambda *a, **k: (real(*a, **k), _kill())[0])
+    with pytest.raises(KeyboardInterrupt):
+        vaezoo.fit_prior(vaezoo.load(run), torch.rand(32, 1, 8, 8), components=2).save_pretrained(run)
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert vaezoo.load(run).config.prior.name == "normal" and not list(run.glob(".*.tmp"))
+
+
+def _kill():
+    raise KeyboardInterrupt  # as a SIGKILL would stop the process at this point
+
+
+def test_locks_eval_writing_into_a_training_run_waits_for_no_training(tmp_path, capsys):
+    vaezoo.train(tiny_config(epochs=1), out=tmp_path / "run", stream=io.StringIO())
+    with run_folder_lock(tmp_path / "run", "vaezoo train"):
+        assert main(["eval", str(tmp_path / "run"), "--limit", "2", "--iw-samples", "2", "-q",
+                     "-o", str(tmp_path / "run" / "eval.json")]) == 2
+    assert "another command holds the run folder" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "eval.json").exists()
+    assert main(["eval", str(tmp_path / "run"), "--limit", "2", "--iw-samples", "2", "-q",
+                 "-o", str(tmp_path / "run" / "eval.json")]) == 0
+
+
+def test_locks_a_crash_while_publishing_leaves_the_registry_as_it_was(tmp_path, monkeypatch):
+    import vaezoo.maintenance.publish as publish
+
+    registry = _published(tmp_path)
+    before = {p.relative_to(registry): p.read_bytes() for p in registry.rglob("*") if p.is_file()}
+    monkeypatch.setattr(publish, "write_entry", lambda *a, **k: _kill())
+    other = vaezoo.create("fashion-mlp16")
+    torch.nn.init.zeros_(next(other.parameters()))  # other weights: a new shipped file, then the crash
+    other.save_pretrained(tmp_path / "run2", experiment=vaezoo.get_config("fashion-mlp16", {"trainer.epochs": 1}),
+                          training={"epochs": 1})
+    with pytest.raises(KeyboardInterrupt):
+        publish_run(tmp_path / "run2", "tiny", "alice/tiny", config="fashion-mlp16", metrics=REPORT, registry=registry)
+    assert (registry / "tiny.json").read_bytes() == before[Path("tiny.json")]  # the entry: whole, the old one
+    assert not list(registry.rglob(".*.tmp"))
+    monkeypatch.setattr(resources, "registry_dir", lambda: registry)
+    # the new weights file beside it is refused by the entry's pin: nothing torn loads
+    with pytest.raises(HubError, match="no shipped weights file with sha256"):
+        vaezoo.load("tiny", local_files_only=True)

@@ -9,6 +9,7 @@ Fashion-MNIST; ``--data ROOT`` points at the dataset's files.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -25,6 +26,7 @@ from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
 from ..evaluation.report import EvalReport
 from ..features import FEATURES
 from ..hub import load
+from ..layout.lock import writing_into
 from ..models.base import CodeLatents, PointLatents
 from ..parts.metrics import metrics_of
 from ..schemas import DataConfig
@@ -148,26 +150,34 @@ def _quality_report(args: argparse.Namespace, model, config: DataConfig) -> Eval
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     _check_quality_flags(args)
+    target = Path(args.output) if args.output else None
+    if target is not None:  # as the picture commands do: the folder is made
+        target.parent.mkdir(parents=True, exist_ok=True)
+    # a report written into a training's run folder waits for no training: held from the start, not found at the end
+    with writing_into(target.parent, "vaezoo eval") if target is not None else contextlib.nullcontext():
+        report = _report(args)
+        if target is not None:
+            target.write_text(report.to_json() + "\n")
+    print(report.to_json() if args.json else report.format_table())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> EvalReport:
     model = _load(args)
     config = data_config(args)
     if args.fid or args.probe:
-        report = _quality_report(args, model, config)
-    else:
-        if args.iw_samples and args.limit is None and not args.quiet and not isinstance(model, (CodeLatents, PointLatents)):
-            print(f"scoring every test image with k={args.iw_samples} importance samples (the published protocol): "
-                  f"hours on a CPU for big models; --limit N scores the first N images, --iw-samples 0 skips the NLL",
-                  file=sys.stderr, flush=True)
-        report = evaluate(
-            model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples,
-            batch_size=args.batch_size or 64, chunk_size=args.chunk_size, refine_steps=args.refine_steps,
-            refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
-            progress=not args.quiet, start=args.start, metrics=args.metrics,
-        )
-    if args.output:  # as the picture commands do: the folder is made
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(report.to_json() + "\n")
-    print(report.to_json() if args.json else report.format_table())
-    return 0
+        return _quality_report(args, model, config)
+    bounded = not isinstance(model, (CodeLatents, PointLatents))
+    if args.iw_samples and args.limit is None and not args.quiet and bounded:
+        print(f"scoring every test image with k={args.iw_samples} importance samples (the published protocol): "
+              f"hours on a CPU for big models; --limit N scores the first N images, --iw-samples 0 skips the NLL",
+              file=sys.stderr, flush=True)
+    return evaluate(
+        model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples,
+        batch_size=args.batch_size or 64, chunk_size=args.chunk_size, refine_steps=args.refine_steps,
+        refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
+        progress=not args.quiet, start=args.start, metrics=args.metrics,
+    )
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from .. import resources
 from .._registry import natural_key, suggest
 from ..config import describe_errors
 from ..errors import ConfigError, HubError
+from ..layout.checkpoint import atomic_write_bytes
 from ..parts.metrics import UNITS, find_metric
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
@@ -287,9 +288,7 @@ def get_entry(name: str, registry: str | Path | None = None) -> PretrainedEntry:
 
 def write_entry(entry: PretrainedEntry, registry: str | Path | None = None) -> Path:
     path = entry_path(entry.name, registry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(entry.model_dump(mode="json"), indent=2) + "\n")
-    return path
+    return atomic_write_bytes(path, (json.dumps(entry.model_dump(mode="json"), indent=2) + "\n").encode())
 
 
 def shipped_path(entry: PretrainedEntry, registry: str | Path | None = None) -> Optional[Path]:

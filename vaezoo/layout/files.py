@@ -18,12 +18,14 @@ from typing import Any, Literal, Mapping, Optional
 import torch
 from pydantic import ConfigDict, SerializeAsAny, ValidationError, model_validator
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from ..config import describe_errors
 from ..errors import CheckpointError, ConfigError
 from ..safe_text import decode_text, load_json
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
+from .checkpoint import atomic_write_bytes
 
 __all__ = [
     "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "CONFIG_VERSION", "CheckpointConfig", "migrate_config",
@@ -98,7 +100,7 @@ def file_mode() -> int:
 
 def write_config(path: Path, config: Mapping[str, Any]) -> None:
     CheckpointConfig.model_validate(config)  # never write a checkpoint that would not load
-    path.write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write_bytes(path, (json.dumps(config, indent=2) + "\n").encode())
 
 
 def without_local_paths(config_text: str) -> str:
@@ -118,8 +120,9 @@ def write_weights(path: Path, state: Mapping[str, torch.Tensor], dtype: Optional
         if dtype is not None and value.is_floating_point():
             value = value.to(dtype)
         tensors[key] = value.contiguous()
-    save_file(tensors, str(path), metadata={"format": "pt"})
-    os.chmod(path, file_mode())  # safetensors writes through a private temporary file (0600)
+    # the bytes, then one atomic replace: a crash leaves the old file or the new one, never a part
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata={"format": "pt"}))
+    os.chmod(path, file_mode())
 
 
 def read_config(path: str | Path) -> CheckpointConfig:

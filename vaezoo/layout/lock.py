@@ -24,7 +24,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-__all__ = ["run_folder_lock", "reading_run_folder", "check_not_another_model", "LOCK_NAME"]
+__all__ = ["run_folder_lock", "reading_run_folder", "writing_into", "check_not_another_model", "LOCK_NAME"]
 
 LOCK_NAME = ".lock"
 
@@ -105,3 +105,11 @@ def check_not_another_model(out: str | Path, source: str | Path, own_output: boo
         return
     raise UsageError(f"{out} holds another model (its config.json): writing there would replace it; pick an empty "
                      f"folder for --out, or leave --out out to write into the source run")
+
+
+def writing_into(folder: str | Path, what: str = "vaezoo"):
+    """The lock to hold while a command writes a file into ``folder``: the run folder's own lock when
+    ``folder`` is a training's run folder (it has a lock file), else none (any other folder)."""
+    if (Path(folder) / CHECKPOINT_DIR / LOCK_NAME).is_file():
+        return run_folder_lock(folder, what)
+    return contextlib.nullcontext()

@@ -65,8 +65,10 @@ class HubMixin:
             config["metrics"] = metrics.model_dump(mode="json") if hasattr(metrics, "model_dump") else metrics
         if training:
             config["training"] = dict(training)
-        write_config(directory / CONFIG_NAME, config)
+        # weights first, each file replaced atomically: a crash leaves the old model whole or the new weights
+        # beside the old config, which loading refuses by name, never a torn file
         write_weights(directory / WEIGHTS_NAME, self.published_state_dict(), dtype=dtype)
+        write_config(directory / CONFIG_NAME, config)
         if samples is not None and (not isinstance(samples, int) or self.can_sample):
             save_samples(self, directory / SAMPLES_NAME, samples)
         card = render_card(

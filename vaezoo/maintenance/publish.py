@@ -26,6 +26,7 @@ from .. import resources
 from ..errors import HubError
 from ..layout import CONFIG_NAME, SAMPLES_NAME, push_folder, read_config
 from ..layout.card import metric_records
+from ..layout.checkpoint import atomic_write_bytes
 from ..layout.lock import reading_run_folder
 from ..parts.metrics import find_metric
 from ..schemas import ExperimentConfig
@@ -297,9 +298,7 @@ def publish_run(
                         samples=None if (folder / SAMPLES_NAME).is_file() else 64)
         weights = folder / "model.safetensors"
         sha = sha256_file(weights)
-        target = registry / shipped_rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(weights.read_bytes())
+        atomic_write_bytes(registry / shipped_rel, weights.read_bytes())  # a crash keeps the old file whole
         revision = None
         if push:
             revision = push_folder(folder, repo_id, tag=tag, token=token, commit_message=f"vaezoo: publish {name}").commit
