@@ -32,5 +32,5 @@ def test_shards_scored_apart_equal_one_run_and_pool_to_its_standard_error():
         mean, se = rescore.pooled(parts)
         assert mean == pytest.approx(whole[name], rel=1e-7)
         assert se == pytest.approx(whole.metrics[name].stderr, rel=1e-6)
-    with pytest.raises(ValueError, match="start must be the index of an example, 0 to 22"):
+    with pytest.raises(ValueError, match=r"start \(--start\) must be the index of a test image, 0 to 22"):
         vaezoo.evaluate(model, x, start=23, **settings)

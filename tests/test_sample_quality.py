@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.io import read_image
 
 import vaezoo
+from vaezoo import resources
 from vaezoo.cli import main
 from vaezoo.data.binarize import to_float_images
 from vaezoo.data.splits import load_splits
@@ -253,7 +254,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_cli_fid_gmm_and_probe_then_publish(checkpoint, fashion_mnist_dir, tmp_path, capsys):
+def test_cli_fid_gmm_and_probe_then_publish(checkpoint, fashion_mnist_dir, tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "eval", checkpoint, "--fid", "--fid-samples", 500, "--probe", "--data",
                        fashion_mnist_dir, "-q", "-o", tmp_path / "fid.json")
     assert code == 0 and "fashion-v1" in out and "linear-probe accuracy" in out
@@ -277,8 +278,15 @@ def test_cli_fid_gmm_and_probe_then_publish(checkpoint, fashion_mnist_dir, tmp_p
     registry = tmp_path / "registry"
     publish_run(checkpoint, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16", metrics=[tmp_path / "gmm.json"],
                 registry=registry, date=dt.date(2026, 12, 3))
-    # the model is published already: its later measurements join the entry
-    code, out, _ = run(capsys, "publish-metrics", "tiny-mlp", tmp_path / "fid.json", "--registry", registry)
+    # a report of the run folder's float32 weights is not a measurement of the published ones
+    code, _, err = run(capsys, "publish-metrics", "tiny-mlp", tmp_path / "fid.json", "--registry", registry)
+    assert code == 2 and "not the published 'tiny-mlp'" in err
+    # the model is published already: later measurements of its published weights join the entry
+    monkeypatch.setattr(resources, "registry_dir", lambda: registry)
+    code, _, _ = run(capsys, "eval", "tiny-mlp", "--fid", "--fid-samples", 500, "--probe", "--data", fashion_mnist_dir,
+                     "-q", "-o", tmp_path / "published.json")
+    probe = json.loads((tmp_path / "published.json").read_text())["metrics"]["probe-accuracy"]["value"]
+    code, out, _ = run(capsys, "publish-metrics", "tiny-mlp", tmp_path / "published.json", "--registry", registry)
     assert code == 0
     entry = read_entry(out.strip())
     by_name = {m.name: m for m in entry.metrics}
