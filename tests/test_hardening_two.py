@@ -203,7 +203,8 @@ def test_locks_fit_prior_does_not_replace_another_runs_model(tmp_path, capsys):
     assert main(["train", str(path), "--out", str(tmp_path / "b")]) == 0
     before = (tmp_path / "b" / "model.safetensors").read_bytes()
     capsys.readouterr()
-    assert main(["fit-prior", str(tmp_path / "a"), "--prior", "gmm", "--components", "2", "--out", str(tmp_path / "b")]) == 2
+    into_b = ["fit-prior", str(tmp_path / "a"), "--prior", "gmm", "--components", "2", "--out", str(tmp_path / "b")]
+    assert main(into_b) == 2
     assert "holds another model (its config.json): writing there would replace it" in capsys.readouterr().err
     assert (tmp_path / "b" / "model.safetensors").read_bytes() == before
     out = ["fit-prior", str(tmp_path / "a"), "--prior", "gmm", "--components", "2", "--out", str(tmp_path / "fit")]
@@ -377,7 +378,8 @@ def test_cli_eval_output_into_a_missing_folder_makes_it(tmp_path, capsys):
 def test_cli_eval_start_past_the_end_is_one_line(tmp_path, capsys):
     folder = vaezoo.create(tiny_config()).save_pretrained(tmp_path / "m", experiment=vaezoo.get_config(tiny_config()))
     assert main(["eval", str(folder), "--start", "500", "--iw-samples", "2", "-q"]) == 2
-    assert capsys.readouterr().err.strip() == "error: start (--start) must be the index of a test image, 0 to 63, got 500"
+    expected = "error: start (--start) must be the index of a test image, 0 to 63, got 500"
+    assert capsys.readouterr().err.strip() == expected
 
 
 @pytest.mark.parametrize("argv", [["--shards", "0"], ["--limit", "-5"], ["--iw-samples", "x"]])

@@ -173,7 +173,8 @@ def test_publish_writes_fp16_weights_and_a_valid_entry(run_dir, tmp_path, monkey
 
     docs = render_models_md(list_entries(registry))
     assert ("### Grayscale Fashion-MNIST, Bernoulli cross-entropy" in docs
-            and "| `tiny-mlp` | vae | 1,079,600 | 16 | 250.50 (test, 10,000) | 241.25 (test, 10,000) | - | - | - |" in docs)
+            and "| `tiny-mlp` | vae | 1,079,600 | 16 | 250.50 (test, 10,000) | 241.25 (test, 10,000) | - | - | - |"
+            in docs)
     assert "k = 5,000 importance samples" in docs and entry.weights.sha256 in docs
 
 

@@ -169,7 +169,8 @@ def test_the_own_images_example_trains_on_a_folder_and_the_run_finds_it_again(tm
     example = Path(__file__).resolve().parents[1] / "examples" / "my-images.yaml"
     run = tmp_path / "mine"
     shrink = ["model.input_shape=[3,16,16]", "data.dataset.size=[16,16]", "data.val_size=4", "trainer.batch_size=8",
-              "trainer.max_steps=3", "trainer.epochs=1", "trainer.kl_warmup_epochs=0", "trainer.scheduler.warmup_steps=0"]
+              "trainer.max_steps=3", "trainer.epochs=1", "trainer.kl_warmup_epochs=0",
+              "trainer.scheduler.warmup_steps=0"]
     argv = ["train", str(example), "--data", str(pictures), "--out", str(run)]
     assert main([*argv, *(arg for item in shrink for arg in ("--set", item))]) == 0
     assert main(["eval", str(run), "--limit", "3", "--iw-samples", "2", "--json", "-q"]) == 0

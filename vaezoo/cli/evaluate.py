@@ -31,7 +31,8 @@ from ..models.base import CodeLatents, PointLatents
 from ..parts.metrics import metrics_of
 from ..schemas import DataConfig
 from ..viz.images import (
-    class_grid, interpolation_grid, labelled_grid, labelled_panels, latent_map, rank_dims_by_kl, reconstruction_grid, resolve_level,
+    class_grid, interpolation_grid, labelled_grid, labelled_panels, latent_map, rank_dims_by_kl, reconstruction_grid,
+    resolve_level,
     sample_grid, traversal_grid,
 )
 from ..zoo import MODELS, get_config

@@ -36,7 +36,8 @@ def read_idx(path: str | Path) -> torch.Tensor:
                 raise DataError(f"{path}: its IDX header declares {shape}, more than {MAX_BYTES >> 30} GiB or cut short")
             body = stream.read(expected + 1)  # one byte more than declared tells of a longer file
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"cannot read {path}: {' '.join(str(exc).split())} (a .gz file must be gzip-compressed)") from None
+        reason = " ".join(str(exc).split())
+        raise DataError(f"cannot read {path}: {reason} (a .gz file must be gzip-compressed)") from None
     if len(body) != expected:
         what = "truncated" if len(body) < expected else "longer than its header says"
         raise DataError(f"{path} is {what}: the header declares {shape} ({expected:,} bytes of data)")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import (
-    ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, SerializeAsAny, ValidationError, field_validator, model_validator,
+    ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, SerializeAsAny, ValidationError, field_validator,
+    model_validator,
 )
 
 from .. import resources
@@ -31,7 +32,8 @@ from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 __all__ = [
     "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference",
     "Rescoring", "ModelCosts", "PretrainedEntry",
-    "NAME", "checked_name", "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file", "shipped_path",
+    "NAME", "checked_name", "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file",
+    "shipped_path",
 ]
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

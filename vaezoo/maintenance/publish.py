@@ -33,7 +33,8 @@ from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
 from ..safe_text import load_json
 from ..hub.index import (
-    HubWeights, ModelCosts, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring, StartedFrom,
+    HubWeights, ModelCosts, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring,
+    StartedFrom,
     TrainingRun,
     NAME, checked_name, entry_path, read_entry, sha256_file, write_entry,
 )

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import TrainingInterrupted
 from ..layout.checkpoint import load_best_weights, save_best_weights
+from ..layout.lock import run_folder_lock
 from ..models.base import PointLatents
 from ..parts.objectives.base import MAIN_UPDATE
 from ..passes import StepContext
@@ -33,7 +34,6 @@ from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, b
 from .export import export_run, final_record
 from .guards import first_bad_step, non_finite_error, weights_finite
 from .loader import derive_seed, eval_batches
-from ..layout.lock import run_folder_lock
 from .progress import Progress
 from .recipe import kl_scale_at
 from .records import TensorBoard, write_metrics
@@ -48,12 +48,13 @@ LINE_SECONDS = 10.0  # the longest a single-process run goes without a progress 
 class Trainer:
     """Train ``experiment`` into the run folder ``out``.
 
-    ``data_root``: the dataset's folder (overrides ``data.root``; the run's ``config.json`` records it, so
-    that evaluating or resuming the run finds the data again). ``resume``: a run folder whose ``checkpoints/last.safetensors`` to continue from (usually
-    ``out`` itself); ``allow_changes``: continue it even with another recipe (batch size, seed,
-    optimizer, ...). ``stream``: where progress goes (stderr by default; ``progress=False``: nowhere).
-    ``continue_with``: how a user
-    continues the run once SIGTERM or Ctrl-C has stopped it (``--resume OUT`` by default).
+    ``data_root``: the dataset's folder (overrides ``data.root``; the run's ``config.json`` records
+    it, so that evaluating or resuming the run finds the data again). ``resume``: a run folder
+    whose ``checkpoints/last.safetensors`` to continue from (usually ``out`` itself);
+    ``allow_changes``: continue it even with another recipe (batch size, seed, optimizer, ...).
+    ``stream``: where progress goes (stderr by default; ``progress=False``: nowhere).
+    ``continue_with``: how a user continues the run once SIGTERM or Ctrl-C has stopped it
+    (``--resume OUT`` by default).
     """
 
     def __init__(self, experiment: ExperimentConfig, out: str | Path, *, data_root: Optional[str] = None,
