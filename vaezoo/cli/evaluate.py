@@ -26,6 +26,7 @@ from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
 from ..evaluation.report import EvalReport
 from ..features import FEATURES
 from ..hub import load
+from ..layout.checkpoint import atomic_write_bytes
 from ..layout.lock import writing_into
 from ..models.base import CodeLatents, PointLatents
 from ..parts.metrics import metrics_of
@@ -157,8 +158,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     # a report written into a training's run folder waits for no training: held from the start, not found at the end
     with writing_into(target.parent, "vaezoo eval") if target is not None else contextlib.nullcontext():
         report = _report(args)
-        if target is not None:
-            target.write_text(report.to_json() + "\n")
+        if target is not None:  # whole or not at all: a crash leaves no torn JSON for publish to read
+            atomic_write_bytes(target, (report.to_json() + "\n").encode())
     print(report.to_json() if args.json else report.format_table())
     return 0
 
