@@ -1,0 +1,101 @@
+"""Disentanglement scores, checked on representations whose answer is known: the factors themselves
+score 1, a random rotation of them far less, noise about nothing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vaezoo.data.factors import FactorData, FactorGrid
+from vaezoo.evaluation.disentanglement import (
+    DisentanglementRecipe, beta_vae_score, factor_vae_score, gaussian_total_correlation, histogram_discretize, mig,
+    modularity, mutual_information, mutual_information_between_codes,
+)
+
+GRID = FactorGrid(("a", "b", "c"), (4, 6, 5))
+QUICK = DisentanglementRecipe(batch_size=32, train_votes=300, eval_votes=200, variance_points=2000)
+
+
+def _rotation(d: int, seed: int = 0) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    return q
+
+
+def _factor_data() -> FactorData:
+    """A factor dataset whose 'image' of a combination is its factor values (1 x 1 x F pixels)."""
+    every = GRID.all_factors()
+    images = every.to(torch.uint8).view(-1, 1, 1, 3)
+    return FactorData(train_images=images, test_images=images[:2], grid=GRID, train_factors=every,
+                      test_factors=every[:2], all_images=images)
+
+
+def _factors_as_codes(images: torch.Tensor) -> torch.Tensor:
+    return images.flatten(1).double()
+
+
+def test_discretization_is_numpys_histogram_and_digitize():
+    codes = torch.randn(500, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    codes[:, 3] = 2.5  # a constant code: numpy widens its range
+    ours = histogram_discretize(codes, 20)
+    for j in range(4):
+        x = codes[:, j].numpy()
+        assert np.array_equal(ours[:, j].numpy(), np.digitize(x, np.histogram(x, 20)[1][:-1])), j
+
+
+def test_mutual_information_of_a_uniform_factor_with_itself_is_its_entropy():
+    factors = GRID.all_factors()
+    m = mutual_information(factors, factors)
+    assert torch.allclose(m.diagonal(), torch.log(torch.tensor(GRID.sizes, dtype=torch.float64)))
+    assert float(m.fill_diagonal_(0).abs().max()) < 1e-12  # the full grid: independent factors
+
+
+def test_mig_and_modularity_are_one_for_the_factors_and_far_lower_for_a_rotation_or_noise():
+    factors = GRID.all_factors()
+    codes = factors.double()
+    assert mig(codes, factors) == pytest.approx(1.0) and modularity(codes, factors) == pytest.approx(1.0)
+    rotated = codes @ _rotation(3)
+    assert mig(rotated, factors) < 0.5 and modularity(rotated, factors) < 0.9
+    many = GRID.factors_of(torch.randint(len(GRID), (10_000,), generator=torch.Generator().manual_seed(1)))
+    noise = torch.randn(10_000, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    assert mig(noise, many) < 0.02
+
+
+def test_factor_vae_score_names_the_fixed_factor_for_the_factors_and_not_for_noise():
+    data = _factor_data()
+    exact = factor_vae_score(data, _factors_as_codes, QUICK)
+    assert exact["eval_accuracy"] == 1.0 and exact["active_codes"] == 3
+    rotation = _rotation(3)
+    rotated = factor_vae_score(data, lambda images: _factors_as_codes(images) @ rotation, QUICK)
+    assert rotated["eval_accuracy"] < 0.9
+    generator = torch.Generator().manual_seed(3)
+    noise = factor_vae_score(data, lambda images: torch.randn(images.shape[0], 4, generator=generator), QUICK)
+    assert noise["eval_accuracy"] < 0.6  # chance is a third with three factors
+    constant = factor_vae_score(data, lambda images: torch.zeros(images.shape[0], 4), QUICK)
+    assert constant == {"train_accuracy": 0.0, "eval_accuracy": 0.0, "active_codes": 0}
+
+
+def test_beta_vae_score_is_one_for_the_factors_and_near_chance_for_noise():
+    data = _factor_data()
+    assert beta_vae_score(data, _factors_as_codes, QUICK)["eval_accuracy"] == 1.0
+    generator = torch.Generator().manual_seed(4)
+    noise = beta_vae_score(data, lambda images: torch.randn(images.shape[0], 4, generator=generator), QUICK)
+    assert noise["eval_accuracy"] < 0.6
+
+
+def test_the_unsupervised_scores_see_dependence_between_codes():
+    generator = torch.Generator().manual_seed(5)
+    independent = torch.randn(10_000, 3, generator=generator, dtype=torch.float64)
+    assert gaussian_total_correlation(independent) < 0.01
+    assert mutual_information_between_codes(independent) < 0.03
+    tied = independent.clone()
+    tied[:, 1] = tied[:, 0] + 0.1 * tied[:, 1]  # correlation 0.995: TC = -0.5 log(1 - rho^2)
+    assert gaussian_total_correlation(tied) == pytest.approx(-0.5 * math.log(1 - 1 / 1.01), rel=0.05)
+    assert mutual_information_between_codes(tied) > 0.3
+
+
+def test_mig_needs_two_codes():
+    with pytest.raises(ValueError, match="at least two latent dimensions"):
+        mig(torch.zeros(10, 1), torch.zeros(10, 1, dtype=torch.long))

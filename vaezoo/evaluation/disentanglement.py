@@ -1,0 +1,189 @@
+"""Disentanglement scores of a representation against known factors, as disentanglement_lib
+(Locatello et al. 2019) defines them, with its defaults.
+
+Each score reads codes (N, D) and the factors that made the images (N, F, whole numbers), or draws
+its own batches from a :class:`~vaezoo.data.factors.FactorData` through a representation function
+(images -> codes, the posterior means by default):
+
+- ``mig``: the mutual information gap (Chen et al. 2018): per factor, the gap between the two codes
+  most informative about it, over the factor's entropy; codes discretized into 20 equal-width bins.
+- ``modularity``: per code, how much of its information is about one factor (Ridgeway & Zemel 2018).
+- ``factor_vae_score``: the majority-vote accuracy of Kim & Mnih 2018: in batches of 64 with one
+  factor fixed, the code of least normalized variance names the factor.
+- ``beta_vae_score``: Higgins et al. 2017: a linear classifier names the fixed factor from the mean
+  absolute difference of codes of 64 pairs.
+- ``gaussian_total_correlation`` and ``mutual_information_between_codes``: unsupervised, they need
+  no factors (Locatello et al. 2019).
+
+Mutual information and entropy are in nats, from contingency tables (as sklearn's
+``mutual_info_score``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..data.factors import FactorData, fixed_factor_batch
+from .probe import ProbeRecipe, fit_logistic_regression
+
+__all__ = [
+    "DisentanglementRecipe", "histogram_discretize", "mutual_information", "mig", "modularity",
+    "factor_vae_score", "beta_vae_score", "gaussian_total_correlation", "mutual_information_between_codes",
+    "sample_codes",
+]
+
+Representation = Callable[[torch.Tensor], torch.Tensor]  # uint8 images (B, C, H, W) -> codes (B, D)
+
+
+@dataclass(frozen=True)
+class DisentanglementRecipe:
+    """disentanglement_lib's defaults; recorded in every report's protocol."""
+
+    bins: int = 20  # MIG, modularity, unsupervised MI: equal-width bins per code
+    points: int = 10_000  # codes drawn for MIG, modularity and the unsupervised scores
+    batch_size: int = 64  # FactorVAE and BetaVAE scores: images per vote / per point
+    train_votes: int = 10_000
+    eval_votes: int = 5_000
+    variance_points: int = 10_000  # FactorVAE score: the global variance of each code
+    seed: int = 0
+
+
+def histogram_discretize(codes: torch.Tensor, bins: int = 20) -> torch.Tensor:
+    """(N, D) codes -> (N, D) bin numbers 1..bins: equal-width bins between each code's min and max
+    (numpy's ``digitize(x, histogram(x, bins)[1][:-1])``; a constant code falls in the middle bin)."""
+    codes = codes.double()
+    out = torch.empty(codes.shape, dtype=torch.long)
+    for j in range(codes.shape[1]):
+        x = codes[:, j]
+        lo, hi = float(x.min()), float(x.max())
+        if lo == hi:  # numpy widens an empty range to (lo - 0.5, hi + 0.5)
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)[:-1]
+        out[:, j] = torch.searchsorted(edges, x.contiguous(), right=True)
+    return out
+
+
+def _contingency_mi(a: torch.Tensor, b: torch.Tensor) -> float:
+    """I(a; b) in nats of two discrete (N,) variables."""
+    _, a = torch.unique(a, return_inverse=True)
+    _, b = torch.unique(b, return_inverse=True)
+    na, nb, n = int(a.max()) + 1, int(b.max()) + 1, a.numel()
+    joint = torch.bincount(a * nb + b, minlength=na * nb).double().view(na, nb) / n
+    pa, pb = joint.sum(1, keepdim=True), joint.sum(0, keepdim=True)
+    nonzero = joint > 0
+    return float((joint[nonzero] * (joint[nonzero] / (pa * pb)[nonzero]).log()).sum())
+
+
+def mutual_information(discrete_codes: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """(D, F) matrix of I(code_i; factor_k) in nats."""
+    return torch.tensor([[_contingency_mi(discrete_codes[:, i], factors[:, k]) for k in range(factors.shape[1])]
+                         for i in range(discrete_codes.shape[1])], dtype=torch.float64)
+
+
+def _entropies(factors: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([_contingency_mi(factors[:, k], factors[:, k]) for k in range(factors.shape[1])],
+                        dtype=torch.float64)
+
+
+def mig(codes: torch.Tensor, factors: torch.Tensor, bins: int = 20) -> float:
+    """The mutual information gap, in [0, 1]: 1 when each factor is in one code alone."""
+    if codes.shape[1] < 2:
+        raise ValueError("the mutual information gap compares two codes: it needs at least two latent dimensions")
+    m = mutual_information(histogram_discretize(codes, bins), factors)
+    top = m.sort(dim=0, descending=True).values
+    return float(((top[0] - top[1]) / _entropies(factors)).mean())
+
+
+def modularity(codes: torch.Tensor, factors: torch.Tensor, bins: int = 20) -> float:
+    """Ridgeway & Zemel's modularity, in [0, 1]: 1 when each code informs about one factor only
+    (a code with no information scores 0)."""
+    squared = mutual_information(histogram_discretize(codes, bins), factors).square()
+    top = squared.max(dim=1).values
+    deviation = (squared.sum(dim=1) - top) / (top * (squared.shape[1] - 1))
+    score = torch.where(top == 0, torch.zeros_like(top), 1 - deviation)
+    return float(score.mean())
+
+
+def gaussian_total_correlation(codes: torch.Tensor) -> float:
+    """The total correlation of a Gaussian with the codes' covariance, in nats: 0 for independent codes."""
+    cov = torch.cov(codes.double().T)
+    return float(0.5 * (cov.diagonal().log().sum() - torch.logdet(cov)))
+
+
+def mutual_information_between_codes(codes: torch.Tensor, bins: int = 20) -> float:
+    """The mean discrete mutual information between two different codes, in nats."""
+    discrete = histogram_discretize(codes, bins)
+    d = discrete.shape[1]
+    m = mutual_information(discrete, discrete)
+    return float((m.sum() - m.diagonal().sum()) / (d * d - d))
+
+
+@torch.no_grad()
+def sample_codes(data: FactorData, represent: Representation, points: int, generator: torch.Generator,
+                 batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """``points`` factor combinations drawn uniformly (with replacement) and their codes."""
+    factors = torch.stack([torch.randint(size, (points,), generator=generator) for size in data.grid.sizes], dim=1)
+    codes = torch.cat([represent(data.images_of(chunk)).double().cpu() for chunk in factors.split(batch_size)])
+    return codes, factors
+
+
+def factor_vae_score(data: FactorData, represent: Representation,
+                     recipe: DisentanglementRecipe = DisentanglementRecipe()) -> dict[str, float]:
+    """Kim & Mnih's score: eval accuracy of the majority-vote classifier (and its train accuracy and
+    the active codes: those whose global variance is not zero, disentanglement_lib's pruning)."""
+    generator = torch.Generator().manual_seed(recipe.seed)
+    codes, _ = sample_codes(data, represent, recipe.variance_points, generator)
+    global_variance = codes.var(dim=0, unbiased=False)
+    active = global_variance > 0
+    if not bool(active.any()):
+        return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "active_codes": 0}
+    factors_count = len(data.grid.sizes)
+
+    def votes(count: int) -> torch.Tensor:
+        table = torch.zeros(factors_count, codes.shape[1], dtype=torch.long)
+        for _ in range(count):
+            factor = int(torch.randint(factors_count, (1,), generator=generator))
+            batch = represent(data.images_of(fixed_factor_batch(data.grid, factor, recipe.batch_size, generator)))
+            local = batch.double().cpu().var(dim=0, unbiased=True) / global_variance
+            local[~active] = float("inf")
+            table[factor, int(local.argmin())] += 1
+        return table
+
+    train, evaluation = votes(recipe.train_votes), votes(recipe.eval_votes)
+    classifier = train.argmax(dim=0)  # each code votes for the factor it was most often the stillest for
+    dims = torch.arange(codes.shape[1])
+    return {"train_accuracy": float(train[classifier, dims].sum() / train.sum()),
+            "eval_accuracy": float(evaluation[classifier, dims].sum() / evaluation.sum()),
+            "active_codes": int(active.sum())}
+
+
+def beta_vae_score(data: FactorData, represent: Representation,
+                   recipe: DisentanglementRecipe = DisentanglementRecipe()) -> dict[str, float]:
+    """Higgins et al.'s score: accuracy of a logistic regression naming the fixed factor from the
+    mean absolute difference of the codes of ``batch_size`` pairs sharing it."""
+    generator = torch.Generator().manual_seed(recipe.seed)
+    sizes = data.grid.sizes
+
+    def points(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        features, labels = [], []
+        for _ in range(count):
+            factor = int(torch.randint(len(sizes), (1,), generator=generator))
+            first = torch.stack([torch.randint(s, (recipe.batch_size,), generator=generator) for s in sizes], dim=1)
+            second = torch.stack([torch.randint(s, (recipe.batch_size,), generator=generator) for s in sizes], dim=1)
+            second[:, factor] = first[:, factor]
+            z1, z2 = represent(data.images_of(first)).double(), represent(data.images_of(second)).double()
+            features.append((z1 - z2).abs().mean(dim=0).cpu())
+            labels.append(factor)
+        return torch.stack(features), torch.tensor(labels)
+
+    train_x, train_y = points(recipe.train_votes)
+    eval_x, eval_y = points(recipe.eval_votes)
+    # sklearn's default (C = 1 on the summed loss) is an L2 weight of 1/N on the mean loss
+    classifier = fit_logistic_regression(train_x, train_y, len(sizes), ProbeRecipe(l2=1.0 / len(train_y)))
+    with torch.no_grad():
+        train_accuracy = float((classifier(train_x.double()).argmax(1) == train_y).double().mean())
+        eval_accuracy = float((classifier(eval_x.double()).argmax(1) == eval_y).double().mean())
+    return {"train_accuracy": train_accuracy, "eval_accuracy": eval_accuracy}
