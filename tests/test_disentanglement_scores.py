@@ -99,3 +99,35 @@ def test_the_unsupervised_scores_see_dependence_between_codes():
 def test_mig_needs_two_codes():
     with pytest.raises(ValueError, match="at least two latent dimensions"):
         mig(torch.zeros(10, 1), torch.zeros(10, 1, dtype=torch.long))
+
+
+def test_eval_disentanglement_on_a_run_trained_on_a_factor_dataset(tmp_path, capsys, monkeypatch):
+    """`vaezoo eval RUN --disentanglement` scores the factor dataset the run was trained on, and its
+    report publishes with the recipe in each record's protocol."""
+    import json
+
+    import vaezoo
+    from vaezoo.cli import main
+    from vaezoo.maintenance.publish import normalize_metrics
+
+    monkeypatch.setenv("VAEZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CI", "1")
+    config = {"name": "shapes", "model": {"input_shape": [1, 16, 16], "latent_dim": 4,
+                                          "encoder": {"name": "mlp", "hidden": [64]},
+                                          "decoder": {"name": "mlp", "hidden": [64]}},
+              "data": {"dataset": {"name": "shapes2d", "scales": 2, "orientations": 2, "positions": 6, "size": 16},
+                       "val_size": 40},
+              "trainer": {"epochs": 1, "batch_size": 32}}
+    vaezoo.train(config, out=tmp_path / "run", progress=False)
+    assert main(["eval", str(tmp_path / "run"), "--disentanglement", "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["protocol"]["dataset"] == "shapes2d" and report["protocol"]["factors"]["x"] == 6
+    values = {name: m["value"] for name, m in report["metrics"].items()}
+    assert set(values) == {"mig", "modularity", "factor-vae-score", "beta-vae-score", "gaussian-tc", "code-mi"}
+    assert all(0 <= values[k] <= 1 for k in ("mig", "modularity", "factor-vae-score", "beta-vae-score"))
+    records = normalize_metrics(report, likelihood="bernoulli", binarization="none", weights_dtype="float32",
+                                name=str(tmp_path / "run"))
+    assert {r.name for r in records} == set(values)
+    assert all(r.protocol.disentanglement.startswith("10,000 points, 20 bins") for r in records)
+    assert main(["eval", str(tmp_path / "run"), "--disentanglement", "--probe"]) == 2
+    assert "run them apart" in capsys.readouterr().err

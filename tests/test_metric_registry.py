@@ -158,3 +158,12 @@ def test_every_suite_refuses_a_metric_from_another():
     model = vaezoo.create("fashion-mlp16")
     with pytest.raises(UsageError, match="'probe-accuracy' is measured by `vaezoo eval --probe`"):
         vaezoo.evaluate(model, torch.rand(4, 1, 28, 28), iw_samples=0, metrics=["probe-accuracy"], progress=False)
+
+
+def test_every_suite_is_measured_by_a_command():
+    from vaezoo.evaluation.images import SUITE_FLAGS
+    from vaezoo.parts.metrics import SUITES, metrics_of
+
+    assert set(SUITE_FLAGS) == set(SUITES)
+    assert {m.name for m in metrics_of("disentanglement")} == {
+        "mig", "modularity", "factor-vae-score", "beta-vae-score", "gaussian-tc", "code-mi"}

@@ -9,7 +9,7 @@
 from ._version import __version__
 from . import data, parts  # noqa: E402,F401 - registers the built-in parts and datasets
 from .errors import ConfigError, VaezooError  # noqa: E402
-from .evaluation import EvalReport, evaluate, linear_probe, sample_quality  # noqa: E402
+from .evaluation import EvalReport, evaluate, evaluate_disentanglement, linear_probe, sample_quality  # noqa: E402
 from .hub import load, push_to_hub  # noqa: E402
 from .models import (  # noqa: E402
     VAE, VQVAE, BaseVAE, CategoricalVAE, ConditionalVAE, HierarchicalVAE, LadderVAE, register_family,
@@ -30,5 +30,5 @@ __all__ = [
     "register_dataset", "register_metric",
     "register_quantizer", "register_family", "BaseVAE", "VAE", "ConditionalVAE", "HierarchicalVAE", "LadderVAE",
     "ModelOutput", "VAEOutput", "ModelConfig", "ExperimentConfig", "ConfigError", "VaezooError",
-    "evaluate", "EvalReport", "sample_quality", "linear_probe", "fit_prior", "train_code_prior", "register_code_prior", "VQVAE", "CategoricalVAE",
+    "evaluate", "EvalReport", "sample_quality", "linear_probe", "evaluate_disentanglement", "fit_prior", "train_code_prior", "register_code_prior", "VQVAE", "CategoricalVAE",
 ]

@@ -21,6 +21,7 @@ from ..devices import resolve_device
 from ..errors import UsageError
 from ..evaluation import evaluate
 from ..evaluation.data import resolve_data
+from ..evaluation.disentanglement import evaluate_disentanglement
 from ..evaluation.probe import linear_probe
 from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
 from ..evaluation.report import EvalReport
@@ -122,6 +123,12 @@ def _check_quality_flags(args: argparse.Namespace) -> None:
                                           ("--fid-samples", args.fid_samples)) if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} choose how --fid measures samples; add --fid")
+    if args.disentanglement and (args.fid or args.probe):
+        raise UsageError("--disentanglement scores a factor dataset; --fid and --probe score the test images: "
+                         "run them apart")
+    if args.disentanglement and (args.limit or args.start or args.refine_steps or args.metrics is not None):
+        raise UsageError("--limit, --start, --refine-steps and --metrics shape the bounds; --disentanglement draws "
+                         "its own points from the whole factor grid")
     if (args.fid or args.probe) and args.metrics is not None:
         raise UsageError("--metrics adds per-image metrics to the bounds; --fid and --probe measure their own")
     if (args.fid or args.probe) and (args.limit or args.start or args.refine_steps):
@@ -167,6 +174,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> EvalReport:
     model = _load(args)
     config = data_config(args)
+    if args.disentanglement:
+        return evaluate_disentanglement(model, config, root=args.data, model_name=args.ref, progress=not args.quiet)
     if args.fid or args.probe:
         return _quality_report(args, model, config)
     bounded = not isinstance(model, (CodeLatents, PointLatents))
@@ -315,7 +324,8 @@ def add_commands(commands) -> None:
                     "  vaezoo eval fashion-vamp40 --iw-samples 5000 --limit 100 -o iwae.json\n"
                     "  vaezoo eval fashion-vamp40 --fid --prior gmm\n"
                     "  vaezoo eval fashion-vamp40 --probe\n"
-                    "  vaezoo eval runs/my-model --fid --features inception",
+                    "  vaezoo eval runs/my-model --fid --features inception\n"
+                    "  vaezoo eval runs/shapes --disentanglement",
     )
     _common(p)
     p.add_argument("--iw-samples", type=at_least(0), default=5000, metavar="K",
@@ -347,6 +357,9 @@ def add_commands(commands) -> None:
     quality.add_argument("--fid-samples", type=at_least(1), metavar="N", help="with --fid: samples drawn (default 10000)")
     quality.add_argument("--probe", action="store_true",
                          help="test accuracy of a logistic regression on the training images' posterior means")
+    quality.add_argument("--disentanglement", action="store_true",
+                         help="MIG, modularity, FactorVAE and BetaVAE scores and the codes' total correlation, on "
+                              "the factor dataset the model was trained on (shapes2d, color-squares)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report to FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")

@@ -21,18 +21,26 @@ Mutual information and entropy are in nats, from contingency tables (as sklearn'
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional, Union
 
 import torch
 
+from ..data.binarize import to_float_images
 from ..data.factors import FactorData, fixed_factor_batch
+from ..errors import UsageError
+from ..parts.metrics import METRICS
+from ..schemas import DataConfig
+from .data import as_data_config
 from .probe import ProbeRecipe, fit_logistic_regression
+from .report import EvalReport, Measurement
 
 __all__ = [
     "DisentanglementRecipe", "histogram_discretize", "mutual_information", "mig", "modularity",
     "factor_vae_score", "beta_vae_score", "gaussian_total_correlation", "mutual_information_between_codes",
-    "sample_codes",
+    "sample_codes", "evaluate_disentanglement",
 ]
 
 Representation = Callable[[torch.Tensor], torch.Tensor]  # uint8 images (B, C, H, W) -> codes (B, D)
@@ -49,6 +57,11 @@ class DisentanglementRecipe:
     eval_votes: int = 5_000
     variance_points: int = 10_000  # FactorVAE score: the global variance of each code
     seed: int = 0
+
+    def describe(self) -> str:
+        return (f"{self.points:,} points, {self.bins} bins; FactorVAE and BetaVAE scores: {self.train_votes:,} + "
+                f"{self.eval_votes:,} votes of {self.batch_size} images, {self.variance_points:,} for the variance; "
+                f"seed {self.seed}")
 
 
 def histogram_discretize(codes: torch.Tensor, bins: int = 20) -> torch.Tensor:
@@ -187,3 +200,81 @@ def beta_vae_score(data: FactorData, represent: Representation,
         train_accuracy = float((classifier(train_x.double()).argmax(1) == train_y).double().mean())
         eval_accuracy = float((classifier(eval_x.double()).argmax(1) == eval_y).double().mean())
     return {"train_accuracy": train_accuracy, "eval_accuracy": eval_accuracy}
+
+
+def _factor_data(data: Union[str, DataConfig, FactorData], root: Optional[str]) -> tuple[FactorData, str]:
+    if isinstance(data, FactorData):
+        return data, data.source or "factor data"
+    config = as_data_config(data)
+    spec = config.dataset
+    built = spec.registry.get(spec.name)(root if root is not None else config.root, **spec.params)
+    if not isinstance(built, FactorData):
+        raise UsageError(f"dataset '{spec.name}' has no known factors: disentanglement is measured on a factor "
+                         f"dataset (shapes2d, color-squares) that the model was trained on")
+    return built, spec.name
+
+
+def posterior_representation(model, batch_size: int = 500) -> Representation:
+    """uint8 images -> the posterior means of every latent level, flattened and concatenated."""
+    parameter = next(model.parameters())
+
+    @torch.no_grad()
+    def represent(images: torch.Tensor) -> torch.Tensor:
+        out = []
+        for chunk in images.split(batch_size):
+            x = to_float_images(chunk).to(device=parameter.device, dtype=parameter.dtype)
+            means = model.posterior_means(x)
+            out.append(torch.cat([m.flatten(1).double() for m in means.values()], dim=1).cpu())
+        return torch.cat(out)
+
+    return represent
+
+
+def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "shapes2d", *,
+                             recipe: DisentanglementRecipe = DisentanglementRecipe(), root: Optional[str] = None,
+                             model_name: Optional[str] = None, progress: bool = True) -> EvalReport:
+    """Every disentanglement score of ``model``'s posterior means on a dataset with known factors
+    (by default ``shapes2d``; a model is scored on the factor dataset it was trained on), with the
+    recipe in the protocol. ``progress``: one line per score on stderr."""
+    factors_data, name = _factor_data(data, root)
+    shape = tuple(factors_data.all_images.shape[1:])
+    if shape != tuple(model.input_shape):
+        raise UsageError(f"the model takes images of shape {list(model.input_shape)} but {name}'s are {list(shape)}: "
+                         f"score a model trained on it")
+    was_training = model.training
+    model.eval()
+    represent = posterior_representation(model)
+    started = time.perf_counter()
+
+    def say(text: str) -> None:
+        if progress:
+            print(f"  {text} ({time.perf_counter() - started:.0f} s so far)", file=sys.stderr, flush=True)
+
+    try:
+        codes, factors = sample_codes(factors_data, represent, recipe.points, torch.Generator().manual_seed(recipe.seed))
+        say(f"encoded {recipe.points:,} images")
+        values = {"mig": mig(codes, factors, recipe.bins), "modularity": modularity(codes, factors, recipe.bins),
+                  "gaussian-tc": gaussian_total_correlation(codes),
+                  "code-mi": mutual_information_between_codes(codes, recipe.bins)}
+        say("MIG, modularity and the unsupervised scores done; the FactorVAE score")
+        factor_vae = factor_vae_score(factors_data, represent, recipe)
+        say("the BetaVAE score")
+        beta_vae = beta_vae_score(factors_data, represent, recipe)
+    finally:
+        model.train(was_training)
+    values["factor-vae-score"], values["beta-vae-score"] = factor_vae["eval_accuracy"], beta_vae["eval_accuracy"]
+    metrics = {}
+    for key, value in values.items():
+        spec = METRICS.get(key)
+        metrics[key] = Measurement(value=value, unit=spec.unit, label=spec.label, protocol=spec.description)
+    protocol = {
+        "model": model_name, "dataset": name, "split": "the whole factor grid, drawn with replacement",
+        "family": model.family,
+        "factors": dict(zip(factors_data.grid.names, factors_data.grid.sizes)),
+        "representation": "posterior means of every latent level",
+        "disentanglement": recipe.describe(), "examples": recipe.points,
+        "factor_vae_train_accuracy": round(factor_vae["train_accuracy"], 4),
+        "factor_vae_active_codes": factor_vae["active_codes"],
+        "beta_vae_train_accuracy": round(beta_vae["train_accuracy"], 4),
+    }
+    return EvalReport(protocol=protocol, metrics=metrics, timing={"seconds": time.perf_counter() - started})

@@ -22,7 +22,8 @@ __all__ = ["provided_needs", "image_metric", "select_image_metrics", "ImageColum
 
 # the `vaezoo eval` call that measures each suite's metrics
 SUITE_FLAGS = {"bounds": "vaezoo eval", "codes": "vaezoo eval", "images": "vaezoo eval",
-               "samples": "vaezoo eval --fid", "probe": "vaezoo eval --probe"}
+               "samples": "vaezoo eval --fid", "probe": "vaezoo eval --probe",
+               "disentanglement": "vaezoo eval --disentanglement"}
 
 
 def provided_needs(model, labels: bool) -> set[str]:

@@ -70,6 +70,8 @@ class Protocol(Strict):
         None, description="a sample-quality metric: the training prior ('model') or the Gaussian mixture fitted on "
                           "the training images' posterior means ('gmm')")
     probe: Optional[str] = Field(None, description="a linear-probe accuracy: the classifier's recipe")
+    disentanglement: Optional[str] = Field(
+        None, description="a disentanglement score: its recipe (bins, points, votes, seed) on a factor dataset")
 
 
 class PublishedMetric(Strict):

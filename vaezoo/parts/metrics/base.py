@@ -15,7 +15,8 @@ publishing, the model cards and the docs tables all read, so adding one touches 
 
 Metrics are measured by suites: ``bounds`` (``vaezoo.evaluate``: -ELBO, IWAE, active units),
 ``codes`` (a model with discrete codes), ``samples`` (``--fid``: distances in a feature network's
-space), ``probe`` (``--probe``), and ``images``: a per-image number computed from the test images
+space), ``probe`` (``--probe``), ``disentanglement`` (``--disentanglement``: a dataset with known
+factors), and ``images``: a per-image number computed from the test images
 in whichever pass scores them (:class:`ImageMetric`, the one a user writes most often).
 """
 
@@ -41,6 +42,7 @@ UNITS = {
     "dB": "decibels",
     "score": "a distance in a feature space",
     "ratio": "1 where samples and data match",
+    "information": "nats of information between latent codes, or between codes and factors",
 }
 
 # what a metric may need, and who provides it
@@ -55,12 +57,12 @@ NEEDS = {
     "factors": "the ground-truth factors of a factor dataset",
 }
 
-SUITES = ("bounds", "codes", "images", "samples", "probe")
+SUITES = ("bounds", "codes", "images", "samples", "probe", "disentanglement")
 
 # the fields of a published record's protocol a metric may require beyond those every record
 # has (split, number of examples, likelihood, binarization, weights dtype)
 PROTOCOL_FIELDS = ("importance_samples", "mc_samples", "seed", "code_prior", "features", "samples",
-                   "sampled_from", "probe")
+                   "sampled_from", "probe", "disentanglement")
 
 
 class Metric:

@@ -1,0 +1,80 @@
+"""How disentangled a model's posterior means are, measured by the ``disentanglement`` suite
+(``vaezoo eval --disentanglement``) on a dataset with known factors (``shapes2d``, ``color-squares``).
+The computations and their defaults (disentanglement_lib's) are in
+:mod:`vaezoo.evaluation.disentanglement`; these declarations are what the report, publishing and
+the docs read."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .base import Metric, register_metric
+
+__all__ = ["MutualInformationGap", "Modularity", "FactorVAEScore", "BetaVAEScore", "GaussianTotalCorrelation",
+           "CodeMutualInformation"]
+
+
+class _CodesMetric(Metric):
+    """A number of the posterior means alone (no factors needed), in nats."""
+
+    suite, needs, unit = "disentanglement", ("posterior-means",), "information"
+    higher_is_better = False
+    protocol = ("disentanglement",)
+
+    def protocol_from(self, report: Mapping[str, Any]) -> dict[str, Any]:
+        return {"binarization": "none", "disentanglement": str(report["disentanglement"])}
+
+
+class _FactorMetric(_CodesMetric):
+    """A score of the posterior means against the known factors, in [0, 1]."""
+
+    needs, unit = ("posterior-means", "factors"), "fraction"
+    higher_is_better = True
+
+
+@register_metric
+class MutualInformationGap(_FactorMetric):
+    """The mutual information gap (Chen et al. 2018): per factor, the gap between its two most informative codes."""
+
+    name, label = "mig", "mutual information gap"
+    description = "MIG: the two codes most informative about each factor, their gap over its entropy (20 bins)"
+
+
+@register_metric
+class Modularity(_FactorMetric):
+    """Modularity (Ridgeway & Zemel 2018): how much of each code's information is about one factor."""
+
+    name, label = "modularity", "modularity"
+    description = "modularity: per code, the share of its squared mutual information on one factor (20 bins)"
+
+
+@register_metric
+class FactorVAEScore(_FactorMetric):
+    """The FactorVAE score (Kim & Mnih 2018): a majority vote names the fixed factor from the stillest code."""
+
+    name, label = "factor-vae-score", "FactorVAE score"
+    description = "FactorVAE score: majority-vote accuracy naming a fixed factor from the code of least variance"
+
+
+@register_metric
+class BetaVAEScore(_FactorMetric):
+    """The BetaVAE score (Higgins et al. 2017): a linear classifier names the fixed factor from code differences."""
+
+    name, label = "beta-vae-score", "BetaVAE score"
+    description = "BetaVAE score: logistic-regression accuracy naming a fixed factor from |z1 - z2| of 64 pairs"
+
+
+@register_metric
+class GaussianTotalCorrelation(_CodesMetric):
+    """The total correlation of a Gaussian fitted to the posterior means: how far the codes are from independent."""
+
+    name, label = "gaussian-tc", "Gaussian total correlation"
+    description = "total correlation of the Gaussian with the posterior means' covariance, in nats"
+
+
+@register_metric
+class CodeMutualInformation(_CodesMetric):
+    """The mean mutual information between two different codes (discretized in 20 bins)."""
+
+    name, label = "code-mi", "mutual information between codes"
+    description = "mean discrete mutual information between two different codes, in nats (20 bins)"
