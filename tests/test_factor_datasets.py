@@ -95,3 +95,18 @@ def test_a_factor_dataset_is_a_dataset_like_any_other():
     splits = load_splits(DataConfig.model_validate({"dataset": {"name": "shapes2d", **SMALL_SHAPES}, "val_size": 20}))
     assert splits.train.shape[1:] == (1, 32, 32) and splits.val.shape[0] == 20
     assert splits.classes == ["square", "ellipse", "triangle"] and int(splits.train_labels.max()) == 2
+
+
+@pytest.mark.parametrize("name, objective", [("shapes2d-vae", "elbo"), ("shapes2d-beta4", "elbo"),
+                                             ("shapes2d-betatcvae", "beta-tcvae"), ("shapes2d-factorvae", "factor-vae")])
+def test_the_study_configs_share_everything_but_the_objective(name, objective):
+    import vaezoo
+
+    config = vaezoo.get_config(name)
+    baseline = vaezoo.get_config("shapes2d-vae")
+    assert config.model.objective.name == objective and config.data == baseline.data
+    assert config.model.model_copy(update={"objective": baseline.model.objective}) == baseline.model
+    model = vaezoo.create(name)
+    step = vaezoo.passes.StepContext(torch.ones(()), 0, 22_118)  # as the training loop calls it
+    out = model(torch.randint(0, 2, (4, 1, 64, 64)).float(), context=step)
+    assert torch.isfinite(out.loss) and model.latent_dim == 10
