@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaezoo.data.factors import FactorData, FactorGrid
+from vaezoo.data.factors import FactorGrid
 from vaezoo.evaluation.disentanglement import (
     DisentanglementRecipe, beta_vae_score, factor_vae_score, gaussian_total_correlation, histogram_discretize, mig,
     modularity, mutual_information, mutual_information_between_codes,
@@ -24,16 +24,8 @@ def _rotation(d: int, seed: int = 0) -> torch.Tensor:
     return q
 
 
-def _factor_data() -> FactorData:
-    """A factor dataset whose 'image' of a combination is its factor values (1 x 1 x F pixels)."""
-    every = GRID.all_factors()
-    images = every.to(torch.uint8).view(-1, 1, 1, 3)
-    return FactorData(train_images=images, test_images=images[:2], grid=GRID, train_factors=every,
-                      test_factors=every[:2], all_images=images)
-
-
-def _factors_as_codes(images: torch.Tensor) -> torch.Tensor:
-    return images.flatten(1).double()
+def _factors_as_codes(factors: torch.Tensor) -> torch.Tensor:
+    return factors.double()
 
 
 def test_discretization_is_numpys_histogram_and_digitize():
@@ -64,25 +56,38 @@ def test_mig_and_modularity_are_one_for_the_factors_and_far_lower_for_a_rotation
 
 
 def test_factor_vae_score_names_the_fixed_factor_for_the_factors_and_not_for_noise():
-    data = _factor_data()
-    exact = factor_vae_score(data, _factors_as_codes, QUICK)
+    exact = factor_vae_score(GRID, _factors_as_codes, QUICK)
     assert exact["eval_accuracy"] == 1.0 and exact["active_codes"] == 3
     rotation = _rotation(3)
-    rotated = factor_vae_score(data, lambda images: _factors_as_codes(images) @ rotation, QUICK)
+    rotated = factor_vae_score(GRID, lambda factors: _factors_as_codes(factors) @ rotation, QUICK)
     assert rotated["eval_accuracy"] < 0.9
     generator = torch.Generator().manual_seed(3)
-    noise = factor_vae_score(data, lambda images: torch.randn(images.shape[0], 4, generator=generator), QUICK)
+    noise = factor_vae_score(GRID, lambda factors: torch.randn(factors.shape[0], 4, generator=generator), QUICK)
     assert noise["eval_accuracy"] < 0.6  # chance is a third with three factors
-    constant = factor_vae_score(data, lambda images: torch.zeros(images.shape[0], 4), QUICK)
+    constant = factor_vae_score(GRID, lambda factors: torch.zeros(factors.shape[0], 4), QUICK)
     assert constant == {"train_accuracy": 0.0, "eval_accuracy": 0.0, "active_codes": 0}
 
 
 def test_beta_vae_score_is_one_for_the_factors_and_near_chance_for_noise():
-    data = _factor_data()
-    assert beta_vae_score(data, _factors_as_codes, QUICK)["eval_accuracy"] == 1.0
+    assert beta_vae_score(GRID, _factors_as_codes, QUICK)["eval_accuracy"] == 1.0
     generator = torch.Generator().manual_seed(4)
-    noise = beta_vae_score(data, lambda images: torch.randn(images.shape[0], 4, generator=generator), QUICK)
+    noise = beta_vae_score(GRID, lambda factors: torch.randn(factors.shape[0], 4, generator=generator), QUICK)
     assert noise["eval_accuracy"] < 0.6
+
+
+def test_a_models_codes_are_its_posterior_means_looked_up_by_factor(tmp_path, monkeypatch):
+    import vaezoo
+    from vaezoo.data import shapes2d
+    from vaezoo.evaluation.disentanglement import posterior_means_of_grid
+
+    monkeypatch.setenv("VAEZOO_CACHE", str(tmp_path / "cache"))
+    data = shapes2d(None, scales=2, orientations=2, positions=4, size=16)
+    model = vaezoo.create({"model": {"input_shape": [1, 16, 16], "latent_dim": 3, "encoder": "linear",
+                                     "decoder": "linear"}}).eval()
+    table = posterior_means_of_grid(model, data, batch_size=7)
+    some = data.grid.factors_of(torch.tensor([0, 5, 17, 40]))
+    direct = model.encode(data.images_of(some).float() / 255).mean.double()
+    torch.testing.assert_close(table[data.grid.index_of(some)], direct)
 
 
 def test_the_unsupervised_scores_see_dependence_between_codes():

@@ -2,8 +2,9 @@
 (Locatello et al. 2019) defines them, with its defaults.
 
 Each score reads codes (N, D) and the factors that made the images (N, F, whole numbers), or draws
-its own batches from a :class:`~vaezoo.data.factors.FactorData` through a representation function
-(images -> codes, the posterior means by default):
+its own batches of factor values from a grid and reads their codes through ``codes_of`` (factor
+values -> codes; for a model, the posterior means of every image of the grid, encoded once and
+looked up: the votes then cost no encoder pass):
 
 - ``mig``: the mutual information gap (Chen et al. 2018): per factor, the gap between the two codes
   most informative about it, over the factor's entropy; codes discretized into 20 equal-width bins.
@@ -29,7 +30,7 @@ from typing import Callable, Optional, Union
 import torch
 
 from ..data.binarize import to_float_images
-from ..data.factors import FactorData, fixed_factor_batch
+from ..data.factors import FactorData, FactorGrid, fixed_factor_batch
 from ..errors import UsageError
 from ..parts.metrics import METRICS
 from ..schemas import DataConfig
@@ -40,10 +41,10 @@ from .report import EvalReport, Measurement
 __all__ = [
     "DisentanglementRecipe", "histogram_discretize", "mutual_information", "mig", "modularity",
     "factor_vae_score", "beta_vae_score", "gaussian_total_correlation", "mutual_information_between_codes",
-    "sample_codes", "evaluate_disentanglement",
+    "sample_codes", "posterior_means_of_grid", "evaluate_disentanglement",
 ]
 
-Representation = Callable[[torch.Tensor], torch.Tensor]  # uint8 images (B, C, H, W) -> codes (B, D)
+CodesOf = Callable[[torch.Tensor], torch.Tensor]  # (B, F) factor values -> (B, D) codes
 
 
 @dataclass(frozen=True)
@@ -134,33 +135,30 @@ def mutual_information_between_codes(codes: torch.Tensor, bins: int = 20) -> flo
     return float((m.sum() - m.diagonal().sum()) / (d * d - d))
 
 
-@torch.no_grad()
-def sample_codes(data: FactorData, represent: Representation, points: int, generator: torch.Generator,
-                 batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_codes(grid: FactorGrid, codes_of: CodesOf, points: int,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """``points`` factor combinations drawn uniformly (with replacement) and their codes."""
-    factors = torch.stack([torch.randint(size, (points,), generator=generator) for size in data.grid.sizes], dim=1)
-    codes = torch.cat([represent(data.images_of(chunk)).double().cpu() for chunk in factors.split(batch_size)])
-    return codes, factors
+    factors = torch.stack([torch.randint(size, (points,), generator=generator) for size in grid.sizes], dim=1)
+    return codes_of(factors).double(), factors
 
 
-def factor_vae_score(data: FactorData, represent: Representation,
+def factor_vae_score(grid: FactorGrid, codes_of: CodesOf,
                      recipe: DisentanglementRecipe = DisentanglementRecipe()) -> dict[str, float]:
     """Kim & Mnih's score: eval accuracy of the majority-vote classifier (and its train accuracy and
     the active codes: those whose global variance is not zero, disentanglement_lib's pruning)."""
     generator = torch.Generator().manual_seed(recipe.seed)
-    codes, _ = sample_codes(data, represent, recipe.variance_points, generator)
+    codes, _ = sample_codes(grid, codes_of, recipe.variance_points, generator)
     global_variance = codes.var(dim=0, unbiased=False)
     active = global_variance > 0
     if not bool(active.any()):
         return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "active_codes": 0}
-    factors_count = len(data.grid.sizes)
 
     def votes(count: int) -> torch.Tensor:
-        table = torch.zeros(factors_count, codes.shape[1], dtype=torch.long)
+        table = torch.zeros(len(grid.sizes), codes.shape[1], dtype=torch.long)
         for _ in range(count):
-            factor = int(torch.randint(factors_count, (1,), generator=generator))
-            batch = represent(data.images_of(fixed_factor_batch(data.grid, factor, recipe.batch_size, generator)))
-            local = batch.double().cpu().var(dim=0, unbiased=True) / global_variance
+            factor = int(torch.randint(len(grid.sizes), (1,), generator=generator))
+            batch = codes_of(fixed_factor_batch(grid, factor, recipe.batch_size, generator)).double()
+            local = batch.var(dim=0, unbiased=True) / global_variance
             local[~active] = float("inf")
             table[factor, int(local.argmin())] += 1
         return table
@@ -173,29 +171,27 @@ def factor_vae_score(data: FactorData, represent: Representation,
             "active_codes": int(active.sum())}
 
 
-def beta_vae_score(data: FactorData, represent: Representation,
+def beta_vae_score(grid: FactorGrid, codes_of: CodesOf,
                    recipe: DisentanglementRecipe = DisentanglementRecipe()) -> dict[str, float]:
     """Higgins et al.'s score: accuracy of a logistic regression naming the fixed factor from the
     mean absolute difference of the codes of ``batch_size`` pairs sharing it."""
     generator = torch.Generator().manual_seed(recipe.seed)
-    sizes = data.grid.sizes
 
     def points(count: int) -> tuple[torch.Tensor, torch.Tensor]:
         features, labels = [], []
         for _ in range(count):
-            factor = int(torch.randint(len(sizes), (1,), generator=generator))
-            first = torch.stack([torch.randint(s, (recipe.batch_size,), generator=generator) for s in sizes], dim=1)
-            second = torch.stack([torch.randint(s, (recipe.batch_size,), generator=generator) for s in sizes], dim=1)
+            factor = int(torch.randint(len(grid.sizes), (1,), generator=generator))
+            first = torch.stack([torch.randint(s, (recipe.batch_size,), generator=generator) for s in grid.sizes], 1)
+            second = torch.stack([torch.randint(s, (recipe.batch_size,), generator=generator) for s in grid.sizes], 1)
             second[:, factor] = first[:, factor]
-            z1, z2 = represent(data.images_of(first)).double(), represent(data.images_of(second)).double()
-            features.append((z1 - z2).abs().mean(dim=0).cpu())
+            features.append((codes_of(first).double() - codes_of(second).double()).abs().mean(dim=0))
             labels.append(factor)
         return torch.stack(features), torch.tensor(labels)
 
     train_x, train_y = points(recipe.train_votes)
     eval_x, eval_y = points(recipe.eval_votes)
     # sklearn's default (C = 1 on the summed loss) is an L2 weight of 1/N on the mean loss
-    classifier = fit_logistic_regression(train_x, train_y, len(sizes), ProbeRecipe(l2=1.0 / len(train_y)))
+    classifier = fit_logistic_regression(train_x, train_y, len(grid.sizes), ProbeRecipe(l2=1.0 / len(train_y)))
     with torch.no_grad():
         train_accuracy = float((classifier(train_x.double()).argmax(1) == train_y).double().mean())
         eval_accuracy = float((classifier(eval_x.double()).argmax(1) == eval_y).double().mean())
@@ -214,20 +210,17 @@ def _factor_data(data: Union[str, DataConfig, FactorData], root: Optional[str]) 
     return built, spec.name
 
 
-def posterior_representation(model, batch_size: int = 500) -> Representation:
-    """uint8 images -> the posterior means of every latent level, flattened and concatenated."""
+@torch.no_grad()
+def posterior_means_of_grid(model, data: FactorData, batch_size: int = 500) -> torch.Tensor:
+    """(len(grid), D) float64: the posterior means (every level, flattened, concatenated) of every
+    image of the grid, in grid order, encoded once in eval mode."""
     parameter = next(model.parameters())
-
-    @torch.no_grad()
-    def represent(images: torch.Tensor) -> torch.Tensor:
-        out = []
-        for chunk in images.split(batch_size):
-            x = to_float_images(chunk).to(device=parameter.device, dtype=parameter.dtype)
-            means = model.posterior_means(x)
-            out.append(torch.cat([m.flatten(1).double() for m in means.values()], dim=1).cpu())
-        return torch.cat(out)
-
-    return represent
+    out = []
+    for chunk in data.all_images.split(batch_size):
+        x = to_float_images(chunk).to(device=parameter.device, dtype=parameter.dtype)
+        means = model.posterior_means(x)
+        out.append(torch.cat([m.flatten(1).double() for m in means.values()], dim=1).cpu())
+    return torch.cat(out)
 
 
 def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "shapes2d", *,
@@ -241,27 +234,32 @@ def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "
     if shape != tuple(model.input_shape):
         raise UsageError(f"the model takes images of shape {list(model.input_shape)} but {name}'s are {list(shape)}: "
                          f"score a model trained on it")
-    was_training = model.training
-    model.eval()
-    represent = posterior_representation(model)
     started = time.perf_counter()
 
     def say(text: str) -> None:
         if progress:
             print(f"  {text} ({time.perf_counter() - started:.0f} s so far)", file=sys.stderr, flush=True)
 
+    was_training = model.training
+    model.eval()
     try:
-        codes, factors = sample_codes(factors_data, represent, recipe.points, torch.Generator().manual_seed(recipe.seed))
-        say(f"encoded {recipe.points:,} images")
-        values = {"mig": mig(codes, factors, recipe.bins), "modularity": modularity(codes, factors, recipe.bins),
-                  "gaussian-tc": gaussian_total_correlation(codes),
-                  "code-mi": mutual_information_between_codes(codes, recipe.bins)}
-        say("MIG, modularity and the unsupervised scores done; the FactorVAE score")
-        factor_vae = factor_vae_score(factors_data, represent, recipe)
-        say("the BetaVAE score")
-        beta_vae = beta_vae_score(factors_data, represent, recipe)
+        table = posterior_means_of_grid(model, factors_data)
     finally:
         model.train(was_training)
+    grid = factors_data.grid
+
+    def codes_of(factors: torch.Tensor) -> torch.Tensor:
+        return table[grid.index_of(factors)]
+
+    say(f"encoded the {len(grid):,} images of the grid")
+    codes, factors = sample_codes(grid, codes_of, recipe.points, torch.Generator().manual_seed(recipe.seed))
+    values = {"mig": mig(codes, factors, recipe.bins), "modularity": modularity(codes, factors, recipe.bins),
+              "gaussian-tc": gaussian_total_correlation(codes),
+              "code-mi": mutual_information_between_codes(codes, recipe.bins)}
+    say("MIG, modularity and the unsupervised scores done; the FactorVAE score")
+    factor_vae = factor_vae_score(grid, codes_of, recipe)
+    say("the BetaVAE score")
+    beta_vae = beta_vae_score(grid, codes_of, recipe)
     values["factor-vae-score"], values["beta-vae-score"] = factor_vae["eval_accuracy"], beta_vae["eval_accuracy"]
     metrics = {}
     for key, value in values.items():
