@@ -136,3 +136,28 @@ def test_eval_disentanglement_on_a_run_trained_on_a_factor_dataset(tmp_path, cap
     assert all(r.protocol.disentanglement.startswith("10,000 points, 20 bins") for r in records)
     assert main(["eval", str(tmp_path / "run"), "--disentanglement", "--probe"]) == 2
     assert "run them apart" in capsys.readouterr().err
+
+
+def test_published_disentanglement_scores_get_a_table_of_their_own(tmp_path):
+    import datetime as dt
+
+    import vaezoo
+    from vaezoo.hub.index import list_entries
+    from vaezoo.maintenance.models_doc import render_models_md
+    from vaezoo.maintenance.publish import publish_run
+
+    experiment = vaezoo.get_config("fashion-mlp16", {"trainer.epochs": 1})
+    run = vaezoo.create("fashion-mlp16").save_pretrained(tmp_path / "run", experiment=experiment,
+                                                         training={"epochs": 1, "wall_time_s": 1.0})
+    recipe = DisentanglementRecipe().describe()
+    report = {"protocol": {"model": "tiny", "dataset": "shapes2d", "split": "the whole factor grid",
+                           "examples": 10000, "disentanglement": recipe},
+              "metrics": {"mig": {"value": 0.25, "unit": "fraction"},
+                          "factor-vae-score": {"value": 0.75, "unit": "fraction"},
+                          "gaussian-tc": {"value": 1.5, "unit": "information"}}}
+    publish_run(run, "tiny", "alice/tiny", config="fashion-mlp16", metrics=report, registry=tmp_path / "registry",
+                date=dt.date(2026, 12, 6))
+    docs = render_models_md(list_entries(tmp_path / "registry"))
+    table = docs[docs.index("## Disentanglement"):]
+    assert recipe in table and "| model | dataset | -ELBO | MIG | modularity | FactorVAE score |" in table
+    assert "| `tiny` | fashion-mnist | - | 0.250 | - | 0.750 | - | 1.500 | - |" in table

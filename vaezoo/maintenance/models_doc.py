@@ -190,6 +190,26 @@ def _codes_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     return lines + [""]
 
 
+def _disentanglement_table(entries: Sequence[PretrainedEntry]) -> list[str]:
+    columns = _columns("disentanglement")
+    scored = [e for e in entries if any(_find(e, m.name) for m in columns)]
+    if not scored:
+        return []
+    recipes = sorted({m.protocol.disentanglement for e in scored for m in e.metrics if m.protocol.disentanglement})
+    lines = ["## Disentanglement", "",
+             "Models trained on a dataset with known factors ([disentanglement](disentanglement.md)), scored on its "
+             "whole factor grid with disentanglement_lib's definitions and defaults (" + "; ".join(recipes) + "), "
+             "from the posterior means: `vaezoo eval NAME --disentanglement`. The first four are in [0, 1], higher "
+             "is better; the last two are the codes' dependence on each other, in nats, lower is better.", "",
+             "| model | dataset | -ELBO | " + " | ".join(m.column for m in columns) + " |",
+             "|---|---|---:|" + "---:|" * len(columns)]
+    for e in scored:
+        neg_elbo = _find(e, "neg_elbo")
+        lines.append(f"| `{e.name}` | {e.dataset} | {'-' if neg_elbo is None else f'{neg_elbo.value:.2f}'} | "
+                     + " | ".join(_cell(e, m.name, m) for m in columns) + " |")
+    return lines + [""]
+
+
 def priors_picture(name: str) -> Path:
     """Made with `vaezoo sample NAME --prior both -n 32 --nrow 8 -o docs/images/NAME-priors.png`."""
     return IMAGES / f"{name}-priors.png"
@@ -402,6 +422,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     lines.append("")
     lines += _reference_table(entries)
     lines += _codes_table(entries)
+    lines += _disentanglement_table(entries)
     lines += _quality_table(entries)
     lines += _metrics_table()
     for e in entries:

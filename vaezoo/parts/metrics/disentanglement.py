@@ -20,6 +20,7 @@ class _CodesMetric(Metric):
     suite, needs, unit = "disentanglement", ("posterior-means",), "information"
     higher_is_better = False
     protocol = ("disentanglement",)
+    tables = ("disentanglement",)
 
     def protocol_from(self, report: Mapping[str, Any]) -> dict[str, Any]:
         return {"binarization": "none", "disentanglement": str(report["disentanglement"])}
@@ -38,6 +39,7 @@ class MutualInformationGap(_FactorMetric):
 
     name, label = "mig", "mutual information gap"
     description = "MIG: the two codes most informative about each factor, their gap over its entropy (20 bins)"
+    column, position = "MIG", 10
 
 
 @register_metric
@@ -46,6 +48,7 @@ class Modularity(_FactorMetric):
 
     name, label = "modularity", "modularity"
     description = "modularity: per code, the share of its squared mutual information on one factor (20 bins)"
+    column, position = "modularity", 20
 
 
 @register_metric
@@ -54,6 +57,7 @@ class FactorVAEScore(_FactorMetric):
 
     name, label = "factor-vae-score", "FactorVAE score"
     description = "FactorVAE score: majority-vote accuracy naming a fixed factor from the code of least variance"
+    column, position = "FactorVAE score", 30
 
 
 @register_metric
@@ -62,6 +66,7 @@ class BetaVAEScore(_FactorMetric):
 
     name, label = "beta-vae-score", "BetaVAE score"
     description = "BetaVAE score: logistic-regression accuracy naming a fixed factor from |z1 - z2| of 64 pairs"
+    column, position = "BetaVAE score", 40
 
 
 @register_metric
@@ -70,6 +75,7 @@ class GaussianTotalCorrelation(_CodesMetric):
 
     name, label = "gaussian-tc", "Gaussian total correlation"
     description = "total correlation of the Gaussian with the posterior means' covariance, in nats"
+    column, position = "Gaussian TC (nats)", 50
 
 
 @register_metric
@@ -78,3 +84,4 @@ class CodeMutualInformation(_CodesMetric):
 
     name, label = "code-mi", "mutual information between codes"
     description = "mean discrete mutual information between two different codes, in nats (20 bins)"
+    column, position = "MI between codes (nats)", 60
