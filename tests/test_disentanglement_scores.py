@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vaezoo.data.factors import FactorGrid
+from vaezoo.evaluation.predictive_scores import dci, explicitness, sap
 from vaezoo.evaluation.disentanglement import (
     DisentanglementRecipe, beta_vae_score, factor_vae_score, gaussian_total_correlation, histogram_discretize, mig,
     modularity, mutual_information, mutual_information_between_codes,
@@ -90,6 +91,29 @@ def test_a_models_codes_are_its_posterior_means_looked_up_by_factor(tmp_path, mo
     torch.testing.assert_close(table[data.grid.index_of(some)], direct)
 
 
+def _draws(codes_of, seed: int = 7, train: int = 2000, test: int = 1000):
+    generator = torch.Generator().manual_seed(seed)
+    factors = GRID.factors_of(torch.randint(len(GRID), (train + test,), generator=generator))
+    codes = codes_of(factors, generator)
+    return codes[:train], factors[:train], codes[train:], factors[train:]
+
+
+def test_the_classifier_scores_are_near_one_for_the_factors_lower_for_a_rotation_and_low_for_noise():
+    rotation = _rotation(3)
+    exact = _draws(lambda f, g: f.double())
+    rotated = _draws(lambda f, g: f.double() @ rotation)
+    noise = _draws(lambda f, g: torch.randn(f.shape[0], 4, generator=g, dtype=torch.float64))
+    trees = [dci(*draw) for draw in (exact, rotated, noise)]
+    assert trees[0]["disentanglement"] > 0.95 and trees[0]["completeness"] > 0.95
+    assert trees[0]["informativeness"] == 1.0
+    assert trees[1]["disentanglement"] < 0.6 and trees[1]["completeness"] < 0.6 and trees[1]["informativeness"] > 0.9
+    assert trees[2]["informativeness"] < 0.35  # chance is a fourth to a sixth
+    saps = [sap(*draw) for draw in (exact, rotated, noise)]
+    assert saps[0] > 0.2 and saps[1] < saps[0] and saps[2] < 0.03
+    linear = [explicitness(*draw)["test"] for draw in (exact, rotated, noise)]
+    assert linear[0] > 0.8 and linear[1] > 0.8 and linear[2] < 0.55  # an AUC: 0.5 is chance, rotations keep it
+
+
 def test_the_unsupervised_scores_see_dependence_between_codes():
     generator = torch.Generator().manual_seed(5)
     independent = torch.randn(10_000, 3, generator=generator, dtype=torch.float64)
@@ -128,8 +152,10 @@ def test_eval_disentanglement_on_a_run_trained_on_a_factor_dataset(tmp_path, cap
     report = json.loads(capsys.readouterr().out)
     assert report["protocol"]["dataset"] == "shapes2d" and report["protocol"]["factors"]["x"] == 6
     values = {name: m["value"] for name, m in report["metrics"].items()}
-    assert set(values) == {"mig", "modularity", "factor-vae-score", "beta-vae-score", "gaussian-tc", "code-mi"}
-    assert all(0 <= values[k] <= 1 for k in ("mig", "modularity", "factor-vae-score", "beta-vae-score"))
+    fractions = {"mig", "modularity", "factor-vae-score", "beta-vae-score", "dci-disentanglement",
+                 "dci-completeness", "dci-informativeness", "sap", "explicitness"}
+    assert set(values) == fractions | {"gaussian-tc", "code-mi"}
+    assert all(0 <= values[k] <= 1 for k in fractions)
     records = normalize_metrics(report, likelihood="bernoulli", binarization="none", weights_dtype="float32",
                                 name=str(tmp_path / "run"))
     assert {r.name for r in records} == set(values)
@@ -159,5 +185,5 @@ def test_published_disentanglement_scores_get_a_table_of_their_own(tmp_path):
                 date=dt.date(2026, 12, 6))
     docs = render_models_md(list_entries(tmp_path / "registry"))
     table = docs[docs.index("## Disentanglement"):]
-    assert recipe in table and "| model | dataset | -ELBO | MIG | modularity | FactorVAE score |" in table
-    assert "| `tiny` | fashion-mnist | - | 0.250 | - | 0.750 | - | 1.500 | - |" in table
+    assert recipe in table and "| model | dataset | -ELBO | recon | KL | MIG | modularity | FactorVAE score | BetaVAE score | DCI D |" in table
+    assert "| `tiny` | fashion-mnist | - | - | - | 0.250 | - | 0.750 | - | - | - | - | - | - | 1.500 | - |" in table

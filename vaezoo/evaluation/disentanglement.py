@@ -11,8 +11,11 @@ looked up: the votes then cost no encoder pass):
 - ``modularity``: per code, how much of its information is about one factor (Ridgeway & Zemel 2018).
 - ``factor_vae_score``: the majority-vote accuracy of Kim & Mnih 2018: in batches of 64 with one
   factor fixed, the code of least normalized variance names the factor.
-- ``beta_vae_score``: Higgins et al. 2017: a linear classifier names the fixed factor from the mean
-  absolute difference of codes of 64 pairs.
+- ``beta_vae_score``: Higgins et al. 2017: a logistic regression names the fixed factor from the
+  mean absolute difference of codes of 64 pairs.
+- DCI, SAP and explicitness: classifiers predict the factors from the codes (:mod:`.predictive_scores`),
+  trained on one draw of codes and scored on another. These four fit scikit-learn's classifiers,
+  those of disentanglement_lib.
 - ``gaussian_total_correlation`` and ``mutual_information_between_codes``: unsupervised, they need
   no factors (Locatello et al. 2019).
 
@@ -35,7 +38,7 @@ from ..errors import UsageError
 from ..parts.metrics import METRICS
 from ..schemas import DataConfig
 from .data import as_data_config
-from .probe import ProbeRecipe, fit_logistic_regression
+from .predictive_scores import dci, explicitness, logistic_regression_accuracy, require_sklearn, sap
 from .report import EvalReport, Measurement
 
 __all__ = [
@@ -52,7 +55,8 @@ class DisentanglementRecipe:
     """disentanglement_lib's defaults; recorded in every report's protocol."""
 
     bins: int = 20  # MIG, modularity, unsupervised MI: equal-width bins per code
-    points: int = 10_000  # codes drawn for MIG, modularity and the unsupervised scores
+    points: int = 10_000  # codes drawn for MIG, modularity, the unsupervised scores and the classifiers' training
+    test_points: int = 5_000  # codes drawn to score the classifiers of DCI, SAP and explicitness
     batch_size: int = 64  # FactorVAE and BetaVAE scores: images per vote / per point
     train_votes: int = 10_000
     eval_votes: int = 5_000
@@ -60,7 +64,8 @@ class DisentanglementRecipe:
     seed: int = 0
 
     def describe(self) -> str:
-        return (f"{self.points:,} points, {self.bins} bins; FactorVAE and BetaVAE scores: {self.train_votes:,} + "
+        return (f"{self.points:,} points, {self.bins} bins; DCI, SAP, explicitness: trained on those points, tested "
+                f"on {self.test_points:,} more; FactorVAE and BetaVAE scores: {self.train_votes:,} + "
                 f"{self.eval_votes:,} votes of {self.batch_size} images, {self.variance_points:,} for the variance; "
                 f"seed {self.seed}")
 
@@ -190,11 +195,7 @@ def beta_vae_score(grid: FactorGrid, codes_of: CodesOf,
 
     train_x, train_y = points(recipe.train_votes)
     eval_x, eval_y = points(recipe.eval_votes)
-    # sklearn's default (C = 1 on the summed loss) is an L2 weight of 1/N on the mean loss
-    classifier = fit_logistic_regression(train_x, train_y, len(grid.sizes), ProbeRecipe(l2=1.0 / len(train_y)))
-    with torch.no_grad():
-        train_accuracy = float((classifier(train_x.double()).argmax(1) == train_y).double().mean())
-        eval_accuracy = float((classifier(eval_x.double()).argmax(1) == eval_y).double().mean())
+    train_accuracy, eval_accuracy = logistic_regression_accuracy(train_x, train_y, eval_x, eval_y, recipe.seed)
     return {"train_accuracy": train_accuracy, "eval_accuracy": eval_accuracy}
 
 
@@ -229,6 +230,7 @@ def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "
     """Every disentanglement score of ``model``'s posterior means on a dataset with known factors
     (by default ``shapes2d``; a model is scored on the factor dataset it was trained on), with the
     recipe in the protocol. ``progress``: one line per score on stderr."""
+    require_sklearn()  # before the encoding, not after it
     factors_data, name = _factor_data(data, root)
     shape = tuple(factors_data.all_images.shape[1:])
     if shape != tuple(model.input_shape):
@@ -252,11 +254,20 @@ def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "
         return table[grid.index_of(factors)]
 
     say(f"encoded the {len(grid):,} images of the grid")
-    codes, factors = sample_codes(grid, codes_of, recipe.points, torch.Generator().manual_seed(recipe.seed))
+    generator = torch.Generator().manual_seed(recipe.seed)
+    codes, factors = sample_codes(grid, codes_of, recipe.points, generator)
+    test_codes, test_factors = sample_codes(grid, codes_of, recipe.test_points, generator)
     values = {"mig": mig(codes, factors, recipe.bins), "modularity": modularity(codes, factors, recipe.bins),
               "gaussian-tc": gaussian_total_correlation(codes),
-              "code-mi": mutual_information_between_codes(codes, recipe.bins)}
-    say("MIG, modularity and the unsupervised scores done; the FactorVAE score")
+              "code-mi": mutual_information_between_codes(codes, recipe.bins),
+              "sap": sap(codes, factors, test_codes, test_factors)}
+    linear = explicitness(codes, factors, test_codes, test_factors)
+    values["explicitness"] = linear["test"]
+    say("MIG, modularity, SAP, explicitness and the unsupervised scores done; DCI's gradient-boosted trees")
+    trees = dci(codes, factors, test_codes, test_factors, recipe.seed)
+    values.update({"dci-disentanglement": trees["disentanglement"], "dci-completeness": trees["completeness"],
+                   "dci-informativeness": trees["informativeness"]})
+    say("the FactorVAE score")
     factor_vae = factor_vae_score(grid, codes_of, recipe)
     say("the BetaVAE score")
     beta_vae = beta_vae_score(grid, codes_of, recipe)
@@ -274,5 +285,7 @@ def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "
         "factor_vae_train_accuracy": round(factor_vae["train_accuracy"], 4),
         "factor_vae_active_codes": factor_vae["active_codes"],
         "beta_vae_train_accuracy": round(beta_vae["train_accuracy"], 4),
+        "dci_informativeness_train": round(trees["informativeness_train"], 4),
+        "explicitness_train": round(linear["train"], 4),
     }
     return EvalReport(protocol=protocol, metrics=metrics, timing={"seconds": time.perf_counter() - started})

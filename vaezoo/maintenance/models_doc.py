@@ -199,13 +199,15 @@ def _disentanglement_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     lines = ["## Disentanglement", "",
              "Models trained on a dataset with known factors ([disentanglement](disentanglement.md)), scored on its "
              "whole factor grid with disentanglement_lib's definitions and defaults (" + "; ".join(recipes) + "), "
-             "from the posterior means: `vaezoo eval NAME --disentanglement`. The first four are in [0, 1], higher "
-             "is better; the last two are the codes' dependence on each other, in nats, lower is better.", "",
-             "| model | dataset | -ELBO | " + " | ".join(m.column for m in columns) + " |",
-             "|---|---|---:|" + "---:|" * len(columns)]
+             "from the posterior means: `vaezoo eval NAME --disentanglement`. The scores in [0, 1] are better "
+             "higher; the last two are the codes' dependence on each other, in nats, better lower. -ELBO, its "
+             "reconstruction term and its KL are in nats per test image (`vaezoo eval NAME --iw-samples 0`).", "",
+             "| model | dataset | -ELBO | recon | KL | " + " | ".join(m.column for m in columns) + " |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(columns)]
     for e in scored:
-        neg_elbo = _find(e, "neg_elbo")
-        lines.append(f"| `{e.name}` | {e.dataset} | {'-' if neg_elbo is None else f'{neg_elbo.value:.2f}'} | "
+        bounds = [_find(e, name) for name in ("neg_elbo", "recon", "kl")]
+        lines.append(f"| `{e.name}` | {e.dataset} | "
+                     + " | ".join("-" if m is None else f"{m.value:.2f}" for m in bounds) + " | "
                      + " | ".join(_cell(e, m.name, m) for m in columns) + " |")
     return lines + [""]
 

@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 from .base import Metric, register_metric
 
-__all__ = ["MutualInformationGap", "Modularity", "FactorVAEScore", "BetaVAEScore", "GaussianTotalCorrelation",
+__all__ = ["MutualInformationGap", "Modularity", "FactorVAEScore", "BetaVAEScore", "DCIDisentanglement",
+           "DCICompleteness", "DCIInformativeness", "SAPScore", "Explicitness", "GaussianTotalCorrelation",
            "CodeMutualInformation"]
 
 
@@ -67,6 +68,51 @@ class BetaVAEScore(_FactorMetric):
     name, label = "beta-vae-score", "BetaVAE score"
     description = "BetaVAE score: logistic-regression accuracy naming a fixed factor from |z1 - z2| of 64 pairs"
     column, position = "BetaVAE score", 40
+
+
+@register_metric
+class DCIDisentanglement(_FactorMetric):
+    """DCI disentanglement (Eastwood & Williams 2018): how much each code's importance is for one factor."""
+
+    name, label = "dci-disentanglement", "DCI disentanglement"
+    description = "DCI disentanglement: 1 - entropy of each code's gradient-boosted-tree importances over the factors"
+    column, position = "DCI D", 41
+
+
+@register_metric
+class DCICompleteness(_FactorMetric):
+    """DCI completeness (Eastwood & Williams 2018): how much each factor is captured by one code."""
+
+    name, label = "dci-completeness", "DCI completeness"
+    description = "DCI completeness: 1 - entropy of each factor's gradient-boosted-tree importances over the codes"
+    column, position = "DCI C", 42
+
+
+@register_metric
+class DCIInformativeness(_FactorMetric):
+    """DCI informativeness (Eastwood & Williams 2018): how well gradient-boosted trees predict the factors."""
+
+    name, label = "dci-informativeness", "DCI informativeness"
+    description = "DCI informativeness: test accuracy of gradient-boosted trees predicting each factor from the codes"
+    column, position = "DCI I", 43
+
+
+@register_metric
+class SAPScore(_FactorMetric):
+    """The SAP score (Kumar et al. 2018): per factor, the accuracy gap between its two most predictive codes."""
+
+    name, label = "sap", "SAP score"
+    description = "SAP: per factor, the test-accuracy gap of linear SVMs on its two most predictive single codes"
+    column, position = "SAP", 44
+
+
+@register_metric
+class Explicitness(_FactorMetric):
+    """Explicitness (Ridgeway & Zemel 2018): how well a linear classifier predicts each factor from all codes."""
+
+    name, label = "explicitness", "explicitness"
+    description = "explicitness: one-vs-rest ROC AUC of a logistic regression predicting each factor from the codes"
+    column, position = "explicitness", 45
 
 
 @register_metric
