@@ -4,6 +4,7 @@ score 1, a random rotation of them far less, noise about nothing."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -114,6 +115,32 @@ def test_the_classifier_scores_are_near_one_for_the_factors_lower_for_a_rotation
     assert linear[0] > 0.8 and linear[1] > 0.8 and linear[2] < 0.55  # an AUC: 0.5 is chance, rotations keep it
 
 
+class _CentreOfMass(torch.nn.Module):
+    """A stand-in encoder whose codes are known: the image's centre of mass (x, y) and its area."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def posterior_means(self, x, y=None):
+        mass = x.sum(dim=(1, 2, 3)).clamp(min=1e-6)
+        rows, cols = torch.meshgrid(torch.arange(x.shape[-2]), torch.arange(x.shape[-1]), indexing="ij")
+        centre_x = (x[:, 0] * cols).sum(dim=(1, 2)) / mass
+        centre_y = (x[:, 0] * rows).sum(dim=(1, 2)) / mass
+        return {"z": torch.stack([centre_x, centre_y, mass], dim=1)}
+
+
+def test_each_code_is_named_after_the_factor_it_carries(tmp_path, monkeypatch):
+    from vaezoo.data import shapes2d
+    from vaezoo.evaluation.disentanglement import factor_of_each_code
+
+    monkeypatch.setenv("VAEZOO_CACHE", str(tmp_path / "cache"))
+    data = shapes2d(None, scales=3, orientations=2, positions=6, size=32)
+    named = factor_of_each_code(_CentreOfMass(), data)
+    assert [name for name, _ in named] == ["x", "y", "scale"]
+    assert named[0][1] > 0.9 and named[1][1] > 0.9  # the centre of mass tells the position almost exactly
+
+
 def test_the_unsupervised_scores_see_dependence_between_codes():
     generator = torch.Generator().manual_seed(5)
     independent = torch.randn(10_000, 3, generator=generator, dtype=torch.float64)
@@ -162,6 +189,11 @@ def test_eval_disentanglement_on_a_run_trained_on_a_factor_dataset(tmp_path, cap
     assert all(r.protocol.disentanglement.startswith("10,000 points, 20 bins") for r in records)
     assert main(["eval", str(tmp_path / "run"), "--disentanglement", "--probe"]) == 2
     assert "run them apart" in capsys.readouterr().err
+    # a traversal of a factor dataset's model says which factor each row's dimension carries
+    assert main(["traverse", str(tmp_path / "run"), "--top", "2", "-o", str(tmp_path / "t.png")]) == 0
+    rows = capsys.readouterr().out.split("rows (")[1].splitlines()[0]
+    assert re.search(r"\d: \d+\.\d\d (shape|scale|orientation|x|y) [01]\.\d\d, \d: ", rows), rows
+    assert (tmp_path / "t.png").is_file()
 
 
 def test_published_disentanglement_scores_get_a_table_of_their_own(tmp_path):

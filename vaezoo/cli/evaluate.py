@@ -21,7 +21,8 @@ from ..devices import resolve_device
 from ..errors import UsageError
 from ..evaluation import evaluate
 from ..evaluation.data import resolve_data
-from ..evaluation.disentanglement import evaluate_disentanglement
+from ..data.factors import FACTOR_DATASETS
+from ..evaluation.disentanglement import evaluate_disentanglement, factor_data, factor_of_each_code
 from ..evaluation.probe import linear_probe
 from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
 from ..evaluation.report import EvalReport
@@ -265,13 +266,22 @@ def _cmd_traverse(args: argparse.Namespace) -> int:
     grid = traversal_grid(model, data.images[args.index], label, level=level, dims=dims, values=values,
                           order_by_kl=False, offset=args.offset, with_input=True)
     references = min(args.reference, data.images.shape[0])
+    carried = {d: "" for d in dims}
+    config = data_config(args)
+    if config.dataset.name in FACTOR_DATASETS and len(model.level_dims()) == 1:
+        # a model of a factor dataset: each row also says which factor its dimension carries
+        factors = factor_of_each_code(model, factor_data(config, args.data)[0])
+        carried = {d: f" {factors[d][0]} {factors[d][1]:.2f}" for d in dims}
+        print("each row's factor: the one its dimension tells most about, I(z_d; factor) / H(factor) on the "
+              "factor grid (10,000 points, 20 bins)")
+    rows = [f"{level}[{d}] KL {float(kl[d]):.2f}" + (f":{carried[d]}" if carried[d] else "") for d in dims]
     labelled_grid(grid, tuple(model.input_shape[-2:]), args.output,
-                  row_labels=["input, recon", *(f"{level}[{d}] KL {float(kl[d]):.2f}" for d in dims)],
+                  row_labels=["input, recon", *rows],
                   column_labels=[f"{v:+.2g}" if args.offset else f"{v:.2g}" for v in values.tolist()],
                   title=f"{args.ref}: test image {args.index}, {level} dims by mean KL (nats, {references} test images)"
                         + (", values added to the posterior mean" if args.offset else ""))
     print(f"rows (level {level}, latent dim: mean KL in nats over {references} test images): "
-          + ", ".join(f"{d}: {float(kl[d]):.2f}" for d in dims))
+          + ", ".join(f"{d}: {float(kl[d]):.2f}{carried[d]}" for d in dims))
     return _saved(args.output, f"traversals of {len(dims)} latent dimensions of {level} over [{lo:g}, {hi:g}], "
                                f"below the input and its reconstruction")
 

@@ -34,7 +34,11 @@ from ..parts.kinds import register_dataset
 from .datasets import ImageData
 from .sources import cache_dir
 
-__all__ = ["FactorGrid", "FactorData", "shapes2d", "color_squares", "fixed_factor_batch", "HOLD_OUT_SEED"]
+__all__ = ["FactorGrid", "FactorData", "shapes2d", "color_squares", "fixed_factor_batch", "HOLD_OUT_SEED",
+           "FACTOR_DATASETS"]
+
+# the registered datasets that return FactorData: their models publish disentanglement scores
+FACTOR_DATASETS = ("shapes2d", "color-squares")
 
 HOLD_OUT_SEED = 0
 Fraction = Annotated[float, Field(gt=0, lt=1)]

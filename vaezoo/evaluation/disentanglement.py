@@ -44,7 +44,7 @@ from .report import EvalReport, Measurement
 __all__ = [
     "DisentanglementRecipe", "histogram_discretize", "mutual_information", "mig", "modularity",
     "factor_vae_score", "beta_vae_score", "gaussian_total_correlation", "mutual_information_between_codes",
-    "sample_codes", "posterior_means_of_grid", "evaluate_disentanglement",
+    "sample_codes", "posterior_means_of_grid", "evaluate_disentanglement", "factor_data", "factor_of_each_code",
 ]
 
 CodesOf = Callable[[torch.Tensor], torch.Tensor]  # (B, F) factor values -> (B, D) codes
@@ -199,7 +199,9 @@ def beta_vae_score(grid: FactorGrid, codes_of: CodesOf,
     return {"train_accuracy": train_accuracy, "eval_accuracy": eval_accuracy}
 
 
-def _factor_data(data: Union[str, DataConfig, FactorData], root: Optional[str]) -> tuple[FactorData, str]:
+def factor_data(data: Union[str, DataConfig, FactorData], root: Optional[str] = None) -> tuple[FactorData, str]:
+    """The factor dataset ``data`` names (built, or read from its cache) and its name; a UsageError
+    when the dataset has no known factors."""
     if isinstance(data, FactorData):
         return data, data.source or "factor data"
     config = as_data_config(data)
@@ -224,6 +226,24 @@ def posterior_means_of_grid(model, data: FactorData, batch_size: int = 500) -> t
     return torch.cat(out)
 
 
+def factor_of_each_code(model, data: FactorData, recipe: DisentanglementRecipe = DisentanglementRecipe()
+                        ) -> list[tuple[str, float]]:
+    """Per latent dimension (posterior means, every level concatenated): the factor it tells most
+    about and that information as a share of the factor's entropy, I(code; factor) / H(factor), in [0, 1]
+    (20 bins, 10,000 points of the grid): what a traversal row of a disentangled model shows."""
+    was_training = model.training
+    model.eval()
+    try:
+        table = posterior_means_of_grid(model, data)
+    finally:
+        model.train(was_training)
+    codes, factors = sample_codes(data.grid, lambda f: table[data.grid.index_of(f)], recipe.points,
+                                  torch.Generator().manual_seed(recipe.seed))
+    share = mutual_information(histogram_discretize(codes, recipe.bins), factors) / _entropies(factors)
+    best = share.argmax(dim=1)
+    return [(data.grid.names[int(k)], float(share[i, k])) for i, k in enumerate(best)]
+
+
 def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "shapes2d", *,
                              recipe: DisentanglementRecipe = DisentanglementRecipe(), root: Optional[str] = None,
                              model_name: Optional[str] = None, progress: bool = True) -> EvalReport:
@@ -231,7 +251,7 @@ def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "
     (by default ``shapes2d``; a model is scored on the factor dataset it was trained on), with the
     recipe in the protocol. ``progress``: one line per score on stderr."""
     require_sklearn()  # before the encoding, not after it
-    factors_data, name = _factor_data(data, root)
+    factors_data, name = factor_data(data, root)
     shape = tuple(factors_data.all_images.shape[1:])
     if shape != tuple(model.input_shape):
         raise UsageError(f"the model takes images of shape {list(model.input_shape)} but {name}'s are {list(shape)}: "

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..data.factors import FACTOR_DATASETS
 from ..evaluation.images import SUITE_FLAGS
 from ..features import read_fashion_record
 from ..layout.card import describe_protocol, metric_records
@@ -110,13 +111,18 @@ def _eval_commands(entry: PretrainedEntry) -> list[str]:
         limit = f" --limit {iwae.protocol.num_examples}" if iwae.protocol.num_examples < 10000 else ""
         commands.append(f"vaezoo eval {entry.name} --iw-samples {iwae.protocol.importance_samples}{limit} "
                         f"--batch-size 8")
+    if any(m.protocol.disentanglement for m in entry.metrics):
+        commands.append(f"vaezoo eval {entry.name} --disentanglement")
     return commands
 
 
-def _epochs_override(entry: PretrainedEntry) -> str:
-    """``--set trainer.epochs=N`` when the published run stopped short of its config's recipe."""
-    planned = get_config(entry.config).trainer.epochs
-    return f" --set trainer.epochs={entry.training.epochs}" if entry.training.epochs != planned else ""
+def _overrides(entry: PretrainedEntry) -> str:
+    """``--set trainer.epochs=N`` when the published run stopped short of its config's recipe, and
+    ``--set trainer.seed=S`` when it ran with another seed than its config's."""
+    planned = get_config(entry.config).trainer
+    epochs = f" --set trainer.epochs={entry.training.epochs}" if entry.training.epochs != planned.epochs else ""
+    seed = f" --set trainer.seed={entry.recipe.trainer.seed}" if entry.recipe.trainer.seed != planned.seed else ""
+    return epochs + seed
 
 
 def _second_stage(entry: PretrainedEntry) -> str:
@@ -291,6 +297,8 @@ def _metrics_table() -> list[str]:
 
 
 def _protocol(entry: PretrainedEntry) -> str:
+    if entry.dataset in FACTOR_DATASETS:  # generated images, binary or coloured by construction
+        return f"{entry.model.likelihood.name}, {entry.dataset}"
     binarization = entry.recipe.data.binarize
     pixels = "grayscale" if binarization == "none" else f"{binarization}ally binarized"
     conditional = any(m.protocol.conditioned_on for m in entry.metrics)
@@ -323,6 +331,11 @@ _PROTOCOL_NOTES = {
         "8-bit grayscale Fashion-MNIST, discretized logistic",
         "A discrete likelihood over the 256 levels of each pixel: a true NLL of the 8-bit images, compared with "
         "other models in bits/dim."),
+    "bernoulli, shapes2d": (
+        "shapes2d (binary images with known factors)",
+        "vaezoo's generated dSprites-like images (binary, 64 x 64; 2,458 test images), for the disentanglement "
+        "study: a Bernoulli likelihood is a true density of these binary images. Their disentanglement scores "
+        "are in the table below, and how they were trained in [disentanglement](disentanglement.md)."),
 }
 _NO_DENSITY = ("Without a density", "Deterministic encoders: no ELBO and no NLL; reconstructions, samples through "
                                     "a prior, and the metrics of the sample-quality table below.")
@@ -443,7 +456,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             + f"; recipe {t.epochs} epochs, batch {t.batch_size}, {t.optimizer_summary()}, "
             f"binarization {e.recipe.data.binarize}",
             f"- weights: `{e.weights.file}` sha256 `{e.weights.sha256}`; published {e.date.isoformat()}",
-            f"- reproduce: `vaezoo train configs/{e.config}.yaml --out runs/{e.name}{_epochs_override(e)}`"
+            f"- reproduce: `vaezoo train configs/{e.config}.yaml --out runs/{e.name}{_overrides(e)}`"
             + _second_stage(e)
             + "".join(f", then `{c}`" for c in evals[:1])
             + "".join(f" and `{c}`" for c in evals[1:]),
