@@ -215,7 +215,16 @@ def test_published_disentanglement_scores_get_a_table_of_their_own(tmp_path):
                           "gaussian-tc": {"value": 1.5, "unit": "information"}}}
     publish_run(run, "tiny", "alice/tiny", config="fashion-mlp16", metrics=report, registry=tmp_path / "registry",
                 date=dt.date(2026, 12, 6))
+    # the same config with another seed: the study's table gives the mean and the range over the seeds
+    second = vaezoo.get_config("fashion-mlp16", {"trainer.epochs": 1, "trainer.seed": 1})
+    run = vaezoo.create("fashion-mlp16").save_pretrained(tmp_path / "seed1", experiment=second,
+                                                         training={"epochs": 1, "wall_time_s": 1.0})
+    report["metrics"]["mig"] = {"value": 0.35, "unit": "fraction"}
+    publish_run(run, "tiny-seed1", "alice/tiny-seed1", config="fashion-mlp16", metrics=report,
+                registry=tmp_path / "registry", date=dt.date(2026, 12, 6))
     docs = render_models_md(list_entries(tmp_path / "registry"))
     table = docs[docs.index("## Disentanglement"):]
     assert recipe in table and "| model | dataset | -ELBO | recon | KL | MIG | modularity | FactorVAE score | BetaVAE score | DCI D |" in table
     assert "| `tiny` | fashion-mnist | - | - | - | 0.250 | - | 0.750 | - | - | - | - | - | - | 1.500 | - |" in table
+    assert "| `fashion-mlp16` | 0, 1 | - | - | - | 0.300<br>0.250–0.350 | - | 0.750<br>0.750–0.750 |" in table
+    assert "--set trainer.seed=1" in docs[docs.index("## tiny-seed1"):]

@@ -211,10 +211,42 @@ def _disentanglement_table(entries: Sequence[PretrainedEntry]) -> list[str]:
              "| model | dataset | -ELBO | recon | KL | " + " | ".join(m.column for m in columns) + " |",
              "|---|---|---:|---:|---:|" + "---:|" * len(columns)]
     for e in scored:
-        bounds = [_find(e, name) for name in ("neg_elbo", "recon", "kl")]
         lines.append(f"| `{e.name}` | {e.dataset} | "
-                     + " | ".join("-" if m is None else f"{m.value:.2f}" for m in bounds) + " | "
+                     + " | ".join("-" if v is None else f"{v:.2f}" for v in _bound_terms(e)) + " | "
                      + " | ".join(_cell(e, m.name, m) for m in columns) + " |")
+    return lines + [""] + _seeds_table(scored, columns)
+
+
+def _bound_terms(entry: PretrainedEntry) -> list[Optional[float]]:
+    """-ELBO, its reconstruction term and its KL (their difference: the KL of every level)."""
+    neg_elbo, recon = _find(entry, "neg_elbo"), _find(entry, "recon")
+    kl = neg_elbo.value - recon.value if neg_elbo is not None and recon is not None else None
+    return [None if neg_elbo is None else neg_elbo.value, None if recon is None else recon.value, kl]
+
+
+def _seeds_table(scored: Sequence[PretrainedEntry], columns: Sequence[Metric]) -> list[str]:
+    """One row per config trained with several seeds: each score's mean over the seeds, and its range."""
+    by_config: dict[str, list[PretrainedEntry]] = {}
+    for e in scored:
+        by_config.setdefault(e.config, []).append(e)
+    repeated = {config: members for config, members in by_config.items() if len(members) > 1}
+    if not repeated:
+        return []
+    lines = ["The same configs over their seeds (`--set trainer.seed=S`): the mean, and the range below it.", "",
+             "| config | seeds | -ELBO | recon | KL | " + " | ".join(m.column for m in columns) + " |",
+             "|---|---|" + "---:|" * (3 + len(columns))]
+    for config, members in repeated.items():
+        per_entry = [_bound_terms(e) + [None if (m := _find(e, c.name)) is None else m.value for c in columns]
+                     for e in members]
+        cells = []
+        for i, values in enumerate(zip(*per_entry)):
+            if any(v is None for v in values):
+                cells.append("-")
+                continue
+            digits = 2 if i < 3 else 3
+            cells.append(f"{sum(values) / len(values):.{digits}f}<br>{min(values):.{digits}f}–{max(values):.{digits}f}")
+        seeds = ", ".join(str(e.recipe.trainer.seed) for e in members)
+        lines.append(f"| `{config}` | {seeds} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
