@@ -204,27 +204,62 @@ def test_published_disentanglement_scores_get_a_table_of_their_own(tmp_path):
     from vaezoo.maintenance.models_doc import render_models_md
     from vaezoo.maintenance.publish import publish_run
 
-    experiment = vaezoo.get_config("fashion-mlp16", {"trainer.epochs": 1})
-    run = vaezoo.create("fashion-mlp16").save_pretrained(tmp_path / "run", experiment=experiment,
-                                                         training={"epochs": 1, "wall_time_s": 1.0})
+    experiment = vaezoo.get_config("shapes2d-vae", {"trainer.epochs": 1})
+    run = vaezoo.create("shapes2d-vae").save_pretrained(tmp_path / "run", experiment=experiment,
+                                                        training={"epochs": 1, "wall_time_s": 1.0})
     recipe = DisentanglementRecipe().describe()
     report = {"protocol": {"model": "tiny", "dataset": "shapes2d", "split": "the whole factor grid",
                            "examples": 10000, "disentanglement": recipe},
               "metrics": {"mig": {"value": 0.25, "unit": "fraction"},
                           "factor-vae-score": {"value": 0.75, "unit": "fraction"},
                           "gaussian-tc": {"value": 1.5, "unit": "information"}}}
-    publish_run(run, "tiny", "alice/tiny", config="fashion-mlp16", metrics=report, registry=tmp_path / "registry",
+    publish_run(run, "tiny", "alice/tiny", config="shapes2d-vae", metrics=report, registry=tmp_path / "registry",
                 date=dt.date(2026, 12, 6))
     # the same config with another seed: the study's table gives the mean and the range over the seeds
-    second = vaezoo.get_config("fashion-mlp16", {"trainer.epochs": 1, "trainer.seed": 1})
-    run = vaezoo.create("fashion-mlp16").save_pretrained(tmp_path / "seed1", experiment=second,
-                                                         training={"epochs": 1, "wall_time_s": 1.0})
+    second = vaezoo.get_config("shapes2d-vae", {"trainer.epochs": 1, "trainer.seed": 1})
+    run = vaezoo.create("shapes2d-vae").save_pretrained(tmp_path / "seed1", experiment=second,
+                                                        training={"epochs": 1, "wall_time_s": 1.0})
     report["metrics"]["mig"] = {"value": 0.35, "unit": "fraction"}
-    publish_run(run, "tiny-seed1", "alice/tiny-seed1", config="fashion-mlp16", metrics=report,
+    publish_run(run, "tiny-seed1", "alice/tiny-seed1", config="shapes2d-vae", metrics=report,
+                registry=tmp_path / "registry", date=dt.date(2026, 12, 6))
+    # a Fashion-MNIST model's unsupervised scores go to a table of their own
+    fashion = vaezoo.create("fashion-mlp16").save_pretrained(
+        tmp_path / "fashion", experiment=vaezoo.get_config("fashion-mlp16", {"trainer.epochs": 1}),
+        training={"epochs": 1, "wall_time_s": 1.0})
+    unsupervised = {"protocol": {**report["protocol"], "dataset": "fashion-mnist", "split": "test"},
+                    "metrics": {"gaussian-tc": {"value": 2.25, "unit": "information"}}}
+    publish_run(fashion, "tiny-fashion", "alice/tiny-fashion", config="fashion-mlp16", metrics=unsupervised,
                 registry=tmp_path / "registry", date=dt.date(2026, 12, 6))
     docs = render_models_md(list_entries(tmp_path / "registry"))
     table = docs[docs.index("## Disentanglement"):]
     assert recipe in table and "| model | dataset | -ELBO | recon | KL | MIG | modularity | FactorVAE score | BetaVAE score | DCI D |" in table
-    assert "| `tiny` | fashion-mnist | - | - | - | 0.250 | - | 0.750 | - | - | - | - | - | - | 1.500 | - |" in table
-    assert "| `fashion-mlp16` | 0, 1 | - | - | - | 0.300<br>0.250–0.350 | - | 0.750<br>0.750–0.750 |" in table
+    assert "| `tiny` | shapes2d | - | - | - | 0.250 | - | 0.750 | - | - | - | - | - | - | 1.500 | - |" in table
+    assert "tiny-fashion` | fashion" not in table.split("## Dependence between codes")[0]
+    assert "| `tiny-fashion` | vae | 16 | 2.250 | - |" in table.split("## Dependence between codes")[1]
+    assert "| `shapes2d-vae` | 0, 1 | - | - | - | 0.300<br>0.250–0.350 | - | 0.750<br>0.750–0.750 |" in table
     assert "--set trainer.seed=1" in docs[docs.index("## tiny-seed1"):]
+
+
+def test_a_model_of_a_dataset_without_factors_gets_the_unsupervised_scores_of_its_test_images():
+    import vaezoo
+    from vaezoo.evaluation.disentanglement import evaluate_disentanglement
+    from vaezoo.errors import UsageError
+    from vaezoo.schemas import DataConfig
+
+    from _tiny_training import TINY_DATASET, TINY_FAMILIES, _tiny, register
+
+    register()
+    data = DataConfig.model_validate({"dataset": TINY_DATASET, "val_size": 0})
+    torch.manual_seed(0)
+    model = vaezoo.create({"input_shape": [1, 8, 8], **TINY_FAMILIES["vae"]})
+    report = evaluate_disentanglement(model, data)
+    assert set(report.metrics) == {"gaussian-tc", "code-mi"} and report.protocol["examples"] == 64
+    test = _tiny().test_images.float() / 255
+    with torch.no_grad():
+        means = model.encode(test).mean.double()
+    assert report["gaussian-tc"] == pytest.approx(gaussian_total_correlation(means), rel=1e-6)
+    assert report["code-mi"] == pytest.approx(mutual_information_between_codes(means), rel=1e-6)
+    for family, why in (("vqvae", "grid of discrete codes"), ("categorical", "singular covariance")):
+        other = vaezoo.create({"family": family, "input_shape": [1, 8, 8], **TINY_FAMILIES[family]})
+        with pytest.raises(UsageError, match=why):
+            evaluate_disentanglement(other, data)

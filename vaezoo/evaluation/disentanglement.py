@@ -33,11 +33,12 @@ from typing import Callable, Optional, Union
 import torch
 
 from ..data.binarize import to_float_images
-from ..data.factors import FactorData, FactorGrid, fixed_factor_batch
+from ..data.factors import FACTOR_DATASETS, FactorData, FactorGrid, fixed_factor_batch
 from ..errors import UsageError
 from ..parts.metrics import METRICS
 from ..schemas import DataConfig
-from .data import as_data_config
+from ..models.base import CodeLatents
+from .data import as_data_config, resolve_data
 from .predictive_scores import dci, explicitness, logistic_regression_accuracy, require_sklearn, sap
 from .report import EvalReport, Measurement
 
@@ -45,6 +46,7 @@ __all__ = [
     "DisentanglementRecipe", "histogram_discretize", "mutual_information", "mig", "modularity",
     "factor_vae_score", "beta_vae_score", "gaussian_total_correlation", "mutual_information_between_codes",
     "sample_codes", "posterior_means_of_grid", "evaluate_disentanglement", "factor_data", "factor_of_each_code",
+    "evaluate_code_dependence",
 ]
 
 CodesOf = Callable[[torch.Tensor], torch.Tensor]  # (B, F) factor values -> (B, D) codes
@@ -244,12 +246,56 @@ def factor_of_each_code(model, data: FactorData, recipe: DisentanglementRecipe =
     return [(data.grid.names[int(k)], float(share[i, k])) for i, k in enumerate(best)]
 
 
+@torch.no_grad()
+def evaluate_code_dependence(model, data: Union[str, DataConfig], *,
+                             recipe: DisentanglementRecipe = DisentanglementRecipe(), root: Optional[str] = None,
+                             model_name: Optional[str] = None) -> EvalReport:
+    """The scores that need no factors, for a model of a dataset without them (Fashion-MNIST): the
+    Gaussian total correlation and the mean mutual information between codes, of the posterior
+    means (every level, concatenated) of the first ``recipe.points`` test images, binarized as the
+    model's data config says."""
+    if isinstance(model, CodeLatents):
+        raise UsageError(f"the '{model.family}' family's latent is a grid of discrete codes: the dependence between "
+                         f"codes is measured on continuous posterior means")
+    config = as_data_config(data)
+    test = resolve_data(config, root=root, limit=recipe.points, expected_shape=tuple(model.input_shape))
+    parameter = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = []
+        for start in range(0, test.images.shape[0], 500):
+            x = test.images[start:start + 500].to(device=parameter.device, dtype=parameter.dtype)
+            y = None if test.labels is None or not model.conditional else test.labels[start:start + 500]
+            chunks.append(torch.cat([m.flatten(1).double() for m in model.posterior_means(x, y).values()], 1).cpu())
+    finally:
+        model.train(was_training)
+    codes = torch.cat(chunks)
+    spectrum = torch.linalg.eigvalsh(torch.cov(codes.T))
+    if not bool(spectrum.min() > 1e-9 * spectrum.max()):  # singular up to float64 rounding of the covariance
+        raise UsageError(f"the posterior means of the '{model.family}' model have a singular covariance (a constant "
+                         f"code, or codes that sum to a constant as a categorical's probabilities do): no Gaussian "
+                         f"total correlation")
+    values = {"gaussian-tc": gaussian_total_correlation(codes),
+              "code-mi": mutual_information_between_codes(codes, recipe.bins)}
+    metrics = {key: Measurement(value=value, unit=METRICS.get(key).unit, label=METRICS.get(key).label,
+                                protocol=METRICS.get(key).description) for key, value in values.items()}
+    protocol = {**test.protocol, "model": model_name, "family": model.family,
+                "representation": "posterior means of every latent level",
+                "disentanglement": f"{codes.shape[0]:,} test images' posterior means, {recipe.bins} bins (no factors: "
+                                   f"the unsupervised scores only)"}
+    return EvalReport(protocol=protocol, metrics=metrics)
+
+
 def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "shapes2d", *,
                              recipe: DisentanglementRecipe = DisentanglementRecipe(), root: Optional[str] = None,
                              model_name: Optional[str] = None, progress: bool = True) -> EvalReport:
     """Every disentanglement score of ``model``'s posterior means on a dataset with known factors
     (by default ``shapes2d``; a model is scored on the factor dataset it was trained on), with the
-    recipe in the protocol. ``progress``: one line per score on stderr."""
+    recipe in the protocol. On a dataset without factors, the scores that need none
+    (:func:`evaluate_code_dependence`). ``progress``: one line per score on stderr."""
+    if not isinstance(data, FactorData) and as_data_config(data).dataset.name not in FACTOR_DATASETS:
+        return evaluate_code_dependence(model, data, recipe=recipe, root=root, model_name=model_name)
     require_sklearn()  # before the encoding, not after it
     factors_data, name = factor_data(data, root)
     shape = tuple(factors_data.all_images.shape[1:])

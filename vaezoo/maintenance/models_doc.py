@@ -198,7 +198,7 @@ def _codes_table(entries: Sequence[PretrainedEntry]) -> list[str]:
 
 def _disentanglement_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     columns = _columns("disentanglement")
-    scored = [e for e in entries if any(_find(e, m.name) for m in columns)]
+    scored = [e for e in entries if e.dataset in FACTOR_DATASETS and any(_find(e, m.name) for m in columns)]
     if not scored:
         return []
     recipes = sorted({m.protocol.disentanglement for e in scored for m in e.metrics if m.protocol.disentanglement})
@@ -215,6 +215,26 @@ def _disentanglement_table(entries: Sequence[PretrainedEntry]) -> list[str]:
                      + " | ".join("-" if v is None else f"{v:.2f}" for v in _bound_terms(e)) + " | "
                      + " | ".join(_cell(e, m.name, m) for m in columns) + " |")
     return lines + [""] + _seeds_table(scored, columns)
+
+
+def _dependence_table(entries: Sequence[PretrainedEntry]) -> list[str]:
+    """The scores that need no factors, for the models of datasets without them."""
+    columns = [m for m in _columns("disentanglement") if "factors" not in m.needs]
+    scored = [e for e in entries if e.dataset not in FACTOR_DATASETS and any(_find(e, m.name) for m in columns)]
+    if not scored:
+        return []
+    lines = ["## Dependence between codes", "",
+             "How far each model's codes are from independent, measured without factors on the posterior means of "
+             "the first 10,000 test images (`vaezoo eval NAME --disentanglement`; every level of a hierarchy "
+             "concatenated, 20 bins for the mutual information). Lower is more independent; both are in nats. Not "
+             "measured: VQ codes (discrete) and categorical latents (their probabilities sum to one, a singular "
+             "covariance).", "",
+             "| model | family | latent | " + " | ".join(m.column for m in columns) + " |",
+             "|---|---|---:|" + "---:|" * len(columns)]
+    for e in scored:
+        lines.append(f"| `{e.name}` | {e.model.family} | {e.model.latent_summary()} | "
+                     + " | ".join(_cell(e, m.name, m) for m in columns) + " |")
+    return lines + [""]
 
 
 def _bound_terms(entry: PretrainedEntry) -> list[Optional[float]]:
@@ -470,6 +490,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     lines += _reference_table(entries)
     lines += _codes_table(entries)
     lines += _disentanglement_table(entries)
+    lines += _dependence_table(entries)
     lines += _quality_table(entries)
     lines += _metrics_table()
     for e in entries:
