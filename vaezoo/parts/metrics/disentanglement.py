@@ -24,7 +24,8 @@ class _CodesMetric(Metric):
     tables = ("disentanglement",)
 
     def protocol_from(self, report: Mapping[str, Any]) -> dict[str, Any]:
-        return {"binarization": "none", "disentanglement": str(report["disentanglement"])}
+        # the test images as encoded (a binarized draw for a binarized model); a factor grid is as rendered
+        return {"binarization": str(report.get("binarization", "none")), "disentanglement": str(report["disentanglement"])}
 
 
 class _FactorMetric(_CodesMetric):
