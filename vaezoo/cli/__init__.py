@@ -26,7 +26,7 @@ from ..errors import (
 
 __all__ = ["main", "build_parser"]
 
-COMMAND_MODULES = ["zoo_commands", "hub", "evaluate", "posthoc", "train", "data"]
+COMMAND_MODULES = ["zoo_commands", "hub", "evaluate", "posthoc", "train", "data", "explore"]
 NOTHING_KEPT = "nothing was written (a command writes its files when it finishes)"
 _IMPORT_HELP = ("import a module (a name, or a .py file) before anything else, so that the parts, families or "
                 "datasets it registers can be used (repeatable)")
