@@ -26,9 +26,21 @@ def fashion_mnist_dir():
                     pytrace=False)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--browser", action="store_true",
+                     help="run the browser tests too (headless Chromium and ChromeDriver from Debian: "
+                          "apt-get install chromium chromium-driver); .ci/run runs them")
+
+
 def pytest_collection_modifyitems(config, items):
     # A test that needs the real data says so through its fixture; the marker lets
     # `pytest -m "not realdata"` run everything else on a machine without the data.
     for item in items:
         if "fashion_mnist_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.realdata)
+    # The browser tests need a browser that a fresh machine lacks: they run with --browser (CI's second step)
+    if not config.getoption("--browser"):
+        browser = [item for item in items if item.get_closest_marker("browser")]
+        if browser:
+            config.hook.pytest_deselected(items=browser)
+            items[:] = [item for item in items if not item.get_closest_marker("browser")]
