@@ -230,3 +230,22 @@ def test_the_cli_serves_a_published_model_with_its_card(monkeypatch, capsys):
     card = seen["card"]
     assert card["family"] == "vae" and card["test_images"] == 50 and card["classes"][0] == "T-shirt/top"
     assert card["use_for"] and {m["name"] for m in card["metrics"]} >= {"neg_elbo", "iwae_nll", "fd-fashion-v1"}
+
+
+def test_interpolation_takes_uploads_and_the_fitted_mixture_samples(explorer_of):
+    from vaezoo.schemas import DataConfig
+
+    from _tiny_training import TINY_DATASET, register
+
+    register()
+    data = DataConfig.model_validate({"dataset": TINY_DATASET, "val_size": 0})
+    client, _ = explorer_of(tiny_model("vae"), data=data)
+    a, b = (png_upload(np.full((8, 8), v, dtype=np.uint8)) for v in (0, 255))
+    path = decoded(client.json("/api/interpolate", {"a": {"upload": a}, "b": {"upload": b}, "steps": 3})["image"])
+    assert path.shape == (12, 5 * 10 + 2)
+    assert path[2:10, 2:10].max() == 0 and path[2:10, 42:50].min() == 255  # the two uploads at the ends
+    assert client.json("/api/card")["gmm"] is True
+    model_prior = decoded(client.json("/api/samples", {"seed": 0, "n": 4})["image"])
+    fitted = decoded(client.json("/api/samples", {"seed": 0, "n": 4, "prior": "gmm"})["image"])
+    assert not np.array_equal(model_prior, fitted)
+    assert "prior: 'model' or 'gmm'" in client.json("/api/samples", {"prior": "vamp"}, status=400)["error"]
