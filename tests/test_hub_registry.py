@@ -47,6 +47,13 @@ def test_registry_index_is_consistent_and_documented():
 def test_published_entry(path: Path):
     entry = read_entry(path)  # schema, with errors naming the file and key
     assert entry.config in vaezoo.list_models(), f"configs/{entry.config}.yaml is gone"
+    assert entry.name in vaezoo.list_models(pretrained=True, family=entry.model.family)
+    if entry.name != entry.config:  # a run of a config under a name of its own (another seed): found by that name
+        import argparse
+
+        from vaezoo.cli.evaluate import data_config
+
+        assert data_config(argparse.Namespace(ref=entry.name)) == entry.recipe.data
     # the config is what training builds; a fitted code prior joins the entry's architecture afterwards
     assert vaezoo.get_config(entry.config).model == entry.model.as_trained(), "the entry's architecture left its config"
     model = vaezoo.create(entry.model)

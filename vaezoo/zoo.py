@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Union
 
-from ._registry import Registry
+from ._registry import Registry, _fnmatch_all, natural_key
 from .config import load_experiment, validate_experiment
 from .errors import ConfigError
 from .factory import build_model
 from .models import BaseVAE
 from .resources import configs_dir, registry_dir
+from .safe_text import load_json
 from .schemas import ExperimentConfig, ModelConfig
 
 __all__ = ["MODELS", "register_model", "list_models", "get_config", "create", "is_pretrained", "model_family"]
@@ -54,9 +55,10 @@ def list_models(
     keeps only models of those families (``list_models(family="hvae")``).
     """
     names = MODELS.names(filter, exclude)
-    if pretrained:
+    if pretrained:  # the configs with weights, and published runs of a config under names of their own (a seed)
         published = pretrained_names()
-        names = [n for n in names if n in published]
+        names = sorted({n for n in names if n in published} | set(_fnmatch_all(published - set(MODELS), filter, exclude)),
+                       key=natural_key)
     if family is not None:
         wanted = {family} if isinstance(family, str) else set(family)
         names = [n for n in names if model_family(n) in wanted]
@@ -64,7 +66,9 @@ def list_models(
 
 
 def model_family(name: str) -> str:
-    """The family of a zoo model name, read from its config."""
+    """The family of a zoo model name, read from its config (a published run's, from its entry)."""
+    if name not in MODELS and name in pretrained_names():
+        return load_json((registry_dir() / f"{name}.json").read_text())["model"].get("family", "vae")
     return get_config(name).model.family
 
 

@@ -38,7 +38,8 @@ from ..viz.images import (
     resolve_level,
     sample_grid, traversal_grid,
 )
-from ..zoo import MODELS, get_config
+from ..hub.index import get_entry
+from ..zoo import MODELS, get_config, pretrained_names
 from .arguments import at_least, device_name, image_file, metric_names, positive_float
 
 __all__ = ["add_commands", "parse_dims", "data_config"]
@@ -76,8 +77,9 @@ def _load(args: argparse.Namespace):
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
-    """The data the model was trained on: its checkpoint's ``data`` section, else its zoo
-    config's, else Fashion-MNIST; ``--dataset`` and ``--binarize`` override."""
+    """The data the model was trained on: its checkpoint's ``data`` section, else its published
+    recipe's (a pretrained name), else its zoo config's, else Fashion-MNIST; ``--dataset`` and
+    ``--binarize`` override."""
     config: DataConfig | None = None
     folder = Path(args.ref).expanduser()
     if (folder / "config.json").is_file():
@@ -86,6 +88,8 @@ def data_config(args: argparse.Namespace) -> DataConfig:
             config = DataConfig.model_validate(saved) if saved else None
         except (ValueError, OSError):
             config = None  # an unreadable data section: fall back, the model itself loaded fine
+    if config is None and args.ref in pretrained_names():
+        config = get_entry(args.ref).recipe.data  # a second seed of a config has a name of its own
     if config is None:
         if args.ref in MODELS:
             config = get_config(args.ref).data

@@ -19,7 +19,7 @@ from ..hub.remote import HF_PREFIX, pull
 from ..layout.files import CONFIG_NAME, read_config
 from ..models import FAMILIES
 from ..schemas import PartSpec
-from ..zoo import get_config, is_pretrained, list_models, model_family
+from ..zoo import MODELS, get_config, is_pretrained, list_models, model_family
 
 __all__ = ["add_commands"]
 
@@ -54,6 +54,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.name.startswith(HF_PREFIX) or (Path(args.name).expanduser() / CONFIG_NAME).is_file():
         return _checkpoint_info(args)
     overrides = parse_set_args(args.set)
+    if is_pretrained(args.name) and args.name not in MODELS:  # a published run of another seed, say
+        if args.set or args.resolved:
+            raise UsageError(f"{'--set' if args.set else '--resolved'} is for a zoo config; {args.name} is a "
+                             f"published model of config {get_entry(args.name).config}")
+        entry = get_entry(args.name)
+        rows = [("name", args.name), ("description", entry.description or "-"),
+                *_architecture_rows(entry.model, entry.num_params),
+                ("dataset", _part(entry.recipe.data.dataset)), ("recipe", _recipe(entry.recipe.trainer)),
+                ("config", f"{entry.config} (seed {entry.recipe.trainer.seed})"),
+                ("pretrained", _pretrained_summary(args.name, {}))]
+        _print_rows(rows)
+        return 0
     experiment = get_config(args.name, overrides)
     if args.resolved:  # every field, defaults included: a YAML that `vaezoo train` takes as it is
         print(f"# {args.name}{''.join(f' --set {item}' for item in args.set)}, validated, with every default")
@@ -123,7 +135,7 @@ def _pretrained_summary(name: str, overrides: dict) -> str:
     if not is_pretrained(name):
         return "no"
     entry = get_entry(name)
-    if get_config(name, overrides).model != entry.model:
+    if get_config(entry.config, overrides).model != entry.model.as_trained():
         changed = ", ".join(k for k in overrides if k.startswith("model."))
         return f"no: the override of {changed} changes the architecture; {name}'s published weights do not apply"
     parts = []
