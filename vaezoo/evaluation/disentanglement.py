@@ -45,7 +45,7 @@ from .report import EvalReport, Measurement
 __all__ = [
     "DisentanglementRecipe", "histogram_discretize", "mutual_information", "mig", "modularity",
     "factor_vae_score", "beta_vae_score", "gaussian_total_correlation", "mutual_information_between_codes",
-    "sample_codes", "posterior_means_of_grid", "evaluate_disentanglement", "factor_data", "factor_of_each_code",
+    "sample_codes", "posterior_means", "posterior_means_of_grid", "evaluate_disentanglement", "factor_data", "factor_of_each_code",
     "evaluate_code_dependence",
 ]
 
@@ -216,16 +216,28 @@ def factor_data(data: Union[str, DataConfig, FactorData], root: Optional[str] = 
 
 
 @torch.no_grad()
-def posterior_means_of_grid(model, data: FactorData, batch_size: int = 500) -> torch.Tensor:
-    """(len(grid), D) float64: the posterior means (every level, flattened, concatenated) of every
-    image of the grid, in grid order, encoded once in eval mode."""
+def posterior_means(model, images: torch.Tensor, labels: Optional[torch.Tensor] = None,
+                    batch_size: int = 500) -> torch.Tensor:
+    """(N, D) float64: the posterior means (every level, flattened, concatenated) of ``images``
+    (uint8, or floats in the model's scale), encoded in eval mode (the model's mode is restored)."""
     parameter = next(model.parameters())
-    out = []
-    for chunk in data.all_images.split(batch_size):
-        x = to_float_images(chunk).to(device=parameter.device, dtype=parameter.dtype)
-        means = model.posterior_means(x)
-        out.append(torch.cat([m.flatten(1).double() for m in means.values()], dim=1).cpu())
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for start in range(0, images.shape[0], batch_size):
+            x = to_float_images(images[start:start + batch_size]).to(device=parameter.device, dtype=parameter.dtype)
+            y = None if labels is None else labels[start:start + batch_size]
+            means = model.posterior_means(x, y)
+            out.append(torch.cat([m.flatten(1).double() for m in means.values()], dim=1).cpu())
+    finally:
+        model.train(was_training)
     return torch.cat(out)
+
+
+def posterior_means_of_grid(model, data: FactorData, batch_size: int = 500) -> torch.Tensor:
+    """(len(grid), D) float64: the posterior means of every image of the grid, in grid order."""
+    return posterior_means(model, data.all_images, batch_size=batch_size)
 
 
 def factor_of_each_code(model, data: FactorData, recipe: DisentanglementRecipe = DisentanglementRecipe()
@@ -233,12 +245,7 @@ def factor_of_each_code(model, data: FactorData, recipe: DisentanglementRecipe =
     """Per latent dimension (posterior means, every level concatenated): the factor it tells most
     about and that information as a share of the factor's entropy, I(code; factor) / H(factor), in [0, 1]
     (20 bins, 10,000 points of the grid): what a traversal row of a disentangled model shows."""
-    was_training = model.training
-    model.eval()
-    try:
-        table = posterior_means_of_grid(model, data)
-    finally:
-        model.train(was_training)
+    table = posterior_means_of_grid(model, data)
     codes, factors = sample_codes(data.grid, lambda f: table[data.grid.index_of(f)], recipe.points,
                                   torch.Generator().manual_seed(recipe.seed))
     share = mutual_information(histogram_discretize(codes, recipe.bins), factors) / _entropies(factors)
@@ -246,7 +253,6 @@ def factor_of_each_code(model, data: FactorData, recipe: DisentanglementRecipe =
     return [(data.grid.names[int(k)], float(share[i, k])) for i, k in enumerate(best)]
 
 
-@torch.no_grad()
 def evaluate_code_dependence(model, data: Union[str, DataConfig], *,
                              recipe: DisentanglementRecipe = DisentanglementRecipe(), root: Optional[str] = None,
                              model_name: Optional[str] = None) -> EvalReport:
@@ -259,18 +265,7 @@ def evaluate_code_dependence(model, data: Union[str, DataConfig], *,
                          f"codes is measured on continuous posterior means")
     config = as_data_config(data)
     test = resolve_data(config, root=root, limit=recipe.points, expected_shape=tuple(model.input_shape))
-    parameter = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        chunks = []
-        for start in range(0, test.images.shape[0], 500):
-            x = test.images[start:start + 500].to(device=parameter.device, dtype=parameter.dtype)
-            y = None if test.labels is None or not model.conditional else test.labels[start:start + 500]
-            chunks.append(torch.cat([m.flatten(1).double() for m in model.posterior_means(x, y).values()], 1).cpu())
-    finally:
-        model.train(was_training)
-    codes = torch.cat(chunks)
+    codes = posterior_means(model, test.images, test.labels if model.conditional else None)
     spectrum = torch.linalg.eigvalsh(torch.cov(codes.T))
     if not bool(spectrum.min() > 1e-9 * spectrum.max()):  # singular up to float64 rounding of the covariance
         raise UsageError(f"the posterior means of the '{model.family}' model have a singular covariance (a constant "
@@ -308,12 +303,7 @@ def evaluate_disentanglement(model, data: Union[str, DataConfig, FactorData] = "
         if progress:
             print(f"  {text} ({time.perf_counter() - started:.0f} s so far)", file=sys.stderr, flush=True)
 
-    was_training = model.training
-    model.eval()
-    try:
-        table = posterior_means_of_grid(model, factors_data)
-    finally:
-        model.train(was_training)
+    table = posterior_means_of_grid(model, factors_data)
     grid = factors_data.grid
 
     def codes_of(factors: torch.Tensor) -> torch.Tensor:
