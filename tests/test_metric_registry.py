@@ -166,4 +166,5 @@ def test_every_suite_is_measured_by_a_command():
 
     assert set(SUITE_FLAGS) == set(SUITES)
     assert {m.name for m in metrics_of("disentanglement")} == {
-        "mig", "modularity", "factor-vae-score", "beta-vae-score", "gaussian-tc", "code-mi"}
+        "mig", "modularity", "factor-vae-score", "beta-vae-score", "dci-disentanglement", "dci-completeness",
+        "dci-informativeness", "sap", "explicitness", "gaussian-tc", "code-mi"}
