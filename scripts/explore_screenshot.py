@@ -3,7 +3,8 @@
     python scripts/explore_screenshot.py [NAME] [-o docs/images/explore.png]
 
 Needs Debian's chromium and chromium-driver and selenium (the test extra). The page starts from test
-image 0, its most informative slider is moved to +2, and an interpolation is drawn, as a user would.
+image 0 (samples of the prior and of the fitted mixture beside them), its most informative slider is
+moved to +2, and an interpolation is drawn, as a user would.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=Path("docs/images/explore.png"))
     args = parser.parse_args(argv)
     data = fashion_mnist(None)
+    entry = get_entry(args.name)
     explorer = Explorer(vaezoo.load(args.name), args.name, data.test_images[:1000].float() / 255,
-                        data.test_labels[:1000], card={**key_figures(get_entry(args.name)), "classes": data.classes})
+                        data.test_labels[:1000], card={**key_figures(entry), "classes": data.classes},
+                        data=entry.recipe.data)
     server, _ = serve(explorer)
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"

@@ -54,9 +54,9 @@ def browser(tmp_path_factory):
 def page(browser):
     servers = []
 
-    def open_page(model):
+    def open_page(model, **kwargs):
         images, labels = held_out()
-        explorer = Explorer(model, "tiny", images, labels, card={"classes": ["a", "b", "c", "d"]})
+        explorer = Explorer(model, "tiny", images, labels, card={"classes": ["a", "b", "c", "d"]}, **kwargs)
         server, _ = serve(explorer)
         servers.append(server)
         browser.get_log("performance")  # start the network log afresh
@@ -99,8 +99,16 @@ def move_first_slider(driver, steps: int = 20) -> None:
 
 
 def test_a_slider_moves_the_picture_and_an_upload_is_reconstructed(browser, page, tmp_path):
-    server = page(tiny_model("vae"))
+    from vaezoo.schemas import DataConfig
+
+    from _tiny_training import TINY_DATASET, register
+
+    register()
+    server = page(tiny_model("vae"), data=DataConfig.model_validate({"dataset": TINY_DATASET, "val_size": 0}))
     assert browser.find_element("id", "title").text == "tiny"
+    # samples of the model's prior and, beside them, of the mixture fitted on the training images
+    wait(browser, lambda d: source(d, "gmm-image").startswith("data:image/png"))
+    assert source(browser, "gmm-image") != source(browser, "samples-image")
     assert "family vae" in browser.find_element("id", "facts").text
     sliders = browser.find_elements("css selector", "#sliders input[type=range]")
     assert len(sliders) == 4  # the tiny model's four dimensions, ranked

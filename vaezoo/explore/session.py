@@ -10,6 +10,7 @@ Decoding always runs in eval mode without autograd, under one lock (one model, o
 from __future__ import annotations
 
 import base64
+import math
 import io
 import threading
 from typing import Any, Mapping, Optional
@@ -182,7 +183,7 @@ class Explorer:
             torch.manual_seed(seed)
             labels = self._label(request)
             images = model.sample(n, **({"y": labels.expand(n)} if labels is not None else {}))
-        return {"image": png_data_url(images, nrow=min(n, 8))}
+        return {"image": png_data_url(images, nrow=math.ceil(math.sqrt(n)))}
 
     @torch.inference_mode()
     def base(self, request: Mapping[str, Any]) -> dict[str, Any]:
