@@ -104,8 +104,8 @@ def data_config(args: argparse.Namespace) -> DataConfig:
     return config
 
 
-def _test_data(args: argparse.Namespace, model, limit: int | None = None):
-    data = resolve_data(data_config(args), limit=limit, root=args.data, expected_shape=tuple(model.input_shape))
+def _test_data(args: argparse.Namespace, model, limit: int | None = None, config: DataConfig | None = None):
+    data = resolve_data(config or data_config(args), limit=limit, root=args.data, expected_shape=tuple(model.input_shape))
     if tuple(data.images.shape[1:]) != tuple(model.input_shape):
         raise UsageError(f"the model takes images of shape {list(model.input_shape)} but the test images are "
                          f"{list(data.images.shape[1:])}; pick the right dataset with --dataset")
@@ -248,7 +248,8 @@ def _cmd_traverse(args: argparse.Namespace) -> int:
     model = _load(args)
     level = resolve_level(model, args.level)
     size = model.level_dims()[level]
-    data = _test_data(args, model, limit=max(args.index + 1, args.reference))
+    config = data_config(args)
+    data = _test_data(args, model, limit=max(args.index + 1, args.reference), config=config)
     if not 0 <= args.index < data.images.shape[0]:
         raise UsageError(f"--index {args.index} is out of range")
     labels = data.labels
@@ -271,7 +272,6 @@ def _cmd_traverse(args: argparse.Namespace) -> int:
                           order_by_kl=False, offset=args.offset, with_input=True)
     references = min(args.reference, data.images.shape[0])
     carried = {d: "" for d in dims}
-    config = data_config(args)
     if config.dataset.name in FACTOR_DATASETS and len(model.level_dims()) == 1:
         # a model of a factor dataset: each row also says which factor its dimension carries
         factors = factor_of_each_code(model, factor_data(config, args.data)[0])

@@ -24,9 +24,9 @@ from ..evaluation.quality import supports_gmm_prior, with_gmm_prior
 from ..models.base import CodeLatents
 from ..models.categorical import CategoricalVAE
 from ..schemas import DataConfig
-from ..viz.images import image_grid, rank_dims_by_kl
+from ..viz.images import image_grid, interpolation_grid, rank_dims_by_kl
 
-__all__ = ["Explorer", "png_data_url", "read_upload", "MAX_UPLOAD_BYTES", "RANKING_IMAGES"]
+__all__ = ["Explorer", "png_data_url", "picture_data_url", "read_upload", "MAX_UPLOAD_BYTES", "RANKING_IMAGES"]
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # an uploaded image: far above any image these models take
 RANKING_IMAGES = 500  # test images whose mean KL per dimension orders the sliders
@@ -36,13 +36,18 @@ MAX_SAMPLES = 64
 
 def png_data_url(images: torch.Tensor, nrow: Optional[int] = None) -> str:
     """(N, C, H, W) images in [0, 1] (or one (C, H, W)) as one PNG grid, a ``data:image/png`` URL."""
-    from PIL import Image
-
     if images.dim() == 3:
         images = images.unsqueeze(0)
     grid = image_grid(images, nrow=nrow or images.shape[0], padding=2 if images.shape[0] > 1 else 0)
-    array = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    if images.shape[1] == 1:
+    return picture_data_url(grid, grayscale=images.shape[1] == 1)
+
+
+def picture_data_url(picture: torch.Tensor, grayscale: bool) -> str:
+    """A (3, H, W) picture in [0, 1] (what the ``viz`` grids make) as a PNG data URL, one channel if ``grayscale``."""
+    from PIL import Image
+
+    array = (picture.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    if grayscale:
         array = array[:, :, 0]
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
@@ -115,6 +120,7 @@ class Explorer:
         self._gmm = None
         self.codes = isinstance(model, CodeLatents)
         self.categorical = isinstance(model, CategoricalVAE)
+        self.gmm_available = bool(supports_gmm_prior(model) and data is not None)
         self._card = {"name": name, "family": model.family, "parameters": model.num_parameters(),
                       "input_shape": list(model.input_shape), **(card or {})}
         self.levels = self._levels()
@@ -146,7 +152,7 @@ class Explorer:
     def card(self) -> dict[str, Any]:
         return {**self._card, "levels": self.levels, "test_images": int(self.test.shape[0]),
                 "conditional": bool(self.model.conditional), "classes": self._card.get("classes"),
-                "gmm": bool(supports_gmm_prior(self.model) and self.data is not None),
+                "gmm": self.gmm_available,
                 "can_sample": bool(getattr(self.model, "can_sample", True))}
 
     # -- requests -------------------------------------------------------------------------
@@ -167,7 +173,7 @@ class Explorer:
             return self.model
         if prior != "gmm":
             raise UsageError(f"prior: 'model' or 'gmm', got {prior!r}")
-        if not self.card()["gmm"]:
+        if not self.gmm_available:
             raise UsageError(f"the '{self.model.family}' model has no fitted GMM prior here (an unconditional "
                              f"Gaussian top latent and its training data are needed)")
         if self._gmm is None:  # fitted once, on the first request that wants it
@@ -193,8 +199,8 @@ class Explorer:
         with self.lock:
             if source == "test":
                 x, label = self._test_image(request.get("index", 0))
-                if self.model.conditional:
-                    label = self._label({"label": int(label[0]) if label is not None else request.get("label", 0)})
+                if self.model.conditional and label is None:  # test images without labels: the page's class
+                    label = self._label(request)
                 state = self._encode(x, label)
                 state["input"] = png_data_url(x[0])
             elif source == "sample":
@@ -294,19 +300,10 @@ class Explorer:
         VQ model's code vectors, every level's posterior mean otherwise; the ends are the inputs."""
         steps = _int(request.get("steps", 8), "steps", 2, MAX_STEPS)
         with self.lock:
-            (x_a, y_a), (x_b, y_b) = self._endpoint(request.get("a", {}), "a"), self._endpoint(request.get("b", {}), "b")
-            if self.model.conditional:
-                y_b = y_a  # a conditional path keeps the class of its start
-            t = torch.linspace(0, 1, steps).view(steps, 1)
-            means_a, means_b = self.model.posterior_means(x_a, y_a), self.model.posterior_means(x_b, y_b)
-            z = {name: (1 - t.view(steps, *[1] * (value.dim() - 1))) * value
-                 + t.view(steps, *[1] * (value.dim() - 1)) * means_b[name] for name, value in means_a.items()}
-            if self.codes:
-                images = self.model.decode(z["codes"]).mean
-            else:
-                images = self.model.decode_latents(z, None if y_a is None else y_a.expand(steps)).mean
-            tiles = torch.cat([x_a, images, x_b])
-        return {"image": png_data_url(tiles, nrow=steps + 2)}
+            (x_a, y_a), (x_b, _) = self._endpoint(request.get("a", {}), "a"), self._endpoint(request.get("b", {}), "b")
+            # a conditional path keeps the class of its start
+            grid = interpolation_grid(self.model, x_a, x_b, y_a, y_a, steps=steps)
+        return {"image": picture_data_url(grid, grayscale=self.model.input_shape[0] == 1)}
 
     @torch.inference_mode()
     def reconstruct(self, request: Mapping[str, Any]) -> dict[str, Any]:

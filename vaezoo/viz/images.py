@@ -292,8 +292,13 @@ def interpolation_grid(model, x_a: torch.Tensor, x_b: torch.Tensor, y_a=None, y_
     rows = x_a.shape[0]
     labels_a, labels_b = _as_labels(model, y_a, rows), _as_labels(model, y_b, rows)
     mu_a, mu_b = model.posterior_means(x_a, labels_a), model.posterior_means(x_b, labels_b)
-    t = torch.linspace(0, 1, steps, device=x_a.device, dtype=x_a.dtype).view(1, steps, 1)
-    z = {name: ((1 - t) * mu_a[name].unsqueeze(1) + t * mu_b[name].unsqueeze(1)).flatten(0, 1) for name in mu_a}
+    t = torch.linspace(0, 1, steps, device=x_a.device, dtype=x_a.dtype)
+
+    def along(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (rows, ...) ends -> (rows * steps, ...)
+        w = t.view(1, steps, *[1] * (a.dim() - 1))  # any latent's shape: a vector, a VQ model's code grid
+        return ((1 - w) * a.unsqueeze(1) + w * b.unsqueeze(1)).flatten(0, 1)
+
+    z = {name: along(mu_a[name], mu_b[name]) for name in mu_a}
     labels = None if labels_a is None else labels_a.repeat_interleave(steps)
     decoded = model.decode_latents(z, labels).mean.view(rows, steps, *x_a.shape[1:])
     tiles = torch.cat([x_a.unsqueeze(1), decoded, x_b.unsqueeze(1)], dim=1).flatten(0, 1)
