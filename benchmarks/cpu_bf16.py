@@ -27,7 +27,7 @@ import torch
 import vaezoo
 from vaezoo.data.splits import load_splits
 from vaezoo.evaluation import evaluate
-from vaezoo.training.recipe import native_cpu_bf16
+from vaezoo.devices import native_cpu_bf16
 
 from side_by_side import alternate, binarized_batches, timed_steps
 

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from vaezoo.fastpath import PRECISIONS
 from vaezoo.hub.index import get_entry
 from vaezoo.maintenance.publish import add_rescoring
 
@@ -66,6 +67,8 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=at_least_one, default=TEST_IMAGES, help="score the first N test images")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (another seed: an independent run)")
     parser.add_argument("--batch-size", type=at_least_one, default=8)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="the decoder's arithmetic for the NLL (vaezoo eval --precision; default auto)")
     parser.add_argument("-o", "--output", help="write the merged report (vaezoo eval JSON) here")
     parser.add_argument("--record", action="store_true",
                         help="record the IWAE NLL in the registry entry as an independent re-measurement")
@@ -83,6 +86,7 @@ def main(argv=None) -> int:
             command = [sys.executable, "-m", "vaezoo", "eval", args.name, "--start", str(first), "--limit",
                        str(min(size, args.limit - first)), "--iw-samples", str(args.iw_samples), "--elbo-samples",
                        str(args.elbo_samples), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
+                       "--precision", args.precision,
                        "-q", "-o", str(out)]
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
             procs.append((out, subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)))
@@ -122,7 +126,8 @@ def main(argv=None) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps(merged, indent=2) + "\n")
     if args.record:
-        command = f"python benchmarks/rescore.py {args.name} --shards {args.shards} --seed {args.seed}"
+        command = (f"python benchmarks/rescore.py {args.name} --shards {args.shards} --seed {args.seed} "
+                   f"--precision {args.precision}")
         print(f"recorded in {add_rescoring(args.name, merged, command)}")
     return 0
 

@@ -252,13 +252,13 @@ def test_evaluate_rejects_images_of_the_wrong_shape(ppca):
         vaezoo.evaluate(model, torch.zeros(4, 1, 5, 5), iw_samples=2)
 
 
-def test_default_chunk_size_is_small_for_conv_decoders_on_cpu():
-    from vaezoo.evaluation.evaluate import default_chunk_size
+def test_the_static_pass_size_is_small_for_conv_decoders_on_cpu():
+    from vaezoo.fastpath.plan import default_decodes_per_pass
 
     cpu = torch.device("cpu")
-    assert default_chunk_size(vaezoo.create("fashion-resnet32"), cpu, 8) == 16  # 128 decodes per pass
-    assert default_chunk_size(vaezoo.create("fashion-vamp40"), cpu, 8) == 256   # MLPs: 2048 per pass
-    assert default_chunk_size(vaezoo.create("fashion-conv64"), torch.device("cuda"), 8) == 256
+    assert default_decodes_per_pass(vaezoo.create("fashion-resnet32"), cpu) == 128
+    assert default_decodes_per_pass(vaezoo.create("fashion-vamp40"), cpu) == 2048  # MLPs: large passes
+    assert default_decodes_per_pass(vaezoo.create("fashion-conv64"), torch.device("cuda")) == 2048
 
 
 def test_evaluate_shows_its_cost_unless_told_not_to(ppca, capsys):

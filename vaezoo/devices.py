@@ -6,7 +6,7 @@ import torch
 
 from .errors import UsageError
 
-__all__ = ["available_devices", "resolve_device"]
+__all__ = ["available_devices", "resolve_device", "native_cpu_bf16", "describe_device"]
 
 
 def available_devices() -> list[str]:
@@ -41,3 +41,28 @@ def resolve_device(name: str, local_rank: int = 0, what: str = "device") -> torc
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
+
+
+def native_cpu_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX-512 BF16: Intel
+    Sapphire Rapids and newer, AMD Zen 4 and newer); elsewhere oneDNN emulates bf16, slower than
+    float32. (torch has no public query for it; a torch without these private probes counts as no
+    native bf16.)"""
+    probes = (getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return any(probe() for probe in probes if probe is not None)
+
+
+def describe_device(device: torch.device) -> str:
+    """What runs the arithmetic, for a cache key or a report: the GPU's name, or the CPU's model
+    name, its vector unit and the threads torch uses (the same CPU model with other threads is
+    another machine for a shape that was timed)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:  # not Linux: the vector unit and the thread count still tell machines apart
+        pass
+    bf16 = ", native bf16" if native_cpu_bf16() else ""
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()}{bf16}), {torch.get_num_threads()} thread(s)"

@@ -26,6 +26,7 @@ from ..evaluation.disentanglement import evaluate_disentanglement, factor_data, 
 from ..evaluation.probe import linear_probe
 from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
 from ..evaluation.report import EvalReport
+from ..fastpath import PRECISIONS
 from ..features import FEATURES
 from ..hub import load
 from ..layout.checkpoint import atomic_write_bytes
@@ -190,7 +191,7 @@ def _report(args: argparse.Namespace) -> EvalReport:
               file=sys.stderr, flush=True)
     return evaluate(
         model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples,
-        batch_size=args.batch_size or 64, chunk_size=args.chunk_size, refine_steps=args.refine_steps,
+        batch_size=args.batch_size or 64, chunk_size=args.chunk_size, precision=args.precision, refine_steps=args.refine_steps,
         refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
         progress=not args.quiet, start=args.start, metrics=args.metrics,
     )
@@ -352,8 +353,12 @@ def add_commands(commands) -> None:
     p.add_argument("--start", type=at_least(0), default=0, metavar="I",
                    help="skip the first I test images: with --limit, a shard; shards give one run's numbers")
     p.add_argument("--batch-size", type=at_least(1), help="images per batch (default 64; 500 with --fid or --probe)")
-    p.add_argument("--chunk-size", type=at_least(1), help="importance samples decoded per image at once (default: 2048 / batch; "
-                   "128 / batch for conv decoders on a CPU)")
+    p.add_argument("--chunk-size", type=at_least(1), help="importance samples decoded per image at once (default: timed on "
+                   "this machine for a long job, once per model, cached; else 2048 / batch, 128 / batch for conv "
+                   "decoders on a CPU)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the decoder's arithmetic for the NLL: auto (bf16 for conv decoders on CPUs with native bf16, "
+                        "within 0.02 nats of float32; else float32), float32 or bfloat16 (default auto)")
     p.add_argument("--binarize", choices=["none", "static", "dynamic"], help="override the data's binarization")
     p.add_argument("--metrics", type=metric_names, metavar="NAMES",
                    help=f"the per-image metrics to add, comma-separated, or none (default: every one the model "

@@ -8,14 +8,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import DataNotFoundError
+from ..resources import cache_dir
 
 __all__ = ["DataNotFoundError", "Found", "find_files", "cache_dir", "one_line"]
-
-
-def cache_dir() -> Path:
-    """Where downloads go: ``$VAEZOO_CACHE``, else ``$XDG_CACHE_HOME/vaezoo``, else ``~/.cache/vaezoo``."""
-    base = os.environ.get("VAEZOO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaezoo"
-    return Path(base)
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

@@ -97,6 +97,10 @@ class EvalReport:
         if p.get("conditioned_on"):
             lines.append(f"conditioned  on {p['conditioned_on']}")
         lines.append(f"seed         {p.get('seed', 0)} (noise keyed per example: independent of batch and chunk sizes)")
+        if p.get("decoder_arithmetic"):
+            compiled = ", compiled" if p.get("decoder_compiled") else ""
+            lines.append(f"arithmetic   NLL: decoder in {p['decoder_arithmetic']}{compiled}, {p.get('decodes_per_pass')} "
+                         f"decodes per pass; densities {p.get('densities_arithmetic', 'float32')}")
         return lines
 
     def format_table(self) -> str:

@@ -72,6 +72,10 @@ class Protocol(Strict):
     probe: Optional[str] = Field(None, description="a linear-probe accuracy: the classifier's recipe")
     disentanglement: Optional[str] = Field(
         None, description="a disentanglement score: its recipe (bins, points, votes, seed) on a factor dataset")
+    decoder_arithmetic: Optional[Literal["float32", "bfloat16"]] = Field(
+        None, description="an importance-weighted bound: the dtype of the decoder backbone's arithmetic (the densities "
+                          "and the log-sum-exp are float32 either way; vaezoo.fastpath); null: float32, recorded "
+                          "before the field existed")
 
 
 class PublishedMetric(Strict):

@@ -13,8 +13,9 @@ from typing import Any, Optional
 import torch
 
 from ..errors import UsageError
+from ..fastpath import ScoringPlan
 
-__all__ = ["elbo_terms", "iwae_bound"]
+__all__ = ["elbo_terms", "iwae_bound", "planned_iwae_bound"]
 
 
 def elbo_terms(model, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
@@ -43,3 +44,22 @@ def iwae_bound(model, x: torch.Tensor, noise, k: int, chunk_size: int, y: Option
         log_w = model.latent_pass(x, noise.draw(start, stop), y, posterior=posterior).log_weights()
         partial.append(torch.logsumexp(log_w, dim=0).double())
     return torch.logsumexp(torch.stack(partial), dim=0) - math.log(k)
+
+
+def planned_iwae_bound(model, x: torch.Tensor, noise, k: int, plan: ScoringPlan, y: Optional[torch.Tensor] = None,
+                       posterior: Any = None) -> torch.Tensor:
+    """:func:`iwae_bound` in the passes of ``plan``: ``plan.images_per_pass`` images at a time, each
+    with ``plan.samples_per_pass`` samples per decoder pass. The caller holds
+    ``model.decoding_with(plan.decoder(model))``. A given ``posterior`` covers the whole batch,
+    which then goes through as one group; else a family that ``takes_posterior`` encodes each
+    group once, not once per pass. The values do not depend on the plan's shapes: the noise is
+    keyed per example."""
+    group = x.shape[0] if posterior is not None else plan.images_per_pass(x.shape[0])
+    values = []
+    for first in range(0, x.shape[0], group):
+        stop = min(x.shape[0], first + group)
+        images, labels = x[first:stop], None if y is None else y[first:stop]
+        q = posterior if posterior is not None else model.encode(images, labels) if model.takes_posterior else None
+        values.append(iwae_bound(model, images, noise.subset(first, stop), k, plan.samples_per_pass(stop - first),
+                                 labels, q))
+    return values[0] if len(values) == 1 else torch.cat(values)

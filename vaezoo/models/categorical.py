@@ -59,6 +59,8 @@ class CategoricalVAE(BaseVAE):
     """``encode(x)`` -> :class:`~vaezoo.ops.categorical.CategoricalPosterior`; ``decode(z)`` takes
     one-hot (or relaxed) z of shape (..., N * K); ``sample(n)`` decodes uniform one-hot draws."""
 
+    takes_posterior = True
+
     def __init__(self, config: CategoricalVAEConfig):
         super().__init__(config)
         self.variables, self.categories = config.latents, config.categories

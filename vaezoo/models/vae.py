@@ -42,6 +42,8 @@ class VAE(BaseVAE):
       batch mean), ``terms`` (``recon``, ``kl``), ``elbo`` (per example), ``z`` and ``x_hat``.
     """
 
+    takes_posterior = True
+
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         self.latent_dim = config.latent_dim

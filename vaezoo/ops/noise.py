@@ -61,6 +61,13 @@ class NoiseSource:
             self._cache[j] = torch.stack(draws, dim=1)  # (BLOCK, B, *event)
         return self._cache[j]
 
+    def subset(self, first: int, stop: int) -> "NoiseSource":
+        """The same noise for examples ``first..stop-1`` of this source only."""
+        part = NoiseSource.__new__(NoiseSource)
+        part.keys, part.event_shape, part.device, part.dtype = self.keys[first:stop], self.event_shape, self.device, self.dtype
+        part._generator, part._cache = torch.Generator(device=self.device), {}
+        return part
+
     def draw(self, start: int, stop: int) -> torch.Tensor:
         if stop <= start:
             raise ValueError(f"empty sample range [{start}, {stop})")

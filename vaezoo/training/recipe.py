@@ -8,9 +8,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..devices import native_cpu_bf16
 from ..schemas import OptimizerConfig, SchedulerConfig, TrainerConfig
 
-__all__ = ["build_optimizer", "lr_lambda", "kl_scale_at", "native_cpu_bf16", "resolve_precision", "wants_channels_last"]
+__all__ = ["build_optimizer", "lr_lambda", "kl_scale_at", "resolve_precision", "wants_channels_last"]
 
 
 def build_optimizer(params, cfg: OptimizerConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -61,15 +62,6 @@ def short_run_notes(cfg: TrainerConfig, total_steps: int, steps_per_epoch: int) 
                      f"warm-up (trainer.scheduler.warmup_steps): the rate never reaches trainer.optimizer.lr; for a "
                      f"short trial, --set trainer.scheduler.warmup_steps=0")
     return notes
-
-
-def native_cpu_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX-512 BF16: Intel
-    Sapphire Rapids and newer, AMD Zen 4 and newer); elsewhere oneDNN emulates bf16, slower than
-    float32. (torch has no public query for it; a torch without these private probes counts as no
-    native bf16.)"""
-    probes = (getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
-    return any(probe() for probe in probes if probe is not None)
 
 
 def resolve_precision(precision: str, device: torch.device, model: nn.Module) -> torch.dtype | None:

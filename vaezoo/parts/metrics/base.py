@@ -62,7 +62,7 @@ SUITES = ("bounds", "codes", "images", "samples", "probe", "disentanglement")
 # the fields of a published record's protocol a metric may require beyond those every record
 # has (split, number of examples, likelihood, binarization, weights dtype)
 PROTOCOL_FIELDS = ("importance_samples", "mc_samples", "seed", "code_prior", "features", "samples",
-                   "sampled_from", "probe", "disentanglement")
+                   "sampled_from", "probe", "disentanglement", "decoder_arithmetic")
 
 
 class Metric:

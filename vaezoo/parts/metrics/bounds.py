@@ -31,7 +31,9 @@ class _IwaeMetric(Metric):
     protocol = ("importance_samples",)
 
     def protocol_from(self, report: Mapping[str, Any]) -> dict[str, Any]:
-        return {"importance_samples": int(report["iw_samples"])}
+        # a report from before the scoring plan (no field) decoded in float32
+        return {"importance_samples": int(report["iw_samples"]),
+                "decoder_arithmetic": report.get("decoder_arithmetic", "float32")}
 
 
 @register_metric
