@@ -184,3 +184,22 @@ def test_pass_sizes_are_timed_once_per_model_and_machine_and_cached(tmp_path, mo
         assert calibration.cache_key(model, CPU, base) != key  # other threads: another machine for a timing
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_published_iwae_figure_records_the_arithmetic_and_the_card_says_so():
+    from vaezoo.layout.card import describe_protocol
+    from vaezoo.maintenance.publish import normalize_metrics
+
+    model = tiny_conv()
+    report = vaezoo.evaluate(model, torch.rand(4, 1, 12, 12), iw_samples=20, elbo_samples=1, precision="bfloat16",
+                             progress=False).to_dict()
+    records = {m.name: m for m in normalize_metrics(report, likelihood="bernoulli", binarization="none",
+                                                    weights_dtype="float32", name="tiny")}
+    assert records["iwae_nll"].protocol.decoder_arithmetic == "bfloat16"
+    assert records["neg_elbo"].protocol.decoder_arithmetic is None  # the ELBO is scored in float32
+    card = describe_protocol({"name": "iwae_nll", **records["iwae_nll"].protocol.model_dump()})
+    assert "decoder in bf16" in card
+    del report["protocol"]["decoder_arithmetic"]  # a report from before the plan: float32
+    old = {m.name: m for m in normalize_metrics(report, likelihood="bernoulli", binarization="none",
+                                                weights_dtype="float32", name="tiny")}
+    assert old["iwae_nll"].protocol.decoder_arithmetic == "float32"

@@ -87,6 +87,8 @@ def describe_protocol(record: Mapping[str, Any]) -> str:
             words.append(b if b.startswith("binarized") else f"{b} binarization")
     if record.get("weights_dtype"):
         words.append(f"{record['weights_dtype']} weights")
+    if record.get("decoder_arithmetic") == "bfloat16":
+        words.append("decoder in bf16, densities in float32")
     if record.get("conditioned_on"):
         words.append(f"conditioned on the {record['conditioned_on']}: a bound on log p(x | y)")
     if record.get("code_prior") and unit in ("nats", "bits/dim", None):

@@ -109,8 +109,9 @@ def _eval_commands(entry: PretrainedEntry) -> list[str]:
                         f"{limit}")
     if iwae is not None:
         limit = f" --limit {iwae.protocol.num_examples}" if iwae.protocol.num_examples < 10000 else ""
+        # the recorded arithmetic, not this machine's default: a float32 figure is reproduced in float32
         commands.append(f"vaezoo eval {entry.name} --iw-samples {iwae.protocol.importance_samples}{limit} "
-                        f"--batch-size 8")
+                        f"--batch-size 8 --precision {iwae.protocol.decoder_arithmetic or 'float32'}")
     if any(m.protocol.disentanglement for m in entry.metrics):
         commands.append(f"vaezoo eval {entry.name} --disentanglement")
     return commands
@@ -159,7 +160,8 @@ def _reference_table(entries: Sequence[PretrainedEntry]) -> list[str]:
             mine, difference = "-", "-"
         else:
             mine = f"{ours.value:.2f}" + (f" ± {ours.stderr:.2f}" if ours.stderr is not None else "")
-            mine += f" ({ours.protocol.num_examples:,} test images)"
+            bf16 = ", bf16 decoder" if ours.protocol.decoder_arithmetic == "bfloat16" else ""
+            mine += f" ({ours.protocol.num_examples:,} test images{bf16})"
             difference = f"{ours.value - r.value:+.2f}"
         again = ", ".join(f"{c.value:.2f} (seed {c.seed})" for c in e.rescorings if c.metric == r.metric) or "-"
         lines.append(f"| `{e.name}` | {r.row} ({r.source}) | {theirs} | {mine} | {again} | {difference} | "
