@@ -231,7 +231,7 @@ def test_publish_merges_an_elbo_report_and_an_iwae_report(run_dir, tmp_path):
     assert "latent dims with Cov_x(E_q[z_j|x]) > 0.01" in docs
     assert ("reproduce: `vaezoo train configs/fashion-mlp16.yaml --out runs/tiny-mlp --set trainer.epochs=2`, "
             "then `vaezoo eval tiny-mlp --iw-samples 0 --elbo-samples 10` and "
-            "`vaezoo eval tiny-mlp --iw-samples 5000 --limit 200 --batch-size 8`") in docs
+            "`vaezoo eval tiny-mlp --iw-samples 5000 --limit 200 --batch-size 8 --precision float32`") in docs
 
     # an IWAE run over the whole test set reports a one-sample -ELBO: the S = 10 one is kept
     full_iwae = tmp_path / "iwae-full.json"
