@@ -204,3 +204,16 @@ def test_a_published_iwae_figure_records_the_arithmetic_and_the_card_says_so():
     old = {m.name: m for m in normalize_metrics(report, likelihood="bernoulli", binarization="none",
                                                 weights_dtype="float32", name="tiny")}
     assert old["iwae_nll"].protocol.decoder_arithmetic == "float32"
+
+
+def test_the_prepared_decoder_is_kept_until_the_weights_change():
+    model = tiny_conv()
+    scoring = ScoringPlan(torch.bfloat16, 64, False, False, "")
+    first = scoring.decoder(model)
+    assert scoring.decoder(model) is first  # a loop of model.iwae calls prepares (compiles) once
+    with torch.no_grad():
+        model.decoder.deconv2.bias.add_(1.0)  # an optimizer step writes in place
+    again = scoring.decoder(model)
+    assert again is not first
+    assert torch.allclose(again.module.deconv2.bias.float(), model.decoder.deconv2.bias, atol=1e-2)
+    assert ScoringPlan(torch.float32, 64, False, False, "").decoder(model) is None  # the model's own decoder

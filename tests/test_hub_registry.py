@@ -94,6 +94,11 @@ def test_published_entry(path: Path):
         assert selection and selection["val_examples"] == entry.recipe.data.val_size == 10000, \
             "a model that answers a published row records the validation -ELBO that selected it"
         assert selection["val_neg_elbo"] > 0 and 1 <= selection["epoch"] <= entry.training.epochs
+    for metric in entry.metrics:  # a figure from a bf16 decoder is the float32 one: checked on a subset
+        if metric.protocol.decoder_arithmetic == "bfloat16":
+            check = next((c for c in entry.arithmetic_checks if c.metric == metric.name), None)
+            assert check is not None, f"python benchmarks/iwae_precision.py --model {entry.name} --limit 1000 --record"
+            assert abs(check.difference) < 0.02 and check.num_examples >= 1000
     for check in entry.rescorings:  # an independent re-measurement reproduces the number within its standard error
         published = next(m for m in entry.metrics if m.name == check.metric)
         assert check.seed != published.protocol.seed and check.num_examples == published.protocol.num_examples

@@ -32,8 +32,9 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 # Every pass encodes its images once: 32 samples or more per image keep the encoder's share of a
 # pass at 1/32 of the decoder's or less, whatever the pass size.
 MIN_SAMPLES_PER_IMAGE = 32
-# Compiling the decoder takes seconds once per run: it pays from about k = 5000 on 4 images.
-COMPILE_MIN_DECODES = 20_000
+# Compiling the decoder takes seconds, once per model and plan (the compiled decoder is kept):
+# it pays from about k = 5000 on 2 images.
+COMPILE_MIN_DECODES = 10_000
 # A job of this many decodes or more (k = 5000 on 40 images) takes minutes eagerly: it pays for
 # timing pass sizes (10-30 s, once per model and machine).
 LONG_JOB_DECODES = 200_000
@@ -56,10 +57,20 @@ class ScoringPlan:
         return max(1, self.decodes_per_pass // images)
 
     def decoder(self, model: nn.Module) -> Optional[FastDecoder]:
-        """The decoder to score with, or None where the model's own (eager float32) is it."""
+        """The decoder to score with, or None where the model's own (eager float32) is it. Kept on
+        the model for the next call with the same plan (a loop of ``model.iwae`` calls compiles
+        once) while the decoder's weights stay as they were: an optimizer step or a
+        ``load_state_dict`` writes them in place, which bumps their version counters."""
         if self.dtype == torch.float32 and not self.compile:
             return None
-        return FastDecoder(model.decoder, self.dtype, self.decodes_per_pass, self.channels_last, self.compile)
+        key = (self.dtype, self.decodes_per_pass, self.compile, self.channels_last)
+        weights = tuple((t.data_ptr(), t._version) for t in (*model.decoder.parameters(), *model.decoder.buffers()))
+        kept = model.__dict__.get("_scoring_decoders", {}).get(key)
+        if kept is not None and kept[0] == weights:
+            return kept[1]
+        decoder = FastDecoder(model.decoder, self.dtype, self.decodes_per_pass, self.channels_last, self.compile)
+        model.__dict__["_scoring_decoders"] = {key: (weights, decoder)}  # one kept: a new plan replaces it
+        return decoder
 
     def protocol(self) -> dict:
         return {"decoder_arithmetic": str(self.dtype).removeprefix("torch."),

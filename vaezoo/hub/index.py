@@ -181,6 +181,24 @@ class Rescoring(Strict):
     command: str = Field(description="the command that measured it")
 
 
+class ArithmeticCheck(Strict):
+    """A metric scored with a reduced-precision decoder (``decoder_arithmetic: bfloat16``), checked
+    against float32 on the same test images with the same noise (``python
+    benchmarks/iwae_precision.py NAME --record``): the fast path's number is the float32 one."""
+
+    metric: str = Field(description="the entry's metric whose arithmetic it checks, e.g. 'iwae_nll'")
+    num_examples: PositiveInt = Field(description="the first N test images, scored both ways")
+    float32: float = Field(description="the metric on those images with the decoder in float32")
+    fast: float = Field(description="the same with the decoder's reduced precision, the same noise")
+    stderr: NonNegativeFloat = Field(description="standard error of the mean per-image difference")
+    sha256: str = Field(description="the weights it scored")
+    command: str = Field(description="the command that measured it")
+
+    @property
+    def difference(self) -> float:
+        return self.fast - self.float32
+
+
 class ModelCosts(Strict):
     """What using the model costs, measured on one CPU thread (``python benchmarks/model_costs.py NAME
     --record``): milliseconds per image to sample, to encode, to score one ELBO draw, and to score
@@ -218,6 +236,8 @@ class PretrainedEntry(Strict):
     reference: Optional[PublishedReference] = Field(
         None, description="the published number this model answers (docs/models.md sets them side by side)")
     rescorings: list[Rescoring] = Field(default_factory=list, description="independent re-measurements of metrics")
+    arithmetic_checks: list[ArithmeticCheck] = Field(
+        default_factory=list, description="metrics scored with a bf16 decoder, scored in float32 too on a subset")
     costs: Optional[ModelCosts] = Field(None, description="milliseconds per image to sample, encode and score")
     date: _dt.date
 
@@ -234,6 +254,9 @@ class PretrainedEntry(Strict):
             if check.sha256 != self.weights.sha256:
                 raise ValueError(f"rescorings.{i} scored other weights (sha256 {check.sha256[:12]}..., the entry's "
                                  f"are {self.weights.sha256[:12]}...): drop it, or run `{check.command}` again")
+        for i, check in enumerate(self.arithmetic_checks):
+            if check.sha256 != self.weights.sha256:
+                raise ValueError(f"arithmetic_checks.{i} scored other weights: drop it, or run `{check.command}` again")
         if self.costs is not None and self.costs.sha256 != self.weights.sha256:
             raise ValueError(f"costs timed other weights: drop them, or run `{self.costs.command}` again")
         return self

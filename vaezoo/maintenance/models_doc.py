@@ -515,6 +515,9 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             + _second_stage(e)
             + "".join(f", then `{c}`" for c in evals[:1])
             + "".join(f" and `{c}`" for c in evals[1:]),
+            *(f"- arithmetic: `{c.metric}` was scored with the decoder in bf16; in float32 on the first "
+              f"{c.num_examples:,} test images with the same noise it is {c.float32:.4f} against {c.fast:.4f} "
+              f"({c.difference:+.4f} ± {c.stderr:.4f} nats): `{c.command}`" for c in e.arithmetic_checks),
             "",
         ]
         if samples_picture(e.name).is_file():

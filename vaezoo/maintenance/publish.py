@@ -33,14 +33,15 @@ from ..schemas import ExperimentConfig
 from ..zoo import MODELS, get_config
 from ..safe_text import load_json
 from ..hub.index import (
-    HubWeights, ModelCosts, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe, Rescoring,
+    ArithmeticCheck, HubWeights, ModelCosts, PretrainedEntry, Protocol, PublishedMetric, PublishedReference, Recipe,
+    Rescoring,
     StartedFrom,
     TrainingRun,
     NAME, checked_name, entry_path, read_entry, sha256_file, write_entry,
 )
 from ..hub.local import load_local
 
-__all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring", "add_costs"]
+__all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring", "add_costs", "add_arithmetic_check"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -326,6 +327,7 @@ def publish_run(
         reference=reference,
         # a re-measurement holds for the bytes it scored: new weights start without one
         rescorings=old.rescorings if old is not None and old.weights.sha256 == sha else [],
+        arithmetic_checks=old.arithmetic_checks if old is not None and old.weights.sha256 == sha else [],
         costs=old.costs if old is not None and old.weights.sha256 == sha else None,
         use_for=old.use_for if old is not None else "",
         date=date or _dt.date.today(),
@@ -408,3 +410,18 @@ def add_costs(name: str, costs: Mapping[str, Any], *, registry: Union[str, Path,
     entry = _entry(name, registry)
     measured = ModelCosts(**costs, sha256=entry.weights.sha256)
     return write_entry(entry.model_copy(update={"costs": measured}), registry)
+
+
+def add_arithmetic_check(name: str, metric: str, num_examples: int, float32: float, fast: float, stderr: float,
+                         command: str, *, registry: Union[str, Path, None] = None) -> Path:
+    """Record that ``metric`` of the published name, scored with a reduced-precision decoder, was
+    scored in float32 too on its first ``num_examples`` test images with the same noise. Replaces
+    an earlier check of the same metric."""
+    registry = Path(registry) if registry is not None else resources.registry_dir()
+    entry = _entry(name, registry)
+    if not any(m.name == metric for m in entry.metrics):
+        raise HubError(f"{metric!r} is not among {name}'s published metrics")
+    check = ArithmeticCheck(metric=metric, num_examples=num_examples, float32=float32, fast=fast, stderr=stderr,
+                            sha256=entry.weights.sha256, command=command)
+    kept = [c for c in entry.arithmetic_checks if c.metric != metric]
+    return write_entry(entry.model_copy(update={"arithmetic_checks": [*kept, check]}), registry)
