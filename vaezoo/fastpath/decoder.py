@@ -4,9 +4,9 @@ format, optionally compiled for one pass shape.
 Scoring decodes thousands of latents per image with weights that never change, which is what
 an ahead-of-time compiler is for: inductor with ``freezing`` folds the weights into the graph,
 fuses each layer's bias and activation into its matrix product or convolution and keeps the
-activations in bf16 between layers. On a CPU with AMX that ran the ``fashion-conv64`` decoder
-9x and the ConvHVAE's 7x faster than eager float32 (``benchmarks/iwae_nll.py`` has the whole
-scoring path). Only the decoder backbone runs here: the likelihood, the prior and posterior
+activations in bf16 between layers. With the rest of the scoring plan that made the IWAE
+bound 6.5-7.9x faster than a plain float32 loop on a CPU with AMX (``benchmarks/iwae_nll.py``,
+docs/performance.md). Only the decoder backbone runs here: the likelihood, the prior and posterior
 densities and the log-sum-exp stay in float32 (float64 for the sum over chunks), so the
 arithmetic touches p(x|z)'s parameters and nothing else.
 """
