@@ -175,6 +175,12 @@ def test_pass_sizes_are_timed_once_per_model_and_machine_and_cached(tmp_path, mo
 
     monkeypatch.setattr(calibration, "_decodes_per_second", must_not_time)
     assert calibration.calibrated_decodes_per_pass(model, x, None, base) == chosen
+    path = tmp_path / "scoring-shapes.json"
+    table = json.loads(path.read_text())
+    path.write_text(json.dumps({key: {**value, "decodes_per_pass": 10**9} for key, value in table.items()}))
+    with pytest.raises(AssertionError, match="timed again"):  # a size no timing gave is not trusted
+        calibration.calibrated_decodes_per_pass(model, x, None, base)
+    path.write_text(json.dumps(table))
     other = tiny_conv(latent_dim=6)  # another architecture is timed on its own
     with pytest.raises(AssertionError, match="timed again"):
         calibration.calibrated_decodes_per_pass(other, x, None, base)
