@@ -15,7 +15,7 @@ the static default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -120,11 +120,8 @@ def plan_shape(model: nn.Module, device: torch.device, precision: str, decodes: 
                        compile=decodes >= COMPILE_MIN_DECODES and device.type == "cpu" and _decoder(model) is not None,
                        channels_last=model.prefers_channels_last(device), chosen="the static default (a short job)")
     if decodes_per_pass is not None:
-        return _with(base, decodes_per_pass, "given")
+        return replace(base, decodes_per_pass=decodes_per_pass, chosen="given")
     if long_job:
-        return _with(base, calibrate(base), "timed on this machine (vaezoo.fastpath.calibration)")
+        return replace(base, decodes_per_pass=calibrate(base),
+                       chosen="timed on this machine (vaezoo.fastpath.calibration)")
     return base
-
-
-def _with(plan: ScoringPlan, decodes_per_pass: int, chosen: str) -> ScoringPlan:
-    return ScoringPlan(plan.dtype, decodes_per_pass, plan.compile, plan.channels_last, chosen)
