@@ -20,6 +20,7 @@ from ..parts.metrics import METRICS, Metric
 from ..schemas import ModelConfig, PartSpec
 from ..zoo import get_config
 from ..hub.index import PretrainedEntry, PublishedMetric, list_entries
+from .coverage import coverage_table, read_coverage
 
 __all__ = ["render_models_md", "main", "DEFAULT_OUT", "samples_picture", "reconstructions_picture", "priors_picture"]
 
@@ -470,6 +471,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
         lines.append("")
     note = _cost_note(entries)
     lines += [note, ""] if note else []
+    lines += coverage_table(read_coverage(), entries)
     lines += [
         "## Reproducibility",
         "",

@@ -72,6 +72,8 @@ class BaseVAE(HubMixin, nn.Module):
     # True: latent_pass takes a given posterior (one level, q not depending on any draw), so a
     # bound over many chunks of samples encodes each image once
     takes_posterior: ClassVar[bool] = False
+    # the attributes holding q(z|x)'s own modules, apart from the generative model (see inference_parameters)
+    inference_modules: ClassVar[tuple[str, ...]] = ()
     latent_levels: list[tuple[str, int]]
 
     def __init__(self, config: ModelConfig):
@@ -230,8 +232,16 @@ class BaseVAE(HubMixin, nn.Module):
         part's own, and every other trainable parameter under ``model`` (an objective may freeze
         some: the code prior's stage trains the prior alone)."""
         parts = {name: list(part.parameters()) for name, part in self.training_parts().items()}
+        parts.update(self.objective.model_groups(self))
         held = {id(p) for params in parts.values() for p in params}
         return {MAIN_UPDATE: [p for p in self.parameters() if id(p) not in held and p.requires_grad], **parts}
+
+    def inference_parameters(self) -> list[nn.Parameter]:
+        """The parameters of q(z|x) alone (:attr:`inference_modules`): what an objective that trains the
+        inference network by its own update hands to that update; empty where the family's encoder
+        and decoder share layers."""
+        modules = [getattr(self, name, None) for name in self.inference_modules]
+        return [p for module in modules if module is not None for p in module.parameters()]
 
     def training_only_keys(self) -> set[str]:
         """The state-dict names of the training parts: left out of ``published_state_dict``."""

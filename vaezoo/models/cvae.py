@@ -42,6 +42,7 @@ class ConditionalVAE(VAE):
     """``encode(x, y)``, ``decode(z, y)``, ``sample(n, y=...)``; ``y`` holds integer class labels."""
 
     conditional = True
+    inference_modules = ("encoder", "head", "flow")
 
     def __init__(self, config: CVAEConfig):
         super().__init__(config)

@@ -43,6 +43,7 @@ class VAE(BaseVAE):
     """
 
     takes_posterior = True
+    inference_modules = ("encoder", "flow")
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)

@@ -191,8 +191,9 @@ def optimizer_settings(experiment: ExperimentConfig, model) -> dict[str, Optimiz
         raise ConfigError(experiment.name or "", [(f"trainer.optimizers.{name}", (
             f"this model trains no optimizer '{name}'; its optimizers are {', '.join(names)} "
             f"(`model` is set by trainer.optimizer)")) for name in unknown])
-    return {name: cfg.optimizer if name == MAIN_OPTIMIZER else cfg.optimizers.get(name, OptimizerConfig())
-            for name in names}
+    parts = model.training_parts()  # a network of its own starts from defaults; a split of the model's own
+    return {name: cfg.optimizer if name == MAIN_OPTIMIZER  # parameters (PIWAE's encoder) from the model's settings
+            else cfg.optimizers.get(name, OptimizerConfig() if name in parts else cfg.optimizer) for name in names}
 
 
 def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, resume: Optional[Path],

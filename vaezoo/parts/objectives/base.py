@@ -49,6 +49,13 @@ class Objective(nn.Module):
         """``{name: module}``: networks trained beside the model, each by its own optimizer."""
         return {}
 
+    def model_groups(self, model) -> dict[str, list[nn.Parameter]]:
+        """``{update: parameters}``: parameters of the model itself that an update other than ``model``
+        trains (PIWAE's encoder, by its own bound); every other parameter stays in ``model``'s group.
+        Unlike a training part they stay in the published weights, and their optimizer takes
+        ``trainer.optimizer``'s settings unless ``trainer.optimizers.<update>`` sets its own."""
+        return {}
+
     def updates(self) -> tuple[str, ...]:
         """The optimizers a training step updates, in order: ``model``, then each training part."""
         return (MAIN_UPDATE, *self.training_parts())
