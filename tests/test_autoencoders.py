@@ -142,3 +142,66 @@ def test_a_wae_is_scored_by_samples_and_codes_and_published_without_a_bound(fash
     psnr = next(m for m in entry.metrics if m.name == "psnr")
     assert psnr.unit == "dB" and psnr.protocol.importance_samples is None and psnr.protocol.num_examples == 10000
     assert "tiny-wae" in render_models_md([entry])
+
+
+# ---------------------------------------------------------------------------- the sliced-Wasserstein AE
+
+
+def test_sliced_wasserstein_is_the_mean_optimal_matching_cost_over_the_directions():
+    """Each direction's W_2^2 against the optimal assignment of the projected points (scipy's
+    Hungarian solver, which knows nothing of sorting), and W_1 against scipy's wasserstein_distance."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.stats import wasserstein_distance
+
+    from vaezoo.ops.transport import random_directions, sliced_wasserstein
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(9, 3, generator=gen, dtype=torch.float64), torch.rand(9, 3, generator=gen, dtype=torch.float64)
+    theta = random_directions(3, 5, a, generator=gen)
+    assert torch.allclose(theta.norm(dim=0), torch.ones(5, dtype=torch.float64))
+    w2, w1 = [], []
+    for j in range(5):
+        pa, pb = (a @ theta[:, j]).numpy(), (b @ theta[:, j]).numpy()
+        cost = (pa[:, None] - pb[None, :]) ** 2
+        rows, cols = linear_sum_assignment(cost)
+        w2.append(cost[rows, cols].mean())
+        w1.append(wasserstein_distance(pa, pb))
+    assert float(sliced_wasserstein(a, b, theta, p=2)) == pytest.approx(sum(w2) / 5, rel=1e-10)
+    assert float(sliced_wasserstein(a, b, theta, p=1)) == pytest.approx(sum(w1) / 5, rel=1e-10)
+    with pytest.raises(ValueError, match="same size"):
+        sliced_wasserstein(a, b[:4], theta)
+
+
+def test_swae_loss_is_reconstruction_plus_lambda_sliced_wasserstein_to_the_prior():
+    from vaezoo.ops.transport import sliced_wasserstein
+
+    torch.manual_seed(0)
+    model = vaezoo.create({**AE, "objective": {"name": "swae", "lam": 7.0, "projections": 11}})
+    x = torch.rand(6, 1, 8, 8).round()
+    torch.manual_seed(1)
+    out = model(x)
+    torch.manual_seed(1)  # the prior's draws, then the directions, in the objective's order
+    prior, theta = torch.randn(6, 4), torch.randn(4, 11)
+    z = model.encode(x).mean
+    recon = -model.decode(z).log_prob(x).mean()
+    sw = sliced_wasserstein(z, prior, theta / theta.norm(dim=0), p=2)
+    torch.testing.assert_close(out.terms["sw"], sw)
+    torch.testing.assert_close(out.loss, recon + 7.0 * sw)
+
+
+def test_swae_pulls_the_codes_to_the_prior():
+    data = (torch.rand(256, 1, 8, 8) > 0.5).float()
+    stats = {}
+    for lam in (0.0, 300.0):
+        torch.manual_seed(0)
+        model = vaezoo.create({**AE, "objective": {"name": "swae", "lam": lam}})
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(150):
+            loss = model(data[torch.randint(0, 256, (64,))]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            z = model.encode(data).mean
+        stats[lam] = float((z.mean(0) ** 2).sum() + ((z.var(0) - 1) ** 2).sum())  # distance of the moments from N(0, I)
+    assert stats[300.0] < stats[0.0] / 3

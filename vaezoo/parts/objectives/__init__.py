@@ -1,7 +1,7 @@
 """Training objectives: given the model and a batch, the loss and its named terms."""
 
 from . import autoencoders, disentangling, elbo, factorvae, infovae, iwae, tcvae, vq  # noqa: F401 - registers the built-ins
-from .autoencoders import AEObjective, WAEMMD
+from .autoencoders import AEObjective, SlicedWassersteinAE, WAEMMD
 from .base import Objective
 from .disentangling import DIPVAE, AnnealedCapacity
 from .elbo import ELBO, free_bits_kl
@@ -11,6 +11,8 @@ from .iwae import CIWAEObjective, IWAEObjective, MIWAEObjective, PIWAEObjective
 from .tcvae import BetaTCVAE, tc_decomposition
 from .vq import VQObjective
 
-__all__ = ["Objective", "ELBO", "IWAEObjective", "MIWAEObjective", "CIWAEObjective", "PIWAEObjective", "InfoVAEObjective", "BetaTCVAE", "free_bits_kl", "tc_decomposition", "VQObjective",
-           "FactorVAEObjective", "permute_dims", "AEObjective", "WAEMMD",
-           "AnnealedCapacity", "DIPVAE"]
+__all__ = [
+    "Objective", "ELBO", "free_bits_kl", "IWAEObjective", "MIWAEObjective", "CIWAEObjective", "PIWAEObjective",
+    "InfoVAEObjective", "BetaTCVAE", "tc_decomposition", "VQObjective", "FactorVAEObjective", "permute_dims",
+    "AEObjective", "WAEMMD", "SlicedWassersteinAE", "AnnealedCapacity", "DIPVAE",
+]

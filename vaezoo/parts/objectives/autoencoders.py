@@ -1,19 +1,21 @@
 """Objectives of autoencoders with a deterministic encoder (``family: ae``): the reconstruction alone
-(``ae``) and the Wasserstein autoencoder with an MMD penalty (``wae-mmd``)."""
+(``ae``), the Wasserstein autoencoder with an MMD penalty (``wae-mmd``) and the sliced-Wasserstein
+autoencoder (``swae``)."""
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
 import torch
-from pydantic import NonNegativeFloat, PositiveFloat
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 
 from ...ops.kernels import mmd_squared
+from ...ops.transport import random_directions, sliced_wasserstein
 from ...passes import ModelOutput, StepContext
 from ..kinds import register_objective
 from .base import DEFAULT_CONTEXT, Objective
 
-__all__ = ["AEObjective", "WAEMMD"]
+__all__ = ["AEObjective", "WAEMMD", "SlicedWassersteinAE"]
 
 
 class _PointObjective(Objective):
@@ -62,4 +64,30 @@ class WAEMMD(_PointObjective):
         bandwidths = [2.0 * z.shape[-1] * scale for scale in self.scales]
         mmd = mmd_squared(z, prior, self.kernel, bandwidths)
         return ModelOutput(loss=recon + context.kl_scale * self.lam * mmd, terms={"recon": recon, "mmd": mmd}, z=z,
+                           posterior=draw.levels[0].q, likelihood=draw.likelihood)
+
+
+@register_objective("swae")
+class SlicedWassersteinAE(_PointObjective):
+    """The sliced-Wasserstein autoencoder (Kolouri, Pope, Martin & Rohde 2019, "Sliced-Wasserstein
+    autoencoder: an embarrassingly simple generative model"):
+
+        loss = E[-log p(x|z)] + lambda * SW_p^p(q(z), p(z)),   z = e(x)
+
+    the sliced Wasserstein distance between the batch's codes and as many draws of the prior,
+    averaged over ``projections`` random directions drawn afresh each step
+    (:func:`~vaezoo.ops.transport.sliced_wasserstein`). PyTorch-VAE's SWAE: 200 projections,
+    p = 2. The KL warm-up weight (``kl_scale``) scales the penalty."""
+
+    def __init__(self, lam: NonNegativeFloat = 100.0, projections: PositiveInt = 200, p: PositiveFloat = 2.0):
+        super().__init__()
+        self.lam, self.projections, self.p = lam, projections, p
+
+    def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
+                context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
+        draw, recon = self.codes(model, x, y)
+        z = draw.levels[0].z[0]
+        prior = model.sample_latents(z.shape[0]).to(z.dtype)
+        sw = sliced_wasserstein(z, prior, random_directions(z.shape[-1], self.projections, z), self.p)
+        return ModelOutput(loss=recon + context.kl_scale * self.lam * sw, terms={"recon": recon, "sw": sw}, z=z,
                            posterior=draw.levels[0].q, likelihood=draw.likelihood)
