@@ -1,0 +1,97 @@
+"""Score a finished Fashion-MNIST run under the zoo's protocols and publish it as a pretrained name.
+
+    python scripts/publish_fashion_run.py NAME --use-for "what it is for" [--runs runs] [--hardware TEXT]
+
+The run is ``runs/NAME``, trained with ``vaezoo train configs/NAME.yaml --out runs/NAME`` (its
+checkpoint selected on validation, the test set scored once). Each measurement is a ``vaezoo eval``
+of the run's float32 weights, written to ``runs/NAME/metrics-publish/`` and skipped when its file is
+already there, so an interrupted publication resumes where it stopped:
+
+- a model with a density: -ELBO with 10 draws, then the IWAE NLL with k = 5000 in float32 on all
+  10,000 test images (the zoo's likelihood protocol, docs/models.md);
+- every model: sample quality through the training prior and through a fitted 10-component
+  mixture (``--fid``, ``--fid --prior gmm``), the linear probe, the codes' dependence.
+
+Then ``vaezoo publish`` (fp16 weights in registry/), its "use it for" line, the samples pictures of
+docs/models.md and what using it costs (``benchmarks/model_costs.py --record``). The commands are
+the CLI's, printed before they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from vaezoo.hub.index import entry_path, read_entry, write_entry
+from vaezoo.maintenance.models_doc import IMAGES, samples_picture
+
+HARDWARE = "1 thread of a 2-core Intel Xeon CPU (AVX-512, AMX), no GPU"
+POINT_FAMILIES = ("ae",)  # deterministic encoders: no q(z|x), so no bound to score
+
+BOUNDS = {  # the metrics file, then its eval flags
+    "elbo.json": ["--iw-samples", "0", "--elbo-samples", "10"],
+    # the per-image reconstruction metrics come with the ELBO's run: once is enough
+    "iwae.json": ["--iw-samples", "5000", "--batch-size", "8", "--precision", "float32", "--metrics", "none"],
+}
+SAMPLES_AND_CODES = {
+    "fid.json": ["--fid"],
+    "fidgmm.json": ["--fid", "--prior", "gmm"],
+    "probe.json": ["--probe"],
+    "dis.json": ["--disentanglement"],
+}
+
+
+def run(command: list[str]) -> None:
+    print("$ " + shlex.join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def measure(folder: Path) -> list[Path]:
+    family = json.loads((folder / "config.json").read_text())["model"].get("family", "vae")
+    evals = dict(SAMPLES_AND_CODES) if family in POINT_FAMILIES else {**BOUNDS, **SAMPLES_AND_CODES}
+    out = folder / "metrics-publish"
+    out.mkdir(exist_ok=True)
+    for file, flags in evals.items():
+        target = out / file
+        if target.is_file():
+            print(f"have {target}", flush=True)
+            continue
+        partial = target.with_suffix(".partial.json")  # a crash leaves no half-written file behind
+        run(["vaezoo", "eval", str(folder), *flags, "-q", "-o", str(partial)])
+        partial.replace(target)
+    return [out / file for file in evals]
+
+
+def publish(name: str, use_for: str, runs: Path, hardware: str) -> None:
+    folder = runs / name
+    if not (folder / "model.safetensors").is_file():
+        raise SystemExit(f"{folder} has no finished run: train it with "
+                         f"`vaezoo train configs/{name}.yaml --out {folder}` first")
+    files = measure(folder)
+    metrics = [arg for file in files for arg in ("--metrics", str(file))]
+    run(["vaezoo", "publish", str(folder), name, f"vaezoo/{name}", *metrics, "--hardware", hardware])
+    path = entry_path(name)
+    write_entry(read_entry(path).model_copy(update={"use_for": use_for}), path.parent)
+    run(["vaezoo", "sample", name, "-n", "64", "-o", str(samples_picture(name))])
+    run(["vaezoo", "sample", name, "--prior", "both", "-n", "32", "--nrow", "8",
+         "-o", str(IMAGES / f"{name}-priors.png")])
+    run([sys.executable, "benchmarks/model_costs.py", name, "--record"])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="the run's folder name under --runs and its config's name")
+    parser.add_argument("--use-for", required=True, help="the registry's one line on what the model is for")
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--hardware", default=HARDWARE, help="what it trained on")
+    args = parser.parse_args(argv)
+    publish(args.name, args.use_for, args.runs, args.hardware)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
