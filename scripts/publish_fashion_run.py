@@ -66,7 +66,7 @@ def measure(folder: Path) -> list[Path]:
     return [out / file for file in evals]
 
 
-def publish(name: str, use_for: str, runs: Path, hardware: str) -> None:
+def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = True) -> None:
     folder = runs / name
     if not (folder / "model.safetensors").is_file():
         raise SystemExit(f"{folder} has no finished run: train it with "
@@ -79,7 +79,8 @@ def publish(name: str, use_for: str, runs: Path, hardware: str) -> None:
     run(["vaezoo", "sample", name, "-n", "64", "-o", str(samples_picture(name))])
     run(["vaezoo", "sample", name, "--prior", "both", "-n", "32", "--nrow", "8",
          "-o", str(IMAGES / f"{name}-priors.png")])
-    run([sys.executable, "benchmarks/model_costs.py", name, "--record"])
+    if costs:
+        run([sys.executable, "benchmarks/model_costs.py", name, "--record"])
 
 
 def main(argv=None) -> int:
@@ -88,8 +89,10 @@ def main(argv=None) -> int:
     parser.add_argument("--use-for", required=True, help="the registry's one line on what the model is for")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--hardware", default=HARDWARE, help="what it trained on")
+    parser.add_argument("--no-costs", dest="costs", action="store_false",
+                        help="leave out the timings (take them later, on a machine doing nothing else)")
     args = parser.parse_args(argv)
-    publish(args.name, args.use_for, args.runs, args.hardware)
+    publish(args.name, args.use_for, args.runs, args.hardware, args.costs)
     return 0
 
 

@@ -205,3 +205,92 @@ def test_swae_pulls_the_codes_to_the_prior():
             z = model.encode(data).mean
         stats[lam] = float((z.mean(0) ** 2).sum() + ((z.var(0) - 1) ** 2).sum())  # distance of the moments from N(0, I)
     assert stats[300.0] < stats[0.0] / 3
+
+
+def _rae(regularizer, **objective):
+    torch.manual_seed(0)
+    return vaezoo.create({**AE, "objective": {"name": "rae", "regularizer": regularizer, **objective}})
+
+
+def test_rae_l2_loss_is_reconstruction_plus_code_norm_plus_the_decoders_weights_alone():
+    model = _rae("l2", beta=0.3, lam=0.01)
+    x = torch.rand(6, 1, 8, 8).round()
+    out = model(x)
+    z = model.encoder(x)
+    recon = -model.decode(z).log_prob(x).mean()
+    code = 0.5 * (z ** 2).sum(1).mean()
+    decoder_weights = sum(float((p.detach().double() ** 2).sum()) for p in model.decoder.parameters())
+    torch.testing.assert_close(out.loss, recon + 0.3 * code + 0.01 * decoder_weights)
+    torch.testing.assert_close(out.terms["l2"].double(), torch.tensor(decoder_weights, dtype=torch.float64))
+    # the penalty moves each decoder weight by 2 lambda theta and leaves the encoder's gradient alone
+    grads = {}
+    for lam in (0.0, 0.01):
+        model.objective.lam = lam
+        model.zero_grad()
+        model(x).loss.backward()
+        grads[lam] = {name: p.grad.clone() for name, p in model.named_parameters()}
+    for name, p in model.named_parameters():
+        extra = 2 * 0.01 * p.detach() if name.startswith("decoder.") else torch.zeros_like(p)
+        torch.testing.assert_close(grads[0.01][name] - grads[0.0][name], extra, atol=1e-6, rtol=1e-5)
+    assert any(name.startswith("encoder.") for name in grads[0.0])
+
+
+def test_rae_gradient_penalty_is_the_squared_gradient_of_the_squared_decoding_by_finite_differences():
+    from vaezoo.parts.objectives.autoencoders import decoder_gradient_penalty
+
+    model = _rae("gp", beta=0.0, lam=1.0).double()
+    z = torch.randn(3, 4, dtype=torch.float64)
+    expected, h = 0.0, 1e-6
+    for image in z:
+        for i in range(4):
+            step = torch.zeros(4, dtype=torch.float64)
+            step[i] = h
+            with torch.no_grad():
+                up = float((model.decode(image + step).mean ** 2).sum())
+                down = float((model.decode(image - step).mean ** 2).sum())
+            expected += ((up - down) / (2 * h)) ** 2
+    expected /= 3
+    with torch.no_grad():  # a validation pass: no graph recorded, so it decodes again with one
+        assert float(decoder_gradient_penalty(model, z)) == pytest.approx(expected, rel=1e-6)
+    z_graph = z.clone().requires_grad_(True)
+    penalty = decoder_gradient_penalty(model, z_graph, model.decode(z_graph).mean)
+    assert float(penalty.detach()) == pytest.approx(expected, rel=1e-6)
+    penalty.backward()  # a graph of the gradient: the penalty trains the decoder
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
+
+
+def test_rae_gp_loss_adds_lambda_times_the_penalty_in_training_and_in_validation():
+    from vaezoo.parts.objectives.autoencoders import decoder_gradient_penalty
+
+    model = _rae("gp", beta=0.5, lam=2.0)
+    x = torch.rand(6, 1, 8, 8).round()
+    trained = model(x)
+    with torch.no_grad():
+        validated = model(x)
+    z = model.encoder(x).detach()
+    recon = -model.decode(z).log_prob(x).mean()
+    expected = recon + 0.5 * 0.5 * (z ** 2).sum(1).mean() + 2.0 * decoder_gradient_penalty(model, z)
+    torch.testing.assert_close(trained.loss, expected)
+    torch.testing.assert_close(validated.loss, expected)
+    assert list(trained.terms) == ["recon", "code", "gp"]
+
+
+def test_a_rae_trains_through_the_loop_and_keeps_its_codes_smaller_than_a_plain_autoencoder(tmp_path):
+    config = tiny_config("rae", epochs=2, select="best_val")
+    config["model"] = {**AE, "objective": {"name": "rae", "regularizer": "gp", "beta": 1.0, "lam": 1e-3}}
+    model, _ = vaezoo.train(config, out=tmp_path / "run", stream=io.StringIO())
+    records = read_metrics(tmp_path / "run")
+    assert all(r["val_loss"] is not None and math.isfinite(r["val_loss"]) for r in records)
+    data = (torch.rand(256, 1, 8, 8) > 0.5).float()
+    norms = {}
+    for beta in (0.0, 5.0):
+        model = _rae("l2", beta=beta, lam=1e-4)
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(100):
+            loss = model(data[torch.randint(0, 256, (64,))]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            norms[beta] = float((model.encode(data).mean ** 2).sum(1).mean())
+    assert norms[5.0] < norms[0.0] / 3

@@ -3,6 +3,10 @@ peer model is in exactly one row, and a false claim is caught."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from vaezoo.hub.index import list_entries
 from vaezoo.maintenance.coverage import CoverageRow, coverage_problems, coverage_table, read_coverage
 
@@ -33,3 +37,47 @@ def test_the_table_counts_what_is_built_and_shows_each_headline():
     iwae = next(e for e in entries if e.name == "fashion-iwae40")
     nll = next(m.value for m in iwae.metrics if m.name == "iwae_nll")
     assert "| IWAE | Burda et al. 2016 |" in text and f"NLL {nll:.2f} nats (`fashion-iwae40`)" in text
+
+
+def _comparison(tmp_path, rows, notes=None):
+    from vaezoo.maintenance.peer_table import read_peer_comparison
+
+    protocol = {"data": "D", "training": "T", "scoring": "S", "command": "python benchmarks/peer_pythae.py",
+                "date": "2026-12-06", "versions": {"pythae": "0.1.2", "torch": "2"}}
+    (tmp_path / "references").mkdir()
+    (tmp_path / "references" / "peer_pythae.json").write_text(
+        json.dumps({"protocol": protocol, "rows": rows, "notes": notes or {}}))
+    return read_peer_comparison(tmp_path)
+
+
+def test_the_peer_table_shows_both_libraries_figures_and_the_notes(tmp_path):
+    from vaezoo.maintenance.peer_table import peer_table
+
+    scores = {"iwae_nll": 240.123, "neg_elbo": 245.0, "fd-fashion-v1": 20.0, "probe-accuracy": 0.81, "train_s": 100}
+    theirs = {**scores, "iwae_nll": 241.456, "train_s": 150}
+    row = {"model": "iwae", "config": "fashion-iwae40", "vaezoo_objective": {"name": "iwae", "k": 5},
+           "pythae_model": "IWAE", "pythae_settings": {"number_samples": 5}, "vaezoo": scores, "pythae": theirs}
+    text = "\n".join(peer_table(_comparison(tmp_path, [row], {"iwae": "the same within the noise"})))
+    assert "| iwae (`fashion-iwae40`) | `IWAE` | 240.12 / 241.46 |" in text
+    assert "100 s / 150 s" in text and "- iwae: the same within the noise" in text
+    assert "`python benchmarks/peer_pythae.py`" in text
+
+
+def test_a_peer_row_without_a_score_is_refused_by_name(tmp_path):
+    from vaezoo.errors import ConfigError
+
+    row = {"model": "vae", "config": "fashion-iwae40", "vaezoo_objective": {}, "pythae_model": "VAE",
+           "pythae_settings": {}, "vaezoo": {"iwae_nll": 1.0}, "pythae": "not a mapping"}
+    with pytest.raises(ConfigError, match="pythae"):
+        _comparison(tmp_path, [row])
+
+
+def test_the_shipped_peer_comparison_is_valid_and_rendered():
+    from vaezoo.maintenance.peer_table import peer_path, peer_table, read_peer_comparison
+
+    assert peer_path().is_file(), "registry/references/peer_pythae.json: run benchmarks/peer_pythae.py --record"
+    comparison = read_peer_comparison()
+    assert {row.model for row in comparison.rows} >= {"vae", "iwae"}
+    assert all(set(row.vaezoo) >= {"iwae_nll", "neg_elbo", "fd-fashion-v1", "probe-accuracy", "train_s"}
+               for row in comparison.rows)
+    assert "## Side by side with pythae" in "\n".join(peer_table(comparison))

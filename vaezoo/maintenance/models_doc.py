@@ -21,6 +21,7 @@ from ..schemas import ModelConfig, PartSpec
 from ..zoo import get_config
 from ..hub.index import PretrainedEntry, PublishedMetric, list_entries
 from .coverage import coverage_table, read_coverage
+from .peer_table import peer_table, read_peer_comparison
 
 __all__ = ["render_models_md", "main", "DEFAULT_OUT", "samples_picture", "reconstructions_picture", "priors_picture"]
 
@@ -477,6 +478,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     note = _cost_note(entries)
     lines += [note, ""] if note else []
     lines += coverage_table(read_coverage(), entries)
+    lines += peer_table(read_peer_comparison())
     lines += [
         "## Reproducibility",
         "",

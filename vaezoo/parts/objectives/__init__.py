@@ -1,7 +1,8 @@
 """Training objectives: given the model and a batch, the loss and its named terms."""
 
-from . import autoencoders, disentangling, elbo, factorvae, infovae, iwae, tcvae, vq  # noqa: F401 - registers the built-ins
-from .autoencoders import AEObjective, SlicedWassersteinAE, WAEMMD
+from . import adversarial, autoencoders, disentangling, elbo, factorvae, infovae, iwae, tcvae, vq  # noqa: F401 - registers the built-ins
+from .adversarial import AdversarialAE
+from .autoencoders import AEObjective, RegularizedAE, SlicedWassersteinAE, WAEMMD
 from .base import Objective
 from .disentangling import DIPVAE, AnnealedCapacity
 from .elbo import ELBO, free_bits_kl
@@ -14,5 +15,5 @@ from .vq import VQObjective
 __all__ = [
     "Objective", "ELBO", "free_bits_kl", "IWAEObjective", "MIWAEObjective", "CIWAEObjective", "PIWAEObjective",
     "InfoVAEObjective", "BetaTCVAE", "tc_decomposition", "VQObjective", "FactorVAEObjective", "permute_dims",
-    "AEObjective", "WAEMMD", "SlicedWassersteinAE", "AnnealedCapacity", "DIPVAE",
+    "AEObjective", "WAEMMD", "SlicedWassersteinAE", "RegularizedAE", "AdversarialAE", "AnnealedCapacity", "DIPVAE",
 ]

@@ -1,6 +1,6 @@
 """Objectives of autoencoders with a deterministic encoder (``family: ae``): the reconstruction alone
-(``ae``), the Wasserstein autoencoder with an MMD penalty (``wae-mmd``) and the sliced-Wasserstein
-autoencoder (``swae``)."""
+(``ae``), the Wasserstein autoencoder with an MMD penalty (``wae-mmd``), the sliced-Wasserstein
+autoencoder (``swae``) and the regularized autoencoders (``rae``: RAE-L2 and RAE-GP)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ...passes import ModelOutput, StepContext
 from ..kinds import register_objective
 from .base import DEFAULT_CONTEXT, Objective
 
-__all__ = ["AEObjective", "WAEMMD", "SlicedWassersteinAE"]
+__all__ = ["AEObjective", "WAEMMD", "SlicedWassersteinAE", "RegularizedAE", "decoder_gradient_penalty"]
 
 
 class _PointObjective(Objective):
@@ -90,4 +90,59 @@ class SlicedWassersteinAE(_PointObjective):
         prior = model.sample_latents(z.shape[0]).to(z.dtype)
         sw = sliced_wasserstein(z, prior, random_directions(z.shape[-1], self.projections, z), self.p)
         return ModelOutput(loss=recon + context.kl_scale * self.lam * sw, terms={"recon": recon, "sw": sw}, z=z,
+                           posterior=draw.levels[0].q, likelihood=draw.likelihood)
+
+
+def decoder_gradient_penalty(model, z: torch.Tensor, mean: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """RAE-GP's penalty on the decoder for codes ``z`` (..., latent_dim), mean over the codes: ``|| d/dz sum_i D(z)_i^2 ||^2`` per image, the
+    squared norm of the gradient of the decoded image's squared pixels with respect to its code (the
+    RAE authors' implementation differentiates the squared output; the images of a batch are
+    independent, so one gradient of the batch's sum holds every image's).
+
+    ``mean`` is D(z) from the pass that made ``z`` where that pass recorded a graph (training);
+    without one (a validation pass under ``no_grad``) the code is decoded again with a graph, so
+    training and validation report the same quantity."""
+    if mean is None or not (torch.is_grad_enabled() and z.requires_grad):
+        with torch.enable_grad():
+            z = z.detach().requires_grad_(True)
+            mean = model.decode(z).mean
+            (grad,) = torch.autograd.grad(mean.pow(2).sum(), z)
+    else:
+        (grad,) = torch.autograd.grad(mean.pow(2).sum(), z, create_graph=True)
+    return grad.pow(2).sum(-1).mean()
+
+
+@register_objective("rae")
+class RegularizedAE(_PointObjective):
+    """The regularized autoencoders of Ghosh, Sajjadi, Vergari, Black & Schölkopf (2020, "From
+    variational to deterministic autoencoders"): a deterministic encoder whose codes are kept small
+    and a decoder kept smooth by an explicit regularizer instead of the VAE's noise,
+
+        loss = E[-log p(x|z)] + beta * E[||z||^2 / 2] + lambda * L_REG,   z = e(x)
+
+    ``regularizer: l2`` (RAE-L2) is Tikhonov's ``L_REG = ||theta_decoder||^2``, the decoder's weights
+    alone (what weight decay on a decoder-only optimizer does, here as a loss term so that one
+    optimizer trains both networks); ``regularizer: gp`` (RAE-GP) is the gradient penalty of
+    :func:`decoder_gradient_penalty`. Sample through a fitted prior (``vaezoo sample --prior gmm``):
+    nothing pulls the codes to N(0, I). The paper's MNIST weights are the defaults: beta 1e-4 and
+    lambda 1e-7 (L2) or 5e-8 (GP). The KL warm-up weight (``kl_scale``) scales the code term."""
+
+    def __init__(self, regularizer: Literal["l2", "gp"] = "l2", beta: NonNegativeFloat = 1e-4,
+                 lam: Optional[NonNegativeFloat] = None):
+        super().__init__()
+        self.regularizer, self.beta = regularizer, beta
+        self.lam = lam if lam is not None else (1e-7 if regularizer == "l2" else 5e-8)
+
+    def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
+                context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
+        draw, recon = self.codes(model, x, y)
+        z = draw.levels[0].z[0]
+        code = 0.5 * z.pow(2).sum(-1).mean()
+        if self.regularizer == "l2":
+            reg = sum(p.pow(2).sum() for p in model.decoder.parameters())
+        else:
+            # the pass's own tensors: z[0] is a view that the decoder never saw
+            reg = decoder_gradient_penalty(model, draw.levels[0].z, draw.likelihood.mean)
+        loss = recon + context.kl_scale * self.beta * code + self.lam * reg
+        return ModelOutput(loss=loss, terms={"recon": recon, "code": code, self.regularizer: reg}, z=z,
                            posterior=draw.levels[0].q, likelihood=draw.likelihood)

@@ -1,0 +1,222 @@
+"""Benchmark: vaezoo and pythae 0.1.2 trained side by side on the same model, data, budget and seed, both scored by vaezoo.
+
+    pip install pythae==0.1.2
+    python benchmarks/peer_pythae.py                       # every pair, 10 epochs each
+    python benchmarks/peer_pythae.py --models iwae miwae --epochs 50 --record
+
+For each model both libraries have, in one process and one after the other on one thread:
+
+- the same architecture: the networks of a zoo config (the MLP 784-300-300-40 of the
+  ``fashion-*40`` models), built once by vaezoo with the seed; pythae trains *those modules*,
+  wrapped in its encoder and decoder classes, from the same initial weights;
+- the same data: vaezoo's split of Fashion-MNIST (55,000 training and 5,000 validation images,
+  grey levels in [0, 1], Bernoulli likelihood / pythae's ``bce``), the same batch size,
+  optimizer (Adam, constant rate), epochs and seed;
+- each library's own selection on the validation images (vaezoo: the lowest validation -ELBO;
+  pythae: the lowest validation loss, its training objective);
+- one scoring, vaezoo's, of both: pythae's selected weights are loaded into the vaezoo model
+  (the same modules, so nothing is converted), then the IWAE NLL and -ELBO on the first
+  ``--nll-images`` test images with k = ``--k``, the Fréchet distance of 10,000 samples in
+  ``fashion-v1`` features, and the linear-probe accuracy.
+
+Prints one row per model with both libraries' figures, the difference, and the training time
+ratio (noisy: the machine is shared; the figures, not the times, are the point). ``--record``
+writes the results with their protocol to ``registry/references/peer_pythae.json``, which
+``python -m vaezoo.maintenance.models_doc`` renders in docs/models.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+import vaezoo
+from vaezoo.data.splits import load_splits
+from vaezoo.maintenance.peer_table import peer_path
+
+RESULTS = peer_path()
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A model both libraries have: the vaezoo config it trains, and pythae's model with its settings."""
+
+    config: str  # a zoo config: the architecture, data and optimizer
+    objective: dict[str, Any]  # vaezoo's objective, replacing the config's
+    pythae_model: str  # the class in pythae.models
+    pythae_settings: dict[str, Any]  # its config's fields beyond the shared ones
+
+
+PAIRS = {
+    "vae": Pair("fashion-iwae40", {"name": "elbo"}, "VAE", {}),
+    "iwae": Pair("fashion-iwae40", {"name": "iwae", "k": 5}, "IWAE", {"number_samples": 5}),
+    "miwae": Pair("fashion-miwae40", {"name": "miwae", "m": 2, "k": 4}, "MIWAE",
+                  {"number_gradient_estimates": 2, "number_samples": 4}),
+    "ciwae": Pair("fashion-ciwae40", {"name": "ciwae", "k": 8, "beta": 0.5}, "CIWAE",
+                  {"number_samples": 8, "beta": 0.5}),
+}
+
+
+def experiment(pair: Pair, epochs: int, seed: int) -> dict[str, Any]:
+    config = vaezoo.get_config(pair.config).model_dump(mode="json")
+    config["model"]["objective"] = pair.objective
+    config["trainer"].update(epochs=epochs, seed=seed, select="best_val", test="never")
+    config["name"] = f"peer-{pair.pythae_model.lower()}"
+    return config
+
+
+def train_vaezoo(config: dict[str, Any], folder: Path) -> tuple[torch.nn.Module, float]:
+    started = time.perf_counter()
+    vaezoo.train(config, out=folder, progress=False)
+    return vaezoo.load(folder), time.perf_counter() - started
+
+
+def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torch.nn.Module, float]:
+    """pythae's pipeline on the vaezoo model's own encoder and decoder modules, from the weights
+    vaezoo starts from with this seed; its selected weights loaded back into a vaezoo model."""
+    import pythae.models
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.pipelines import TrainingPipeline
+    from pythae.trainers import BaseTrainerConfig
+
+    torch.manual_seed(config["trainer"]["seed"])
+    model = vaezoo.create(config)
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = model.encoder
+
+        def forward(self, x):
+            mu, logvar = self.net(x).chunk(2, dim=-1)
+            return ModelOutput(embedding=mu, log_covariance=logvar)
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = model.decoder
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+
+    trainer = config["trainer"]
+    model_class = getattr(pythae.models, pair.pythae_model)
+    model_config = getattr(pythae.models, f"{pair.pythae_model}Config")(
+        input_dim=tuple(model.input_shape), latent_dim=model.latent_dim, reconstruction_loss="bce",
+        **pair.pythae_settings)
+    peer = model_class(model_config, encoder=Encoder(), decoder=Decoder())
+    training = BaseTrainerConfig(
+        output_dir=str(folder), num_epochs=trainer["epochs"], learning_rate=trainer["optimizer"]["lr"],
+        per_device_train_batch_size=trainer["batch_size"], per_device_eval_batch_size=trainer["batch_size"],
+        optimizer_cls="Adam", seed=trainer["seed"], no_cuda=True)
+    splits = load_splits(vaezoo.get_config(config).data)
+    started = time.perf_counter()
+    pipeline = TrainingPipeline(training_config=training, model=peer)
+    pipeline(train_data=splits.train.float() / 255, eval_data=splits.val.float() / 255)
+    elapsed = time.perf_counter() - started
+    best = pipeline.trainer._best_model  # pythae keeps the epoch with the lowest validation loss
+    selected = copy.deepcopy(model)
+    selected.encoder.load_state_dict(best.encoder.net.state_dict())
+    selected.decoder.load_state_dict(best.decoder.net.state_dict())
+    return selected.eval(), elapsed
+
+
+def score(model, data, nll_images: int, k: int, seed: int) -> dict[str, float]:
+    test = load_splits(data).test[:nll_images]
+    bounds = vaezoo.evaluate(model, test, iw_samples=k, elbo_samples=10, precision="float32", seed=seed,
+                             progress=False, metrics=[])
+    quality = vaezoo.sample_quality(model, data, seed=seed, reconstructions=False, progress=False)
+    probe = vaezoo.linear_probe(model, data, progress=False)
+    return {"iwae_nll": bounds["iwae_nll"], "neg_elbo": bounds["neg_elbo"],
+            "fd-fashion-v1": quality["fd-fashion-v1"], "probe-accuracy": probe["probe-accuracy"]}
+
+
+def run_pair(name: str, pair: Pair, args, scratch: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    config = experiment(pair, args.epochs, args.seed)
+    data = vaezoo.get_config(config).data
+    results = {}
+    for library, train in (("vaezoo", lambda: train_vaezoo(config, scratch / f"{name}-vaezoo")),
+                           ("pythae", lambda: train_pythae(pair, config, scratch / f"{name}-pythae"))):
+        say(f"{name}: training with {library} ({args.epochs} epochs)")
+        model, seconds = train()
+        say(f"{name}: scoring {library}'s model")
+        results[library] = {**score(model, data, args.nll_images, args.k, args.seed), "train_s": seconds}
+    return {"model": name, "config": pair.config, "vaezoo_objective": pair.objective,
+            "pythae_model": pair.pythae_model, "pythae_settings": pair.pythae_settings, **results}
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    columns = ("iwae_nll", "neg_elbo", "fd-fashion-v1", "probe-accuracy")
+    print(f"{'model':8} {'metric':15} {'vaezoo':>10} {'pythae':>10} {'pythae - vaezoo':>16}")
+    for row in rows:
+        for metric in columns:
+            ours, theirs = row["vaezoo"][metric], row["pythae"][metric]
+            print(f"{row['model']:8} {metric:15} {ours:10.3f} {theirs:10.3f} {theirs - ours:+16.3f}")
+        ratio = row["pythae"]["train_s"] / row["vaezoo"]["train_s"]
+        print(f"{row['model']:8} {'train time':15} {row['vaezoo']['train_s']:9.0f}s {row['pythae']['train_s']:9.0f}s "
+              f"{'x' + format(ratio, '.2f'):>16}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", choices=sorted(PAIRS), default=list(PAIRS))
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs, both libraries (default 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nll-images", type=int, default=1000, help="test images for the bounds (default 1000)")
+    parser.add_argument("-k", type=int, default=1000, help="importance samples of the NLL (default 1000)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--record", action="store_true", help=f"write the results to {RESULTS}")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # pythae's per-batch progress bars, thousands of lines
+    try:
+        import pythae
+        logging.getLogger("pythae").setLevel(logging.WARNING)
+    except ImportError:
+        parser.error("pythae is not installed: pip install pythae==0.1.2")
+    torch.set_num_threads(args.threads)
+
+    def say(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = [run_pair(name, PAIRS[name], args, Path(scratch), say) for name in args.models]
+    print_rows(rows)
+    if args.record:
+        protocol = {
+            "data": "Fashion-MNIST, vaezoo's split (55,000 training, 5,000 validation), grey levels in [0, 1], "
+                    "Bernoulli likelihood (pythae: reconstruction_loss bce)",
+            "training": f"{args.epochs} epochs, batch 100, Adam at the config's rate, constant, seed {args.seed}, "
+                        f"each library's selection on the validation images, {args.threads} thread(s)",
+            "scoring": f"vaezoo's, for both: IWAE NLL and -ELBO (10 draws) on the first {args.nll_images} test "
+                       f"images with k = {args.k}, float32; FD of 10,000 samples (fashion-v1 features, seed "
+                       f"{args.seed}) against the 10,000 test images; the linear probe's test accuracy",
+            "versions": {"vaezoo": vaezoo.__version__, "pythae": pythae.__version__, "torch": torch.__version__,
+                         "python": platform.python_version()},
+            "command": "python benchmarks/peer_pythae.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d"),
+        }
+        old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        if old.get("protocol", {}).get("training") != protocol["training"]:
+            old = {}  # another budget: the earlier rows do not compare
+        kept = [row for row in old.get("rows", []) if row["model"] not in args.models]
+        notes = old.get("notes", {})  # why a difference is what it is, written by hand
+        RESULTS.write_text(json.dumps({"protocol": protocol, "rows": kept + rows, "notes": notes}, indent=1) + "\n")
+        print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

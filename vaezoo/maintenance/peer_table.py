@@ -1,0 +1,84 @@
+"""The side-by-side with pythae: ``registry/references/peer_pythae.json``, written by
+``benchmarks/peer_pythae.py --record`` (both libraries trained on the same model, data, budget and
+seed, both scored by vaezoo), rendered as a table of ``docs/models.md``. Its ``notes`` say, per
+model, why a difference is what it is; the benchmark keeps them when it records new rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from pydantic import ValidationError
+
+from .. import resources
+from ..config import describe_errors
+from ..errors import ConfigError
+from ..schemas import Strict
+
+__all__ = ["PeerComparison", "peer_path", "read_peer_comparison", "peer_table"]
+
+SCORES = (("iwae_nll", "IWAE NLL", "{:.2f}"), ("neg_elbo", "-ELBO", "{:.2f}"),
+          ("fd-fashion-v1", "FD (fashion-v1)", "{:.2f}"), ("probe-accuracy", "probe", "{:.3f}"))
+
+
+class PeerRow(Strict):
+    model: str
+    config: str
+    vaezoo_objective: dict
+    pythae_model: str
+    pythae_settings: dict
+    vaezoo: dict[str, float]  # the scores of SCORES and train_s
+    pythae: dict[str, float]
+
+
+class PeerComparison(Strict):
+    protocol: dict
+    rows: list[PeerRow]
+    notes: dict[str, str] = {}
+
+
+def peer_path(registry: str | Path | None = None) -> Path:
+    root = Path(registry) if registry is not None else resources.registry_dir()
+    return root / "references" / "peer_pythae.json"
+
+
+def read_peer_comparison(registry: str | Path | None = None) -> Optional[PeerComparison]:
+    path = peer_path(registry)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    try:
+        return PeerComparison.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(str(path), describe_errors(exc, PeerComparison, data)) from None
+
+
+def peer_table(comparison: Optional[PeerComparison]) -> list[str]:
+    if comparison is None:
+        return []
+    p = comparison.protocol
+    lines = [
+        "## Side by side with pythae",
+        "",
+        "The models pythae 0.1.2 also has, trained by both libraries on the same networks (pythae trains "
+        "vaezoo's encoder and decoder modules, from the same initial weights), data, budget and seed, and "
+        f"both scored by vaezoo's evaluation. Data: {p['data']}. Training: {p['training']}. Scoring: "
+        f"{p['scoring']}. Lower is better for the NLL, the -ELBO and the FD; higher for the probe. "
+        f"Training times were taken on a shared machine: read them as a rough ratio. Reproduce with "
+        f"`{p['command']}` ({p['date']}; pythae {p['versions']['pythae']}, torch {p['versions']['torch']}).",
+        "",
+        "| model | pythae class | " + " | ".join(f"{title} vaezoo / pythae" for _, title, _ in SCORES)
+        + " | training time vaezoo / pythae |",
+        "|---|---|" + "---:|" * (len(SCORES) + 1),
+    ]
+    for row in comparison.rows:
+        cells = [f"{form.format(row.vaezoo[key])} / {form.format(row.pythae[key])}" for key, _, form in SCORES]
+        times = f"{row.vaezoo['train_s']:.0f} s / {row.pythae['train_s']:.0f} s"
+        lines.append(f"| {row.model} (`{row.config}`) | `{row.pythae_model}` | " + " | ".join(cells) + f" | {times} |")
+    lines.append("")
+    for model, note in comparison.notes.items():
+        lines.append(f"- {model}: {note}")
+    if comparison.notes:
+        lines.append("")
+    return lines
