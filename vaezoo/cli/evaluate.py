@@ -24,7 +24,7 @@ from ..evaluation.data import resolve_data
 from ..data.factors import FACTOR_DATASETS
 from ..evaluation.disentanglement import evaluate_disentanglement, factor_data, factor_of_each_code
 from ..evaluation.probe import linear_probe
-from ..evaluation.quality import GMM_COMPONENTS, sample_quality, with_gmm_prior
+from ..evaluation.quality import GMM_COMPONENTS, PRIORS, sample_quality, with_gmm_prior, with_two_stage_prior
 from ..evaluation.report import EvalReport
 from ..fastpath import PRECISIONS
 from ..features import FEATURES
@@ -200,7 +200,7 @@ def _report(args: argparse.Namespace) -> EvalReport:
 def _cmd_sample(args: argparse.Namespace) -> int:
     model = _load(args)
     if args.prior != "model":  # refuses a conditional model: its prior p(z|y) is given the class
-        return _sample_with_gmm(args, model)
+        return _sample_with_fitted_prior(args, model)
     if args.class_ is not None:
         if not model.conditional:
             raise UsageError(f"--class needs a conditional model; the '{model.family}' family is not")
@@ -219,12 +219,17 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return _saved(args.output, f"{args.n} prior samples")
 
 
-def _sample_with_gmm(args: argparse.Namespace, model) -> int:
-    """Samples from a Gaussian mixture fitted on the training images' posterior means; with
-    ``--prior both``, beside the training prior's samples from the same seed."""
-    fitted = with_gmm_prior(model, data_config(args), root=args.data, seed=args.seed, progress=True)
+def _sample_with_fitted_prior(args: argparse.Namespace, model) -> int:
+    """Samples from a Gaussian mixture fitted on the training images' posterior means, or from a
+    second-stage VAE trained on their codes; with ``--prior both``, the mixture's beside the training
+    prior's samples from the same seed."""
     nrow = args.nrow or math.ceil(math.sqrt(args.n))
     grid = dict(nrow=nrow, seed=args.seed, mean=not args.draw)
+    if args.prior == "two-stage":
+        fitted = with_two_stage_prior(model, data_config(args), root=args.data, seed=args.seed, progress=True)
+        sample_grid(fitted, args.n, path=args.output, **grid)
+        return _saved(args.output, f"{args.n} samples from a second-stage VAE trained on the training images' codes")
+    fitted = with_gmm_prior(model, data_config(args), root=args.data, seed=args.seed, progress=True)
     if args.prior == "gmm":
         sample_grid(fitted, args.n, path=args.output, **grid)
         return _saved(args.output, f"{args.n} samples from a {GMM_COMPONENTS}-component mixture fitted on the "
@@ -367,9 +372,10 @@ def add_commands(commands) -> None:
     quality.add_argument("--fid", action="store_true",
                          help="FD, KID, precision, recall, density, coverage and class coverage of generated samples "
                               "against the test images, and the FD of the test reconstructions")
-    quality.add_argument("--prior", choices=["model", "gmm"],
-                         help="with --fid: sample the training prior (model, the default) or a 10-component Gaussian "
-                              "mixture fitted on the training images' posterior means (gmm)")
+    quality.add_argument("--prior", choices=list(PRIORS),
+                         help="with --fid: sample the training prior (model, the default), a 10-component Gaussian "
+                              "mixture fitted on the training images' posterior means (gmm) or a second-stage VAE "
+                              "trained on their codes (two-stage, Dai & Wipf 2019; minutes on a CPU)")
     quality.add_argument("--features", metavar="NAME",
                          help=f"with --fid: the feature network, one of {', '.join(FEATURES.names())} (default: the "
                               f"one made for the dataset, fashion-v1 for Fashion-MNIST, else inception)")
@@ -397,10 +403,11 @@ def add_commands(commands) -> None:
     p.add_argument("--draw", action="store_true", help="sample x ~ p(x|z) instead of showing its mean")
     p.add_argument("--class", dest="class_", type=at_least(0), metavar="Y",
                    help="a conditional model: n samples of this class (default: one row per class)")
-    p.add_argument("--prior", choices=["model", "gmm", "both"], default="model",
+    p.add_argument("--prior", choices=[*PRIORS, "both"], default="model",
                    help="sample the training prior (model, the default), a Gaussian mixture fitted on the training "
-                        "images' posterior means (gmm), or show both side by side (both)")
-    p.add_argument("--data", metavar="ROOT", help="with --prior gmm or both: folder holding the training images")
+                        "images' posterior means (gmm), a second-stage VAE trained on their codes (two-stage), or "
+                        "show the training prior's and the mixture's side by side (both)")
+    p.add_argument("--data", metavar="ROOT", help="with a fitted prior: folder holding the training images")
     p.add_argument("-o", "--output", default="samples.png", type=image_file, help="PNG path (default samples.png)")
     p.set_defaults(func=_cmd_sample)
 

@@ -7,7 +7,9 @@ distance, kernel distance, precision / recall, density / coverage, and the class
 feature network's predictions. The test images' reconstructions get the same Fréchet distance, a
 ceiling for what samples through this decoder can reach. ``prior="gmm"`` samples from a Gaussian
 mixture fitted on the aggregate posterior of the training images instead of the training prior
-(Ghosh et al. 2020's ex-post density estimation; the model itself is left unchanged).
+(Ghosh et al. 2020's ex-post density estimation; the model itself is left unchanged);
+``prior="two-stage"`` from a second-stage VAE trained on the training images' codes (Dai & Wipf
+2019, :func:`vaezoo.posthoc.fit_two_stage`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..features import FeatureExtractor, default_features, get_features
 from ..models.base import CodeLatents
 from ..parts.metrics import METRICS
 from ..posthoc.fitted_prior import fit_prior
+from ..posthoc.two_stage import fit_two_stage
 from ..progress import SLOW_PASS_SECONDS, progress_callback
 from ..schemas import DataConfig
 from .data import TRAIN_BINARIZE_SEED, as_data_config, resolve_data, training_images
@@ -32,11 +35,12 @@ from .feature_metrics import (
 )
 from .report import EvalReport, Measurement
 
-__all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "supports_gmm_prior", "SAMPLE_BLOCK",
-           "GMM_COMPONENTS"]
+__all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "with_two_stage_prior", "supports_gmm_prior",
+           "SAMPLE_BLOCK", "GMM_COMPONENTS", "PRIORS"]
 
 SAMPLE_BLOCK = 500  # samples drawn per seeded block: the samples do not depend on any batch size
 GMM_COMPONENTS = 10
+PRIORS = ("model", "gmm", "two-stage")  # what samples are drawn from: the training prior or one fitted after
 
 
 @torch.no_grad()
@@ -84,6 +88,18 @@ def with_gmm_prior(model, config: DataConfig, root: Optional[str] = None, compon
                      progress=progress_callback(progress, "fitting the prior, encoding: ", "images", SLOW_PASS_SECONDS))
 
 
+def with_two_stage_prior(model, config: DataConfig, root: Optional[str] = None, seed: int = 0,
+                         progress: Union[bool, Callable[[int, int], None], None] = False):
+    """A copy of ``model`` whose prior is a second-stage VAE trained on the codes of the training
+    images (``fit_two_stage`` with its defaults); the model given is unchanged."""
+    if not supports_gmm_prior(model):
+        raise UsageError(f"a two-stage prior replaces an unconditional Gaussian latent's prior; the "
+                         f"'{model.family}' family has none (sample it with its own prior)")
+    images, _, _ = training_images(config, root, tuple(model.input_shape), draw_seed=TRAIN_BINARIZE_SEED + seed)
+    return fit_two_stage(copy.deepcopy(model), images, seed=seed,
+                         progress=progress_callback(progress, "fitting the second stage: ", "epochs"))
+
+
 def sample_quality(
     model,
     data: Union[DataConfig, str] = "fashion-mnist",
@@ -101,13 +117,14 @@ def sample_quality(
 ) -> EvalReport:
     """Sample-quality metrics of ``model`` against the test split of ``data`` (see the module docs).
 
-    ``prior``: ``"model"`` (the training prior) or ``"gmm"`` (a ``gmm_components`` mixture fitted on
-    the training images' posterior means). ``features``: a name (``"fashion-v1"``, ``"inception"``;
+    ``prior``: ``"model"`` (the training prior), ``"gmm"`` (a ``gmm_components`` mixture fitted on
+    the training images' posterior means) or ``"two-stage"`` (a second-stage VAE on their codes). ``features``: a name (``"fashion-v1"``, ``"inception"``;
     default: the network made for the dataset, fashion-v1 for Fashion-MNIST, else Inception) or a
     FeatureExtractor.
     """
-    if prior not in ("model", "gmm"):
-        raise UsageError(f"prior must be 'model' (the training prior) or 'gmm' (a fitted mixture), got {prior!r}")
+    if prior not in PRIORS:
+        raise UsageError(f"prior must be 'model' (the training prior), 'gmm' (a fitted mixture) or 'two-stage' (a "
+                         f"second-stage VAE fitted on the codes), got {prior!r}")
     config = as_data_config(data)
     shape = tuple(model.input_shape)
     device = next(model.parameters()).device
@@ -134,6 +151,14 @@ def sample_quality(
         draw = f", one binary draw (seed {TRAIN_BINARIZE_SEED + seed})" if config.binarize == "dynamic" else ""
         sampled_from = (f"gmm: {gmm_components}-component diagonal Gaussian mixture fitted by EM (seed {seed}) on the "
                         f"posterior means of the {config.dataset.name} training images{draw}")
+    elif prior == "two-stage":
+        t = time.perf_counter()
+        sampler = with_two_stage_prior(model, config, root, seed, progress=progress is True)
+        timing["two_stage_fit_s"] = time.perf_counter() - t
+        stage = sampler.config.prior
+        sampled_from = (f"two-stage: a second-stage VAE ({stage.model_extra['depth']} x {stage.model_extra['width']} "
+                        f"ReLU layers each way, seed {seed}) trained on codes z ~ q(z|x) of the "
+                        f"{config.dataset.name} training images, its decoder mean at u ~ N(0, I)")
     t = time.perf_counter()
     generated = draw_samples(sampler, samples, seed, say)
     timing["sampling_s"] = time.perf_counter() - t

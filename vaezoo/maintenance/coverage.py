@@ -45,9 +45,12 @@ class Coverage(Strict):
     rows: list[CoverageRow]
 
 
-def read_coverage(registry: str | Path | None = None) -> Coverage:
+def read_coverage(registry: str | Path | None = None) -> Optional[Coverage]:
+    """The registry's coverage file; None for a registry without one (a user's own)."""
     root = Path(registry) if registry is not None else resources.registry_dir()
     path = root / "references" / "coverage.json"
+    if not path.is_file():
+        return None
     data = json.loads(path.read_text())
     try:
         return Coverage.model_validate(data)
@@ -81,7 +84,9 @@ def _headline(entry: PretrainedEntry) -> str:
     return "-"
 
 
-def coverage_table(coverage: Coverage, entries: Sequence[PretrainedEntry]) -> list[str]:
+def coverage_table(coverage: Optional[Coverage], entries: Sequence[PretrainedEntry]) -> list[str]:
+    if coverage is None:
+        return []
     by_name = {e.name: e for e in entries}
     built = [row for row in coverage.rows if row.vaezoo]
     counts = "; ".join(

@@ -2,5 +2,6 @@
 prior is trained by the training loop instead: :func:`vaezoo.training.train_code_prior`)."""
 
 from .fitted_prior import fit_gaussian_mixture, fit_prior
+from .two_stage import fit_two_stage
 
-__all__ = ["fit_prior", "fit_gaussian_mixture"]
+__all__ = ["fit_prior", "fit_gaussian_mixture", "fit_two_stage"]

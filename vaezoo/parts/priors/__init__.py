@@ -1,9 +1,10 @@
 """Priors p(z) over the top latent level; one module per family of priors."""
 
-from . import mixture, normal, vamp  # noqa: F401 - registers the built-ins
+from . import mixture, normal, two_stage, vamp  # noqa: F401 - registers the built-ins
 from .base import Prior
 from .mixture import MixturePrior
 from .normal import StandardNormalPrior
+from .two_stage import TwoStagePrior
 from .vamp import VampPrior
 
-__all__ = ["Prior", "StandardNormalPrior", "MixturePrior", "VampPrior"]
+__all__ = ["Prior", "StandardNormalPrior", "MixturePrior", "VampPrior", "TwoStagePrior"]
