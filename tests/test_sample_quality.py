@@ -329,7 +329,7 @@ def test_cli_fid_and_sample_through_a_second_stage_vae(checkpoint, fashion_mnist
     import functools
 
     from vaezoo.evaluation import quality
-    from vaezoo.posthoc import fit_two_stage
+    from vaezoo.posthoc import fit_flow_prior, fit_two_stage
 
     # the paper's second stage (3 x 1024, 20 epochs) takes minutes: a small one checks the plumbing
     monkeypatch.setattr(quality, "fit_two_stage", functools.partial(fit_two_stage, depth=2, width=64, epochs=3))
@@ -341,6 +341,13 @@ def test_cli_fid_and_sample_through_a_second_stage_vae(checkpoint, fashion_mnist
     assert report["protocol"]["sampled_from"].startswith("two-stage: a second-stage VAE (2 x 64")
     code, out, _ = run(capsys, "sample", checkpoint, "--prior", "two-stage", "-n", 16, "--data", fashion_mnist_dir,
                        "-o", tmp_path / "two-stage.png")
-    assert code == 0 and "second-stage VAE" in out
+    assert code == 0 and "two-stage prior learned" in out
     code_model, _, _ = run(capsys, "sample", checkpoint, "-n", 16, "-o", tmp_path / "model.png")
     assert not torch.equal(read_image(str(tmp_path / "two-stage.png")), read_image(str(tmp_path / "model.png")))
+
+    monkeypatch.setattr(quality, "fit_flow_prior", functools.partial(fit_flow_prior, hidden=(32,), epochs=2))
+    code, _, _ = run(capsys, "eval", checkpoint, "--fid", "--prior", "maf", "--fid-samples", 500, "--data",
+                     fashion_mnist_dir, "-q", "-o", tmp_path / "maf.json")
+    maf = json.loads((tmp_path / "maf.json").read_text())
+    assert code == 0 and "fd-fashion-v1@maf" in maf["metrics"]
+    assert maf["protocol"]["sampled_from"].startswith("maf: a masked autoregressive flow (2 MADE blocks of 32")

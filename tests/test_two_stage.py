@@ -12,7 +12,7 @@ import vaezoo
 from vaezoo.errors import UsageError
 from vaezoo.parts.priors.two_stage import TwoStagePrior
 from vaezoo.posthoc import fit_two_stage
-from vaezoo.posthoc.two_stage import code_moments
+from vaezoo.posthoc.codes import code_moments
 
 TINY = {"input_shape": [1, 8, 8], "latent_dim": 3, "encoder": {"name": "mlp", "hidden": [16]},
         "decoder": {"name": "mlp", "hidden": [16]}}

@@ -24,7 +24,7 @@ from ..evaluation.data import resolve_data
 from ..data.factors import FACTOR_DATASETS
 from ..evaluation.disentanglement import evaluate_disentanglement, factor_data, factor_of_each_code
 from ..evaluation.probe import linear_probe
-from ..evaluation.quality import GMM_COMPONENTS, PRIORS, sample_quality, with_gmm_prior, with_two_stage_prior
+from ..evaluation.quality import GMM_COMPONENTS, LEARNED_PRIORS, PRIORS, sample_quality, with_gmm_prior, with_learned_prior
 from ..evaluation.report import EvalReport
 from ..fastpath import PRECISIONS
 from ..features import FEATURES
@@ -221,14 +221,15 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _sample_with_fitted_prior(args: argparse.Namespace, model) -> int:
     """Samples from a Gaussian mixture fitted on the training images' posterior means, or from a
-    second-stage VAE trained on their codes; with ``--prior both``, the mixture's beside the training
-    prior's samples from the same seed."""
+    prior learned on their codes (two-stage, maf, iaf); with ``--prior both``, the mixture's beside
+    the training prior's samples from the same seed."""
     nrow = args.nrow or math.ceil(math.sqrt(args.n))
     grid = dict(nrow=nrow, seed=args.seed, mean=not args.draw)
-    if args.prior == "two-stage":
-        fitted = with_two_stage_prior(model, data_config(args), root=args.data, seed=args.seed, progress=True)
+    if args.prior in LEARNED_PRIORS:
+        fitted = with_learned_prior(model, args.prior, data_config(args), root=args.data, seed=args.seed,
+                                    progress=True)
         sample_grid(fitted, args.n, path=args.output, **grid)
-        return _saved(args.output, f"{args.n} samples from a second-stage VAE trained on the training images' codes")
+        return _saved(args.output, f"{args.n} samples from a {args.prior} prior learned on the training images' codes")
     fitted = with_gmm_prior(model, data_config(args), root=args.data, seed=args.seed, progress=True)
     if args.prior == "gmm":
         sample_grid(fitted, args.n, path=args.output, **grid)
@@ -374,8 +375,9 @@ def add_commands(commands) -> None:
                               "against the test images, and the FD of the test reconstructions")
     quality.add_argument("--prior", choices=list(PRIORS),
                          help="with --fid: sample the training prior (model, the default), a 10-component Gaussian "
-                              "mixture fitted on the training images' posterior means (gmm) or a second-stage VAE "
-                              "trained on their codes (two-stage, Dai & Wipf 2019; minutes on a CPU)")
+                              "mixture fitted on the training images' posterior means (gmm), a second-stage VAE "
+                              "trained on their codes (two-stage, Dai & Wipf 2019) or an autoregressive flow fitted "
+                              "on them (maf, iaf); the last three take minutes on a CPU")
     quality.add_argument("--features", metavar="NAME",
                          help=f"with --fid: the feature network, one of {', '.join(FEATURES.names())} (default: the "
                               f"one made for the dataset, fashion-v1 for Fashion-MNIST, else inception)")
@@ -405,8 +407,9 @@ def add_commands(commands) -> None:
                    help="a conditional model: n samples of this class (default: one row per class)")
     p.add_argument("--prior", choices=[*PRIORS, "both"], default="model",
                    help="sample the training prior (model, the default), a Gaussian mixture fitted on the training "
-                        "images' posterior means (gmm), a second-stage VAE trained on their codes (two-stage), or "
-                        "show the training prior's and the mixture's side by side (both)")
+                        "images' posterior means (gmm), a second-stage VAE trained on their codes (two-stage), an "
+                        "autoregressive flow fitted on them (maf, iaf), or show the training prior's and the "
+                        "mixture's side by side (both)")
     p.add_argument("--data", metavar="ROOT", help="with a fitted prior: folder holding the training images")
     p.add_argument("-o", "--output", default="samples.png", type=image_file, help="PNG path (default samples.png)")
     p.set_defaults(func=_cmd_sample)

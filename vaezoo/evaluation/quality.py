@@ -9,7 +9,8 @@ ceiling for what samples through this decoder can reach. ``prior="gmm"`` samples
 mixture fitted on the aggregate posterior of the training images instead of the training prior
 (Ghosh et al. 2020's ex-post density estimation; the model itself is left unchanged);
 ``prior="two-stage"`` from a second-stage VAE trained on the training images' codes (Dai & Wipf
-2019, :func:`vaezoo.posthoc.fit_two_stage`).
+2019, :func:`vaezoo.posthoc.fit_two_stage`); ``prior="maf"`` or ``"iaf"`` from an autoregressive flow
+fitted on them (:func:`vaezoo.posthoc.fit_flow_prior`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..features import FeatureExtractor, default_features, get_features
 from ..models.base import CodeLatents
 from ..parts.metrics import METRICS
 from ..posthoc.fitted_prior import fit_prior
+from ..posthoc.flow_prior import fit_flow_prior
 from ..posthoc.two_stage import fit_two_stage
 from ..progress import SLOW_PASS_SECONDS, progress_callback
 from ..schemas import DataConfig
@@ -35,12 +37,13 @@ from .feature_metrics import (
 )
 from .report import EvalReport, Measurement
 
-__all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "with_two_stage_prior", "supports_gmm_prior",
-           "SAMPLE_BLOCK", "GMM_COMPONENTS", "PRIORS"]
+__all__ = ["sample_quality", "draw_samples", "with_gmm_prior", "with_learned_prior", "supports_gmm_prior",
+           "SAMPLE_BLOCK", "GMM_COMPONENTS", "PRIORS", "LEARNED_PRIORS"]
 
 SAMPLE_BLOCK = 500  # samples drawn per seeded block: the samples do not depend on any batch size
 GMM_COMPONENTS = 10
-PRIORS = ("model", "gmm", "two-stage")  # what samples are drawn from: the training prior or one fitted after
+LEARNED_PRIORS = ("two-stage", "maf", "iaf")  # priors learned on the codes by gradient steps
+PRIORS = ("model", "gmm", *LEARNED_PRIORS)  # what samples are drawn from: the training prior or one fitted after
 
 
 @torch.no_grad()
@@ -88,16 +91,31 @@ def with_gmm_prior(model, config: DataConfig, root: Optional[str] = None, compon
                      progress=progress_callback(progress, "fitting the prior, encoding: ", "images", SLOW_PASS_SECONDS))
 
 
-def with_two_stage_prior(model, config: DataConfig, root: Optional[str] = None, seed: int = 0,
-                         progress: Union[bool, Callable[[int, int], None], None] = False):
-    """A copy of ``model`` whose prior is a second-stage VAE trained on the codes of the training
-    images (``fit_two_stage`` with its defaults); the model given is unchanged."""
+def with_learned_prior(model, prior: str, config: DataConfig, root: Optional[str] = None, seed: int = 0,
+                       progress: Union[bool, Callable[[int, int], None], None] = False):
+    """A copy of ``model`` whose prior is learned on the codes of the training images with its
+    defaults: ``two-stage`` (``fit_two_stage``), ``maf`` or ``iaf`` (``fit_flow_prior``); the model
+    given is unchanged. ``progress``: a line per epoch with the ETA."""
+    if prior not in LEARNED_PRIORS:
+        raise UsageError(f"a learned prior is one of {', '.join(LEARNED_PRIORS)}, got {prior!r}")
     if not supports_gmm_prior(model):
-        raise UsageError(f"a two-stage prior replaces an unconditional Gaussian latent's prior; the "
+        raise UsageError(f"a {prior} prior replaces an unconditional Gaussian latent's prior; the "
                          f"'{model.family}' family has none (sample it with its own prior)")
     images, _, _ = training_images(config, root, tuple(model.input_shape), draw_seed=TRAIN_BINARIZE_SEED + seed)
-    return fit_two_stage(copy.deepcopy(model), images, seed=seed,
-                         progress=progress_callback(progress, "fitting the second stage: ", "epochs"))
+    report = progress_callback(progress, f"fitting the {prior} prior: ", "epochs")
+    if prior == "two-stage":
+        return fit_two_stage(copy.deepcopy(model), images, seed=seed, progress=report)
+    return fit_flow_prior(copy.deepcopy(model), images, prior, seed=seed, progress=report)
+
+
+def _learned_prior_label(prior: str, spec, seed: int, dataset: str) -> str:
+    if prior == "two-stage":
+        return (f"two-stage: a second-stage VAE ({spec.params['depth']} x {spec.params['width']} ReLU layers each "
+                f"way, seed {seed}) trained on codes z ~ q(z|x) of the {dataset} training images, its decoder mean "
+                f"at u ~ N(0, I)")
+    return (f"{prior}: a {'masked' if prior == 'maf' else 'inverse'} autoregressive flow ({spec.params['blocks']} MADE "
+            f"blocks of {' x '.join(map(str, spec.params['hidden']))}, seed {seed}) fitted by maximum likelihood on "
+            f"the posterior means of the {dataset} training images")
 
 
 def sample_quality(
@@ -118,13 +136,14 @@ def sample_quality(
     """Sample-quality metrics of ``model`` against the test split of ``data`` (see the module docs).
 
     ``prior``: ``"model"`` (the training prior), ``"gmm"`` (a ``gmm_components`` mixture fitted on
-    the training images' posterior means) or ``"two-stage"`` (a second-stage VAE on their codes). ``features``: a name (``"fashion-v1"``, ``"inception"``;
+    the training images' posterior means), ``"two-stage"`` (a second-stage VAE on their codes),
+    ``"maf"`` or ``"iaf"`` (an autoregressive flow fitted on them). ``features``: a name (``"fashion-v1"``, ``"inception"``;
     default: the network made for the dataset, fashion-v1 for Fashion-MNIST, else Inception) or a
     FeatureExtractor.
     """
     if prior not in PRIORS:
-        raise UsageError(f"prior must be 'model' (the training prior), 'gmm' (a fitted mixture) or 'two-stage' (a "
-                         f"second-stage VAE fitted on the codes), got {prior!r}")
+        raise UsageError(f"prior must be 'model' (the training prior), 'gmm' (a fitted mixture), 'two-stage' (a "
+                         f"second-stage VAE on the codes), 'maf' or 'iaf' (a flow fitted on them), got {prior!r}")
     config = as_data_config(data)
     shape = tuple(model.input_shape)
     device = next(model.parameters()).device
@@ -151,14 +170,11 @@ def sample_quality(
         draw = f", one binary draw (seed {TRAIN_BINARIZE_SEED + seed})" if config.binarize == "dynamic" else ""
         sampled_from = (f"gmm: {gmm_components}-component diagonal Gaussian mixture fitted by EM (seed {seed}) on the "
                         f"posterior means of the {config.dataset.name} training images{draw}")
-    elif prior == "two-stage":
+    elif prior in LEARNED_PRIORS:
         t = time.perf_counter()
-        sampler = with_two_stage_prior(model, config, root, seed, progress=progress is True)
-        timing["two_stage_fit_s"] = time.perf_counter() - t
-        stage = sampler.config.prior
-        sampled_from = (f"two-stage: a second-stage VAE ({stage.model_extra['depth']} x {stage.model_extra['width']} "
-                        f"ReLU layers each way, seed {seed}) trained on codes z ~ q(z|x) of the "
-                        f"{config.dataset.name} training images, its decoder mean at u ~ N(0, I)")
+        sampler = with_learned_prior(model, prior, config, root, seed, progress=progress is True)
+        timing["prior_fit_s"] = time.perf_counter() - t
+        sampled_from = _learned_prior_label(prior, sampler.config.prior, seed, config.dataset.name)
     t = time.perf_counter()
     generated = draw_samples(sampler, samples, seed, say)
     timing["sampling_s"] = time.perf_counter() - t

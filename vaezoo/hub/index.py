@@ -66,10 +66,10 @@ class Protocol(Strict):
         None, description="a sample-quality metric: the feature network it is measured in ('fashion-v1', "
                           "'inception-tv'); numbers compare only under one network")
     samples: Optional[PositiveInt] = Field(None, description="a sample-quality metric: the samples drawn")
-    sampled_from: Optional[Literal["model", "gmm", "two-stage"]] = Field(
+    sampled_from: Optional[Literal["model", "gmm", "two-stage", "maf", "iaf"]] = Field(
         None, description="a sample-quality metric: the training prior ('model'), the Gaussian mixture fitted on "
-                          "the training images' posterior means ('gmm') or the second-stage VAE trained on their "
-                          "codes ('two-stage')")
+                          "the training images' posterior means ('gmm'), the second-stage VAE trained on their "
+                          "codes ('two-stage') or an autoregressive flow fitted on them ('maf', 'iaf')")
     probe: Optional[str] = Field(None, description="a linear-probe accuracy: the classifier's recipe")
     disentanglement: Optional[str] = Field(
         None, description="a disentanglement score: its recipe (bins, points, votes, seed) on a factor dataset")

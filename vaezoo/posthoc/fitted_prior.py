@@ -7,13 +7,14 @@ estimation" of Ghosh et al. 2020, used by pythae's benchmark).
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from ..errors import UsageError
 from ..schemas import PriorSpec
+from .codes import iterate_images
 
 __all__ = ["fit_prior", "fit_gaussian_mixture"]
 
@@ -75,14 +76,6 @@ def fit_gaussian_mixture(
     return log_weights.exp(), means, variances
 
 
-def _iterate_images(images) -> Iterable[torch.Tensor]:
-    if isinstance(images, torch.Tensor):
-        yield images
-        return
-    for batch in images:  # a DataLoader or a list of batches; (x, y) pairs give x
-        yield batch[0] if isinstance(batch, (tuple, list)) else batch
-
-
 @torch.no_grad()
 def fit_prior(
     model: nn.Module,
@@ -113,7 +106,7 @@ def fit_prior(
     reference = next(model.parameters())
     device = reference.device
     means = []
-    for batch in _iterate_images(images):
+    for batch in iterate_images(images):
         for chunk in batch.split(batch_size):
             chunk = chunk.to(device)
             scale = 1.0 if chunk.is_floating_point() else 1.0 / 255.0  # uint8 pixels -> [0, 1]
