@@ -351,3 +351,14 @@ def test_cli_fid_and_sample_through_a_second_stage_vae(checkpoint, fashion_mnist
     maf = json.loads((tmp_path / "maf.json").read_text())
     assert code == 0 and "fd-fashion-v1@maf" in maf["metrics"]
     assert maf["protocol"]["sampled_from"].startswith("maf: a masked autoregressive flow (2 MADE blocks of 32")
+    # published beside each other, the docs show every prior's samples in one row
+    path = publish_run(checkpoint, "tiny-mlp", "alice/tiny-mlp", config="fashion-mlp16",
+                       metrics=[tmp_path / "two-stage.json", tmp_path / "maf.json"], registry=tmp_path / "registry",
+                       date=dt.date(2026, 12, 6))
+    entry = read_entry(path)
+    fd_maf = next(m for m in entry.metrics if m.name == "fd-fashion-v1@maf")
+    assert fd_maf.protocol.sampled_from == "maf"
+    docs = render_models_md([entry])
+    assert "### Samples through priors learned after training" in docs
+    two_stage = report["metrics"]["fd-fashion-v1@two-stage"]["value"]
+    assert f"| `tiny-mlp` | fashion-v1 | - / - / {two_stage:.1f} / {fd_maf.value:.1f} / - |" in docs

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 from ..data.factors import FACTOR_DATASETS
 from ..evaluation.images import SUITE_FLAGS
+from ..evaluation.quality import LEARNED_PRIORS
 from ..features import read_fashion_record
 from ..layout.card import describe_protocol, metric_records
 from ..parts.metrics import METRICS, Metric
@@ -334,6 +335,33 @@ def _quality_table(entries: Sequence[PretrainedEntry]) -> list[str]:
     return lines
 
 
+def _learned_priors_table(entries: Sequence[PretrainedEntry]) -> list[str]:
+    """FD, precision and recall of samples through every prior a model was measured with, where one
+    of them was learned after training (two-stage, maf, iaf)."""
+    priors = ("model", "gmm", *LEARNED_PRIORS)
+    rows = []
+    for e in entries:
+        tags = sorted({m.protocol.features for m in e.metrics
+                       if m.protocol.features and m.protocol.sampled_from in LEARNED_PRIORS})
+        for tag in tags:
+            cells = [" / ".join(_cell(e, f"{base}-{tag}" + ("" if prior == "model" else f"@{prior}"), METRICS.get(base))
+                                for prior in priors) for base in ("fd", "precision", "recall")]
+            rows.append(f"| `{e.name}` | {tag} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "### Samples through priors learned after training", "",
+        "The same sample-quality protocol with z drawn from, in each cell: the training prior / the fitted "
+        "Gaussian mixture / a second-stage VAE trained on the codes (Dai & Wipf 2019) / a masked and an inverse "
+        "autoregressive flow fitted on the posterior means (each with its defaults, [math.md](math.md#mixture-"
+        "priors); `-`: not measured). Reproduce with `vaezoo eval NAME --fid --prior two-stage` (or `maf`, `iaf`).",
+        "",
+        "| model | features | FD " + " / ".join(priors) + " | precision | recall |",
+        "|---|---|---:|---:|---:|",
+        *rows, "",
+    ]
+
+
 def _metrics_table() -> list[str]:
     """Every registered metric: what it is, its unit, what it needs and the command that measures it."""
     lines = ["## Metrics", "",
@@ -503,6 +531,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     lines += _disentanglement_table(entries)
     lines += _dependence_table(entries)
     lines += _quality_table(entries)
+    lines += _learned_priors_table(entries)
     lines += _metrics_table()
     for e in entries:
         t = e.recipe.trainer
