@@ -1,7 +1,7 @@
 """Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``,
-``categorical``, ``ae``."""
+``categorical``, ``ae``, ``svae``."""
 
-from . import ae, categorical, cvae, hvae, ladder, vae, vqvae  # noqa: F401 - registers the built-in families
+from . import ae, categorical, cvae, hvae, ladder, svae, vae, vqvae  # noqa: F401 - registers the built-in families
 from .ae import AEConfig, Autoencoder
 from .base import BaseVAE, CodeLatents, PartBuildError, PointLatents
 from .categorical import CategoricalVAE, CategoricalVAEConfig
@@ -10,6 +10,7 @@ from .families import FAMILIES, family_class, register_family
 from .hvae import HierarchicalVAE, HVAEConfig
 from .ladder import LadderConfig, LadderVAE
 from .refine import refine
+from .svae import HypersphericalVAE, SVAEConfig
 from .vae import VAE, VAEConfig
 from .vqvae import VQVAE, VQVAEConfig
 
@@ -17,5 +18,5 @@ __all__ = [
     "BaseVAE", "CodeLatents", "PointLatents", "PartBuildError", "FAMILIES", "register_family", "family_class", "refine",
     "Autoencoder", "AEConfig",
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
-    "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig",
+    "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig", "HypersphericalVAE", "SVAEConfig",
 ]
