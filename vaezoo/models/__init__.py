@@ -1,13 +1,14 @@
 """Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``,
-``categorical``, ``ae``, ``svae``."""
+``categorical``, ``ae``, ``svae``, ``joint``."""
 
-from . import ae, categorical, cvae, hvae, ladder, svae, vae, vqvae  # noqa: F401 - registers the built-in families
+from . import ae, categorical, cvae, hvae, joint, ladder, svae, vae, vqvae  # noqa: F401 - registers the built-in families
 from .ae import AEConfig, Autoencoder
 from .base import BaseVAE, CodeLatents, PartBuildError, PointLatents
 from .categorical import CategoricalVAE, CategoricalVAEConfig
 from .cvae import ConditionalVAE, CVAEConfig
 from .families import FAMILIES, family_class, register_family
 from .hvae import HierarchicalVAE, HVAEConfig
+from .joint import JointVAE, JointVAEConfig
 from .ladder import LadderConfig, LadderVAE
 from .refine import refine
 from .svae import HypersphericalVAE, SVAEConfig
@@ -19,4 +20,5 @@ __all__ = [
     "Autoencoder", "AEConfig",
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
     "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig", "HypersphericalVAE", "SVAEConfig",
+    "JointVAE", "JointVAEConfig",
 ]

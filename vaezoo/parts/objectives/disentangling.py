@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 import torch
-from pydantic import NonNegativeFloat, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
 
 from ...errors import UsageError
 from ...ops.gaussian import DiagonalGaussian
@@ -14,7 +14,7 @@ from ...passes import ModelOutput, StepContext
 from ..kinds import register_objective
 from .base import DEFAULT_CONTEXT, Objective
 
-__all__ = ["AnnealedCapacity", "DIPVAE", "capacity_at", "dip_covariance", "dip_penalty"]
+__all__ = ["AnnealedCapacity", "LevelCapacity", "DIPVAE", "capacity_at", "dip_covariance", "dip_penalty"]
 
 
 def capacity_at(step: int, capacity_max: float, capacity_steps: int) -> float:
@@ -24,6 +24,13 @@ def capacity_at(step: int, capacity_max: float, capacity_steps: int) -> float:
     return capacity_max * min(step, capacity_steps) / capacity_steps
 
 
+class LevelCapacity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    capacity_max: NonNegativeFloat = Field(description="the capacity C this level's KL is held at, in nats")
+    capacity_steps: NonNegativeInt = Field(description="training steps over which C rises from 0")
+
+
 @register_objective("annealed-capacity")
 class AnnealedCapacity(Objective):
     """β-VAE with a controlled capacity (Burgess et al. 2018, "Understanding disentangling in
@@ -31,23 +38,49 @@ class AnnealedCapacity(Objective):
     C raised linearly from 0 nats to ``capacity_max`` over the first ``capacity_steps`` training
     steps, then held. The paper's dSprites recipe is gamma 1000, C to 25 nats over 100,000
     steps; a shorter run scales the steps. ``kl`` and ``elbo`` report the true ELBO's terms and
-    ``capacity`` the step's C. Any prior and latent levels: the KL is the sum over levels."""
+    ``capacity`` the step's C. Any prior and latent levels: the KL is the sum over levels.
+
+    ``levels`` gives some latent levels a capacity of their own instead, ``gamma * sum_level
+    |KL_level - C_level|`` (the Joint VAE of Dupont 2018: one for the continuous latents, one for the
+    discrete ones); a level named there must be one of the model's."""
 
     def __init__(self, gamma: NonNegativeFloat = 1000.0, capacity_max: NonNegativeFloat = 25.0,
-                 capacity_steps: NonNegativeInt = 100_000):
+                 capacity_steps: NonNegativeInt = 100_000, levels: Optional[dict[str, LevelCapacity]] = None):
         super().__init__()
         self.gamma, self.capacity_max, self.capacity_steps = gamma, capacity_max, capacity_steps
+        self.levels = {name: LevelCapacity.model_validate(spec) for name, spec in (levels or {}).items()}
+
+    def bind(self, model) -> None:
+        names = [name for name, _ in model.latent_levels]
+        unknown = sorted(set(self.levels) - set(names))
+        if unknown:
+            raise ValueError(f"levels names {', '.join(unknown)}, not latent levels of the '{model.family}' family "
+                             f"(it has {', '.join(names)})")
 
     def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
         draw = model.latent_pass(x, model.draw_noise(x, 1), y)
         log_px, kl = draw.log_px[0], draw.kl()[0]
         recon = -log_px.mean()
-        capacity = capacity_at(context.step, self.capacity_max, self.capacity_steps)
-        loss = recon + (self.gamma * context.kl_scale) * (kl.mean() - capacity).abs()
+        terms = {"recon": recon, "kl": kl.mean()}
+        if self.levels:
+            penalty = kl.new_zeros(())
+            for level in draw.levels:
+                spec = self.levels.get(level.name)
+                if spec is None:
+                    raise ValueError(f"annealed-capacity: level {level.name!r} has no capacity in levels")
+                capacity = capacity_at(context.step, spec.capacity_max, spec.capacity_steps)
+                level_kl = level.kl()[0].mean()
+                penalty = penalty + (level_kl - capacity).abs()
+                terms[f"kl/{level.name}"] = level_kl
+                terms[f"capacity/{level.name}"] = torch.tensor(capacity)
+        else:
+            capacity = capacity_at(context.step, self.capacity_max, self.capacity_steps)
+            penalty = (kl.mean() - capacity).abs()
+            terms["capacity"] = torch.tensor(capacity)
+        loss = recon + (self.gamma * context.kl_scale) * penalty
         return ModelOutput(
-            loss=loss, terms={"recon": recon, "kl": kl.mean(), "capacity": torch.tensor(capacity)},
-            elbo=log_px - kl, z=model.squeeze_draw(draw.z), posterior=model.posterior_of(draw),
+            loss=loss, terms=terms, elbo=log_px - kl, z=model.squeeze_draw(draw.z), posterior=model.posterior_of(draw),
             likelihood=draw.likelihood,
         )
 
