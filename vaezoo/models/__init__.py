@@ -1,7 +1,7 @@
 """Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``,
-``categorical``, ``ae``, ``svae``, ``joint``."""
+``categorical``, ``ae``, ``svae``, ``joint``, ``pvae``."""
 
-from . import ae, categorical, cvae, hvae, joint, ladder, svae, vae, vqvae  # noqa: F401 - registers the built-in families
+from . import ae, categorical, cvae, hvae, joint, ladder, pvae, svae, vae, vqvae  # noqa: F401 - registers the built-in families
 from .ae import AEConfig, Autoencoder
 from .base import BaseVAE, CodeLatents, PartBuildError, PointLatents
 from .categorical import CategoricalVAE, CategoricalVAEConfig
@@ -10,6 +10,7 @@ from .families import FAMILIES, family_class, register_family
 from .hvae import HierarchicalVAE, HVAEConfig
 from .joint import JointVAE, JointVAEConfig
 from .ladder import LadderConfig, LadderVAE
+from .pvae import PoincareVAE, PoincareVAEConfig
 from .refine import refine
 from .svae import HypersphericalVAE, SVAEConfig
 from .vae import VAE, VAEConfig
@@ -20,5 +21,5 @@ __all__ = [
     "Autoencoder", "AEConfig",
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
     "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig", "HypersphericalVAE", "SVAEConfig",
-    "JointVAE", "JointVAEConfig",
+    "JointVAE", "JointVAEConfig", "PoincareVAE", "PoincareVAEConfig",
 ]

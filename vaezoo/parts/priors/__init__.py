@@ -1,13 +1,14 @@
 """Priors p(z) over the top latent level; one module per family of priors."""
 
-from . import autoregressive, mixture, normal, spherical, two_stage, vamp  # noqa: F401 - registers the built-ins
+from . import autoregressive, mixture, normal, poincare, spherical, two_stage, vamp  # noqa: F401 - registers the built-ins
 from .autoregressive import IAFPrior, MAFPrior
 from .base import Prior
 from .mixture import MixturePrior
 from .normal import StandardNormalPrior
+from .poincare import PoincareNormalPrior
 from .spherical import SphericalUniformPrior
 from .two_stage import TwoStagePrior
 from .vamp import VampPrior
 
 __all__ = ["Prior", "StandardNormalPrior", "MixturePrior", "VampPrior", "TwoStagePrior", "MAFPrior", "IAFPrior",
-           "SphericalUniformPrior"]
+           "SphericalUniformPrior", "PoincareNormalPrior"]

@@ -1,0 +1,81 @@
+"""The Poincaré VAE (``family: pvae``; Mathieu, Le Lan, Maddison, Tomioka & Teh 2019): codes in the
+Poincaré ball of curvature -c, a wrapped normal posterior and a wrapped normal prior at the origin
+(pythae's PoincareVAE with its wrapped-normal posterior and prior)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveFloat, PositiveInt
+from torch.distributions import Distribution
+
+from ..ops.poincare import WrappedNormal, exp_map
+from ..passes import LatentPass, LevelPass
+from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
+from .base import BaseVAE, PartBuildError
+from .families import register_family
+
+__all__ = ["PoincareVAEConfig", "PoincareVAE"]
+
+
+class PoincareVAEConfig(ModelConfig):
+    """``encoder`` maps an image to 2 x ``latent_dim`` numbers: a tangent vector at the origin, which
+    the exponential map takes to the posterior's location, and the log-scales; ``decoder`` reads the
+    code's coordinates in the ball."""
+
+    family: Literal["pvae"] = "pvae"
+    latent_dim: PositiveInt
+    curvature: PositiveFloat = Field(1.0, description="c: the ball has curvature -c and radius 1/sqrt(c)")
+    encoder: EncoderSpec
+    decoder: DecoderSpec
+    prior: PriorSpec = Field(default_factory=lambda: PriorSpec(name="poincare-normal"))
+
+
+@register_family("pvae", config=PoincareVAEConfig)
+class PoincareVAE(BaseVAE):
+    """``encode(x)`` -> :class:`~vaezoo.ops.poincare.WrappedNormal`; ``decode(z)`` -> p(x|z) of a
+    point of the ball; every density (q, p) is against the ball's Riemannian volume, so the bounds
+    are bounds on log p(x). The KL is the Monte Carlo one on the draw."""
+
+    takes_posterior = True
+    inference_modules = ("encoder",)
+
+    def __init__(self, config: PoincareVAEConfig):
+        super().__init__(config)
+        self.latent_dim, self.curvature = config.latent_dim, config.curvature
+        self.latent_levels = [("z", config.latent_dim)]
+        self.encoder = self._build("encoder", self.input_shape, 2 * config.latent_dim)
+        self.decoder = self._build("decoder", config.latent_dim, self.likelihood.decoder_shape())
+        self.prior = self._build("prior", config.latent_dim)
+        if config.prior.name != "poincare-normal":
+            raise PartBuildError("prior", f"the pvae family's codes live in the Poincaré ball: its prior is "
+                                          f"'poincare-normal', not '{config.prior.name}'")
+        self.bind_prior()
+
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> WrappedNormal:
+        tangent, log_scale = self.encoder(self.check_input(x, values=None)).chunk(2, dim=-1)
+        loc = exp_map(torch.zeros_like(tangent), tangent, self.curvature)
+        return WrappedNormal(loc, F.softplus(log_scale) + 1e-5, self.curvature)
+
+    def encode_top(self, x: torch.Tensor) -> WrappedNormal:
+        return self.encode(x)
+
+    def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:
+        batch_shape = z.shape[:-1]
+        out = self.decoder_maps(z.reshape(-1, z.shape[-1]))
+        return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
+
+    def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
+                    posterior: Optional[WrappedNormal] = None) -> LatentPass:
+        q = posterior if posterior is not None else self.encode(x, y)
+        z = q.rsample_from(eps.to(q.loc.dtype))
+        likelihood, log_px = self._score(self.decode, z, x)
+        return LatentPass([LevelPass("z", z, q, self.prior)], likelihood, log_px)
+
+    def sample_latents(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.prior.sample(n)
+
+    def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+        return {"z": self.encode(x, y).mean}
