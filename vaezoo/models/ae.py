@@ -1,5 +1,5 @@
 """Autoencoders with a deterministic encoder (``family: ae``): a point posterior, a decoder, a prior
-to sample from, and an objective for points (``ae``, ``wae-mmd``)."""
+to sample from, and an objective for points (``ae``, ``wae-mmd``, ``swae``, ``rae``)."""
 
 from __future__ import annotations
 
