@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # pythae's per-batch progress bars, thousands of lines
     try:
-        import pythae
+        import pythae  # noqa: F401 - the peer must be there before anything trains
         logging.getLogger("pythae").setLevel(logging.WARNING)
     except ImportError:
         parser.error("pythae is not installed: pip install pythae==0.1.2")
@@ -191,31 +192,39 @@ def main(argv=None) -> int:
     def say(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
+    protocol = {
+        "data": "Fashion-MNIST, vaezoo's split (55,000 training, 5,000 validation), grey levels in [0, 1], "
+                "Bernoulli likelihood (pythae: reconstruction_loss bce)",
+        "training": f"{args.epochs} epochs, batch 100, Adam at the config's rate, constant, seed {args.seed}, "
+                    f"each library's selection on the validation images, {args.threads} thread(s)",
+        "scoring": f"vaezoo's, for both: IWAE NLL and -ELBO (10 draws) on the first {args.nll_images} test "
+                   f"images with k = {args.k}, float32; FD of 10,000 samples (fashion-v1 features, seed "
+                   f"{args.seed}) against the 10,000 test images; the linear probe's test accuracy",
+        "versions": {"vaezoo": vaezoo.__version__, "pythae": metadata.version("pythae"), "torch": torch.__version__,
+                     "python": platform.python_version()},
+        "command": "python benchmarks/peer_pythae.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        rows = [run_pair(name, PAIRS[name], args, Path(scratch), say) for name in args.models]
+        for name in args.models:
+            rows.append(run_pair(name, PAIRS[name], args, Path(scratch), say))
+            if args.record:  # each pair as soon as it is scored: a crash later loses nothing
+                record(protocol, rows[-1])
     print_rows(rows)
     if args.record:
-        protocol = {
-            "data": "Fashion-MNIST, vaezoo's split (55,000 training, 5,000 validation), grey levels in [0, 1], "
-                    "Bernoulli likelihood (pythae: reconstruction_loss bce)",
-            "training": f"{args.epochs} epochs, batch 100, Adam at the config's rate, constant, seed {args.seed}, "
-                        f"each library's selection on the validation images, {args.threads} thread(s)",
-            "scoring": f"vaezoo's, for both: IWAE NLL and -ELBO (10 draws) on the first {args.nll_images} test "
-                       f"images with k = {args.k}, float32; FD of 10,000 samples (fashion-v1 features, seed "
-                       f"{args.seed}) against the 10,000 test images; the linear probe's test accuracy",
-            "versions": {"vaezoo": vaezoo.__version__, "pythae": pythae.__version__, "torch": torch.__version__,
-                         "python": platform.python_version()},
-            "command": "python benchmarks/peer_pythae.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "date": time.strftime("%Y-%m-%d"),
-        }
-        old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        if old.get("protocol", {}).get("training") != protocol["training"]:
-            old = {}  # another budget: the earlier rows do not compare
-        kept = [row for row in old.get("rows", []) if row["model"] not in args.models]
-        notes = old.get("notes", {})  # why a difference is what it is, written by hand
-        RESULTS.write_text(json.dumps({"protocol": protocol, "rows": kept + rows, "notes": notes}, indent=1) + "\n")
         print(f"wrote {RESULTS}")
     return 0
+
+
+def record(protocol: dict[str, Any], row: dict[str, Any]) -> None:
+    """``row`` into RESULTS, replacing the same model's; rows measured under another budget are dropped
+    (they do not compare), the hand-written ``notes`` are kept."""
+    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    same_budget = old.get("protocol", {}).get("training") == protocol["training"]
+    kept = [r for r in old.get("rows", []) if r["model"] != row["model"]] if same_budget else []
+    notes = old.get("notes", {})
+    RESULTS.write_text(json.dumps({"protocol": protocol, "rows": kept + [row], "notes": notes}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
