@@ -95,3 +95,21 @@ def test_an_aae_trains_both_updates_in_the_loop_and_publishes_without_its_discri
     loaded = vaezoo.load(tmp_path / "run")
     published = loaded.published_state_dict()
     assert published and not any(key.startswith("objective.discriminator") for key in published)
+
+
+def test_a_deterministic_aae_is_an_autoencoder_without_a_bound(tmp_path):
+    config = tiny_config("aae-point", epochs=2, select="best_val")
+    config["model"] = {**AAE, "family": "ae", "input_shape": config["model"]["input_shape"],
+                       "objective": {**AAE["objective"], "deterministic": True}}
+    vaezoo.train(config, out=tmp_path / "run", stream=io.StringIO())
+    records = read_metrics(tmp_path / "run")
+    assert all(r["val_neg_elbo"] is None and math.isfinite(r["val_loss"]) for r in records)
+    model = vaezoo.load(tmp_path / "run")
+    x = torch.rand(4, *config["model"]["input_shape"]).round()
+    out = model(x)
+    z = model.encoder(x)
+    recon = -model.decode(z).log_prob(x).mean()
+    torch.testing.assert_close(out.loss, recon + 2.0 * F.softplus(-model.objective.discriminator(z)).mean())
+    assert out.elbo is None and "kl" not in out.terms
+    with pytest.raises(vaezoo.ConfigError, match="points"):
+        vaezoo.create({**AAE, "objective": {**AAE["objective"], "deterministic": True}})

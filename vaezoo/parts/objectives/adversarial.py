@@ -39,15 +39,18 @@ class CodeCritic(nn.Module):
 @register_objective("aae")
 class AdversarialAE(Objective):
     """The adversarial autoencoder (Makhzani, Shlens, Jaitly, Goodfellow & Frey 2016, "Adversarial
-    autoencoders"), with a Gaussian q(z|x) as pythae's ``Adversarial_AE``. The model's update minimizes
+    autoencoders"): with ``deterministic: true`` a point encoder (``family: ae``, the paper's first
+    variant), else a Gaussian q(z|x) (``family: vae``, pythae's ``Adversarial_AE``; with no KL trained
+    its variance shrinks, and the reported ELBO with it). The model's update minimizes
 
         loss = E_q[-log p(x|z)] + scale * E_q[-log D(z)],   z ~ q(z|x), one draw per image
 
     the encoder pushed to make codes the discriminator D takes for prior draws; no KL is trained.
     The discriminator's update, after the model's in every training step, minimizes its
     cross-entropy between as many prior draws (labelled 1) and codes of the batch (labelled 0, drawn
-    without gradient to the encoder). ``terms``: ``recon``, ``adversarial`` and ``kl`` (the true
-    KL, reported so that ``elbo`` is the ELBO the model is selected and scored on, not trained on);
+    without gradient to the encoder). ``terms``: ``recon``, ``adversarial`` and, for a Gaussian
+    q(z|x), ``kl`` (the true KL, reported so that ``elbo`` is the ELBO the model is selected and
+    scored on, not trained on);
     the discriminator's update reports its ``loss`` and ``accuracy``. The KL warm-up (``kl_scale``)
     scales the adversarial term.
 
@@ -58,10 +61,13 @@ class AdversarialAE(Objective):
 
     default_optimizers = {DISCRIMINATOR: {"name": "adam", "lr": 1e-4}}
 
-    def __init__(self, scale: NonNegativeFloat = 0.5, hidden: tuple[PositiveInt, ...] = (1000, 1000)):
+    def __init__(self, scale: NonNegativeFloat = 0.5, hidden: tuple[PositiveInt, ...] = (1000, 1000),
+                 deterministic: bool = False):
         super().__init__()
         self.scale = scale
         self.hidden = list(hidden)
+        # a deterministic encoder (family ae, the paper's first variant) or a Gaussian one (family vae)
+        self.latents = "points" if deterministic else "gaussian"
         self.discriminator: Optional[CodeCritic] = None  # built by bind(), once the latent size is known
 
     def bind(self, model) -> None:
@@ -82,13 +88,17 @@ class AdversarialAE(Objective):
     def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
         draw = model.latent_pass(x, model.draw_noise(x, 1), y)
-        log_px, kl, z = draw.log_px[0], draw.kl()[0], draw.levels[0].z[0]
+        log_px, z = draw.log_px[0], draw.levels[0].z[0]
         recon = -log_px.mean()
         # -log D(z) = softplus(-logit): "taken for a prior draw"
         adversarial = F.softplus(-self._bound()(z)).mean()
         loss = recon + context.kl_scale * self.scale * adversarial
-        return ModelOutput(loss=loss, terms={"recon": recon, "adversarial": adversarial, "kl": kl.mean()},
-                           elbo=log_px - kl, z=z, posterior=draw.levels[0].q, likelihood=draw.likelihood)
+        terms, elbo = {"recon": recon, "adversarial": adversarial}, None
+        if self.latents == "gaussian":  # a density q(z|x): the ELBO is reported, not trained on
+            kl = draw.kl()[0]
+            terms["kl"], elbo = kl.mean(), log_px - kl
+        return ModelOutput(loss=loss, terms=terms, elbo=elbo, z=z, posterior=draw.levels[0].q,
+                           likelihood=draw.likelihood)
 
     def update_loss(self, name: str, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                     context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
