@@ -72,7 +72,11 @@ class HamiltonianVAE(VAE):
         return (2 * self.latent_dim,)
 
     def _potential_gradient(self, x: torch.Tensor, z: torch.Tensor, graph: bool) -> torch.Tensor:
-        """d/dz of U(z) = -log p(x|z) - log p(z), per draw."""
+        """d/dz of U(z) = -log p(x|z) - log p(z), per draw. Under ``torch.inference_mode`` (which
+        forbids autograd on its tensors) the gradient is taken on copies made outside it."""
+        if torch.is_inference_mode_enabled():
+            with torch.inference_mode(False):
+                return self._potential_gradient(x.clone(), z.clone(), graph=False).clone()
         with torch.enable_grad():
             if not z.requires_grad:
                 z = z.detach().requires_grad_(True)

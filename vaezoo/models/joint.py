@@ -59,8 +59,8 @@ class JointPosterior:
 
 @register_family("joint", config=JointVAEConfig)
 class JointVAE(BaseVAE):
-    """``encode(x)`` -> :class:`JointPosterior`; ``decode(v)`` takes v = (z, one-hot c) of shape
-    (..., latent_dim + N * K); ``sample(n)`` decodes a draw of N(0, I) beside uniform one-hot c."""
+    """``encode(x)`` -> :class:`JointPosterior`; ``decode(v)`` takes v = (z, one-hot c), concatenated
+    or by level; ``sample(n)`` decodes a draw of N(0, I) beside uniform one-hot c."""
 
     takes_posterior = True
     inference_modules = ("encoder",)
@@ -92,14 +92,14 @@ class JointVAE(BaseVAE):
         return JointPosterior(DiagonalGaussian(mu, logvar),
                               CategoricalPosterior(logits.reshape(-1, self.variables, self.categories)))
 
-    def decode(self, v: torch.Tensor, y: Optional[torch.Tensor] = None):
+    def decode(self, v, y: Optional[torch.Tensor] = None):
+        """p(x | z, c) for v = (z, c) concatenated, (..., latent_dim + N * K), or ``{"z": ..., "c": ...}``
+        (c one-hot, or the category probabilities at the posterior mean)."""
+        if isinstance(v, dict):
+            v = torch.cat([v["z"], v["c"]], dim=-1)
         batch_shape = v.shape[:-1]
         out = self.decoder_maps(v.reshape(-1, v.shape[-1]))
         return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
-
-    def decode_latents(self, v: dict[str, torch.Tensor], y: Optional[torch.Tensor] = None):
-        """p(x | z, c) for ``{"z": ..., "c": ...}`` (c one-hot, or probabilities at the posterior mean)."""
-        return self.decode(torch.cat([v["z"], v["c"]], dim=-1), y)
 
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior: Optional[JointPosterior] = None) -> LatentPass:
@@ -111,9 +111,9 @@ class JointVAE(BaseVAE):
         return LatentPass([LevelPass("z", z, q.z, self.prior), LevelPass("c", c, q.c, self.categorical_prior)],
                           likelihood, log_px)
 
-    def sample_latents(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def sample_latents(self, n: int, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         z = self.prior.sample(n)
-        return torch.cat([z, self.categorical_prior.sample(n, z.device, z.dtype)], dim=-1)
+        return {"z": z, "c": self.categorical_prior.sample(n, z.device, z.dtype)}
 
     def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         q = self.encode(x, y)
