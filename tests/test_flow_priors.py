@@ -143,3 +143,13 @@ def test_fit_prior_writes_a_model_with_its_flow_prior_and_records_how(tmp_path, 
     assert loaded.config.prior.name == "maf"
     record = read_config(tmp_path / "maf" / "config.json").training["posthoc_prior"]
     assert (record["prior"], record["epochs"], record["batch_size"], record["blocks"]) == ("maf", 2, 32, 2)
+
+
+def test_a_deterministic_autoencoders_codes_take_a_flow_prior():
+    torch.manual_seed(0)
+    model = vaezoo.create({**TINY, "family": "ae"})
+    images = (torch.rand(256, 1, 8, 8) > 0.6).float()
+    mean, std = code_moments(model, images)
+    assert torch.equal(std, torch.zeros_like(mean))
+    fit_flow_prior(model, images, "maf", hidden=(16,), epochs=2)
+    assert model.config.prior.name == "maf" and model.sample(3).shape == (3, 1, 8, 8)

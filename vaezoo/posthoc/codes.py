@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..ops.point import PointPosterior
 from ..schemas import PriorSpec
 
 __all__ = ["iterate_images", "code_moments", "check_replaceable_prior", "cosine_schedule", "install_prior"]
@@ -41,7 +42,7 @@ def code_moments(model: nn.Module, images, batch_size: int = 512) -> tuple[torch
         for chunk in batch.split(batch_size):
             scale = 1.0 if chunk.is_floating_point() else 1.0 / 255.0  # uint8 pixels -> [0, 1]
             q = model.encode_top(chunk.to(reference.device, reference.dtype) * scale)
-            std = getattr(q, "stddev", None)
+            std = torch.zeros_like(q.mean) if isinstance(q, PointPosterior) else getattr(q, "stddev", None)
             if std is None:
                 raise UsageError(f"a prior is fitted here on Gaussian or point codes; q(z|x) of this model is "
                                  f"{type(q).__name__}")
