@@ -51,7 +51,8 @@ def test_unknown_name_without_close_match_has_no_suggestion():
     with pytest.raises(ValueError) as info:
         PRIORS.get("zzzzzz")
     assert "Did you mean" not in str(info.value)
-    assert "Known priors: mog, normal, vamp" in str(info.value)
+    assert f"Known priors: {', '.join(sorted(PRIORS.names()))}" in str(info.value)
+    assert {"mog", "normal", "vamp"} <= set(PRIORS.names())
 
 
 def test_names_filter_exclude_and_natural_sort():
@@ -71,8 +72,8 @@ def test_list_models_filters_the_zoo():
     assert {"fashion-conv64", "fashion-conv16", "fashion-mlp16"} <= set(everything)
     assert vaezoo.list_models("fashion-conv[0-9]*") == ["fashion-conv16", "fashion-conv64"]
     assert vaezoo.list_models("fashion-*16", exclude="*conv*") == ["fashion-mlp16"]
-    assert vaezoo.list_models("fashion-*", exclude=["*64", "*32", "*40", "*vae*", "*wae", "*ladder", "*gumbel"]) == [
-        "fashion-conv16", "fashion-mlp16"]
+    assert vaezoo.list_models("fashion-conv*", exclude=["*64", "*hvae*"]) == ["fashion-conv16"]
+    assert vaezoo.list_models(["fashion-conv1*", "fashion-mlp*"]) == ["fashion-conv16", "fashion-mlp16"]
     assert vaezoo.list_models("no-such-*") == []
     published = vaezoo.list_models(pretrained=True)
     # a config's published weights, or a run of a config published under a name of its own (another seed)
