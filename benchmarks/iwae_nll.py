@@ -35,6 +35,7 @@ import torch
 from safetensors.torch import load_file
 
 import vaezoo
+from pythae_networks import pythae_networks
 from vaezoo.devices import describe_device
 from vaezoo.evaluation import resolve_data
 from vaezoo.fastpath.calibration import cache_path
@@ -84,28 +85,11 @@ def plain_loop(model, images: torch.Tensor, k: int) -> torch.Tensor:
 def pythae_nll(model, images: torch.Tensor, k: int) -> float:
     """pythae 0.1.2's get_nll with the same encoder and decoder modules (one-level models only)."""
     from pythae.models import VAE, VAEConfig
-    from pythae.models.base.base_utils import ModelOutput
-    from pythae.models.nn import BaseDecoder, BaseEncoder
 
-    class Encoder(BaseEncoder):
-        def __init__(self):
-            super().__init__()
-            self.net = model.encoder
-
-        def forward(self, x):
-            mu, logvar = self.net(x).chunk(2, dim=-1)
-            return ModelOutput(embedding=mu, log_covariance=logvar)
-
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            super().__init__()
-            self.net = model.decoder
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+    encoder, decoder = pythae_networks(model)
 
     config = VAEConfig(input_dim=tuple(model.input_shape), latent_dim=model.latent_dim, reconstruction_loss="bce")
-    peer = VAE(config, encoder=Encoder(), decoder=Decoder()).eval()
+    peer = VAE(config, encoder=encoder, decoder=decoder).eval()
     torch.manual_seed(0)
     with torch.no_grad():
         return -float(peer.get_nll(images, n_samples=k, batch_size=PLAIN_SAMPLES))

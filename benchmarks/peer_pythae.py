@@ -44,6 +44,7 @@ from typing import Any, Callable
 import torch
 
 import vaezoo
+from pythae_networks import pythae_networks
 from vaezoo.data.splits import load_splits
 from vaezoo.maintenance.peer_table import peer_path
 
@@ -88,37 +89,20 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
     """pythae's pipeline on the vaezoo model's own encoder and decoder modules, from the weights
     vaezoo starts from with this seed; its selected weights loaded back into a vaezoo model."""
     import pythae.models
-    from pythae.models.base.base_utils import ModelOutput
-    from pythae.models.nn import BaseDecoder, BaseEncoder
     from pythae.pipelines import TrainingPipeline
     from pythae.trainers import BaseTrainerConfig
 
     torch.manual_seed(config["trainer"]["seed"])
     model = vaezoo.create(config)
 
-    class Encoder(BaseEncoder):
-        def __init__(self):
-            super().__init__()
-            self.net = model.encoder
-
-        def forward(self, x):
-            mu, logvar = self.net(x).chunk(2, dim=-1)
-            return ModelOutput(embedding=mu, log_covariance=logvar)
-
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            super().__init__()
-            self.net = model.decoder
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+    encoder, decoder = pythae_networks(model)
 
     trainer = config["trainer"]
     model_class = getattr(pythae.models, pair.pythae_model)
     model_config = getattr(pythae.models, f"{pair.pythae_model}Config")(
         input_dim=tuple(model.input_shape), latent_dim=model.latent_dim, reconstruction_loss="bce",
         **pair.pythae_settings)
-    peer = model_class(model_config, encoder=Encoder(), decoder=Decoder())
+    peer = model_class(model_config, encoder=encoder, decoder=decoder)
     training = BaseTrainerConfig(
         output_dir=str(folder), num_epochs=trainer["epochs"], learning_rate=trainer["optimizer"]["lr"],
         per_device_train_batch_size=trainer["batch_size"], per_device_eval_batch_size=trainer["batch_size"],
