@@ -1,6 +1,7 @@
 """Score a finished Fashion-MNIST run under the zoo's protocols and publish it as a pretrained name.
 
     python scripts/publish_fashion_run.py NAME --use-for "what it is for" [--runs runs] [--hardware TEXT]
+    python scripts/publish_fashion_run.py NAME --measure-only   # the evals only, publish later
 
 The run is ``runs/NAME``, trained with ``vaezoo train configs/NAME.yaml --out runs/NAME`` (its
 checkpoint selected on validation, the test set scored once). Each measurement is a ``vaezoo eval``
@@ -66,11 +67,16 @@ def measure(folder: Path) -> list[Path]:
     return [out / file for file in evals]
 
 
-def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = True) -> None:
+def finished_run(name: str, runs: Path) -> Path:
     folder = runs / name
     if not (folder / "model.safetensors").is_file():
         raise SystemExit(f"{folder} has no finished run: train it with "
                          f"`vaezoo train configs/{name}.yaml --out {folder}` first")
+    return folder
+
+
+def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = True) -> None:
+    folder = finished_run(name, runs)
     files = measure(folder)
     metrics = [arg for file in files for arg in ("--metrics", str(file))]
     run(["vaezoo", "publish", str(folder), name, f"vaezoo/{name}", *metrics, "--hardware", hardware])
@@ -86,12 +92,19 @@ def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = Tr
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the run's folder name under --runs and its config's name")
-    parser.add_argument("--use-for", required=True, help="the registry's one line on what the model is for")
+    parser.add_argument("--use-for", help="the registry's one line on what the model is for (needed to publish)")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="run the evals into the run's metrics-publish/ and stop before publishing")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--hardware", default=HARDWARE, help="what it trained on")
     parser.add_argument("--no-costs", dest="costs", action="store_false",
                         help="leave out the timings (take them later, on a machine doing nothing else)")
     args = parser.parse_args(argv)
+    if args.measure_only:
+        measure(finished_run(args.name, args.runs))
+        return 0
+    if not args.use_for:
+        parser.error("--use-for is required to publish (or pass --measure-only)")
     publish(args.name, args.use_for, args.runs, args.hardware, args.costs)
     return 0
 

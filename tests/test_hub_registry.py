@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,11 +21,13 @@ from vaezoo.maintenance.models_doc import DEFAULT_OUT, priors_picture, render_mo
 from vaezoo.evaluation.quality import supports_gmm_prior
 from vaezoo.models import PointLatents
 from vaezoo.parts.metrics import METRICS
+from vaezoo.maintenance.retire import retire
 from vaezoo.maintenance.publish import add_costs, add_metrics, add_rescoring, normalize_metrics, publish_run
 from vaezoo.hub.index import PretrainedEntry, PublishedReference, list_entries, read_entry, sha256_file, write_entry
 
 REGISTRY = resources.registry_dir()
 ENTRY_FILES = sorted(REGISTRY.glob("*.json"))
+SHIPPED_FILES = [p for p in ENTRY_FILES if read_entry(p).retired is None]  # retired entries keep no weights here
 # -ELBO re-measured on the test set must land within this many nats of the recorded value:
 # ELBO noise with S=10 draws over 10,000 images is ~0.05 nats; fp16 rounding moves it far less
 NEG_ELBO_TOLERANCE = 0.5
@@ -38,7 +42,7 @@ def test_registry_index_is_consistent_and_documented():
     entries = list_entries()
     # the index lists names in natural order, as vaezoo.list_models does
     assert [e.name for e in entries] == sorted((p.stem for p in ENTRY_FILES), key=natural_key)
-    assert set(vaezoo.list_models(pretrained=True)) == {e.name for e in entries}
+    assert set(vaezoo.list_models(pretrained=True)) == {e.name for e in entries if e.retired is None}
     # docs/models.md is generated from the registry, never typed: it must be what the generator writes
     assert DEFAULT_OUT.read_text() == render_models_md(entries), "run: python -m vaezoo.maintenance.models_doc"
 
@@ -58,7 +62,7 @@ def test_the_shipped_weights_keep_to_the_budget():
 def test_published_entry(path: Path):
     entry = read_entry(path)  # schema, with errors naming the file and key
     assert entry.config in vaezoo.list_models(), f"configs/{entry.config}.yaml is gone"
-    assert entry.name in vaezoo.list_models(pretrained=True, family=entry.model.family)
+    assert (entry.name in vaezoo.list_models(pretrained=True, family=entry.model.family)) == (entry.retired is None)
     if entry.name != entry.config:  # a run of a config under a name of its own (another seed): found by that name
         import argparse
 
@@ -69,11 +73,20 @@ def test_published_entry(path: Path):
     assert vaezoo.get_config(entry.config).model == entry.model.as_trained(), "the entry's architecture left its config"
     model = vaezoo.create(entry.model)
     assert model.num_parameters() == entry.num_params
-    assert entry.shipped, "entries in this repository ship their weights (vaezoo.load works with no network)"
-    shipped = REGISTRY / entry.shipped
-    assert sha256_file(shipped) == entry.weights.sha256
-    assert {str(t.dtype).removeprefix("torch.") for t in load_file(str(shipped)).values()
-            if t.is_floating_point()} == {entry.storage_dtype}
+    if entry.retired is None:
+        assert entry.shipped, "entries in this repository ship their weights (vaezoo.load works with no network)"
+        shipped = REGISTRY / entry.shipped
+        assert sha256_file(shipped) == entry.weights.sha256
+        assert {str(t.dtype).removeprefix("torch.") for t in load_file(str(shipped)).values()
+                if t.is_floating_point()} == {entry.storage_dtype}
+    else:  # history: superseded by a shipped model of the same size and row that scores better
+        newer = read_entry(REGISTRY / f"{entry.retired.superseded_by}.json")
+        assert newer.shipped and newer.retired is None and newer.num_params == entry.num_params
+        assert (newer.reference and newer.reference.row) == (entry.reference and entry.reference.row)
+        nll = {e.name: next(m.value for m in e.metrics if m.name == "iwae_nll") for e in (entry, newer)}
+        assert nll[newer.name] < nll[entry.name]
+        with pytest.raises(HubError, match=f"kept as history.*Load '{newer.name}'.*git show {entry.retired.commit}"):
+            vaezoo.load(entry.name, local_files_only=True)
     if entry.model.family == "vqvae":  # discrete codes: the bound through the code prior, and a live codebook
         assert {m.name for m in entry.metrics} >= {"neg_elbo", "neg_elbo_bpd", "mse", "psnr", "codebook_usage",
                                                    "perplexity"}
@@ -115,8 +128,9 @@ def test_published_entry(path: Path):
         published = next(m for m in entry.metrics if m.name == check.metric)
         assert check.seed != published.protocol.seed and check.num_examples == published.protocol.num_examples
         assert abs(check.value - published.value) <= published.stderr, f"{check.command} disagrees"
-    loaded = vaezoo.load(entry.name, local_files_only=True)
-    assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
+    if entry.retired is None:
+        loaded = vaezoo.load(entry.name, local_files_only=True)
+        assert not loaded.training and all(p.dtype == torch.float32 for p in loaded.parameters())
     assert samples_picture(entry.name).is_file(), f"vaezoo sample {entry.name} -o {samples_picture(entry.name)}"
     if entry.dataset in FACTOR_DATASETS:  # no feature network for these images: samples are looked at, not scored
         return
@@ -132,7 +146,7 @@ def test_published_entry(path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ENTRY_FILES, ids=[p.stem for p in ENTRY_FILES])
+@pytest.mark.parametrize("path", SHIPPED_FILES, ids=[p.stem for p in SHIPPED_FILES])
 def test_published_neg_elbo_reproduces(path: Path, fashion_mnist_dir):
     entry = read_entry(path)
     recorded = next((m for m in entry.metrics if m.name == "neg_elbo"), None)
@@ -354,6 +368,36 @@ def test_shipped_file_with_wrong_sha_and_no_hub_revision_is_refused(run_dir, tmp
     monkeypatch.setattr(resources, "registry_dir", lambda: registry)
     with pytest.raises(HubError, match="not on the Hub yet.*no shipped weights file with sha256"):
         vaezoo.load("tiny-mlp")
+
+
+def test_a_retired_entry_keeps_its_pin_and_points_to_the_committed_file(run_dir, tmp_path, monkeypatch):
+    registry = tmp_path / "registry"
+    for name in ("tiny-mlp", "tiny-mlp-better"):
+        publish_run(run_dir, name, f"alice/{name}", config="fashion-mlp16", registry=registry)
+    git = lambda *args: subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True).stdout  # noqa: E731
+    git("init", "-q")
+    git("add", "registry")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "publish")
+    pinned = read_entry(registry / "tiny-mlp.json").weights.sha256
+    with pytest.raises(HubError, match="must be another entry that ships"):
+        retire("tiny-mlp", "tiny-mlp", "no", registry=registry)
+    retire("tiny-mlp", "tiny-mlp-better", "it scores better", registry=registry)
+    entry = read_entry(registry / "tiny-mlp.json")
+    assert entry.shipped is None and entry.weights.sha256 == pinned and entry.retired.superseded_by == "tiny-mlp-better"
+    assert not (registry / "weights" / "tiny-mlp.safetensors").exists()
+    assert entry.retired.commit == git("rev-parse", "HEAD").decode().strip()
+    recovered = git("show", f"{entry.retired.commit}:{entry.retired.path}")  # what the load error tells users to run
+    assert hashlib.sha256(recovered).hexdigest() == pinned
+    monkeypatch.setattr(resources, "registry_dir", lambda: registry)
+    with pytest.raises(HubError, match="kept as history.*it scores better.*Load 'tiny-mlp-better'"):
+        vaezoo.load("tiny-mlp")
+    with pytest.raises(HubError, match="ships no weights already"):
+        retire("tiny-mlp", "tiny-mlp-better", "again", registry=registry)
+    data = json.loads((registry / "tiny-mlp.json").read_text())
+    data["shipped"] = "weights/tiny-mlp-better.safetensors"
+    (registry / "tiny-mlp.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="a retired entry ships no weights"):
+        read_entry(registry / "tiny-mlp.json")
 
 
 def test_publish_refuses_metrics_without_protocol_and_wrong_config(run_dir, tmp_path):

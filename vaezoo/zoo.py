@@ -41,6 +41,16 @@ def pretrained_names() -> set[str]:
     return {p.stem for p in registry_dir().glob("*.json")}
 
 
+def _loadable_names() -> set[str]:
+    """Published names whose weights ``load`` finds: all but retired entries not on the Hub."""
+    names = set()
+    for path in registry_dir().glob("*.json"):
+        entry = load_json(path.read_text())
+        if entry.get("shipped") or entry["weights"].get("revision"):
+            names.add(path.stem)
+    return names
+
+
 def is_pretrained(name: str) -> bool:
     return name in pretrained_names()
 
@@ -51,12 +61,12 @@ def list_models(
 ) -> list[str]:
     """Model names matching the fnmatch ``filter``, minus ``exclude``, in natural order.
 
-    ``pretrained=True`` keeps only those with published weights; ``family`` (a name or several)
+    ``pretrained=True`` keeps only those whose published weights ``load`` finds (not retired ones); ``family`` (a name or several)
     keeps only models of those families (``list_models(family="hvae")``).
     """
     names = MODELS.names(filter, exclude)
     if pretrained:  # the configs with weights, and published runs of a config under names of their own (a seed)
-        published = pretrained_names()
+        published = _loadable_names()
         names = sorted({n for n in names if n in published} | set(_fnmatch_all(published - set(MODELS), filter, exclude)),
                        key=natural_key)
     if family is not None:

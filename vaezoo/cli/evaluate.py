@@ -429,7 +429,7 @@ def add_commands(commands) -> None:
         "traverse", help="latent traversals of a test image, most informative dims first",
         description="Sweep latent dimensions of one test image (of one level of a hierarchy), one row per "
                     "dimension, ranked by their KL.\n\nExamples:\n  vaezoo traverse fashion-conv64 --top 8 -o t.png\n"
-                    "  vaezoo traverse fashion-hvae40 --level z2 -o z2.png",
+                    "  vaezoo traverse fashion-hvae40-ema --level z2 -o z2.png",
     )
     _common(p)
     p.add_argument("--level", help="the latent level of a hierarchy, e.g. z2 (default: the top one)")

@@ -73,7 +73,7 @@ def add_commands(commands) -> None:
                     "image, the level of a hierarchy and the class of a conditional model, a VQ model's code grid, "
                     "interpolation between two images and the reconstruction of your own. The page loads nothing "
                     "from anywhere else and sends nothing anywhere."
-                    "\n\nExamples:\n  vaezoo explore fashion-conv64\n  vaezoo explore fashion-hvae40 --port 8765\n"
+                    "\n\nExamples:\n  vaezoo explore fashion-conv64\n  vaezoo explore fashion-hvae40-ema --port 8765\n"
                     "  vaezoo explore runs/my-model",
     )
     _common(p)

@@ -31,7 +31,7 @@ from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
 
 __all__ = [
     "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference",
-    "Rescoring", "ModelCosts", "PretrainedEntry",
+    "Rescoring", "ModelCosts", "Retirement", "PretrainedEntry",
     "NAME", "checked_name", "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file",
     "shipped_path",
 ]
@@ -216,6 +216,26 @@ class ModelCosts(Strict):
     sha256: str = Field(description="the weights it timed")
 
 
+class Retirement(Strict):
+    """Why an entry's weights stopped shipping (registry/README.md, "The weight budget") and where the
+    file still is: the entry stays as history, its metrics and sha256 pin unchanged."""
+
+    superseded_by: str = Field(description="the shipped entry of the same architecture and row that replaces it")
+    why: str = Field(description="what the replacement does better, in a line")
+    commit: str = Field(description="the last vaezoo commit whose registry/ holds the weights file")
+    path: str = Field(description="the weights file's path in that commit")
+
+    @field_validator("commit")
+    @classmethod
+    def _commit(cls, value: str) -> str:
+        if not COMMIT.match(value):
+            raise ValueError(f"expected a full 40-hex commit sha, got {value!r}")
+        return value
+
+    def recover_command(self, name: str) -> str:
+        return f"git show {self.commit}:{self.path} > {name}.safetensors"
+
+
 class PretrainedEntry(Strict):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -227,6 +247,8 @@ class PretrainedEntry(Strict):
     model: SerializeAsAny[ModelConfig] = Field(description="the architecture, inline: what load() builds")
     weights: HubWeights
     shipped: Optional[str] = Field(None, description="path of the shipped weights, relative to registry/")
+    retired: Optional[Retirement] = Field(
+        None, description="set when the weights stopped shipping: what supersedes them and where the file is")
     storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     num_params: PositiveInt
     metrics: list[PublishedMetric] = Field(default_factory=list)
@@ -260,7 +282,14 @@ class PretrainedEntry(Strict):
                 raise ValueError(f"arithmetic_checks.{i} scored other weights: drop it, or run `{check.command}` again")
         if self.costs is not None and self.costs.sha256 != self.weights.sha256:
             raise ValueError(f"costs timed other weights: drop them, or run `{self.costs.command}` again")
+        if self.retired is not None and self.shipped is not None:
+            raise ValueError("a retired entry ships no weights: set shipped to null, or drop retired")
         return self
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether ``vaezoo.load`` can find the weights: shipped with vaezoo or pinned on the Hub."""
+        return self.shipped is not None or self.weights.revision is not None
 
     @field_validator("shipped")
     @classmethod

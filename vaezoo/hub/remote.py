@@ -110,6 +110,14 @@ def load(
 # --------------------------------------------------------------------------- pretrained
 
 
+def retired_message(entry: PretrainedEntry) -> str:
+    r = entry.retired
+    return (f"'{entry.name}' is kept as history: its weights no longer ship with vaezoo and are not on the Hub "
+            f"({r.why}). Load '{r.superseded_by}' instead, retrain it with `vaezoo train configs/{entry.config}.yaml`, "
+            f"or recover the sha256-pinned file from a clone of vaezoo's repository: "
+            f"`{r.recover_command(entry.name)}`")
+
+
 def verified_weights(
     entry: PretrainedEntry,
     *,
@@ -126,6 +134,8 @@ def verified_weights(
             return shipped
         logger.warning("shipped weights %s do not match the registry's sha256; trying the Hub", shipped)
     if entry.weights.revision is None:
+        if entry.retired is not None:
+            raise HubError(retired_message(entry))
         where = f" (looked for {shipped})" if shipped else ""
         raise HubError(f"'{entry.name}' is not on the Hub yet (its registry entry has no revision) and no shipped "
                        f"weights file with sha256 {expected} was found{where}; reinstall vaezoo")
@@ -187,6 +197,8 @@ def pull(
     else:
         entry = get_entry(ref)
         if entry.weights.revision is None:
+            if entry.retired is not None:
+                raise HubError(retired_message(entry))
             shipped = shipped_path(entry)
             if shipped is not None and shipped.is_file() and sha256_file(shipped) == entry.weights.sha256:
                 return shipped  # not on the Hub yet: the verified copy that ships with vaezoo is the local one

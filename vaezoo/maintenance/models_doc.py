@@ -483,7 +483,9 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
         "",
         "\"Not pushed yet\" in the Hub column means that the weights have not been uploaded to the Hugging Face "
         "Hub so far; they ship inside the vaezoo package (\"shipped\" in the weights column), so `vaezoo.load(NAME)` "
-        "works offline, sha256-checked, without the Hub.",
+        "works offline, sha256-checked, without the Hub. A retired model (superseded by a better one of the same "
+        "architecture, to keep the package within its weight budget) stays here as history: its numbers and "
+        "sha256 pin are kept, and its section says how to recover the file.",
         "",
     ]
     if not entries:
@@ -499,7 +501,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
         for e in members:
             per_image, nll_cost = _costs(e)
             lines.append(
-                f"| `{e.name}` | {e.model.family} | {e.num_params:,} | {e.model.latent_summary()} | "
+                f"| `{e.name}`{' (retired)' if e.retired else ''} | {e.model.family} | {e.num_params:,} | {e.model.latent_summary()} | "
                 f"{_metric(e, 'neg_elbo')} | {_metric(e, 'iwae_nll')} | {e.use_for or '-'} | {per_image} "
                 f"| {nll_cost} |")
         lines.append("")
@@ -522,7 +524,8 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
         lines.append(
             f"| `{e.name}` | {e.num_params:,} | {_protocol(e)} | {_metric(e, 'neg_elbo')} | {_metric(e, 'iwae_nll')} "
             f"| {_bits_per_dim(e)} | {_active_units(e)} | {e.training.epochs} | {_training_time(e)} "
-            f"| {e.training.hardware or '-'} | {e.storage_dtype}" + (", shipped" if e.shipped else "")
+            f"| {e.training.hardware or '-'} | {e.storage_dtype}"
+            + (", shipped" if e.shipped else f", retired for `{e.retired.superseded_by}`" if e.retired else "")
             + f" | {_revision(e)} | {e.license} |"
         )
     lines.append("")
@@ -549,6 +552,9 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             + f"; recipe {t.epochs} epochs, batch {t.batch_size}, {t.optimizer_summary()}, "
             f"binarization {e.recipe.data.binarize}",
             f"- weights: `{e.weights.file}` sha256 `{e.weights.sha256}`; published {e.date.isoformat()}",
+            *([f"- retired: superseded by `{e.retired.superseded_by}` ({e.retired.why}); the weights no longer "
+               f"ship, and `{e.retired.recover_command(e.name)}` recovers them from vaezoo's repository"]
+              if e.retired else []),
             f"- reproduce: `vaezoo train configs/{e.config}.yaml --out runs/{e.name}{_overrides(e)}`"
             + _second_stage(e)
             + "".join(f", then `{c}`" for c in evals[:1])

@@ -1,0 +1,61 @@
+"""Stop shipping a superseded entry's weights, keeping the entry as history (registry/README.md,
+"The weight budget"):
+
+    python -m vaezoo.maintenance.retire NAME --superseded-by NEWER --why "what NEWER does better"
+
+Run it in a clone of vaezoo's repository whose last commit holds the weights file: the file's
+sha256 in that commit is checked against the entry's, the commit is recorded (so that
+``git show COMMIT:PATH`` recovers the pinned file), and the file is removed from registry/weights/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..errors import HubError
+from ..hub.index import Retirement, entry_path, read_entry, write_entry
+from ..resources import registry_dir
+
+
+def _git(args: Sequence[str], cwd: Path) -> bytes:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True).stdout
+
+
+def retire(name: str, superseded_by: str, why: str, registry: Optional[Path] = None) -> Path:
+    registry = Path(registry) if registry is not None else registry_dir()
+    entry, newer = read_entry(entry_path(name, registry)), read_entry(entry_path(superseded_by, registry))
+    if entry.shipped is None:
+        raise HubError(f"'{name}' ships no weights already")
+    if newer.shipped is None or newer.name == name:
+        raise HubError(f"'{superseded_by}' must be another entry that ships its weights")
+    repo = Path(_git(["rev-parse", "--show-toplevel"], registry).decode().strip())
+    path = (registry / entry.shipped).resolve().relative_to(repo.resolve()).as_posix()
+    commit = _git(["rev-parse", "HEAD"], repo).decode().strip()
+    committed = hashlib.sha256(_git(["show", f"{commit}:{path}"], repo)).hexdigest()
+    if committed != entry.weights.sha256:
+        raise HubError(f"{path} at {commit[:10]} has sha256 {committed[:12]}..., not the entry's "
+                       f"{entry.weights.sha256[:12]}...: commit the entry's weights first")
+    retired = entry.model_copy(update={
+        "shipped": None, "retired": Retirement(superseded_by=superseded_by, why=why, commit=commit, path=path)})
+    write_entry(retired, registry)
+    (registry / entry.shipped).unlink()
+    return entry_path(name, registry)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("--superseded-by", required=True, help="the shipped entry that replaces it")
+    parser.add_argument("--why", required=True, help="what the replacement does better, in a line")
+    args = parser.parse_args(argv)
+    print(retire(args.name, args.superseded_by, args.why))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
