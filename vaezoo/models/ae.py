@@ -53,9 +53,7 @@ class Autoencoder(PointLatents, BaseVAE):
 
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:
         """p(x|z) for codes of shape (..., latent_dim); the batch shape follows z's."""
-        batch_shape = z.shape[:-1]
-        out = self.decoder_maps(z.reshape(-1, z.shape[-1]))
-        return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
+        return self.likelihood_at(z)
 
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior=None) -> LatentPass:

@@ -184,6 +184,12 @@ class BaseVAE(HubMixin, nn.Module):
         finally:
             self.__dict__["_scoring_decoder"] = previous
 
+    def likelihood_at(self, h: torch.Tensor) -> Distribution:
+        """p(x | h) for decoder inputs of any batch shape (..., features): the decoder runs on the
+        flattened batch and the distribution's batch shape follows h's."""
+        out = self.decoder_maps(h.reshape(-1, h.shape[-1]))
+        return self.likelihood(out.reshape(*h.shape[:-1], *out.shape[1:]))
+
     def _score(self, decode, z: Latent, x: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
         """p(x|z) and log p(x|z), (S, B), of an (S, B, ...) draw; a single draw decodes as a
         (B,) batch, so that ``out.likelihood`` and ``out.x_hat`` have the batch's shape."""

@@ -84,9 +84,7 @@ class CategoricalVAE(BaseVAE):
         return CategoricalPosterior(self.encoder(x).reshape(-1, self.variables, self.categories))
 
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None):
-        batch_shape = z.shape[:-1]
-        out = self.decoder_maps(z.reshape(-1, z.shape[-1]))
-        return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
+        return self.likelihood_at(z)
 
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior: Optional[CategoricalPosterior] = None) -> LatentPass:

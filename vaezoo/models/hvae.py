@@ -117,9 +117,7 @@ class HierarchicalVAE(BaseVAE):
         if not isinstance(z, dict) or set(z) != {"z1", "z2"}:
             raise UsageError("the hvae family decodes both levels: pass {'z1': tensor, 'z2': tensor}")
         h = torch.cat([self.p_x_z1(z["z1"]), self.p_x_z2(z["z2"])], dim=-1)
-        batch_shape = h.shape[:-1]
-        out = self.decoder_maps(h.reshape(-1, h.shape[-1]))
-        return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
+        return self.likelihood_at(h)
 
     # -- the contract ----------------------------------------------------------------------
 

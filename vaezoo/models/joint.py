@@ -97,9 +97,7 @@ class JointVAE(BaseVAE):
         (c one-hot, or the category probabilities at the posterior mean)."""
         if isinstance(v, dict):
             v = torch.cat([v["z"], v["c"]], dim=-1)
-        batch_shape = v.shape[:-1]
-        out = self.decoder_maps(v.reshape(-1, v.shape[-1]))
-        return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
+        return self.likelihood_at(v)
 
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior: Optional[JointPosterior] = None) -> LatentPass:

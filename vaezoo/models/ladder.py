@@ -115,9 +115,7 @@ class LadderVAE(BaseVAE):
     def decode(self, z, y: Optional[torch.Tensor] = None) -> Distribution:
         """p(x | z1) for z1 of shape (..., dim of z1), or a ``{level: tensor}`` map holding z1."""
         z1 = z["z1"] if isinstance(z, dict) else z
-        batch_shape = z1.shape[:-1]
-        out = self.decoder_maps(z1.reshape(-1, z1.shape[-1]))
-        return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
+        return self.likelihood_at(z1)
 
     # -- the contract ----------------------------------------------------------------------
 

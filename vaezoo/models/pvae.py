@@ -63,9 +63,7 @@ class PoincareVAE(BaseVAE):
         return self.encode(x)
 
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:
-        batch_shape = z.shape[:-1]
-        out = self.decoder_maps(z.reshape(-1, z.shape[-1]))
-        return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
+        return self.likelihood_at(z)
 
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior: Optional[WrappedNormal] = None) -> LatentPass:

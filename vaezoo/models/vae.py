@@ -78,9 +78,7 @@ class VAE(BaseVAE):
 
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:
         """p(x|z) for latents of shape (..., latent_dim); the batch shape follows z's."""
-        batch_shape = z.shape[:-1]
-        out = self.decoder_maps(z.reshape(-1, z.shape[-1]))
-        return self.likelihood(out.reshape(*batch_shape, *out.shape[1:]))
+        return self.likelihood_at(z)
 
     def level_prior(self, y: Optional[torch.Tensor]):
         """p(z): the registered prior (a conditional family may give one per label)."""
