@@ -63,8 +63,19 @@ def measure(folder: Path) -> list[Path]:
             continue
         partial = target.with_suffix(".partial.json")  # a crash leaves no half-written file behind
         run(["vaezoo", "eval", str(folder), *flags, "-q", "-o", str(partial)])
+        if file == "iwae.json":
+            keep_only_new(partial, out / "elbo.json")
         partial.replace(target)
     return [out / file for file in evals]
+
+
+def keep_only_new(report: Path, earlier: Path) -> None:
+    """Drop from ``report`` the metrics ``earlier`` has. The IWAE run scores the -ELBO too; for a model
+    whose sampler draws more than its keyed noise (the vMF posterior's rejection sampler) that second
+    estimate, from other batches, differs from the first within its error, and the registry keeps one."""
+    data, seen = json.loads(report.read_text()), json.loads(earlier.read_text())["metrics"]
+    data["metrics"] = {name: value for name, value in data["metrics"].items() if name not in seen}
+    report.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def finished_run(name: str, runs: Path) -> Path:
