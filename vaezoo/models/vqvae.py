@@ -2,7 +2,7 @@
 
 The encoder maps an image to a grid of ``code_dim``-channel vectors (``grid``: its h x w, the
 encoder's deepest feature map), the quantizer replaces each by its code (``vq-ema``, ``fsq``,
-...), and the decoder maps the grid of code vectors back to the likelihood's parameters. The
+``hrq``, ...), and the decoder maps the grid of code vectors back to the likelihood's parameters. The
 first stage trains with a uniform prior over the codes; a learned ``code_prior`` (a gated
 PixelCNN or a causal transformer over the grid) is fitted afterwards on the frozen codes
 (:func:`vaezoo.training.train_code_prior`, ``vaezoo fit-prior``: a stage the training loop runs)

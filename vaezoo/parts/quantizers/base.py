@@ -2,8 +2,8 @@
 
 A quantizer maps ``z`` of shape ``(B, dim, *grid)`` (a grid of latent vectors, channels first,
 as a conv encoder gives them; ``(B, dim)`` for one vector) to :class:`Quantized`: the quantized
-tensor with the straight-through estimator applied (the forward value is the code, the gradient
-reaches ``z`` unchanged), the integer indices ``(B, *grid)``, named loss terms (per image:
+tensor with a straight-through estimator applied (the forward value is the code; the gradient
+reaches ``z`` unchanged, or through the quantizer's relaxation where its method has one), the integer indices ``(B, *grid)``, named loss terms (per image:
 sums over the image's latent elements, means over the batch) and the batch's code statistics.
 
 ``forward(z, update=...)``: a quantizer with state learned outside the optimizer (the EMA
