@@ -25,7 +25,7 @@ import vaezoo
 from vaezoo.data import fashion_mnist
 from vaezoo.explore import Explorer, serve
 
-DEFAULT_MODELS = ["fashion-vae40", "fashion-conv64", "fashion-resnet32", "fashion-hvae40-ema", "fashion-cvae",
+DEFAULT_MODELS = ["fashion-vae40-ema", "fashion-conv64", "fashion-resnet32", "fashion-hvae40-ema", "fashion-cvae",
                   "fashion-vqvae", "fashion-gumbel"]
 
 

@@ -1,7 +1,7 @@
 """What using each published model costs on one CPU thread: ms per image to sample, encode and score.
 
     python benchmarks/model_costs.py                      # every published model, printed
-    python benchmarks/model_costs.py fashion-vae40 fashion-vqvae --record   # into the registry entries
+    python benchmarks/model_costs.py fashion-vae40-ema fashion-vqvae --record   # into the registry entries
 
 Each model is timed in this one process on one thread (``torch.set_num_threads(1)``), so that the
 numbers compare across models and with a user's laptop core. Each figure is the best of

@@ -44,6 +44,7 @@ from typing import Any, Callable
 import torch
 
 import vaezoo
+from pythae_flows import flows_from_pythae, flows_to_pythae
 from pythae_networks import pythae_networks
 from vaezoo.data.splits import load_splits
 from vaezoo.maintenance.peer_table import peer_path
@@ -59,6 +60,7 @@ class Pair:
     objective: dict[str, Any]  # vaezoo's objective, replacing the config's
     pythae_model: str  # the class in pythae.models
     pythae_settings: dict[str, Any]  # its config's fields beyond the shared ones
+    pythae_config: str = ""  # its config class, when not the model's name + "Config"
 
 
 PAIRS = {
@@ -68,6 +70,13 @@ PAIRS = {
                   {"number_gradient_estimates": 2, "number_samples": 4}),
     "ciwae": Pair("fashion-ciwae40", {"name": "ciwae", "k": 8, "beta": 0.5}, "CIWAE",
                   {"number_samples": 8, "beta": 0.5}),
+    "infovae": Pair("fashion-infovae40", {"name": "info-vae", "alpha": 0.0, "lam": 1000.0}, "INFOVAE_MMD",
+                    {"kernel_choice": "imq", "alpha": 0.0, "lbd": 1000.0, "kernel_bandwidth": 1.0}, "INFOVAE_MMD_Config"),
+    "svae": Pair("fashion-svae10", {"name": "elbo"}, "SVAE", {}),
+    "pvae": Pair("fashion-pvae10", {"name": "elbo"}, "PoincareVAE",
+                 {"prior_distribution": "wrapped_normal", "posterior_distribution": "wrapped_normal", "curvature": 1.0}),
+    "planar": Pair("fashion-planar40", {"name": "elbo"}, "VAE_LinNF", {"flows": ["Planar"] * 10}, "VAE_LinNF_Config"),
+    "radial": Pair("fashion-radial40", {"name": "elbo"}, "VAE_LinNF", {"flows": ["Radial"] * 10}, "VAE_LinNF_Config"),
 }
 
 
@@ -99,10 +108,12 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
 
     trainer = config["trainer"]
     model_class = getattr(pythae.models, pair.pythae_model)
-    model_config = getattr(pythae.models, f"{pair.pythae_model}Config")(
+    model_config = getattr(pythae.models, pair.pythae_config or f"{pair.pythae_model}Config")(
         input_dim=tuple(model.input_shape), latent_dim=model.latent_dim, reconstruction_loss="bce",
         **pair.pythae_settings)
     peer = model_class(model_config, encoder=encoder, decoder=decoder)
+    if getattr(model, "flow", None) is not None:  # a flow posterior starts where vaezoo's starts
+        flows_to_pythae(model.flow.steps, peer.net)
     training = BaseTrainerConfig(
         output_dir=str(folder), num_epochs=trainer["epochs"], learning_rate=trainer["optimizer"]["lr"],
         per_device_train_batch_size=trainer["batch_size"], per_device_eval_batch_size=trainer["batch_size"],
@@ -116,6 +127,8 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
     selected = copy.deepcopy(model)
     selected.encoder.load_state_dict(best.encoder.net.state_dict())
     selected.decoder.load_state_dict(best.decoder.net.state_dict())
+    if getattr(selected, "flow", None) is not None:
+        flows_from_pythae(best.net, selected.flow.steps)
     return selected.eval(), elapsed
 
 
@@ -186,7 +199,9 @@ def main(argv=None) -> int:
                    f"{args.seed}) against the 10,000 test images; the linear probe's test accuracy",
         "versions": {"vaezoo": vaezoo.__version__, "pythae": metadata.version("pythae"), "torch": torch.__version__,
                      "python": platform.python_version()},
-        "command": "python benchmarks/peer_pythae.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        # every row of the table under this budget (each pair is trained and scored on its own)
+        "command": f"python benchmarks/peer_pythae.py --epochs {args.epochs} --seed {args.seed} "
+                   f"--nll-images {args.nll_images} -k {args.k} --threads {args.threads} --record",
         "date": time.strftime("%Y-%m-%d"),
     }
     rows = []

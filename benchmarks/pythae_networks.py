@@ -1,16 +1,50 @@
 """A vaezoo one-level model's own encoder and decoder modules in pythae 0.1.2's wrappers, so that
-pythae trains or scores the very networks vaezoo has (``peer_pythae.py``, ``iwae_nll.py --peer``)."""
+pythae trains or scores the very networks vaezoo has (``peer_pythae.py``, ``iwae_nll.py --peer``).
+
+The encoder's output is handed to pythae in the form pythae's model reads, computed so that pythae's
+posterior is the one vaezoo builds from the same output: the loaded-back modules then define the
+same model in both libraries, with nothing converted.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+
+def _gaussian(out, model):
+    mu, logvar = out.chunk(2, dim=-1)
+    return {"embedding": mu, "log_covariance": logvar}
+
+
+def _von_mises_fisher(out, model):
+    # pythae: kappa = softplus(log_concentration) + 1, vaezoo: min_concentration + softplus(.)
+    if model.config.min_concentration != 1.0:
+        raise ValueError("pythae's SVAE adds 1 to the concentration: compare at min_concentration 1")
+    return {"embedding": out[..., :-1], "log_concentration": out[..., -1:]}
+
+
+def _poincare(out, model):
+    from vaezoo.ops.poincare import exp_map
+
+    tangent, raw_scale = out.chunk(2, dim=-1)  # vaezoo: location exp_0(tangent), scale softplus(.) + 1e-5
+    location = exp_map(torch.zeros_like(tangent), tangent, model.curvature)
+    return {"embedding": location, "log_covariance": 2 * torch.log(F.softplus(raw_scale) + 1e-5)}
+
+
+ENCODER_OUTPUTS = {"vae": _gaussian, "svae": _von_mises_fisher, "pvae": _poincare}
 
 
 def pythae_networks(model):
-    """(encoder, decoder) for pythae: the encoder's output split into (mu, log-variance), the
-    decoder's logits through a sigmoid (pythae's ``bce`` takes probabilities)."""
+    """(encoder, decoder) for pythae: the encoder's output in the form pythae's model of the same
+    family reads it, the decoder's logits through a sigmoid (pythae's ``bce`` takes probabilities)."""
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    if model.config.family not in ENCODER_OUTPUTS:
+        raise ValueError(f"no pythae 0.1.2 counterpart for the '{model.config.family}' family here; "
+                         f"these have one: {', '.join(ENCODER_OUTPUTS)}")
+    read = ENCODER_OUTPUTS[model.config.family]
 
     class Encoder(BaseEncoder):
         def __init__(self):
@@ -18,8 +52,7 @@ def pythae_networks(model):
             self.net = model.encoder
 
         def forward(self, x):
-            mu, logvar = self.net(x).chunk(2, dim=-1)
-            return ModelOutput(embedding=mu, log_covariance=logvar)
+            return ModelOutput(**read(self.net(x), model))
 
     class Decoder(BaseDecoder):
         def __init__(self):

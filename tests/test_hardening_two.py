@@ -384,7 +384,7 @@ def test_cli_eval_start_past_the_end_is_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv", [["--shards", "0"], ["--limit", "-5"], ["--iw-samples", "x"]])
 def test_cli_rescore_arguments_are_checked_by_the_parser(argv):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rescore.py"), "fashion-vae40", *argv],
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rescore.py"), "fashion-vae40-ema", *argv],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "error: argument" in result.stderr
 

@@ -47,6 +47,16 @@ def test_best_val_exports_the_selected_epoch_and_patience_stops_the_run(tmp_path
     assert all(torch.equal(load_file(str(best_weights_path(tmp_path / "sel")))[k], reference[k]) for k in reference)
 
 
+def test_select_from_leaves_the_warm_up_epochs_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    path = tmp_path / "warm.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(epochs=5, select="best_val", select_from=3, patience=2, test="never")))
+    scripted_validation(monkeypatch, [1.0, 2.0, 6.0, 4.0, 5.0])  # epoch 1 is lowest, but inside the warm-up
+    _, final = vaezoo.train(path, out=tmp_path / "warm", stream=io.StringIO())
+    assert final["selected_epoch"] == 4 and final["val_neg_elbo"] == 4.0 and final["epoch"] == 5
+    assert read_metrics(tmp_path / "warm")[-1]["best_epoch"] == 4
+
+
 def test_last_keeps_the_last_epoch_and_records_the_best(tmp_path, monkeypatch):
     monkeypatch.setenv("CI", "1")
     path = tmp_path / "last.yaml"

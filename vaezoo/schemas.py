@@ -228,6 +228,9 @@ class TrainerConfig(Strict):
     select: Literal["last", "best_val"] = Field(
         "last", description="which weights the run exports: the last epoch's, or the epoch's with the lowest "
                             "validation -ELBO (model selection on validation, never on test)")
+    select_from: PositiveInt = Field(
+        1, description="the first epoch that best_val may select and patience counts from: the epochs before it "
+                       "are a warm-up whose objective is still changing (a capacity or KL schedule)")
     patience: Optional[PositiveInt] = Field(
         None, description="early stopping: end the run after this many epochs without a lower validation -ELBO")
     test: Literal["every_epoch", "end", "never"] = Field(

@@ -109,7 +109,7 @@ def add_commands(commands) -> None:
                     "  vaezoo fit-prior runs/vq --prior pixelcnn\n"
                     "  vaezoo fit-prior runs/vq --prior transformer --set depth=2 --epochs 10 --out runs/vq-tf\n"
                     "  vaezoo fit-prior fashion-vamp40 --prior gmm --components 20 --out runs/vamp-gmm\n"
-                    "  vaezoo fit-prior fashion-vae40 --prior maf --out runs/vae40-maf",
+                    "  vaezoo fit-prior fashion-vae40-ema --prior maf --out runs/vae40-maf",
     )
     p.add_argument("ref", metavar="NAME|DIR", help="a run folder, a pretrained name or hf-hub:org/repo[@rev]")
     p.add_argument("--prior", default="pixelcnn", help="pixelcnn, transformer (or a registered code prior), or gmm, "

@@ -400,8 +400,11 @@ class Trainer:
 
     def _track_best(self, run: Run, val: dict[str, Any]) -> None:
         """Keep the epoch with the lowest validation -ELBO (the same number on every rank); for a
-        model without a bound, the lowest validation loss."""
+        model without a bound, the lowest validation loss. Warm-up epochs (before
+        ``trainer.select_from``) are neither kept nor counted."""
         st = run.state
+        if st.epoch + 1 < self.cfg.select_from:
+            return
         key, value = ("val_neg_elbo", val["neg_elbo"]) if val.get("neg_elbo") is not None else ("val_loss", val.get("loss"))
         if value is None:
             return
