@@ -5,18 +5,13 @@ name it cites, so the table cannot claim what the zoo does not have."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pydantic import ValidationError
-
-from .. import resources
 from ..catalog import KINDS
-from ..config import describe_errors
-from ..errors import ConfigError
 from ..hub.index import PretrainedEntry
 from ..schemas import Strict
+from .references import read_reference
 
 __all__ = ["CoverageRow", "Coverage", "read_coverage", "coverage_problems", "coverage_table"]
 
@@ -47,15 +42,7 @@ class Coverage(Strict):
 
 def read_coverage(registry: str | Path | None = None) -> Optional[Coverage]:
     """The registry's coverage file; None for a registry without one (a user's own)."""
-    root = Path(registry) if registry is not None else resources.registry_dir()
-    path = root / "references" / "coverage.json"
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    try:
-        return Coverage.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(str(path), describe_errors(exc, Coverage, data)) from None
+    return read_reference("coverage.json", Coverage, registry)
 
 
 def coverage_problems(coverage: Coverage, published: Sequence[str]) -> list[str]:

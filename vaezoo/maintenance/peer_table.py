@@ -5,16 +5,11 @@ model, why a difference is what it is; the benchmark keeps them when it records 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
-from pydantic import ValidationError
-
-from .. import resources
-from ..config import describe_errors
-from ..errors import ConfigError
 from ..schemas import Strict
+from .references import read_reference, reference_path
 
 __all__ = ["PeerComparison", "peer_path", "read_peer_comparison", "peer_table"]
 
@@ -39,19 +34,11 @@ class PeerComparison(Strict):
 
 
 def peer_path(registry: str | Path | None = None) -> Path:
-    root = Path(registry) if registry is not None else resources.registry_dir()
-    return root / "references" / "peer_pythae.json"
+    return reference_path("peer_pythae.json", registry)
 
 
 def read_peer_comparison(registry: str | Path | None = None) -> Optional[PeerComparison]:
-    path = peer_path(registry)
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    try:
-        return PeerComparison.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(str(path), describe_errors(exc, PeerComparison, data)) from None
+    return read_reference("peer_pythae.json", PeerComparison, registry)
 
 
 def peer_table(comparison: Optional[PeerComparison]) -> list[str]:
