@@ -79,6 +79,9 @@ def test_publish_records_how_the_checkpoint_was_selected():
     assert _selection(metrics, {"epochs": 300})["rule"] == "the last epoch"
     assert _selection(metrics, {"epochs": 300}, ema_decay=0.999)["rule"] == \
         "the last epoch, the moving average of the weights (trainer.ema_decay: 0.999)"
+    assert _selection(metrics, {"epochs": 50, "selected_epoch": 49}, select_from=26)["rule"] == (
+        "the lowest validation -ELBO (trainer.select: best_val) from epoch 26 on (trainer.select_from: the epochs "
+        "before are a warm-up)")
     assert _selection({}, {"epochs": 3}) is None  # a run with no validation split has nothing to record
 
 

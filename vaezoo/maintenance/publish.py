@@ -187,8 +187,8 @@ def published_reference(key: str, registry: Union[str, Path, None] = None) -> Pu
     return PublishedReference(**rows[key])
 
 
-def _selection(metrics: Any, trained: Mapping[str, Any], ema_decay: Optional[float] = None
-               ) -> Optional[dict[str, Any]]:
+def _selection(metrics: Any, trained: Mapping[str, Any], ema_decay: Optional[float] = None,
+               select_from: int = 1) -> Optional[dict[str, Any]]:
     """How the exported checkpoint was chosen and its validation -ELBO (the validation loss of a
     model without a bound), from the run's config.json."""
     metrics = metrics if isinstance(metrics, Mapping) else {}
@@ -198,6 +198,8 @@ def _selection(metrics: Any, trained: Mapping[str, Any], ema_decay: Optional[flo
         return None
     best = trained.get("selected_epoch")
     rule = f"the lowest validation {label} (trainer.select: best_val)" if best else "the last epoch"
+    if best and select_from > 1:
+        rule += f" from epoch {select_from} on (trainer.select_from: the epochs before are a warm-up)"
     if ema_decay is not None:
         rule += f", the moving average of the weights (trainer.ema_decay: {ema_decay})"
     return {"rule": rule, "epoch": best or trained.get("epochs"), key: val["value"],
@@ -277,7 +279,7 @@ def publish_run(
         epochs=epochs or trained.get("epochs") or recipe.trainer.epochs,
         time_s=time_s if time_s is not None else trained.get("time_s", trained.get("wall_time_s")),
         hardware=hardware or trained.get("hardware") or device,
-        selection=_selection(run_config.metrics, trained, recipe.trainer.ema_decay),
+        selection=_selection(run_config.metrics, trained, recipe.trainer.ema_decay, recipe.trainer.select_from),
         second_stage=trained.get("code_prior"),
         started_from=started_from(recipe.trainer.init_from, registry),
     )
