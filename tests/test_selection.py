@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
 import vaezoo
+from vaezoo.errors import ConfigError
 from vaezoo.layout.checkpoint import best_weights_path, load_checkpoint
 from vaezoo.training.records import read_metrics
 
@@ -55,6 +57,8 @@ def test_select_from_leaves_the_warm_up_epochs_out(tmp_path, monkeypatch):
     _, final = vaezoo.train(path, out=tmp_path / "warm", stream=io.StringIO())
     assert final["selected_epoch"] == 4 and final["val_neg_elbo"] == 4.0 and final["epoch"] == 5
     assert read_metrics(tmp_path / "warm")[-1]["best_epoch"] == 4
+    with pytest.raises(ConfigError, match=r"trainer.select_from \(9\) is past trainer.epochs \(5\)"):
+        vaezoo.get_config(tiny_config(epochs=5, select="best_val", select_from=9))
 
 
 def test_last_keeps_the_last_epoch_and_records_the_best(tmp_path, monkeypatch):

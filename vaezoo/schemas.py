@@ -270,6 +270,13 @@ class TrainerConfig(Strict):
             data["optimizers"] = others
         return data
 
+    @model_validator(mode="after")
+    def _selectable(self) -> "TrainerConfig":
+        if self.select_from > self.epochs:
+            raise ValueError(f"trainer.select_from ({self.select_from}) is past trainer.epochs ({self.epochs}): no "
+                             f"epoch could be selected; lower it or train longer")
+        return self
+
     @field_validator("optimizers")
     @classmethod
     def _optimizer_names(cls, value: dict[str, OptimizerConfig]) -> dict[str, OptimizerConfig]:

@@ -286,11 +286,6 @@ class PretrainedEntry(Strict):
             raise ValueError("a retired entry ships no weights: set shipped to null, or drop retired")
         return self
 
-    @property
-    def has_weights(self) -> bool:
-        """Whether ``vaezoo.load`` can find the weights: shipped with vaezoo or pinned on the Hub."""
-        return self.shipped is not None or self.weights.revision is not None
-
     @field_validator("shipped")
     @classmethod
     def _relative(cls, value: Optional[str]) -> Optional[str]:
