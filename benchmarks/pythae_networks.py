@@ -9,7 +9,6 @@ same model in both libraries, with nothing converted.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def _gaussian(out, model):
@@ -25,11 +24,8 @@ def _von_mises_fisher(out, model):
 
 
 def _poincare(out, model):
-    from vaezoo.ops.poincare import exp_map
-
-    tangent, raw_scale = out.chunk(2, dim=-1)  # vaezoo: location exp_0(tangent), scale softplus(.) + 1e-5
-    location = exp_map(torch.zeros_like(tangent), tangent, model.curvature)
-    return {"embedding": location, "log_covariance": 2 * torch.log(F.softplus(raw_scale) + 1e-5)}
+    q = model.posterior_from(out)  # vaezoo's wrapped normal of this output: its location and scale
+    return {"embedding": q.loc, "log_covariance": 2 * torch.log(q.scale)}
 
 
 ENCODER_OUTPUTS = {"vae": _gaussian, "svae": _von_mises_fisher, "pvae": _poincare}

@@ -56,10 +56,11 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def measure(folder: Path) -> list[Path]:
+def measure(folder: Path, mixture: bool) -> list[Path]:
+    """The evals into ``folder/metrics-publish``; ``mixture``: whether a fitted mixture can replace the prior."""
     family = json.loads((folder / "config.json").read_text())["model"].get("family", "vae")
     evals = dict(SAMPLES_AND_CODES) if family in POINT_FAMILIES else {**BOUNDS, **SAMPLES_AND_CODES}
-    if not supports_gmm_prior(vaezoo.load(folder)):  # no Gaussian top latent for a mixture to replace
+    if not mixture:  # no Gaussian top latent for a mixture to replace
         del evals["fidgmm.json"]
     if family in NO_DEPENDENCE_FAMILIES:
         del evals["dis.json"]
@@ -97,13 +98,14 @@ def finished_run(name: str, runs: Path) -> Path:
 
 def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = True) -> None:
     folder = finished_run(name, runs)
-    files = measure(folder)
+    mixture = supports_gmm_prior(vaezoo.load(folder))
+    files = measure(folder, mixture)
     metrics = [arg for file in files for arg in ("--metrics", str(file))]
     run(["vaezoo", "publish", str(folder), name, f"vaezoo/{name}", *metrics, "--hardware", hardware])
     path = entry_path(name)
     write_entry(read_entry(path).model_copy(update={"use_for": use_for}), path.parent)
     run(["vaezoo", "sample", name, "-n", "64", "-o", str(samples_picture(name))])
-    if supports_gmm_prior(vaezoo.load(name)):
+    if mixture:
         run(["vaezoo", "sample", name, "--prior", "both", "-n", "32", "--nrow", "8",
              "-o", str(IMAGES / f"{name}-priors.png")])
     if costs:
@@ -122,7 +124,8 @@ def main(argv=None) -> int:
                         help="leave out the timings (take them later, on a machine doing nothing else)")
     args = parser.parse_args(argv)
     if args.measure_only:
-        measure(finished_run(args.name, args.runs))
+        folder = finished_run(args.name, args.runs)
+        measure(folder, supports_gmm_prior(vaezoo.load(folder)))
         return 0
     if not args.use_for:
         parser.error("--use-for is required to publish (or pass --measure-only)")

@@ -55,7 +55,11 @@ class PoincareVAE(BaseVAE):
         self.bind_prior()
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> WrappedNormal:
-        tangent, log_scale = self.encoder(self.check_input(x, values=None)).chunk(2, dim=-1)
+        return self.posterior_from(self.encoder(self.check_input(x, values=None)))
+
+    def posterior_from(self, out: torch.Tensor) -> WrappedNormal:
+        """q(z|x) from the encoder's output: the tangent vector's exponential map, softplus scales."""
+        tangent, log_scale = out.chunk(2, dim=-1)
         loc = exp_map(torch.zeros_like(tangent), tangent, self.curvature)
         return WrappedNormal(loc, F.softplus(log_scale) + 1e-5, self.curvature)
 
