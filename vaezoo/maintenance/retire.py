@@ -3,6 +3,10 @@
 
     python -m vaezoo.maintenance.retire NAME --superseded-by NEWER --why "what NEWER does better"
 
+NEWER is a shipped model of the same architecture and published row that scores better, or, for a
+seed replicate, its twin of the same config trained with another seed (tests/test_hub_registry.py
+checks which).
+
 Run it in a clone of vaezoo's repository whose last commit holds the weights file: the file's
 sha256 in that commit is checked against the entry's, the commit is recorded (so that
 ``git show COMMIT:PATH`` recovers the pinned file), and the file is removed from registry/weights/.

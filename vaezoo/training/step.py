@@ -75,7 +75,10 @@ def _update(net: nn.Module, update: str, optimizer: torch.optim.Optimizer, batch
                 torch.compiler.cudagraph_mark_step_begin()
             with torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext():
                 out = net(chunk, chunk_y, context=context, **named)
-            (out.loss * weight if len(chunks) > 1 else out.loss).backward()
+            # a loss without a graph is an update the objective holds this step (VAE-GAN's balance):
+            # its gradients stay None and its optimizer steps nothing
+            if out.loss.requires_grad:
+                (out.loss * weight if len(chunks) > 1 else out.loss).backward()
         names = list(out.terms)
         rows.append(torch.stack([out.loss.detach(), *(t.detach() for t in out.terms.values())]).float() * weight)
     return (rows[0] if len(rows) == 1 else torch.stack(rows).sum(dim=0)), names

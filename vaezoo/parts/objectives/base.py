@@ -39,6 +39,7 @@ class Objective(nn.Module):
     # training checkpoints, and it stays out of the published weights.
     # ``default_optimizers``: the settings of those optimizers where the config gives none
     # (a paper's recipe), field by field: ``{"discriminator": {"lr": 1e-4, "betas": [0.5, 0.9]}}``.
+    # An update whose loss carries no graph (detached) is held for that step: nothing moves.
     default_optimizers: dict[str, dict[str, Any]] = {}
 
     def bind(self, model) -> None:
