@@ -1,12 +1,13 @@
 """Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``,
-``categorical``, ``ae``, ``svae``, ``joint``, ``pvae``, ``hamiltonian``."""
+``categorical``, ``ae``, ``svae``, ``joint``, ``pvae``, ``hamiltonian``, ``gamma``."""
 
-from . import ae, categorical, cvae, hamiltonian, hvae, joint, ladder, pvae, svae, vae, vqvae  # noqa: F401 - registers the built-in families
+from . import ae, categorical, cvae, gamma, hamiltonian, hvae, joint, ladder, pvae, svae, vae, vqvae  # noqa: F401 - registers the built-in families
 from .ae import AEConfig, Autoencoder
 from .base import BaseVAE, CodeLatents, PartBuildError, PointLatents
 from .categorical import CategoricalVAE, CategoricalVAEConfig
 from .cvae import ConditionalVAE, CVAEConfig
 from .families import FAMILIES, family_class, register_family
+from .gamma import GammaVAE, GammaVAEConfig
 from .hamiltonian import HamiltonianVAE, HamiltonianVAEConfig
 from .hvae import HierarchicalVAE, HVAEConfig
 from .joint import JointVAE, JointVAEConfig
@@ -23,5 +24,5 @@ __all__ = [
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
     "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig", "HypersphericalVAE", "SVAEConfig",
     "JointVAE", "JointVAEConfig", "PoincareVAE", "PoincareVAEConfig",
-    "HamiltonianVAE", "HamiltonianVAEConfig",
+    "HamiltonianVAE", "HamiltonianVAEConfig", "GammaVAE", "GammaVAEConfig",
 ]
