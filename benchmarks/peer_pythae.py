@@ -65,6 +65,7 @@ class Pair:
 
 PAIRS = {
     "vae": Pair("fashion-iwae40", {"name": "elbo"}, "VAE", {}),
+    "beta": Pair("fashion-beta40", {"name": "elbo", "beta": 4.0}, "BetaVAE", {"beta": 4.0}),
     "iwae": Pair("fashion-iwae40", {"name": "iwae", "k": 5}, "IWAE", {"number_samples": 5}),
     "miwae": Pair("fashion-miwae40", {"name": "miwae", "m": 2, "k": 4}, "MIWAE",
                   {"number_gradient_estimates": 2, "number_samples": 4}),

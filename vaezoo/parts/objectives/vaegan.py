@@ -129,13 +129,13 @@ class VAEGAN(Objective):
         return losing if update == MAIN_UPDATE else winning
 
     def _pass(self, model, x: torch.Tensor, y: Optional[torch.Tensor]):
-        """The draw z ~ q(z|x), its reconstruction's mean and the feature term, per image."""
+        """The draw z ~ q(z|x), the feature term per image, the logits of the data and the reconstructions."""
         draw = model.latent_pass(x, model.draw_noise(x, 1), y)
         reconstruction = draw.likelihood.mean.reshape(x.shape[0], -1)
         real_features, real_logit = self._bound()(x)
         recon_features, recon_logit = self._bound()(reconstruction)
         feature = 0.5 * (real_features - recon_features).pow(2).sum(-1)
-        return draw, reconstruction, feature, real_logit, recon_logit
+        return draw, feature, real_logit, recon_logit
 
     def _prior_images(self, model, n: int, y: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
         z = model.sample_latents(n, y)
@@ -143,7 +143,7 @@ class VAEGAN(Objective):
 
     def forward(self, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                 context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
-        draw, _, feature, real_logit, recon_logit = self._pass(model, x, y)
+        draw, feature, real_logit, recon_logit = self._pass(model, x, y)
         log_px, kl = draw.log_px[0], draw.kl()[0]
         _, prior_logit = self._bound()(self._prior_images(model, x.shape[0], y, x))
         generator = (F.softplus(-recon_logit) + F.softplus(-prior_logit)).mean()
@@ -159,11 +159,10 @@ class VAEGAN(Objective):
     def update_loss(self, name: str, model, x: torch.Tensor, y: Optional[torch.Tensor] = None,
                     context: StepContext = DEFAULT_CONTEXT) -> ModelOutput:
         if name == ENCODER:
-            draw, _, feature, _, _ = self._pass(model, x, y)
+            draw, feature, _, _ = self._pass(model, x, y)
             kl = draw.kl()[0]
             loss = context.kl_scale * kl.mean() + feature.mean() - self.pixel_weight * draw.log_px[0].mean()
-            return ModelOutput(loss=loss,
-                               terms={"kl": kl.mean(), "feature": feature.mean()})
+            return ModelOutput(loss=loss, terms={"kl": kl.mean(), "feature": feature.mean()})
         if name != DISCRIMINATOR:
             return super().update_loss(name, model, x, y, context)
         with torch.no_grad():  # the discriminator's update leaves the encoder and decoder alone
