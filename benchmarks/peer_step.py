@@ -1,0 +1,64 @@
+"""One training step of vaezoo and pythae 0.1.2 compared: the same initial weights, batch and draws,
+both libraries' losses and their gradients in every encoder and decoder tensor.
+
+    python benchmarks/peer_step.py --models infovae vae beta
+
+Where ``peer_pythae.py`` finds two libraries apart after training, this separates the function
+being optimized from the trajectory: equal losses and gradients on one step mean the gap comes from
+training dynamics (batch order, selection), not from the loss. The pairs are ``peer_pythae.py``'s;
+the ones listed here draw their noise in the same order in both libraries (the posterior's draw,
+then the prior's), so one seed gives both the same draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+import vaezoo
+from peer_pythae import PAIRS, experiment
+from pythae_networks import pythae_networks
+from vaezoo.data.splits import load_splits
+
+SAME_DRAWS = ("vae", "beta", "infovae")
+
+
+def compare(name: str, batch: int, seed: int) -> None:
+    import pythae.models
+
+    pair = PAIRS[name]
+    config = experiment(pair, epochs=1, seed=seed)
+    torch.manual_seed(seed)
+    model = vaezoo.create(config)
+    encoder, decoder = pythae_networks(model)
+    settings = getattr(pythae.models, pair.pythae_config or f"{pair.pythae_model}Config")(
+        input_dim=tuple(model.input_shape), latent_dim=model.latent_dim, reconstruction_loss="bce",
+        **pair.pythae_settings)
+    peer = getattr(pythae.models, pair.pythae_model)(settings, encoder=encoder, decoder=decoder)
+    x = load_splits(vaezoo.get_config(config).data).train[:batch].float() / 255
+    params = list(model.parameters())
+    torch.manual_seed(seed + 1)
+    ours = model(x).loss
+    torch.manual_seed(seed + 1)
+    theirs = peer({"data": x}).loss
+    gaps = [float((a - b).norm() / a.norm()) for a, b in
+            zip(torch.autograd.grad(ours, params), torch.autograd.grad(theirs, params))]
+    print(f"{name:8} loss vaezoo {ours.item():.6f}  pythae {theirs.item():.6f}  "
+          f"largest relative gradient difference {max(gaps):.2e} over {len(gaps)} tensors")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=SAME_DRAWS, default=list(SAME_DRAWS))
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    for name in args.models:
+        compare(name, args.batch, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
