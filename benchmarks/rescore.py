@@ -9,7 +9,7 @@ an image is keyed by its index in the whole test set, so the shards together giv
 numbers of a single run with the same seed; another ``--seed`` is an independent re-measurement,
 which should agree with the registry within the standard errors. The merged report (the
 per-shard means and standard errors pooled into the whole set's) is printed beside the
-registry's values, and ``-o`` writes it in ``vaezoo eval``'s JSON form (``vaezoo publish
+registry's values (``vaezoo.evaluation.shards.merge_shards``, what ``vaezoo merge-evals`` runs), and ``-o`` writes it in ``vaezoo eval``'s JSON form (``vaezoo publish
 --metrics`` reads it). Active units need every posterior mean at once, so the merge leaves
 them out. ``--record`` writes the re-measured IWAE NLL into the entry's ``rescorings`` (another
 seed than the published one; docs/models.md shows it beside the published row).
@@ -27,23 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from vaezoo.evaluation.report import EvalReport
+from vaezoo.evaluation.shards import merge_shards
 from vaezoo.fastpath import PRECISIONS
 from vaezoo.hub.index import get_entry
 from vaezoo.maintenance.publish import add_rescoring
 
 TEST_IMAGES = 10_000
-
-
-def pooled(parts: list[tuple[int, float, float | None]]) -> tuple[float, float | None]:
-    """Mean and standard error of the whole set from each shard's (n, mean, standard error)."""
-    total = sum(n for n, _, _ in parts)
-    mean = sum(n * m for n, m, _ in parts) / total
-    if any(se is None for _, _, se in parts) or total < 2:
-        return mean, None
-    # each shard's sample variance is se^2 * n; add the spread of the shard means around the mean
-    within = sum((n - 1) * (se * se * n) for n, _, se in parts)
-    between = sum(n * (m - mean) ** 2 for n, m, _ in parts)
-    return mean, math.sqrt((within + between) / (total - 1) / total)
 
 
 def at_least_one(text: str) -> int:
@@ -94,21 +84,12 @@ def main(argv=None) -> int:
         if any(failed):
             print(f"a shard failed (exit codes {failed})", file=sys.stderr)
             return 1
-        reports = [json.loads(out.read_text()) for out, _ in procs]
+        reports = [EvalReport.from_dict(json.loads(out.read_text())) for out, _ in procs]
     seconds = time.perf_counter() - started
-    merged = dict(reports[0])
-    merged["protocol"] = {**reports[0]["protocol"], "examples": sum(r["protocol"]["examples"] for r in reports)}
-    merged["protocol"].pop("first_example", None)
-    metrics = {}
-    for name, first in reports[0]["metrics"].items():
-        if first.get("stderr") is None:
-            continue  # active units: not poolable from shards
-        value, se = pooled([(r["protocol"]["examples"], r["metrics"][name]["value"], r["metrics"][name]["stderr"])
-                            for r in reports])
-        metrics[name] = {**first, "value": value, "stderr": se}
-    merged["metrics"] = metrics
+    merged = merge_shards(reports)[0].to_dict()  # active units need every posterior mean at once: left out
     merged["timing"] = {"seconds": seconds, "examples_per_s": merged["protocol"]["examples"] / seconds,
                         "device": "cpu", "shards": len(reports)}
+    metrics = merged["metrics"]
     print(f"{args.name}: {merged['protocol']['examples']:,} test images, seed {args.seed}, {len(reports)} shards, "
           f"{seconds / 60:.1f} min")
     registry = {m.name: m for m in entry.metrics}

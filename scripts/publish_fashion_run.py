@@ -2,6 +2,7 @@
 
     python scripts/publish_fashion_run.py NAME --use-for "what it is for" [--runs runs] [--hardware TEXT]
     python scripts/publish_fashion_run.py NAME --measure-only   # the evals only, publish later
+    python scripts/publish_fashion_run.py NAME --measure-only --shards 10   # a slow model's NLL in 10 pieces
 
 The run is ``runs/NAME``, trained with ``vaezoo train configs/NAME.yaml --out runs/NAME`` (its
 checkpoint selected on validation, the test set scored once). Each measurement is a ``vaezoo eval``
@@ -34,6 +35,7 @@ from vaezoo.hub.index import entry_path, read_entry, write_entry
 from vaezoo.maintenance.models_doc import IMAGES, samples_picture
 
 HARDWARE = "1 thread of a 2-core Intel Xeon CPU (AVX-512, AMX), no GPU"
+TEST_IMAGES = 10_000  # Fashion-MNIST's test split, every image scored
 POINT_FAMILIES = ("ae",)  # deterministic encoders: no q(z|x), so no bound to score
 # a categorical code's probabilities sum to one: the codes' covariance is singular, no Gaussian total correlation
 NO_DEPENDENCE_FAMILIES = ("joint",)
@@ -56,8 +58,10 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def measure(folder: Path, mixture: bool) -> list[Path]:
-    """The evals into ``folder/metrics-publish``; ``mixture``: whether a fitted mixture can replace the prior."""
+def measure(folder: Path, mixture: bool, shards: int = 1) -> list[Path]:
+    """The evals into ``folder/metrics-publish``; ``mixture``: whether a fitted mixture can replace the prior;
+    ``shards``: the IWAE NLL in that many pieces, each kept on disk as it lands (a slow model's hours of
+    scoring survive a crash or a session's end), merged by ``vaezoo merge-evals``."""
     family = json.loads((folder / "config.json").read_text())["model"].get("family", "vae")
     evals = dict(SAMPLES_AND_CODES) if family in POINT_FAMILIES else {**BOUNDS, **SAMPLES_AND_CODES}
     if not mixture:  # no Gaussian top latent for a mixture to replace
@@ -72,11 +76,30 @@ def measure(folder: Path, mixture: bool) -> list[Path]:
             print(f"have {target}", flush=True)
             continue
         partial = target.with_suffix(".partial.json")  # a crash leaves no half-written file behind
-        run(["vaezoo", "eval", str(folder), *flags, "-q", "-o", str(partial)])
+        if file == "iwae.json" and shards > 1:
+            score_in_shards(folder, flags, shards, partial)
+        else:
+            run(["vaezoo", "eval", str(folder), *flags, "-q", "-o", str(partial)])
         if file == "iwae.json":
             keep_only_new(partial, out / "elbo.json")
         partial.replace(target)
     return [out / file for file in evals]
+
+
+def score_in_shards(folder: Path, flags: list[str], shards: int, target: Path) -> None:
+    """``vaezoo eval`` over ``shards`` consecutive ranges of the test set, one after the other, each
+    skipped when its file is there, then merged into ``target``."""
+    size = -(-TEST_IMAGES // shards)
+    pieces = []
+    for first in range(0, TEST_IMAGES, size):
+        piece = target.parent / f"iwae.shard-{first}-{first + size}.json"
+        if not piece.is_file():
+            partial = piece.with_suffix(".partial.json")
+            run(["vaezoo", "eval", str(folder), *flags, "--start", str(first), "--limit", str(size), "-q",
+                 "-o", str(partial)])
+            partial.replace(piece)
+        pieces.append(piece)
+    run(["vaezoo", "merge-evals", *map(str, pieces), "-o", str(target)])
 
 
 def keep_only_new(report: Path, earlier: Path) -> None:
@@ -96,10 +119,10 @@ def finished_run(name: str, runs: Path) -> Path:
     return folder
 
 
-def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = True) -> None:
+def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = True, shards: int = 1) -> None:
     folder = finished_run(name, runs)
     mixture = supports_gmm_prior(vaezoo.load(folder))
-    files = measure(folder, mixture)
+    files = measure(folder, mixture, shards)
     metrics = [arg for file in files for arg in ("--metrics", str(file))]
     run(["vaezoo", "publish", str(folder), name, f"vaezoo/{name}", *metrics, "--hardware", hardware])
     path = entry_path(name)
@@ -119,17 +142,19 @@ def main(argv=None) -> int:
     parser.add_argument("--measure-only", action="store_true",
                         help="run the evals into the run's metrics-publish/ and stop before publishing")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--shards", type=int, default=1,
+                        help="score the IWAE NLL in this many pieces, each kept as it lands (default 1)")
     parser.add_argument("--hardware", default=HARDWARE, help="what it trained on")
     parser.add_argument("--no-costs", dest="costs", action="store_false",
                         help="leave out the timings (take them later, on a machine doing nothing else)")
     args = parser.parse_args(argv)
     if args.measure_only:
         folder = finished_run(args.name, args.runs)
-        measure(folder, supports_gmm_prior(vaezoo.load(folder)))
+        measure(folder, supports_gmm_prior(vaezoo.load(folder)), args.shards)
         return 0
     if not args.use_for:
         parser.error("--use-for is required to publish (or pass --measure-only)")
-    publish(args.name, args.use_for, args.runs, args.hardware, args.costs)
+    publish(args.name, args.use_for, args.runs, args.hardware, args.costs, args.shards)
     return 0
 
 

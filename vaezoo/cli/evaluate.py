@@ -26,6 +26,7 @@ from ..evaluation.disentanglement import evaluate_disentanglement, factor_data, 
 from ..evaluation.probe import linear_probe
 from ..evaluation.quality import GMM_COMPONENTS, LEARNED_PRIORS, PRIORS, sample_quality, with_gmm_prior, with_learned_prior
 from ..evaluation.report import EvalReport
+from ..evaluation.shards import merge_shards
 from ..fastpath import PRECISIONS
 from ..features import FEATURES
 from ..hub import load
@@ -195,6 +196,25 @@ def _report(args: argparse.Namespace) -> EvalReport:
         refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
         progress=not args.quiet, start=args.start, metrics=args.metrics,
     )
+
+
+def _cmd_merge_evals(args: argparse.Namespace) -> int:
+    shards = []
+    for path in args.shards:
+        try:
+            shards.append(EvalReport.from_dict(json.loads(Path(path).read_text())))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UsageError(f"{path} is not a report of vaezoo eval -o: {error}") from error
+    report, left_out = merge_shards(shards)
+    target = Path(args.output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with writing_into(target.parent, "vaezoo merge-evals"):
+        atomic_write_bytes(target, (report.to_json() + "\n").encode())
+    print(report.format_table())
+    if left_out:
+        print(f"left out (not means over examples, so no shard merges them): {', '.join(left_out)}; "
+              f"measure them on the whole set", file=sys.stderr)
+    return 0
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -424,6 +444,19 @@ def add_commands(commands) -> None:
     p.add_argument("--pairs-per-row", type=at_least(1), default=8, help="input/reconstruction pairs per row (default 8)")
     p.add_argument("-o", "--output", default="recon.png", type=image_file, help="PNG path (default recon.png)")
     p.set_defaults(func=_cmd_reconstruct)
+
+    p = commands.add_parser(
+        "merge-evals", help="one report from the shards of an eval (--start I --limit N)",
+        description="Merge the reports of `vaezoo eval --start I --limit N -o FILE` over consecutive ranges of the "
+                    "test set into the report of one run over their union: the noise is keyed by each image's index, "
+                    "so the means and standard errors are the whole run's. A long scoring so lands on disk piece by "
+                    "piece.\n\nExample:\n  vaezoo eval runs/m --iw-samples 5000 --limit 5000 -o a.json\n"
+                    "  vaezoo eval runs/m --iw-samples 5000 --start 5000 -o b.json\n"
+                    "  vaezoo merge-evals a.json b.json -o iwae.json",
+    )
+    p.add_argument("shards", nargs="+", help="the shards' report files (vaezoo eval -o)")
+    p.add_argument("-o", "--output", required=True, help="the merged report (JSON)")
+    p.set_defaults(func=_cmd_merge_evals)
 
     p = commands.add_parser(
         "traverse", help="latent traversals of a test image, most informative dims first",
