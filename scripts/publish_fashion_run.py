@@ -11,6 +11,8 @@ already there, so an interrupted publication resumes where it stopped:
 
 - a model with a density: -ELBO with 10 draws, then the IWAE NLL with k = 5000 in float32 on all
   10,000 test images (the zoo's likelihood protocol, docs/models.md);
+- a VQ model (its code prior fitted first, ``vaezoo fit-prior``): the bound through the code prior in
+  one pass, with the codebook's usage and perplexity, then its samples and the probe;
 - every model: sample quality through the training prior and, where a Gaussian top latent lets a
   fitted 10-component mixture replace it, through that mixture (``--fid``, ``--fid --prior gmm``),
   the linear probe, the codes' dependence.
@@ -37,6 +39,9 @@ from vaezoo.maintenance.models_doc import IMAGES, samples_picture
 HARDWARE = "1 thread of a 2-core Intel Xeon CPU (AVX-512, AMX), no GPU"
 TEST_IMAGES = 10_000  # Fashion-MNIST's test split, every image scored
 POINT_FAMILIES = ("ae",)  # deterministic encoders: no q(z|x), so no bound to score
+# discrete codes: one pass gives the bound through the code prior (every importance-weighted one equals it),
+# with the codebook's usage; samples come through the code prior
+CODE_FAMILIES = ("vqvae",)
 # a categorical code's probabilities sum to one: the codes' covariance is singular, no Gaussian total correlation
 NO_DEPENDENCE_FAMILIES = ("joint",)
 
@@ -63,9 +68,14 @@ def measure(folder: Path, mixture: bool, shards: int = 1) -> list[Path]:
     ``shards``: the IWAE NLL in that many pieces, each kept on disk as it lands (a slow model's hours of
     scoring survive a crash or a session's end), merged by ``vaezoo merge-evals``."""
     family = json.loads((folder / "config.json").read_text())["model"].get("family", "vae")
-    evals = dict(SAMPLES_AND_CODES) if family in POINT_FAMILIES else {**BOUNDS, **SAMPLES_AND_CODES}
+    if family in CODE_FAMILIES:
+        evals = {"elbo.json": [], "fid.json": SAMPLES_AND_CODES["fid.json"], "probe.json": SAMPLES_AND_CODES["probe.json"]}
+    elif family in POINT_FAMILIES:
+        evals = dict(SAMPLES_AND_CODES)
+    else:
+        evals = {**BOUNDS, **SAMPLES_AND_CODES}
     if not mixture:  # no Gaussian top latent for a mixture to replace
-        del evals["fidgmm.json"]
+        evals.pop("fidgmm.json", None)
     if family in NO_DEPENDENCE_FAMILIES:
         del evals["dis.json"]
     out = folder / "metrics-publish"
