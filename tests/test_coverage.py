@@ -13,7 +13,8 @@ from vaezoo.maintenance.coverage import CoverageRow, coverage_problems, coverage
 
 def test_the_coverage_file_claims_only_what_the_zoo_has():
     coverage = read_coverage()
-    assert coverage_problems(coverage, [e.name for e in list_entries()]) == []
+    # a retired entry loads no weights: the table points to the model that superseded it
+    assert coverage_problems(coverage, [e.name for e in list_entries() if e.retired is None]) == []
     assert {"pythae 0.1.2", "PyTorch-VAE", "disent 0.8.0"} == set(coverage.peers)
 
 
