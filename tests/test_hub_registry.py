@@ -21,7 +21,7 @@ from vaezoo.maintenance.models_doc import DEFAULT_OUT, priors_picture, render_mo
 from vaezoo.evaluation.quality import supports_gmm_prior
 from vaezoo.models import PointLatents
 from vaezoo.parts.metrics import METRICS
-from vaezoo.maintenance.retire import retire
+from vaezoo.maintenance.retire import retire, starts_from
 from vaezoo.maintenance.publish import add_costs, add_metrics, add_rescoring, normalize_metrics, publish_run
 from vaezoo.hub.index import PretrainedEntry, PublishedReference, list_entries, read_entry, sha256_file, write_entry
 
@@ -372,6 +372,15 @@ def test_shipped_file_with_wrong_sha_and_no_hub_revision_is_refused(run_dir, tmp
     monkeypatch.setattr(resources, "registry_dir", lambda: registry)
     with pytest.raises(HubError, match="not on the Hub yet.*no shipped weights file with sha256"):
         vaezoo.load("tiny-mlp")
+
+
+def test_a_recipe_that_starts_from_a_retired_model_says_how_to_run():
+    for entry in list_entries():
+        if entry.retired is None:
+            continue
+        for dependent in starts_from(entry.name):
+            config = (resources.configs_dir() / f"{read_entry(REGISTRY / f'{dependent}.json').config}.yaml").read_text()
+            assert "trainer.init_from=" in config and ".safetensors" in config, dependent
 
 
 def _is_seed_replicate(entry, twin) -> bool:

@@ -123,6 +123,18 @@ def test_training_flushes_denormals_on_the_cpu_and_restores_the_default(tmp_path
     assert float(torch.tensor([1e-40]) * 1.0) != 0.0  # the user's process gets torch's default back
 
 
+def test_a_weights_file_is_a_source_too(parent, tmp_path):
+    from safetensors.torch import save_file
+
+    weights = {k: v.half() for k, v in vaezoo.load(parent).state_dict().items()}  # as the registry ships them
+    save_file(weights, str(tmp_path / "retired.safetensors"))
+    run = _prepared(tiny_config(), {"trainer.init_from": str(tmp_path / "retired.safetensors")}, tmp_path / "child")
+    mine = run.model.state_dict()
+    assert all(torch.equal(mine[k], weights[k].to(mine[k].dtype)) for k in weights)
+    with pytest.raises(CheckpointError, match="trainer.init_from: .*missing.safetensors: no such weights file"):
+        _prepared(tiny_config(), {"trainer.init_from": str(tmp_path / "missing.safetensors")}, tmp_path / "other")
+
+
 def test_an_unknown_source_is_refused_before_any_training(tmp_path, ci_env):
     unknown = "trainer.init_from: cannot load 'fashion-vae40-emma'.*Did you mean 'fashion-vae40-ema'"
     with pytest.raises(vaezoo.VaezooError, match=unknown):

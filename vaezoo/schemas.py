@@ -206,7 +206,7 @@ class TrainerConfig(Strict):
                                           "with this decay per step (e.g. 0.999); unset: the raw weights")
     init_from: Optional[str] = Field(
         None, description="start a fresh run from this model's weights (a zoo name with published weights, "
-                          "hf-hub:org/repo@rev or a run folder), matched by tensor name: fine-tuning, or a new "
+                          "hf-hub:org/repo@rev, a run folder or a .safetensors file), matched by tensor name: fine-tuning, or a new "
                           "part over trained ones; what it did not cover keeps its fresh initialization")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import HubError
-from ..hub.index import Retirement, entry_path, read_entry, write_entry
+from ..hub.index import Retirement, entry_path, list_entries, read_entry, write_entry
 from ..resources import registry_dir
 
 
@@ -58,7 +58,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--why", required=True, help="what the replacement does better, in a line")
     args = parser.parse_args(argv)
     print(retire(args.name, args.superseded_by, args.why))
+    for dependent in starts_from(args.name):
+        print(f"{dependent}'s recipe starts from {args.name} (trainer.init_from): its config and docs must say how to "
+              f"run it now, from the recovered file (trainer.init_from=FILE.safetensors)", file=sys.stderr)
     return 0
+
+
+def starts_from(name: str, registry: Optional[Path] = None) -> list[str]:
+    """The shipped entries whose recipe warm-starts from ``name``."""
+    return [e.name for e in list_entries(registry) if e.retired is None and e.training.started_from is not None
+            and e.training.started_from.source == name]
 
 
 if __name__ == "__main__":

@@ -8,14 +8,18 @@ listed in the run's notes, so nothing happens silently. A resumed run never re-r
 source: its checkpoint holds the weights it has trained since.
 
 The source is resolved like ``vaezoo.load``: a zoo name with published weights (sha256-verified
-against the registry), ``hf-hub:org/repo@rev`` or a run folder.
+against the registry), ``hf-hub:org/repo@rev`` or a run folder; or a ``.safetensors`` file, read
+as tensors by name (a retired entry's weights recovered with the ``git show`` its load error
+prints: a recipe that started from it still runs).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import CheckpointError, HubError
@@ -28,7 +32,7 @@ __all__ = ["warm_start", "initialize_priors_from_data"]
 def warm_start(model: nn.Module, source: str) -> tuple[set[str], list[str]]:
     """Copy ``source``'s matching tensors into ``model``; returns (the names copied, notes)."""
     try:
-        tensors = load(source).state_dict()
+        tensors = _weights_file(source) if source.endswith(".safetensors") else load(source).state_dict()
     except (HubError, CheckpointError) as exc:  # say which setting named it
         raise type(exc)(f"trainer.init_from: {exc}") from exc
     copied = copy_matching(model, tensors, source)
@@ -40,6 +44,16 @@ def warm_start(model: nn.Module, source: str) -> tuple[set[str], list[str]]:
     if unused:
         notes.append(f"in {source} but not in this model, left out: {_listing(unused)}")
     return copied, notes
+
+
+def _weights_file(path: str) -> dict[str, torch.Tensor]:
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"{path}: no such weights file (a .safetensors file of tensors by name)")
+    try:
+        return load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error types for a damaged file
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
 
 
 def copy_matching(model: nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> set[str]:
