@@ -8,9 +8,9 @@ Each shard is one ``vaezoo eval NAME --start I --limit N`` process on one thread
 an image is keyed by its index in the whole test set, so the shards together give exactly the
 numbers of a single run with the same seed; another ``--seed`` is an independent re-measurement,
 which should agree with the registry within the standard errors. The merged report (the
-per-shard means and standard errors pooled into the whole set's) is printed beside the
-registry's values (``vaezoo.evaluation.shards.merge_shards``, what ``vaezoo merge-evals`` runs), and ``-o`` writes it in ``vaezoo eval``'s JSON form (``vaezoo publish
---metrics`` reads it). Active units need every posterior mean at once, so the merge leaves
+per-shard means and standard errors pooled into the whole set's by ``merge_shards``, what
+``vaezoo merge-evals`` runs) is printed beside the registry's values, and ``-o`` writes it in
+``vaezoo eval``'s JSON form (``vaezoo publish --metrics`` reads it). Active units need every posterior mean at once, so the merge leaves
 them out. ``--record`` writes the re-measured IWAE NLL into the entry's ``rescorings`` (another
 seed than the published one; docs/models.md shows it beside the published row).
 """
