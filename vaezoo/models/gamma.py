@@ -10,10 +10,9 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveFloat, PositiveInt
 from torch.distributions import Distribution, Gamma, Independent
 
-from ..passes import LatentPass, LevelPass
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
-from .base import BaseVAE, PartBuildError
 from .families import register_family
+from .one_level import OneLevelVAE
 
 __all__ = ["GammaVAEConfig", "GammaVAE"]
 
@@ -34,50 +33,24 @@ class GammaVAEConfig(ModelConfig):
 
 
 @register_family("gamma", config=GammaVAEConfig)
-class GammaVAE(BaseVAE):
+class GammaVAE(OneLevelVAE):
     """``encode(x)`` is ``Independent(Gamma(shape, rate), 1)``; ``decode(z)`` is p(x|z) of a positive
     code; ``sample(n)`` decodes draws of the Gamma prior. The draws are torch's Gamma ``rsample``,
     whose gradient in the shape is the exact implicit reparameterization one (Figurnov, Mohamed &
     Mnih 2018) rather than the shape-augmented rejection sampler of Naesseth et al. (which draws
     from Gamma(shape + B) and needs B uniform boost factors to come back to Gamma(shape)); like the
     vMF's rejection sampler they come from torch's global stream, ``eps`` setting only their number.
-    The KL to the Gamma prior is closed-form; the bounds (ELBO, IWAE) use the Gamma log-densities."""
+    The KL to the Gamma prior is closed-form; the bounds (ELBO, IWAE) use the Gamma log-densities.
+    ``posterior_means`` are shape / rate per dimension."""
 
     takes_posterior = True
     inference_modules = ("encoder",)
+    required_prior = "gamma"
+    why_that_prior = "the gamma family's codes are positive"
 
     def __init__(self, config: GammaVAEConfig):
-        super().__init__(config)
-        self.latent_dim = config.latent_dim
-        self.latent_levels = [("z", config.latent_dim)]
-        self.encoder = self._build("encoder", self.input_shape, 2 * config.latent_dim)
-        self.decoder = self._build("decoder", config.latent_dim, self.likelihood.decoder_shape())
-        self.prior = self._build("prior", config.latent_dim)
-        if config.prior.name != "gamma":
-            raise PartBuildError("prior", f"the gamma family's codes are positive: its prior is 'gamma', "
-                                          f"not '{config.prior.name}'")
-        self.bind_prior()
+        super().__init__(config, encoder_outputs=2 * config.latent_dim)
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:
         shape, rate = self.encoder(self.check_input(x, values=None)).chunk(2, dim=-1)
         return Independent(Gamma(self.config.min_concentration + F.softplus(shape), F.softplus(rate) + 1e-5), 1)
-
-    def encode_top(self, x: torch.Tensor) -> Distribution:
-        return self.encode(x)
-
-    def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:
-        return self.likelihood_at(z)
-
-    def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
-                    posterior: Optional[Distribution] = None) -> LatentPass:
-        q = posterior if posterior is not None else self.encode(x, y)
-        z = q.rsample(eps.shape[:1])
-        likelihood, log_px = self._score(self.decode, z, x)
-        return LatentPass([LevelPass("z", z, q, self.prior)], likelihood, log_px)
-
-    def sample_latents(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.prior.sample(n)
-
-    def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
-        """shape / rate per dimension: what the decoder reads on average."""
-        return {"z": self.encode(x, y).mean}

@@ -9,13 +9,12 @@ from typing import Literal, Optional
 import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveFloat, PositiveInt
-from torch.distributions import Distribution
 
 from ..ops.poincare import WrappedNormal, exp_map
 from ..passes import LatentPass, LevelPass
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
-from .base import BaseVAE, PartBuildError
 from .families import register_family
+from .one_level import OneLevelVAE
 
 __all__ = ["PoincareVAEConfig", "PoincareVAE"]
 
@@ -34,25 +33,19 @@ class PoincareVAEConfig(ModelConfig):
 
 
 @register_family("pvae", config=PoincareVAEConfig)
-class PoincareVAE(BaseVAE):
+class PoincareVAE(OneLevelVAE):
     """``encode(x)`` -> :class:`~vaezoo.ops.poincare.WrappedNormal`; ``decode(z)`` -> p(x|z) of a
     point of the ball; every density (q, p) is against the ball's Riemannian volume, so the bounds
     are bounds on log p(x). The KL is the Monte Carlo one on the draw."""
 
     takes_posterior = True
     inference_modules = ("encoder",)
+    required_prior = "poincare-normal"
+    why_that_prior = "the pvae family's codes live in the Poincaré ball"
 
     def __init__(self, config: PoincareVAEConfig):
-        super().__init__(config)
-        self.latent_dim, self.curvature = config.latent_dim, config.curvature
-        self.latent_levels = [("z", config.latent_dim)]
-        self.encoder = self._build("encoder", self.input_shape, 2 * config.latent_dim)
-        self.decoder = self._build("decoder", config.latent_dim, self.likelihood.decoder_shape())
-        self.prior = self._build("prior", config.latent_dim)
-        if config.prior.name != "poincare-normal":
-            raise PartBuildError("prior", f"the pvae family's codes live in the Poincaré ball: its prior is "
-                                          f"'poincare-normal', not '{config.prior.name}'")
-        self.bind_prior()
+        super().__init__(config, encoder_outputs=2 * config.latent_dim)
+        self.curvature = config.curvature
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> WrappedNormal:
         return self.posterior_from(self.encoder(self.check_input(x, values=None)))
@@ -63,21 +56,9 @@ class PoincareVAE(BaseVAE):
         loc = exp_map(torch.zeros_like(tangent), tangent, self.curvature)
         return WrappedNormal(loc, F.softplus(log_scale) + 1e-5, self.curvature)
 
-    def encode_top(self, x: torch.Tensor) -> WrappedNormal:
-        return self.encode(x)
-
-    def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:
-        return self.likelihood_at(z)
-
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior: Optional[WrappedNormal] = None) -> LatentPass:
         q = posterior if posterior is not None else self.encode(x, y)
         z = q.rsample_from(eps.to(q.loc.dtype))
         likelihood, log_px = self._score(self.decode, z, x)
         return LatentPass([LevelPass("z", z, q, self.prior)], likelihood, log_px)
-
-    def sample_latents(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.prior.sample(n)
-
-    def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
-        return {"z": self.encode(x, y).mean}

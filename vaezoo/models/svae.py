@@ -9,13 +9,12 @@ from typing import Literal, Optional
 import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveFloat, field_validator
-from torch.distributions import Distribution
 
 from ..ops.vmf import VonMisesFisher
 from ..passes import LatentPass, LevelPass
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
-from .base import BaseVAE, PartBuildError
 from .families import register_family
+from .one_level import OneLevelVAE
 
 __all__ = ["SVAEConfig", "HypersphericalVAE"]
 
@@ -43,7 +42,7 @@ class SVAEConfig(ModelConfig):
 
 
 @register_family("svae", config=SVAEConfig)
-class HypersphericalVAE(BaseVAE):
+class HypersphericalVAE(OneLevelVAE):
     """A VAE whose codes live on the unit sphere: ``encode(x)`` is a
     :class:`~vaezoo.ops.vmf.VonMisesFisher`, ``decode(z)`` is p(x|z), ``sample(n)`` decodes uniform
     points of the sphere. The KL to the uniform prior is closed-form; the bounds (ELBO, IWAE) use the
@@ -51,18 +50,11 @@ class HypersphericalVAE(BaseVAE):
     the mean; the component along it comes from a rejection sampler on torch's global stream."""
 
     inference_modules = ("encoder",)
+    required_prior = "spherical-uniform"
+    why_that_prior = "the svae family's codes live on the sphere"
 
     def __init__(self, config: SVAEConfig):
-        super().__init__(config)
-        self.latent_dim = config.latent_dim
-        self.latent_levels = [("z", config.latent_dim)]
-        self.encoder = self._build("encoder", self.input_shape, self.latent_dim + 1)
-        self.decoder = self._build("decoder", self.latent_dim, self.likelihood.decoder_shape())
-        self.prior = self._build("prior", self.latent_dim)
-        if config.prior.name != "spherical-uniform":
-            raise PartBuildError("prior", f"the svae family's codes live on the sphere: its prior is "
-                                          f"'spherical-uniform', not '{config.prior.name}'")
-        self.bind_prior()
+        super().__init__(config, encoder_outputs=config.latent_dim + 1)
 
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> VonMisesFisher:
         out = self.encoder(self.check_input(x, values=None))
@@ -70,21 +62,12 @@ class HypersphericalVAE(BaseVAE):
         kappa = self.config.min_concentration + F.softplus(out[..., -1])
         return VonMisesFisher(direction, kappa)
 
-    def encode_top(self, x: torch.Tensor) -> VonMisesFisher:
-        return self.encode(x)
-
-    def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> Distribution:
-        return self.likelihood_at(z)
-
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior: Optional[VonMisesFisher] = None) -> LatentPass:
         q = posterior if posterior is not None else self.encode(x, y)
         z = q.rsample(eps.shape[:1], tangent=eps.to(q.loc.dtype))
         likelihood, log_px = self._score(self.decode, z, x)
         return LatentPass([LevelPass("z", z, q, self.prior)], likelihood, log_px)
-
-    def sample_latents(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.prior.sample(n)
 
     def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """The mean directions: points of the sphere, what the decoder reads."""
