@@ -47,12 +47,11 @@ def test_registry_index_is_consistent_and_documented():
     assert DEFAULT_OUT.read_text() == render_models_md(entries), "run: python -m vaezoo.maintenance.models_doc"
 
 
-WEIGHT_BUDGET_BYTES, MODEL_CAP_BYTES = 90_000_000, 16_000_000  # registry/README.md, "The weight budget"
+MODEL_CAP_BYTES = 16_000_000  # registry/README.md, "The weight budget" (the archives' cap: tests/test_packaging.py)
 
 
-def test_the_shipped_weights_keep_to_the_budget():
+def test_the_shipped_weights_keep_to_the_model_cap():
     sizes = {p.name: p.stat().st_size for p in (REGISTRY / "weights").glob("*.safetensors")}
-    assert sum(sizes.values()) <= WEIGHT_BUDGET_BYTES, f"{sum(sizes.values()):,} bytes: see registry/README.md"
     assert not {n: s for n, s in sizes.items() if s > MODEL_CAP_BYTES}
     shipped = {Path(read_entry(p).shipped).name for p in ENTRY_FILES if read_entry(p).shipped}
     assert set(sizes) == shipped, "every file in registry/weights belongs to an entry, and no more"

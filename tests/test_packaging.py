@@ -1,4 +1,5 @@
-"""A built wheel carries configs/ and registry/: `vaezoo list` works from a fresh venv."""
+"""A built wheel carries configs/ and registry/: `vaezoo list` works from a fresh venv; both archives keep to
+the weight budget (registry/README.md)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# the Python package index refuses an uploaded file over 100 MB: each archive keeps 5 MB short of it
+ARCHIVE_BUDGET_BYTES = 95_000_000
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,25 @@ def wheel(tmp_path_factory) -> Path:
     )
     (path,) = out.glob("vaezoo-*.whl")
     return path
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sdist")
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(out)],
+                   check=True, capture_output=True, text=True, cwd=REPO)
+    (path,) = out.glob("vaezoo-*.tar.gz")
+    return path
+
+
+def test_both_archives_keep_to_the_weight_budget(wheel, sdist):
+    weights = {p.name for p in (REPO / "registry" / "weights").glob("*.safetensors")}
+    in_wheel = {Path(n).name for n in zipfile.ZipFile(wheel).namelist() if n.startswith("vaezoo/_zoo/registry/weights/")}
+    with tarfile.open(sdist) as archive:
+        in_sdist = {Path(n).name for n in archive.getnames() if "/registry/weights/" in n}
+    assert weights and weights == in_wheel == in_sdist, "every shipped weights file travels in both archives"
+    sizes = {p.name: p.stat().st_size for p in (wheel, sdist)}
+    assert all(size <= ARCHIVE_BUDGET_BYTES for size in sizes.values()), f"{sizes}: see registry/README.md"
 
 
 def test_wheel_contains_the_zoo(wheel):
