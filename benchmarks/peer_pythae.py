@@ -10,14 +10,16 @@ For each model both libraries have, in one process and one after the other on on
   ``fashion-*40`` models), built once by vaezoo with the seed; pythae trains *those modules*,
   wrapped in its encoder and decoder classes, from the same initial weights;
 - the same data: vaezoo's split of Fashion-MNIST (55,000 training and 5,000 validation images,
-  grey levels in [0, 1], Bernoulli likelihood / pythae's ``bce``), the same batch size,
-  optimizer (Adam, constant rate), epochs and seed;
-- each library's own selection on the validation images (vaezoo: the lowest validation -ELBO;
-  pythae: the lowest validation loss, its training objective);
+  grey levels in [0, 1], Bernoulli likelihood / pythae's ``bce``; the autoencoders, whose only
+  loss in pythae is the summed squared error, on vaezoo's Gaussian of variance 1/2, the same
+  loss up to a constant), the same batch size, optimizer (Adam, constant rate), epochs and seed;
+- each library's own selection on the validation images (vaezoo: the lowest validation -ELBO, or
+  loss for an autoencoder; pythae: the lowest validation loss, its training objective);
 - one scoring, vaezoo's, of both: pythae's selected weights are loaded into the vaezoo model
   (the same modules, so nothing is converted), then the IWAE NLL and -ELBO on the first
   ``--nll-images`` test images with k = ``--k``, the Fréchet distance of 10,000 samples in
-  ``fashion-v1`` features, and the linear-probe accuracy.
+  ``fashion-v1`` features, and the linear-probe accuracy; an autoencoder has no bound: its test
+  squared error instead, and the FD through a 10-component mixture fitted to its codes as well.
 
 Prints one row per model with both libraries' figures, the difference, and the training time
 ratio (noisy: the machine is shared; the figures, not the times, are the point). ``--record``
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -39,7 +42,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -47,9 +50,15 @@ import vaezoo
 from pythae_flows import flows_from_pythae, flows_to_pythae
 from pythae_networks import pythae_networks
 from vaezoo.data.splits import load_splits
+from vaezoo.models import PointLatents
 from vaezoo.maintenance.peer_table import peer_path
 
 RESULTS = peer_path()
+
+
+# pythae's autoencoders (AE, WAE_MMD, RAE_*) have one reconstruction loss, the summed squared error:
+# a fixed Gaussian with variance 1/2 is that loss up to a constant, so both libraries follow one gradient
+SQUARED_ERROR = {"name": "gaussian", "variance": "fixed", "sigma": 0.5 ** 0.5}
 
 
 @dataclass(frozen=True)
@@ -61,11 +70,20 @@ class Pair:
     pythae_model: str  # the class in pythae.models
     pythae_settings: dict[str, Any]  # its config's fields beyond the shared ones
     pythae_config: str = ""  # its config class, when not the model's name + "Config"
+    likelihood: Optional[dict[str, Any]] = None  # vaezoo's likelihood, replacing the config's
 
 
 PAIRS = {
     "vae": Pair("fashion-iwae40", {"name": "elbo"}, "VAE", {}),
     "beta": Pair("fashion-beta40", {"name": "elbo", "beta": 4.0}, "BetaVAE", {"beta": 4.0}),
+    # both estimate the total correlation by minibatch-weighted sampling over the 55,000 training images
+    "betatc": Pair("fashion-betatc40", {"name": "beta-tcvae", "beta": 6.0}, "BetaTCVAE",
+                   {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "use_mss": False}),
+    # the capacity reaches 50 nats after 5 of the 10 epochs: pythae in five epoch-long stairs
+    # (C * epoch / (warmup_epoch + 1)), vaezoo on a line over the same 2,750 steps
+    "annealed": Pair("fashion-annealed40", {"name": "annealed-capacity", "gamma": 10.0, "capacity_max": 50.0,
+                                            "capacity_steps": 2750},
+                     "DisentangledBetaVAE", {"beta": 10.0, "C": 50.0, "warmup_epoch": 4}),
     "iwae": Pair("fashion-iwae40", {"name": "iwae", "k": 5}, "IWAE", {"number_samples": 5}),
     "miwae": Pair("fashion-miwae40", {"name": "miwae", "m": 2, "k": 4}, "MIWAE",
                   {"number_gradient_estimates": 2, "number_samples": 4}),
@@ -78,13 +96,32 @@ PAIRS = {
                  {"prior_distribution": "wrapped_normal", "posterior_distribution": "wrapped_normal", "curvature": 1.0}),
     "planar": Pair("fashion-planar40", {"name": "elbo"}, "VAE_LinNF", {"flows": ["Planar"] * 10}, "VAE_LinNF_Config"),
     "radial": Pair("fashion-radial40", {"name": "elbo"}, "VAE_LinNF", {"flows": ["Radial"] * 10}, "VAE_LinNF_Config"),
+    "ae": Pair("fashion-ae", {"name": "ae"}, "AE", {}, likelihood=SQUARED_ERROR),
+    # the same multi-scale inverse multiquadratic kernel (C = 2 d s for s in 0.1 ... 10)
+    "wae": Pair("fashion-wae", {"name": "wae-mmd", "lam": 10.0, "kernel": "imq"}, "WAE_MMD",
+                {"kernel_choice": "imq", "reg_weight": 10.0, "kernel_bandwidth": 1.0}, "WAE_MMD_Config",
+                likelihood=SQUARED_ERROR),
+    # pythae puts the decoder's L2 in Adam's weight_decay, the gradient of (reg_weight / 2) ||theta||^2:
+    # vaezoo's loss term lam ||theta||^2 at half the weight is the same gradient
+    "rae-l2": Pair("fashion-rae-l2", {"name": "rae", "regularizer": "l2", "beta": 1e-4, "lam": 0.5e-7}, "RAE_L2",
+                   {"embedding_weight": 1e-4, "reg_weight": 1e-7}, "RAE_L2_Config", likelihood=SQUARED_ERROR),
+    # the same weights on two definitions of the penalty (the docs table's note says which)
+    "rae-gp": Pair("fashion-rae-gp", {"name": "rae", "regularizer": "gp", "beta": 1e-4, "lam": 1e-7}, "RAE_GP",
+                   {"embedding_weight": 1e-4, "reg_weight": 1e-7}, "RAE_GP_Config", likelihood=SQUARED_ERROR),
 }
+COUPLED_OPTIMIZERS = ("RAE_L2",)  # pythae trains these with an encoder and a decoder optimizer
 
 
 def experiment(pair: Pair, epochs: int, seed: int) -> dict[str, Any]:
     config = vaezoo.get_config(pair.config).model_dump(mode="json")
     config["model"]["objective"] = pair.objective
-    config["trainer"].update(epochs=epochs, seed=seed, select="best_val", test="never")
+    if pair.likelihood is not None:
+        config["model"]["likelihood"] = pair.likelihood
+    # the protocol's budget whatever the config's own: a constant rate, 5,000 validation images,
+    # selection from the first epoch (a config's warm-up is sized to its own, longer run)
+    config["data"]["val_size"] = 5000
+    config["trainer"].update(epochs=epochs, seed=seed, select="best_val", select_from=1, test="never",
+                             scheduler={"name": "constant"})
     config["name"] = f"peer-{pair.pythae_model.lower()}"
     return config
 
@@ -95,30 +132,41 @@ def train_vaezoo(config: dict[str, Any], folder: Path) -> tuple[torch.nn.Module,
     return vaezoo.load(folder), time.perf_counter() - started
 
 
+def pythae_model(pair: Pair, model) -> torch.nn.Module:
+    """pythae's model of ``pair`` around vaezoo ``model``'s own encoder and decoder (and flows), so that
+    both start from the same weights."""
+    import pythae.models
+
+    encoder, decoder = pythae_networks(model)
+    config_class = getattr(pythae.models, pair.pythae_config or f"{pair.pythae_model}Config")
+    shared = {"input_dim": tuple(model.input_shape), "latent_dim": model.latent_dim}
+    if "reconstruction_loss" in {field.name for field in dataclasses.fields(config_class)}:
+        shared["reconstruction_loss"] = "bce"  # the VAEs' choice; the autoencoders have the squared error only
+    peer = getattr(pythae.models, pair.pythae_model)(config_class(**shared, **pair.pythae_settings),
+                                                      encoder=encoder, decoder=decoder)
+    if getattr(model, "flow", None) is not None:  # a flow posterior starts where vaezoo's starts
+        flows_to_pythae(model.flow.steps, peer.net)
+    return peer
+
+
 def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torch.nn.Module, float]:
     """pythae's pipeline on the vaezoo model's own encoder and decoder modules, from the weights
     vaezoo starts from with this seed; its selected weights loaded back into a vaezoo model."""
-    import pythae.models
     from pythae.pipelines import TrainingPipeline
-    from pythae.trainers import BaseTrainerConfig
+    from pythae.trainers import BaseTrainerConfig, CoupledOptimizerTrainerConfig
 
     torch.manual_seed(config["trainer"]["seed"])
     model = vaezoo.create(config)
-
-    encoder, decoder = pythae_networks(model)
-
+    peer = pythae_model(pair, model)
     trainer = config["trainer"]
-    model_class = getattr(pythae.models, pair.pythae_model)
-    model_config = getattr(pythae.models, pair.pythae_config or f"{pair.pythae_model}Config")(
-        input_dim=tuple(model.input_shape), latent_dim=model.latent_dim, reconstruction_loss="bce",
-        **pair.pythae_settings)
-    peer = model_class(model_config, encoder=encoder, decoder=decoder)
-    if getattr(model, "flow", None) is not None:  # a flow posterior starts where vaezoo's starts
-        flows_to_pythae(model.flow.steps, peer.net)
-    training = BaseTrainerConfig(
-        output_dir=str(folder), num_epochs=trainer["epochs"], learning_rate=trainer["optimizer"]["lr"],
-        per_device_train_batch_size=trainer["batch_size"], per_device_eval_batch_size=trainer["batch_size"],
-        optimizer_cls="Adam", seed=trainer["seed"], no_cuda=True)
+    shared = dict(output_dir=str(folder), num_epochs=trainer["epochs"],
+                  per_device_train_batch_size=trainer["batch_size"], per_device_eval_batch_size=trainer["batch_size"],
+                  seed=trainer["seed"], no_cuda=True)
+    if pair.pythae_model in COUPLED_OPTIMIZERS:  # its pipeline adds the decoder's weight decay
+        training = CoupledOptimizerTrainerConfig(encoder_learning_rate=trainer["optimizer"]["lr"],
+                                                 decoder_learning_rate=trainer["optimizer"]["lr"], **shared)
+    else:
+        training = BaseTrainerConfig(learning_rate=trainer["optimizer"]["lr"], optimizer_cls="Adam", **shared)
     splits = load_splits(vaezoo.get_config(config).data)
     started = time.perf_counter()
     pipeline = TrainingPipeline(training_config=training, model=peer)
@@ -134,13 +182,20 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
 
 
 def score(model, data, nll_images: int, k: int, seed: int) -> dict[str, float]:
+    probe = vaezoo.linear_probe(model, data, progress=False)["probe-accuracy"]
+    quality = vaezoo.sample_quality(model, data, seed=seed, reconstructions=False, progress=False)["fd-fashion-v1"]
+    if isinstance(model, PointLatents):  # no density: the test images' squared error, samples through a mixture too
+        test = load_splits(data).test.float() / 255
+        with torch.no_grad():
+            mean = torch.cat([model.decode(model.encode(x).mean).mean for x in test.split(500)])
+        mixture = vaezoo.sample_quality(model, data, prior="gmm", seed=seed, reconstructions=False, progress=False)
+        return {"squared_error": float((mean - test).pow(2).flatten(1).sum(1).mean()), "fd-fashion-v1": quality,
+                "fd-gmm-fashion-v1": mixture["fd-fashion-v1@gmm"], "probe-accuracy": probe}
     test = load_splits(data).test[:nll_images]
     bounds = vaezoo.evaluate(model, test, iw_samples=k, elbo_samples=10, precision="float32", seed=seed,
                              progress=False, metrics=[])
-    quality = vaezoo.sample_quality(model, data, seed=seed, reconstructions=False, progress=False)
-    probe = vaezoo.linear_probe(model, data, progress=False)
-    return {"iwae_nll": bounds["iwae_nll"], "neg_elbo": bounds["neg_elbo"],
-            "fd-fashion-v1": quality["fd-fashion-v1"], "probe-accuracy": probe["probe-accuracy"]}
+    return {"iwae_nll": bounds["iwae_nll"], "neg_elbo": bounds["neg_elbo"], "fd-fashion-v1": quality,
+            "probe-accuracy": probe}
 
 
 def run_pair(name: str, pair: Pair, args, scratch: Path, say: Callable[[str], None]) -> dict[str, Any]:
@@ -158,14 +213,13 @@ def run_pair(name: str, pair: Pair, args, scratch: Path, say: Callable[[str], No
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    columns = ("iwae_nll", "neg_elbo", "fd-fashion-v1", "probe-accuracy")
-    print(f"{'model':8} {'metric':15} {'vaezoo':>10} {'pythae':>10} {'pythae - vaezoo':>16}")
+    print(f"{'model':8} {'metric':17} {'vaezoo':>10} {'pythae':>10} {'pythae - vaezoo':>16}")
     for row in rows:
-        for metric in columns:
+        for metric in (m for m in row["vaezoo"] if m != "train_s"):
             ours, theirs = row["vaezoo"][metric], row["pythae"][metric]
-            print(f"{row['model']:8} {metric:15} {ours:10.3f} {theirs:10.3f} {theirs - ours:+16.3f}")
+            print(f"{row['model']:8} {metric:17} {ours:10.3f} {theirs:10.3f} {theirs - ours:+16.3f}")
         ratio = row["pythae"]["train_s"] / row["vaezoo"]["train_s"]
-        print(f"{row['model']:8} {'train time':15} {row['vaezoo']['train_s']:9.0f}s {row['pythae']['train_s']:9.0f}s "
+        print(f"{row['model']:8} {'train time':17} {row['vaezoo']['train_s']:9.0f}s {row['pythae']['train_s']:9.0f}s "
               f"{'x' + format(ratio, '.2f'):>16}")
 
 
@@ -192,12 +246,15 @@ def main(argv=None) -> int:
 
     protocol = {
         "data": "Fashion-MNIST, vaezoo's split (55,000 training, 5,000 validation), grey levels in [0, 1], "
-                "Bernoulli likelihood (pythae: reconstruction_loss bce)",
+                "Bernoulli likelihood (pythae: reconstruction_loss bce); the autoencoders (pythae's AE, WAE_MMD, "
+                "RAE_L2, RAE_GP) on the summed squared error, vaezoo's Gaussian of variance 1/2",
         "training": f"{args.epochs} epochs, batch 100, Adam at the config's rate, constant, seed {args.seed}, "
                     f"each library's selection on the validation images, {args.threads} thread(s)",
         "scoring": f"vaezoo's, for both: IWAE NLL and -ELBO (10 draws) on the first {args.nll_images} test "
                    f"images with k = {args.k}, float32; FD of 10,000 samples (fashion-v1 features, seed "
-                   f"{args.seed}) against the 10,000 test images; the linear probe's test accuracy",
+                   f"{args.seed}) against the 10,000 test images; the linear probe's test accuracy; for an "
+                   f"autoencoder (no density) the squared error per test image, of all 10,000, instead of the "
+                   f"bounds, and the FD through a 10-component mixture fitted to the training codes too",
         "versions": {"vaezoo": vaezoo.__version__, "pythae": metadata.version("pythae"), "torch": torch.__version__,
                      "python": platform.python_version()},
         # every row of the table under this budget (each pair is trained and scored on its own)

@@ -1,13 +1,15 @@
 """One training step of vaezoo and pythae 0.1.2 compared: the same initial weights, batch and draws,
 both libraries' losses and their gradients in every encoder and decoder tensor.
 
-    python benchmarks/peer_step.py --models infovae vae beta
+    python benchmarks/peer_step.py --models infovae vae beta ae wae
 
 Where ``peer_pythae.py`` finds two libraries apart after training, this separates the function
 being optimized from the trajectory: equal losses and gradients on one step mean the gap comes from
 training dynamics (batch order, selection), not from the loss. The pairs are ``peer_pythae.py``'s;
 the ones listed here draw their noise in the same order in both libraries (the posterior's draw,
-then the prior's), so one seed gives both the same draws.
+then the prior's), so one seed gives both the same draws. An autoencoder's two losses differ by a
+constant, 784/2 log(pi) = 448.73 nats: vaezoo's Gaussian of variance 1/2 normalizes the squared error
+that pythae sums; their gradients are the same.
 """
 
 from __future__ import annotations
@@ -17,25 +19,18 @@ import argparse
 import torch
 
 import vaezoo
-from peer_pythae import PAIRS, experiment
-from pythae_networks import pythae_networks
+from peer_pythae import PAIRS, experiment, pythae_model
 from vaezoo.data.splits import load_splits
 
-SAME_DRAWS = ("vae", "beta", "infovae")
+SAME_DRAWS = ("vae", "beta", "infovae", "ae", "wae")
 
 
 def compare(name: str, batch: int, seed: int) -> None:
-    import pythae.models
-
     pair = PAIRS[name]
     config = experiment(pair, epochs=1, seed=seed)
     torch.manual_seed(seed)
     model = vaezoo.create(config)
-    encoder, decoder = pythae_networks(model)
-    settings = getattr(pythae.models, pair.pythae_config or f"{pair.pythae_model}Config")(
-        input_dim=tuple(model.input_shape), latent_dim=model.latent_dim, reconstruction_loss="bce",
-        **pair.pythae_settings)
-    peer = getattr(pythae.models, pair.pythae_model)(settings, encoder=encoder, decoder=decoder)
+    peer = pythae_model(pair, model)
     x = load_splits(vaezoo.get_config(config).data).train[:batch].float() / 255
     params = list(model.parameters())
     torch.manual_seed(seed + 1)
@@ -44,7 +39,7 @@ def compare(name: str, batch: int, seed: int) -> None:
     theirs = peer({"data": x}).loss
     gaps = [float((a - b).norm() / a.norm()) for a, b in
             zip(torch.autograd.grad(ours, params), torch.autograd.grad(theirs, params))]
-    print(f"{name:8} loss vaezoo {ours.item():.6f}  pythae {theirs.item():.6f}  "
+    print(f"{name:8} loss vaezoo {ours.item():.6f}  pythae {theirs.item():.6f}  (difference {(ours - theirs).item():.4f})  "
           f"largest relative gradient difference {max(gaps):.2e} over {len(gaps)} tensors")
 
 

@@ -28,12 +28,17 @@ def _poincare(out, model):
     return {"embedding": q.loc, "log_covariance": 2 * torch.log(q.scale)}
 
 
-ENCODER_OUTPUTS = {"vae": _gaussian, "svae": _von_mises_fisher, "pvae": _poincare}
+def _point(out, model):
+    return {"embedding": out}  # a deterministic encoder's output is its code
+
+
+ENCODER_OUTPUTS = {"vae": _gaussian, "svae": _von_mises_fisher, "pvae": _poincare, "ae": _point}
 
 
 def pythae_networks(model):
     """(encoder, decoder) for pythae: the encoder's output in the form pythae's model of the same
-    family reads it, the decoder's logits through a sigmoid (pythae's ``bce`` takes probabilities)."""
+    family reads it; the decoder's output as the mean of vaezoo's likelihood, which is what pythae's
+    reconstruction losses take (a Bernoulli's probabilities for ``bce``, a Gaussian's mean for ``mse``)."""
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
 
@@ -56,6 +61,6 @@ def pythae_networks(model):
             self.net = model.decoder
 
         def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+            return ModelOutput(reconstruction=model.likelihood(self.net(z)).mean)
 
     return Encoder(), Decoder()

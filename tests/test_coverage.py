@@ -64,6 +64,33 @@ def test_the_peer_table_shows_both_libraries_figures_and_the_notes(tmp_path):
     assert "`python benchmarks/peer_pythae.py`" in text
 
 
+def test_the_autoencoders_get_a_table_of_their_own_scores(tmp_path):
+    from vaezoo.maintenance.peer_table import peer_table
+
+    density = {"iwae_nll": 240.0, "neg_elbo": 245.0, "fd-fashion-v1": 20.0, "probe-accuracy": 0.81, "train_s": 100}
+    points = {"squared_error": 12.345, "fd-fashion-v1": 40.0, "fd-gmm-fashion-v1": 15.0, "probe-accuracy": 0.8,
+              "train_s": 50}
+    rows = [{"model": "vae", "config": "fashion-iwae40", "vaezoo_objective": {}, "pythae_model": "VAE",
+             "pythae_settings": {}, "vaezoo": density, "pythae": density},
+            {"model": "ae", "config": "fashion-ae", "vaezoo_objective": {"name": "ae"}, "pythae_model": "AE",
+             "pythae_settings": {}, "vaezoo": points, "pythae": {**points, "squared_error": 13.0}}]
+    text = "\n".join(peer_table(_comparison(tmp_path, rows)))
+    density_table, point_table = text.split("The autoencoders, which have no density")
+    assert "| vae (`fashion-iwae40`) | `VAE` | 240.00 / 240.00 |" in density_table and "`AE`" not in density_table
+    assert "| ae (`fashion-ae`) | `AE` | 12.35 / 13.00 | 40.00 / 40.00 | 15.00 / 15.00 | 0.800 / 0.800 |" in point_table
+    assert "squared error vaezoo / pythae" in point_table and "`VAE`" not in point_table
+
+
+def test_a_peer_row_scored_on_a_mix_of_metrics_is_refused_by_name(tmp_path):
+    from vaezoo.errors import ConfigError
+
+    mixed = {"iwae_nll": 240.0, "squared_error": 12.0, "fd-fashion-v1": 20.0, "probe-accuracy": 0.81}
+    row = {"model": "ae", "config": "fashion-ae", "vaezoo_objective": {}, "pythae_model": "AE",
+           "pythae_settings": {}, "vaezoo": mixed, "pythae": mixed}
+    with pytest.raises(ConfigError, match="ae: vaezoo's scores .* neither a density model's"):
+        _comparison(tmp_path, [row])
+
+
 def test_a_peer_row_without_a_score_is_refused_by_name(tmp_path):
     from vaezoo.errors import ConfigError
 
@@ -79,6 +106,6 @@ def test_the_shipped_peer_comparison_is_valid_and_rendered():
     assert peer_path().is_file(), "registry/references/peer_pythae.json: run benchmarks/peer_pythae.py --record"
     comparison = read_peer_comparison()
     assert {row.model for row in comparison.rows} >= {"vae", "iwae"}
-    assert all(set(row.vaezoo) >= {"iwae_nll", "neg_elbo", "fd-fashion-v1", "probe-accuracy", "train_s"}
-               for row in comparison.rows)
-    assert "## Side by side with pythae" in "\n".join(peer_table(comparison))
+    text = "\n".join(peer_table(comparison))
+    assert "## Side by side with pythae" in text
+    assert all(f"| {row.model} (`{row.config}`) | `{row.pythae_model}` |" in text for row in comparison.rows)

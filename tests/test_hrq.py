@@ -145,3 +145,17 @@ def test_an_hrq_vae_trains_a_step_and_decodes_its_codes():
         codes = model.encode(x)
         torch.testing.assert_close(model.quantizer.lookup(codes.indices), codes.z_q)
         assert model.decode_indices(codes.indices).shape == x.shape
+
+
+def test_the_evaluation_counts_each_levels_codes_beside_the_paths():
+    model = vaezoo.create("fashion-hrqvae").eval()
+    x = torch.rand(6, 1, 28, 28)
+    report = vaezoo.evaluate(model, x, batch_size=4, progress=False)
+    with torch.no_grad():
+        codes = model.encode(x).indices
+    digits = model.quantizer.digits(codes).reshape(-1, 3)  # (images x positions, levels)
+    per_level = [digits[:, level].unique().numel() / 8 for level in range(3)]
+    assert report["level_usage"] == pytest.approx(min(per_level))
+    assert report["codebook_usage"] == pytest.approx(codes.unique().numel() / 512)
+    # a path is a combination: fewer of the 512 paths are used than of any level's 8 codes
+    assert report["codebook_usage"] < report["level_usage"]

@@ -9,7 +9,9 @@
 - the registered image metrics (:mod:`vaezoo.parts.metrics`), of the mean reconstruction
   p(x | z_q(x)): ``mse`` and ``psnr`` among them;
 - ``codebook_usage``: the fraction of the K codes used anywhere in the test codes, and
-  ``perplexity``: exp of the entropy of the codes' frequencies over the test set (K at best).
+  ``perplexity``: exp of the entropy of the codes' frequencies over the test set (K at best);
+- for a hierarchical quantizer (its code is a path of digits, one per level), ``level_usage``: the
+  fraction of a level's codes used, at the least-used level (the paths are combinations of codes).
 """
 
 from __future__ import annotations
@@ -94,6 +96,15 @@ def evaluate_codes(
     metrics["codebook_usage"] = Measurement(
         value=float((counts > 0).double().mean()), unit=f"of {model.codebook_size}", label=usage.label,
         protocol=f"fraction of codes used over {n:,} images x {math.prod(model.grid)} positions")
+    digits = getattr(model.quantizer, "digits", None)
+    if digits is not None:  # the path's digits: which code each level used
+        used = digits(torch.nonzero(counts).flatten().to(device)).cpu()  # (paths used, depth)
+        levels = model.quantizer.levels
+        per_level = [used[:, level].unique().numel() / levels for level in range(used.shape[1])]
+        metrics["level_usage"] = Measurement(
+            value=min(per_level), unit=f"of {levels} per level", label=METRICS.get("level_usage").label,
+            protocol=f"codes used per level over {n:,} images x {math.prod(model.grid)} positions: "
+                     + ", ".join(f"{fraction:.0%}" for fraction in per_level))
     metrics["perplexity"] = Measurement(value=float(entropy.exp()), unit=f"of {model.codebook_size}",
                                         label=perplexity.label, protocol=perplexity.description)
     protocol = {

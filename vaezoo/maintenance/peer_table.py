@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from pydantic import model_validator
+
 from ..schemas import Strict
 from .references import read_reference, reference_path
 
@@ -15,6 +17,9 @@ __all__ = ["PeerComparison", "peer_path", "read_peer_comparison", "peer_table"]
 
 SCORES = (("iwae_nll", "IWAE NLL", "{:.2f}"), ("neg_elbo", "-ELBO", "{:.2f}"),
           ("fd-fashion-v1", "FD (fashion-v1)", "{:.2f}"), ("probe-accuracy", "probe", "{:.3f}"))
+# an autoencoder has no density: its squared error, and its samples through a fitted mixture as well
+POINT_SCORES = (("squared_error", "squared error", "{:.2f}"), ("fd-fashion-v1", "FD prior (fashion-v1)", "{:.2f}"),
+                ("fd-gmm-fashion-v1", "FD mixture (fashion-v1)", "{:.2f}"), ("probe-accuracy", "probe", "{:.3f}"))
 
 
 class PeerRow(Strict):
@@ -23,8 +28,24 @@ class PeerRow(Strict):
     vaezoo_objective: dict
     pythae_model: str
     pythae_settings: dict
-    vaezoo: dict[str, float]  # the scores of SCORES and train_s
+    vaezoo: dict[str, float]  # the scores of SCORES (POINT_SCORES for an autoencoder) and train_s
     pythae: dict[str, float]
+
+    @model_validator(mode="after")
+    def _scored_alike(self):
+        for library in ("vaezoo", "pythae"):
+            keys = set(getattr(self, library)) - {"train_s"}
+            if keys not in ({key for key, _, _ in SCORES}, {key for key, _, _ in POINT_SCORES}):
+                raise ValueError(f"{self.model}: {library}'s scores {sorted(keys)} are neither a density model's "
+                                 f"({', '.join(key for key, _, _ in SCORES)}) nor an autoencoder's "
+                                 f"({', '.join(key for key, _, _ in POINT_SCORES)})")
+        if set(self.vaezoo) != set(self.pythae):
+            raise ValueError(f"{self.model}: the two libraries were scored on different metrics")
+        return self
+
+    def scores(self):
+        """SCORES or POINT_SCORES: the ones this row has."""
+        return POINT_SCORES if "squared_error" in self.vaezoo else SCORES
 
 
 class PeerComparison(Strict):
@@ -54,18 +75,28 @@ def peer_table(comparison: Optional[PeerComparison]) -> list[str]:
         f"{p['scoring']}. Lower is better for the NLL, the -ELBO and the FD; higher for the probe. "
         f"Training times were taken on a shared machine: read them as a rough ratio. Reproduce with "
         f"`{p['command']}` ({p['date']}; pythae {p['versions']['pythae']}, torch {p['versions']['torch']}).",
-        "",
-        "| model | pythae class | " + " | ".join(f"{title} vaezoo / pythae" for _, title, _ in SCORES)
-        + " | training time vaezoo / pythae |",
-        "|---|---|" + "---:|" * (len(SCORES) + 1),
     ]
-    for row in comparison.rows:
-        cells = [f"{form.format(row.vaezoo[key])} / {form.format(row.pythae[key])}" for key, _, form in SCORES]
-        times = f"{row.vaezoo['train_s']:.0f} s / {row.pythae['train_s']:.0f} s"
-        lines.append(f"| {row.model} (`{row.config}`) | `{row.pythae_model}` | " + " | ".join(cells) + f" | {times} |")
+    for scores, heading in ((SCORES, None), (POINT_SCORES, "The autoencoders, which have no density, on their "
+                             "squared error per test image (lower is better) and their samples' FD through the "
+                             "prior and through a 10-component mixture fitted to the training codes:")):
+        rows = [row for row in comparison.rows if row.scores() is scores]
+        if rows and heading:
+            lines += ["", heading]
+        if rows:
+            lines += ["", _table(rows, scores)]
     lines.append("")
     for model, note in comparison.notes.items():
         lines.append(f"- {model}: {note}")
     if comparison.notes:
         lines.append("")
     return lines
+
+
+def _table(rows: list[PeerRow], scores) -> str:
+    lines = ["| model | pythae class | " + " | ".join(f"{title} vaezoo / pythae" for _, title, _ in scores)
+             + " | training time vaezoo / pythae |", "|---|---|" + "---:|" * (len(scores) + 1)]
+    for row in rows:
+        cells = [f"{form.format(row.vaezoo[key])} / {form.format(row.pythae[key])}" for key, _, form in scores]
+        times = f"{row.vaezoo['train_s']:.0f} s / {row.pythae['train_s']:.0f} s"
+        lines.append(f"| {row.model} (`{row.config}`) | `{row.pythae_model}` | " + " | ".join(cells) + f" | {times} |")
+    return "\n".join(lines)
