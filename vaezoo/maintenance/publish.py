@@ -113,7 +113,9 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
                       f"({weights_dtype}); the registry records them as measured on float32 weights",
                       stacklevel=3)
         weights_dtype = "float32"
-    codes = p.get("family") == "vqvae" or "codebook_size" in p
+    # the bound of a model with discrete codes goes through its code prior; its samples' and probe's
+    # reports (the family named, no codebook) are not about a prior's likelihood
+    codes = "codebook_size" in p
     common = dict(
         likelihood=str(p.get("likelihood") or likelihood),
         binarization=str(p.get("binarization") or binarization),
