@@ -85,8 +85,12 @@ PAIRS = {
                                             "capacity_steps": 2750},
                      "DisentangledBetaVAE", {"beta": 10.0, "C": 50.0, "warmup_epoch": 4}),
     "iwae": Pair("fashion-iwae40", {"name": "iwae", "k": 5}, "IWAE", {"number_samples": 5}),
+    # pythae 0.1.2's MIWAE and PIWAE normalize the weights over their gradient-estimates axis and average
+    # over the samples axis: its (number_gradient_estimates, number_samples) = (K, M) is MIWAE(M, K)
     "miwae": Pair("fashion-miwae40", {"name": "miwae", "m": 2, "k": 4}, "MIWAE",
-                  {"number_gradient_estimates": 2, "number_samples": 4}),
+                  {"number_gradient_estimates": 4, "number_samples": 2}),
+    "piwae": Pair("fashion-piwae40", {"name": "piwae", "m": 2, "k": 4}, "PIWAE",
+                  {"number_gradient_estimates": 4, "number_samples": 2}),
     "ciwae": Pair("fashion-ciwae40", {"name": "ciwae", "k": 8, "beta": 0.5}, "CIWAE",
                   {"number_samples": 8, "beta": 0.5}),
     "infovae": Pair("fashion-infovae40", {"name": "info-vae", "alpha": 0.0, "lam": 1000.0}, "INFOVAE_MMD",
@@ -109,7 +113,7 @@ PAIRS = {
     "rae-gp": Pair("fashion-rae-gp", {"name": "rae", "regularizer": "gp", "beta": 1e-4, "lam": 1e-7}, "RAE_GP",
                    {"embedding_weight": 1e-4, "reg_weight": 1e-7}, "RAE_GP_Config", likelihood=SQUARED_ERROR),
 }
-COUPLED_OPTIMIZERS = ("RAE_L2",)  # pythae trains these with an encoder and a decoder optimizer
+COUPLED_OPTIMIZERS = ("RAE_L2", "PIWAE")  # pythae trains these with an encoder and a decoder optimizer
 
 
 def experiment(pair: Pair, epochs: int, seed: int) -> dict[str, Any]:
@@ -162,7 +166,7 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
     shared = dict(output_dir=str(folder), num_epochs=trainer["epochs"],
                   per_device_train_batch_size=trainer["batch_size"], per_device_eval_batch_size=trainer["batch_size"],
                   seed=trainer["seed"], no_cuda=True)
-    if pair.pythae_model in COUPLED_OPTIMIZERS:  # its pipeline adds the decoder's weight decay
+    if pair.pythae_model in COUPLED_OPTIMIZERS:  # its pipeline adds RAE_L2's decoder weight decay itself
         training = CoupledOptimizerTrainerConfig(encoder_learning_rate=trainer["optimizer"]["lr"],
                                                  decoder_learning_rate=trainer["optimizer"]["lr"], **shared)
     else:
