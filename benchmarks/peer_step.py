@@ -1,7 +1,7 @@
 """One training step of vaezoo and pythae 0.1.2 compared: the same initial weights, batch and draws,
 both libraries' losses and their gradients in every encoder and decoder tensor.
 
-    python benchmarks/peer_step.py --models infovae vae beta ae wae
+    python benchmarks/peer_step.py   # every pair listed in SAME_DRAWS
 
 Where ``peer_pythae.py`` finds two libraries apart after training, this separates the function
 being optimized from the trajectory: equal losses and gradients on one step mean the gap comes from
@@ -21,8 +21,15 @@ import torch
 import vaezoo
 from peer_pythae import PAIRS, experiment, pythae_model
 from vaezoo.data.splits import load_splits
+from vaezoo.passes import StepContext
 
-SAME_DRAWS = ("vae", "beta", "infovae", "ae", "wae")
+SAME_DRAWS = ("vae", "beta", "betatc", "annealed", "infovae", "ae", "wae")
+# what the training loop tells each library's loss: the training set's size (the total correlation's
+# estimate), and a point of the capacity schedule where both are at C = 50 nats (vaezoo's line ends at
+# step 2,750; pythae's stairs reach it at epoch 5)
+TRAINING_SET = 55_000
+VAEZOO_CONTEXT = StepContext(dataset_size=TRAINING_SET, step=2750)
+PYTHAE_KWARGS = {"dataset_size": TRAINING_SET, "epoch": 5}
 
 
 def compare(name: str, batch: int, seed: int) -> None:
@@ -34,9 +41,9 @@ def compare(name: str, batch: int, seed: int) -> None:
     x = load_splits(vaezoo.get_config(config).data).train[:batch].float() / 255
     params = list(model.parameters())
     torch.manual_seed(seed + 1)
-    ours = model(x).loss
+    ours = model(x, context=VAEZOO_CONTEXT).loss
     torch.manual_seed(seed + 1)
-    theirs = peer({"data": x}).loss
+    theirs = peer({"data": x}, **PYTHAE_KWARGS).loss
     gaps = [float((a - b).norm() / a.norm()) for a, b in
             zip(torch.autograd.grad(ours, params), torch.autograd.grad(theirs, params))]
     print(f"{name:8} loss vaezoo {ours.item():.6f}  pythae {theirs.item():.6f}  (difference {(ours - theirs).item():.4f})  "
