@@ -71,6 +71,7 @@ class Pair:
     pythae_settings: dict[str, Any]  # its config's fields beyond the shared ones
     pythae_config: str = ""  # its config class, when not the model's name + "Config"
     likelihood: Optional[dict[str, Any]] = None  # vaezoo's likelihood, replacing the config's
+    select_from: int = 1  # vaezoo's first selectable epoch: after a warm-up that changes the objective
 
 
 PAIRS = {
@@ -80,10 +81,12 @@ PAIRS = {
     "betatc": Pair("fashion-betatc40", {"name": "beta-tcvae", "beta": 6.0}, "BetaTCVAE",
                    {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "use_mss": False}),
     # the capacity reaches 50 nats after 5 of the 10 epochs: pythae in five epoch-long stairs
-    # (C * epoch / (warmup_epoch + 1)), vaezoo on a line over the same 2,750 steps
+    # (C * epoch / (warmup_epoch + 1)), vaezoo on a line over the same 2,750 steps; vaezoo selects
+    # after it, as its config does after its own 25 epochs (the -ELBO prefers a model whose KL is
+    # still below the capacity)
     "annealed": Pair("fashion-annealed40", {"name": "annealed-capacity", "gamma": 10.0, "capacity_max": 50.0,
                                             "capacity_steps": 2750},
-                     "DisentangledBetaVAE", {"beta": 10.0, "C": 50.0, "warmup_epoch": 4}),
+                     "DisentangledBetaVAE", {"beta": 10.0, "C": 50.0, "warmup_epoch": 4}, select_from=6),
     "iwae": Pair("fashion-iwae40", {"name": "iwae", "k": 5}, "IWAE", {"number_samples": 5}),
     # pythae 0.1.2's MIWAE and PIWAE normalize the weights over their gradient-estimates axis and average
     # over the samples axis: its (number_gradient_estimates, number_samples) = (K, M) is MIWAE(M, K)
@@ -122,10 +125,10 @@ def experiment(pair: Pair, epochs: int, seed: int) -> dict[str, Any]:
     if pair.likelihood is not None:
         config["model"]["likelihood"] = pair.likelihood
     # the protocol's budget whatever the config's own: a constant rate, 5,000 validation images,
-    # selection from the first epoch (a config's warm-up is sized to its own, longer run)
+    # the pair's own warm-up (a config's is sized to its own, longer run)
     config["data"]["val_size"] = 5000
-    config["trainer"].update(epochs=epochs, seed=seed, select="best_val", select_from=1, test="never",
-                             scheduler={"name": "constant"})
+    config["trainer"].update(epochs=epochs, seed=seed, select="best_val", select_from=min(pair.select_from, epochs),
+                             test="never", scheduler={"name": "constant"})
     config["name"] = f"peer-{pair.pythae_model.lower()}"
     return config
 
