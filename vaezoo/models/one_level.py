@@ -19,9 +19,9 @@ __all__ = ["OneLevelVAE"]
 class OneLevelVAE(BaseVAE):
     """``encoder_outputs`` numbers per image from the encoder, a decoder from ``latent_dim`` codes, and
     the configured prior, which must be ``required_prior`` where a family's codes live in a space of
-    their own (``why_that_prior`` says which). ``latent_pass`` draws the code with the posterior's
-    ``rsample``, the caller's noise setting only the number of draws; a family whose draws are a
-    function of that noise overrides it."""
+    their own (``why_that_prior`` says which). ``latent_pass`` draws the code with :meth:`draw_codes`: the
+    posterior's ``rsample``, the caller's noise setting only the number of draws; a family whose draws
+    are a function of that noise overrides :meth:`draw_codes`."""
 
     required_prior: ClassVar[Optional[str]] = None
     why_that_prior: ClassVar[str] = ""
@@ -48,9 +48,13 @@ class OneLevelVAE(BaseVAE):
     def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
                     posterior=None) -> LatentPass:
         q = posterior if posterior is not None else self.encode(x, y)
-        z = q.rsample(eps.shape[:1])
+        z = self.draw_codes(q, eps)
         likelihood, log_px = self._score(self.decode, z, x)
         return LatentPass([LevelPass("z", z, q, self.prior)], likelihood, log_px)
+
+    def draw_codes(self, q: Distribution, eps: torch.Tensor) -> torch.Tensor:
+        """One code per row of ``eps`` from ``q``, reparameterized."""
+        return q.rsample(eps.shape[:1])
 
     def sample_latents(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.prior.sample(n)

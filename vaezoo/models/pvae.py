@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from ..ops.poincare import WrappedNormal, exp_map
-from ..passes import LatentPass, LevelPass
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
 from .families import register_family
 from .one_level import OneLevelVAE
@@ -56,9 +55,6 @@ class PoincareVAE(OneLevelVAE):
         loc = exp_map(torch.zeros_like(tangent), tangent, self.curvature)
         return WrappedNormal(loc, F.softplus(log_scale) + 1e-5, self.curvature)
 
-    def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
-                    posterior: Optional[WrappedNormal] = None) -> LatentPass:
-        q = posterior if posterior is not None else self.encode(x, y)
-        z = q.rsample_from(eps.to(q.loc.dtype))
-        likelihood, log_px = self._score(self.decode, z, x)
-        return LatentPass([LevelPass("z", z, q, self.prior)], likelihood, log_px)
+    def draw_codes(self, q: WrappedNormal, eps: torch.Tensor) -> torch.Tensor:
+        """The wrapped normal's draw is a function of ``eps``: the same noise gives the same codes."""
+        return q.rsample_from(eps.to(q.loc.dtype))

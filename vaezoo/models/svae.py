@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveFloat, field_validator
 
 from ..ops.vmf import VonMisesFisher
-from ..passes import LatentPass, LevelPass
 from ..schemas import DecoderSpec, EncoderSpec, ModelConfig, PriorSpec
 from .families import register_family
 from .one_level import OneLevelVAE
@@ -62,12 +61,10 @@ class HypersphericalVAE(OneLevelVAE):
         kappa = self.config.min_concentration + F.softplus(out[..., -1])
         return VonMisesFisher(direction, kappa)
 
-    def latent_pass(self, x: torch.Tensor, eps: torch.Tensor, y: Optional[torch.Tensor] = None,
-                    posterior: Optional[VonMisesFisher] = None) -> LatentPass:
-        q = posterior if posterior is not None else self.encode(x, y)
-        z = q.rsample(eps.shape[:1], tangent=eps.to(q.loc.dtype))
-        likelihood, log_px = self._score(self.decode, z, x)
-        return LatentPass([LevelPass("z", z, q, self.prior)], likelihood, log_px)
+    def draw_codes(self, q: VonMisesFisher, eps: torch.Tensor) -> torch.Tensor:
+        """The draw along ``eps``: its tangent part is the noise, the component along the mean comes from
+        the rejection sampler."""
+        return q.rsample(eps.shape[:1], tangent=eps.to(q.loc.dtype))
 
     def posterior_means(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """The mean directions: points of the sphere, what the decoder reads."""
