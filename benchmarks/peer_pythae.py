@@ -35,6 +35,10 @@ import dataclasses
 import json
 import logging
 import os
+
+# pythae's per-batch progress bars, thousands of lines: tqdm reads this once, when it is first imported
+os.environ.setdefault("TQDM_DISABLE", "1")
+
 import platform
 import sys
 import tempfile
@@ -47,10 +51,12 @@ from typing import Any, Callable, Optional
 import torch
 
 import vaezoo
-from pythae_flows import flows_from_pythae, flows_to_pythae
+from pythae_flows import flows_from_pythae, flows_to_pythae, iaf_from_pythae, iaf_to_pythae
 from pythae_networks import pythae_networks
+from pythae_parts import critic_for_pythae, factor_discriminator_to_pythae, vamp_from_pythae, vamp_to_pythae
 from vaezoo.data.splits import load_splits
 from vaezoo.models import PointLatents
+from vaezoo.parts.priors import VampPrior
 from vaezoo.maintenance.peer_table import peer_path
 
 RESULTS = peer_path()
@@ -70,8 +76,9 @@ class Pair:
     pythae_model: str  # the class in pythae.models
     pythae_settings: dict[str, Any]  # its config's fields beyond the shared ones
     pythae_config: str = ""  # its config class, when not the model's name + "Config"
-    likelihood: Optional[dict[str, Any]] = None  # vaezoo's likelihood, replacing the config's
+    model: Optional[dict[str, Any]] = None  # vaezoo model settings (the likelihood, ...), replacing the config's
     select_from: int = 1  # vaezoo's first selectable epoch: after a warm-up that changes the objective
+    trainer: Optional[dict[str, Any]] = None  # vaezoo trainer settings, replacing the config's
 
 
 PAIRS = {
@@ -103,40 +110,69 @@ PAIRS = {
                  {"prior_distribution": "wrapped_normal", "posterior_distribution": "wrapped_normal", "curvature": 1.0}),
     "planar": Pair("fashion-planar40", {"name": "elbo"}, "VAE_LinNF", {"flows": ["Planar"] * 10}, "VAE_LinNF_Config"),
     "radial": Pair("fashion-radial40", {"name": "elbo"}, "VAE_LinNF", {"flows": ["Radial"] * 10}, "VAE_LinNF_Config"),
-    "ae": Pair("fashion-ae", {"name": "ae"}, "AE", {}, likelihood=SQUARED_ERROR),
+    # the same uniform mixture of the encoder's posteriors at 500 pseudo-inputs, the config's KL warm-up
+    # off on both sides (pythae's linear_scheduling_steps is stairs of epochs, vaezoo's a line of steps)
+    "vamp": Pair("fashion-vamp40", {"name": "elbo"}, "VAMP", {"number_components": 500, "linear_scheduling_steps": 0},
+                 trainer={"kl_warmup_epochs": 0}),
+    # five hidden layers: pythae's FactorVAE builds that discriminator and takes no other
+    "factorvae": Pair("fashion-factorvae", {"name": "factor-vae", "gamma": 6.4, "hidden": [1000] * 5}, "FactorVAE",
+                      {"gamma": 6.4}),
+    # pythae's defaults for the dynamics but the config's step size, 3 tempered leapfrog steps, neither
+    # the step size nor beta0 trained (pythae learns one step size, vaezoo one per dimension)
+    "hamiltonian": Pair("fashion-hamiltonian40", {"name": "elbo"}, "HVAE",
+                        {"n_lf": 3, "eps_lf": 0.01, "beta_zero": 0.3, "learn_eps_lf": False, "learn_beta_zero": False},
+                        model={"step_size": 0.01, "beta_zero": 0.3, "learn_step_size": False}),
+    # the similarity and the KL weighed alike: pythae's 1 : beta at beta = 1/784 is vaezoo's default
+    # 784 : 1 (the similarity as a sum over pixels), divided by 784
+    "msssim": Pair("fashion-msssim40", {"name": "msssim-vae", "beta": 1.0, "window_size": 11}, "MSSSIM_VAE",
+                   {"beta": 1 / 784, "window_size": 11}),
+    # pythae's IAF: two MADE blocks of three 128-unit ReLU layers, the affine step; the config's KL
+    # warm-up and weight average off (pythae has neither)
+    "iaf": Pair("fashion-vae-iaf", {"name": "elbo"}, "VAE_IAF", {"n_made_blocks": 2, "n_hidden_in_made": 3,
+                                                                 "hidden_size": 128}, "VAE_IAF_Config",
+                model={"posterior": {"name": "iaf", "blocks": 2, "hidden": [128, 128, 128], "step": "affine",
+                                     "activation": "relu", "first_order": "reversed"}},
+                trainer={"kl_warmup_epochs": 0, "ema_decay": None}),
+    "ae": Pair("fashion-ae", {"name": "ae"}, "AE", {}, model={"likelihood": SQUARED_ERROR}),
     # the same multi-scale inverse multiquadratic kernel (C = 2 d s for s in 0.1 ... 10)
     "wae": Pair("fashion-wae", {"name": "wae-mmd", "lam": 10.0, "kernel": "imq"}, "WAE_MMD",
                 {"kernel_choice": "imq", "reg_weight": 10.0, "kernel_bandwidth": 1.0}, "WAE_MMD_Config",
-                likelihood=SQUARED_ERROR),
+                model={"likelihood": SQUARED_ERROR}),
     # pythae puts the decoder's L2 in Adam's weight_decay, the gradient of (reg_weight / 2) ||theta||^2:
     # vaezoo's loss term lam ||theta||^2 at half the weight is the same gradient
     "rae-l2": Pair("fashion-rae-l2", {"name": "rae", "regularizer": "l2", "beta": 1e-4, "lam": 0.5e-7}, "RAE_L2",
-                   {"embedding_weight": 1e-4, "reg_weight": 1e-7}, "RAE_L2_Config", likelihood=SQUARED_ERROR),
+                   {"embedding_weight": 1e-4, "reg_weight": 1e-7}, "RAE_L2_Config", model={"likelihood": SQUARED_ERROR}),
     # the same weights on two definitions of the penalty (the docs table's note says which)
     "rae-gp": Pair("fashion-rae-gp", {"name": "rae", "regularizer": "gp", "beta": 1e-4, "lam": 1e-7}, "RAE_GP",
-                   {"embedding_weight": 1e-4, "reg_weight": 1e-7}, "RAE_GP_Config", likelihood=SQUARED_ERROR),
+                   {"embedding_weight": 1e-4, "reg_weight": 1e-7}, "RAE_GP_Config", model={"likelihood": SQUARED_ERROR}),
+    # the deterministic encoder (the paper's first variant) on the config's Bernoulli likelihood, which
+    # pythae's bce is; vaezoo's critic of two 1000-unit layers is pythae's discriminator
+    "aae": Pair("fashion-aae", {"name": "aae", "scale": 0.5, "hidden": [1000, 1000], "deterministic": True},
+                "Adversarial_AE", {"adversarial_loss_scale": 0.5, "reconstruction_loss_scale": 1.0,
+                                   "deterministic_posterior": True}, "Adversarial_AE_Config"),
 }
 COUPLED_OPTIMIZERS = ("RAE_L2", "PIWAE")  # pythae trains these with an encoder and a decoder optimizer
+ADVERSARIAL = ("Adversarial_AE", "FactorVAE")  # ... and these with a model and a discriminator optimizer
+DECODER_LOGITS = ("HVAE",)  # pythae reads these decoders' outputs as Bernoulli logits, the others' as the mean
 
 
 def experiment(pair: Pair, epochs: int, seed: int) -> dict[str, Any]:
     config = vaezoo.get_config(pair.config).model_dump(mode="json")
     config["model"]["objective"] = pair.objective
-    if pair.likelihood is not None:
-        config["model"]["likelihood"] = pair.likelihood
+    config["model"].update(pair.model or {})
     # the protocol's budget whatever the config's own: a constant rate, 5,000 validation images,
     # the pair's own warm-up (a config's is sized to its own, longer run)
-    config["data"]["val_size"] = 5000
+    config["data"].update(val_size=5000, binarize="none")  # pythae's pipeline trains on fixed tensors
     config["trainer"].update(epochs=epochs, seed=seed, select="best_val", select_from=min(pair.select_from, epochs),
-                             test="never", scheduler={"name": "constant"})
+                             test="never", scheduler={"name": "constant"}, **(pair.trainer or {}))
     config["name"] = f"peer-{pair.pythae_model.lower()}"
     return config
 
 
-def train_vaezoo(config: dict[str, Any], folder: Path) -> tuple[torch.nn.Module, float]:
+def train_vaezoo(config: dict[str, Any], folder: Path) -> tuple[torch.nn.Module, float, int]:
     started = time.perf_counter()
-    vaezoo.train(config, out=folder, progress=False)
-    return vaezoo.load(folder), time.perf_counter() - started
+    _, final = vaezoo.train(config, out=folder, progress=False)
+    return vaezoo.load(folder), time.perf_counter() - started, final["selected_epoch"]
 
 
 def pythae_model(pair: Pair, model) -> torch.nn.Module:
@@ -144,23 +180,50 @@ def pythae_model(pair: Pair, model) -> torch.nn.Module:
     both start from the same weights."""
     import pythae.models
 
-    encoder, decoder = pythae_networks(model)
+    encoder, decoder = pythae_networks(model, logits=pair.pythae_model in DECODER_LOGITS)
     config_class = getattr(pythae.models, pair.pythae_config or f"{pair.pythae_model}Config")
     shared = {"input_dim": tuple(model.input_shape), "latent_dim": model.latent_dim}
     if "reconstruction_loss" in {field.name for field in dataclasses.fields(config_class)}:
         shared["reconstruction_loss"] = "bce"  # the VAEs' choice; the autoencoders have the squared error only
-    peer = getattr(pythae.models, pair.pythae_model)(config_class(**shared, **pair.pythae_settings),
-                                                      encoder=encoder, decoder=decoder)
-    if getattr(model, "flow", None) is not None:  # a flow posterior starts where vaezoo's starts
+    networks = {"encoder": encoder, "decoder": decoder}
+    if pair.pythae_model == "Adversarial_AE":
+        networks["discriminator"] = critic_for_pythae(model.objective.discriminator)
+    peer = getattr(pythae.models, pair.pythae_model)(config_class(**shared, **pair.pythae_settings), **networks)
+    # the parts beyond the encoder and decoder start where vaezoo's start
+    if pair.pythae_model == "VAE_IAF":
+        iaf_to_pythae(model.flow.steps, peer.iaf_flow)
+    elif getattr(model, "flow", None) is not None:
         flows_to_pythae(model.flow.steps, peer.net)
+    if isinstance(model.prior, VampPrior):
+        vamp_to_pythae(model.prior, peer)
+    if pair.pythae_model == "FactorVAE":
+        factor_discriminator_to_pythae(model.objective.discriminator, peer)
     return peer
 
 
-def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torch.nn.Module, float]:
+def _validation_losses():
+    """A pythae callback keeping each epoch's validation loss, the figure its trainer selects on."""
+    from pythae.trainers.training_callbacks import TrainingCallback
+
+    class ValidationLosses(TrainingCallback):
+        def __init__(self):
+            self.by_epoch: dict[int, float] = {}
+
+        def on_log(self, training_config, logs, **kwargs):
+            self.by_epoch[kwargs["global_step"]] = logs["eval_epoch_loss"]
+
+        def selected_epoch(self) -> int:  # the first of the lowest, as pythae's strict < keeps it
+            return min(self.by_epoch, key=lambda epoch: (self.by_epoch[epoch], epoch))
+
+    return ValidationLosses()
+
+
+def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torch.nn.Module, float, int]:
     """pythae's pipeline on the vaezoo model's own encoder and decoder modules, from the weights
-    vaezoo starts from with this seed; its selected weights loaded back into a vaezoo model."""
+    vaezoo starts from with this seed; its selected weights loaded back into a vaezoo model, its
+    selected epoch."""
     from pythae.pipelines import TrainingPipeline
-    from pythae.trainers import BaseTrainerConfig, CoupledOptimizerTrainerConfig
+    from pythae.trainers import AdversarialTrainerConfig, BaseTrainerConfig, CoupledOptimizerTrainerConfig
 
     torch.manual_seed(config["trainer"]["seed"])
     model = vaezoo.create(config)
@@ -172,20 +235,30 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
     if pair.pythae_model in COUPLED_OPTIMIZERS:  # its pipeline adds RAE_L2's decoder weight decay itself
         training = CoupledOptimizerTrainerConfig(encoder_learning_rate=trainer["optimizer"]["lr"],
                                                  decoder_learning_rate=trainer["optimizer"]["lr"], **shared)
+    elif pair.pythae_model in ADVERSARIAL:  # the discriminator's recipe: the config's, or its objective's default
+        critic = vaezoo.get_config(config).trainer.optimizers["discriminator"]
+        training = AdversarialTrainerConfig(autoencoder_learning_rate=trainer["optimizer"]["lr"],
+                                            discriminator_learning_rate=critic.lr,
+                                            discriminator_optimizer_params={"betas": tuple(critic.betas)}, **shared)
     else:
         training = BaseTrainerConfig(learning_rate=trainer["optimizer"]["lr"], optimizer_cls="Adam", **shared)
     splits = load_splits(vaezoo.get_config(config).data)
     started = time.perf_counter()
     pipeline = TrainingPipeline(training_config=training, model=peer)
-    pipeline(train_data=splits.train.float() / 255, eval_data=splits.val.float() / 255)
+    losses = _validation_losses()
+    pipeline(train_data=splits.train.float() / 255, eval_data=splits.val.float() / 255, callbacks=[losses])
     elapsed = time.perf_counter() - started
     best = pipeline.trainer._best_model  # pythae keeps the epoch with the lowest validation loss
     selected = copy.deepcopy(model)
     selected.encoder.load_state_dict(best.encoder.net.state_dict())
     selected.decoder.load_state_dict(best.decoder.net.state_dict())
-    if getattr(selected, "flow", None) is not None:
+    if pair.pythae_model == "VAE_IAF":
+        iaf_from_pythae(best.iaf_flow, selected.flow.steps)
+    elif getattr(selected, "flow", None) is not None:
         flows_from_pythae(best.net, selected.flow.steps)
-    return selected.eval(), elapsed
+    if isinstance(selected.prior, VampPrior):
+        vamp_from_pythae(best, selected.prior)
+    return selected.eval(), elapsed, losses.selected_epoch()
 
 
 def score(model, data, nll_images: int, k: int, seed: int) -> dict[str, float]:
@@ -212,9 +285,10 @@ def run_pair(name: str, pair: Pair, args, scratch: Path, say: Callable[[str], No
     for library, train in (("vaezoo", lambda: train_vaezoo(config, scratch / f"{name}-vaezoo")),
                            ("pythae", lambda: train_pythae(pair, config, scratch / f"{name}-pythae"))):
         say(f"{name}: training with {library} ({args.epochs} epochs)")
-        model, seconds = train()
-        say(f"{name}: scoring {library}'s model")
-        results[library] = {**score(model, data, args.nll_images, args.k, args.seed), "train_s": seconds}
+        model, seconds, epoch = train()
+        say(f"{name}: scoring {library}'s model (epoch {epoch})")
+        results[library] = {**score(model, data, args.nll_images, args.k, args.seed), "train_s": seconds,
+                            "selected_epoch": epoch}
     return {"model": name, "config": pair.config, "vaezoo_objective": pair.objective,
             "pythae_model": pair.pythae_model, "pythae_settings": pair.pythae_settings, **results}
 
@@ -222,9 +296,11 @@ def run_pair(name: str, pair: Pair, args, scratch: Path, say: Callable[[str], No
 def print_rows(rows: list[dict[str, Any]]) -> None:
     print(f"{'model':8} {'metric':17} {'vaezoo':>10} {'pythae':>10} {'pythae - vaezoo':>16}")
     for row in rows:
-        for metric in (m for m in row["vaezoo"] if m != "train_s"):
+        for metric in (m for m in row["vaezoo"] if m not in ("train_s", "selected_epoch")):
             ours, theirs = row["vaezoo"][metric], row["pythae"][metric]
             print(f"{row['model']:8} {metric:17} {ours:10.3f} {theirs:10.3f} {theirs - ours:+16.3f}")
+        print(f"{row['model']:8} {'selected epoch':17} {row['vaezoo']['selected_epoch']:10d} "
+              f"{row['pythae']['selected_epoch']:10d}")
         ratio = row["pythae"]["train_s"] / row["vaezoo"]["train_s"]
         print(f"{row['model']:8} {'train time':17} {row['vaezoo']['train_s']:9.0f}s {row['pythae']['train_s']:9.0f}s "
               f"{'x' + format(ratio, '.2f'):>16}")
@@ -240,13 +316,15 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--record", action="store_true", help=f"write the results to {RESULTS}")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # pythae's per-batch progress bars, thousands of lines
     try:
         import pythae  # noqa: F401 - the peer must be there before anything trains
         logging.getLogger("pythae").setLevel(logging.WARNING)
     except ImportError:
         parser.error("pythae is not installed: pip install pythae==0.1.2")
     torch.set_num_threads(args.threads)
+    # pythae's HVAE scores grey levels with a torch Bernoulli, which refuses values other than 0 and 1
+    # unless distributions skip that check; the log-density is then the cross-entropy bce takes
+    torch.distributions.Distribution.set_default_validate_args(False)
 
     def say(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)

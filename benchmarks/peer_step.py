@@ -9,7 +9,8 @@ training dynamics (batch order, selection), not from the loss. The pairs are ``p
 the ones listed here draw their noise in the same order in both libraries (the posterior's draw,
 then the prior's), so one seed gives both the same draws. An autoencoder's two losses differ by a
 constant, 784/2 log(pi) = 448.73 nats: vaezoo's Gaussian of variance 1/2 normalizes the squared error
-that pythae sums; their gradients are the same.
+that pythae sums; their gradients are the same. The adversarial autoencoder's loss is its model update's
+(pythae's ``autoencoder_loss``), the one its encoder and decoder step on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from peer_pythae import PAIRS, experiment, pythae_model
 from vaezoo.data.splits import load_splits
 from vaezoo.passes import StepContext
 
-SAME_DRAWS = ("vae", "beta", "betatc", "annealed", "infovae", "ae", "wae")
+SAME_DRAWS = ("vae", "beta", "betatc", "annealed", "infovae", "vamp", "iaf", "ae", "wae", "aae")
 # what the training loop tells each library's loss: the training set's size (the total correlation's
 # estimate), and a point of the capacity schedule where both are at C = 50 nats (vaezoo's line ends at
 # step 2,750; pythae's stairs reach it at epoch 5)
@@ -39,11 +40,13 @@ def compare(name: str, batch: int, seed: int) -> None:
     model = vaezoo.create(config)
     peer = pythae_model(pair, model)
     x = load_splits(vaezoo.get_config(config).data).train[:batch].float() / 255
-    params = list(model.parameters())
+    params = [*model.encoder.parameters(), *model.decoder.parameters()]
     torch.manual_seed(seed + 1)
     ours = model(x, context=VAEZOO_CONTEXT).loss
     torch.manual_seed(seed + 1)
-    theirs = peer({"data": x}, **PYTHAE_KWARGS).loss
+    output = peer({"data": x}, **PYTHAE_KWARGS)
+    # an adversarial model's loss adds its discriminator's, which pythae steps with another optimizer
+    theirs = output["autoencoder_loss"] if "autoencoder_loss" in output else output.loss
     gaps = [float((a - b).norm() / a.norm()) for a, b in
             zip(torch.autograd.grad(ours, params), torch.autograd.grad(theirs, params))]
     print(f"{name:8} loss vaezoo {ours.item():.6f}  pythae {theirs.item():.6f}  (difference {(ours - theirs).item():.4f})  "

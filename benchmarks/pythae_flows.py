@@ -1,5 +1,11 @@
-"""vaezoo's planar and radial flow steps in and out of pythae 0.1.2's ``VAE_LinNF`` flows, so that the
-two libraries start from the same flow and vaezoo scores the flow pythae trained (``peer_pythae.py``).
+"""vaezoo's planar and radial flow steps in and out of pythae 0.1.2's ``VAE_LinNF`` flows, and its
+affine IAF blocks in and out of pythae's ``VAE_IAF``, so that the two libraries start from the same
+flow and vaezoo scores the flow pythae trained (``peer_pythae.py``).
+
+The IAF blocks carry over exactly, weight for weight: pythae's MADE (ReLU, sequential degrees) is
+vaezoo's ``iaf`` with ``step: affine, activation: relu, first_order: reversed``; where pythae works
+on the code reversed, its first layer's inputs and its head's outputs are vaezoo's reversed, and the
+transfer checks that the masks then agree.
 
 The radial steps carry over exactly: both keep alpha > 0 and beta >= -alpha with the same softplus.
 The planar steps do not, quite: vaezoo uses Rezende & Mohamed's u_hat = u + (m(w.u) - w.u) w / |w|^2,
@@ -61,3 +67,56 @@ def flows_from_pythae(flows, steps) -> None:
             ours.raw_beta.copy_(theirs.beta[0])
         else:
             raise TypeError(f"no pythae counterpart for {type(ours).__name__}")
+
+
+def _iaf_layers(steps, iaf):
+    """Pairs (vaezoo block, pythae MADE, flipped) in the order the blocks apply. pythae flips the code
+    before each block and applies its blocks last to first, so its first block works on the code
+    reversed, its second on it as it is, ...: vaezoo's ``first_order: reversed``."""
+    blocks = list(steps)
+    if len(blocks) % 2 or any(block.step != "affine" for block in blocks):
+        raise ValueError("pythae's VAE_IAF is vaezoo's iaf with step: affine and an even number of blocks "
+                         "(an odd number leaves pythae's code reversed)")
+    return [(block, made, j % 2 == 0) for j, (block, made) in enumerate(zip(blocks, iaf.net[::-1], strict=True))]
+
+
+def _linears(module) -> list[torch.nn.Linear]:
+    return [layer for layer in module.modules() if isinstance(layer, torch.nn.Linear)]
+
+
+def _flipped(index: int, last: int, weight: torch.Tensor) -> torch.Tensor:
+    """A masked layer's weight (or mask, or bias) with the code's order reversed where it meets the
+    code: the first layer's inputs, the head's two halves of outputs (m and s)."""
+    if index == 0 and weight.dim() == 2:
+        weight = weight.flip(1)
+    if index == last:
+        weight = torch.cat([half.flip(0) for half in weight.chunk(2, dim=0)])
+    return weight
+
+
+@torch.no_grad()
+def iaf_to_pythae(steps, iaf) -> None:
+    """pythae's IAF blocks set to compute vaezoo's, the masks checked to be the same wiring."""
+    for block, made, flipped in _iaf_layers(steps, iaf):
+        ours, theirs = _linears(block), _linears(made)
+        if [tuple(layer.weight.shape) for layer in ours] != [tuple(layer.weight.shape) for layer in theirs]:
+            raise ValueError("the iaf blocks' hidden layers differ from pythae's MADE (n_hidden_in_made x hidden_size)")
+        last = len(ours) - 1
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            move = (lambda t: _flipped(i, last, t)) if flipped else (lambda t: t)
+            if not torch.equal(move(a.mask).to(b.mask), b.mask):
+                raise ValueError(f"layer {i} of an iaf block is wired unlike pythae's: not the same autoregressive order")
+            b.weight.copy_(move(a.weight))
+            b.bias.copy_(move(a.bias))
+
+
+@torch.no_grad()
+def iaf_from_pythae(iaf, steps) -> None:
+    """vaezoo's IAF blocks set to pythae's trained ones (the reversal is its own inverse)."""
+    for block, made, flipped in _iaf_layers(steps, iaf):
+        ours, theirs = _linears(block), _linears(made)
+        last = len(ours) - 1
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            move = (lambda t: _flipped(i, last, t)) if flipped else (lambda t: t)
+            a.weight.copy_(move(b.weight))
+            a.bias.copy_(move(b.bias))

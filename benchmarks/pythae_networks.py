@@ -29,16 +29,20 @@ def _poincare(out, model):
 
 
 def _point(out, model):
-    return {"embedding": out}  # a deterministic encoder's output is its code
+    # a deterministic encoder's output is its code; pythae's Adversarial_AE reads a log-variance even
+    # with deterministic_posterior (it multiplies its scale by 0), the other autoencoders ignore it
+    return {"embedding": out, "log_covariance": torch.zeros_like(out)}
 
 
-ENCODER_OUTPUTS = {"vae": _gaussian, "svae": _von_mises_fisher, "pvae": _poincare, "ae": _point}
+ENCODER_OUTPUTS = {"vae": _gaussian, "hamiltonian": _gaussian, "svae": _von_mises_fisher, "pvae": _poincare,
+                   "ae": _point}
 
 
-def pythae_networks(model):
+def pythae_networks(model, logits: bool = False):
     """(encoder, decoder) for pythae: the encoder's output in the form pythae's model of the same
     family reads it; the decoder's output as the mean of vaezoo's likelihood, which is what pythae's
-    reconstruction losses take (a Bernoulli's probabilities for ``bce``, a Gaussian's mean for ``mse``)."""
+    reconstruction losses take (a Bernoulli's probabilities for ``bce``, a Gaussian's mean for ``mse``),
+    or with ``logits`` the Bernoulli's logits, which pythae's HVAE reads instead."""
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
 
@@ -46,6 +50,8 @@ def pythae_networks(model):
         raise ValueError(f"no pythae 0.1.2 counterpart for the '{model.config.family}' family here; "
                          f"these have one: {', '.join(ENCODER_OUTPUTS)}")
     read = ENCODER_OUTPUTS[model.config.family]
+    if logits and model.config.likelihood.name != "bernoulli":
+        raise ValueError(f"a decoder's logits are a Bernoulli's; this model's likelihood is '{model.config.likelihood.name}'")
 
     class Encoder(BaseEncoder):
         def __init__(self):
@@ -61,6 +67,7 @@ def pythae_networks(model):
             self.net = model.decoder
 
         def forward(self, z):
-            return ModelOutput(reconstruction=model.likelihood(self.net(z)).mean)
+            out = self.net(z)  # vaezoo's Bernoulli takes the decoder's output as its logits
+            return ModelOutput(reconstruction=out if logits else model.likelihood(out).mean)
 
     return Encoder(), Decoder()

@@ -54,13 +54,14 @@ def _comparison(tmp_path, rows, notes=None):
 def test_the_peer_table_shows_both_libraries_figures_and_the_notes(tmp_path):
     from vaezoo.maintenance.peer_table import peer_table
 
-    scores = {"iwae_nll": 240.123, "neg_elbo": 245.0, "fd-fashion-v1": 20.0, "probe-accuracy": 0.81, "train_s": 100}
-    theirs = {**scores, "iwae_nll": 241.456, "train_s": 150}
+    scores = {"iwae_nll": 240.123, "neg_elbo": 245.0, "fd-fashion-v1": 20.0, "probe-accuracy": 0.81, "train_s": 100,
+              "selected_epoch": 7}
+    theirs = {**scores, "iwae_nll": 241.456, "train_s": 150, "selected_epoch": 3}
     row = {"model": "iwae", "config": "fashion-iwae40", "vaezoo_objective": {"name": "iwae", "k": 5},
            "pythae_model": "IWAE", "pythae_settings": {"number_samples": 5}, "vaezoo": scores, "pythae": theirs}
     text = "\n".join(peer_table(_comparison(tmp_path, [row], {"iwae": "the same within the noise"})))
     assert "| iwae (`fashion-iwae40`) | `IWAE` | 240.12 / 241.46 |" in text
-    assert "100 s / 150 s" in text and "- iwae: the same within the noise" in text
+    assert "| 7 / 3 | 100 s / 150 s |" in text and "- iwae: the same within the noise" in text
     assert "`python benchmarks/peer_pythae.py`" in text
 
 
@@ -79,6 +80,7 @@ def test_the_autoencoders_get_a_table_of_their_own_scores(tmp_path):
     assert "| vae (`fashion-iwae40`) | `VAE` | 240.00 / 240.00 |" in density_table and "`AE`" not in density_table
     assert "| ae (`fashion-ae`) | `AE` | 12.35 / 13.00 | 40.00 / 40.00 | 15.00 / 15.00 | 0.800 / 0.800 |" in point_table
     assert "squared error vaezoo / pythae" in point_table and "`VAE`" not in point_table
+    assert "| - / - | 50 s / 50 s |" in point_table  # rows recorded before the selected epochs were
 
 
 def test_a_peer_row_scored_on_a_mix_of_metrics_is_refused_by_name(tmp_path):

@@ -15,7 +15,10 @@ from vaezoo.parts.kinds import POSTERIORS
 from vaezoo.parts.posteriors import FlowPosterior, PlanarStep
 
 FLOWS = {"planar": {"name": "planar", "steps": 3}, "radial": {"name": "radial", "steps": 3},
-         "iaf": {"name": "iaf", "blocks": 2, "hidden": [8, 8]}}
+         "iaf": {"name": "iaf", "blocks": 2, "hidden": [8, 8]},
+         # pythae's VAE_IAF: the affine step, ReLU, the first block in the reversed order
+         "iaf-affine": {"name": "iaf", "blocks": 2, "hidden": [8, 8], "step": "affine", "activation": "relu",
+                        "first_order": "reversed"}}
 
 
 def _flow(name: str, dim: int):
@@ -76,17 +79,35 @@ def test_a_one_dimensional_flow_density_integrates_to_one():
     assert float(torch.trapezoid(density, z)) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_iaf_is_autoregressive_in_each_blocks_order():
-    flow = _flow("iaf", 4)
+@pytest.mark.parametrize("name, first", [("iaf", 0), ("iaf-affine", 1)])
+def test_iaf_is_autoregressive_in_each_blocks_order(name, first):
+    flow = _flow(name, 4)
     _perturb(flow)
     z = torch.randn(4, dtype=torch.float64)
     for i, block in enumerate(flow.steps):
         jacobian = torch.autograd.functional.jacobian(lambda v: block(v.unsqueeze(0))[0][0], z)
         # jacobian[i, j] = d out_i / d z_j: in the forward order, output i sees inputs j < i only
-        later = torch.triu(jacobian, 1) if i % 2 == 0 else torch.tril(jacobian, -1)
+        forward = (first + i) % 2 == 0
+        later = torch.triu(jacobian, 1) if forward else torch.tril(jacobian, -1)
         assert torch.count_nonzero(later) == 0, (i, jacobian)
-        other = torch.tril(jacobian, -1) if i % 2 == 0 else torch.triu(jacobian, 1)
+        other = torch.tril(jacobian, -1) if forward else torch.triu(jacobian, 1)
         assert torch.count_nonzero(other) > 0  # and does see them: the flow is not elementwise
+
+
+def test_the_affine_iaf_step_scales_by_exp_s_and_starts_as_the_identity():
+    """z' = z exp(s) + m, not the gated sigma z + (1 - sigma) m: the diagonal of its Jacobian is exp(s)."""
+    flow = _flow("iaf-affine", 3)
+    z = torch.randn(5, 3, dtype=torch.float64)
+    out, log_det = flow(z)
+    torch.testing.assert_close(out, z)  # a zero head: m = s = 0
+    assert torch.count_nonzero(log_det) == 0
+    _perturb(flow)
+    block = flow.steps[0]
+    m, s = block.head(block.trunk(z)).chunk(2, dim=-1)
+    out, log_det = block(z)
+    torch.testing.assert_close(out, z * torch.exp(s) + m)
+    jacobian = torch.autograd.functional.jacobian(lambda v: block(v.unsqueeze(0))[0][0], z[0])
+    torch.testing.assert_close(torch.diagonal(jacobian), torch.exp(s[0]).detach())
 
 
 def test_planar_steps_keep_their_invertibility_condition():

@@ -18,6 +18,7 @@ __all__ = ["PeerComparison", "peer_path", "read_peer_comparison", "peer_table"]
 SCORES = (("iwae_nll", "IWAE NLL", "{:.2f}"), ("neg_elbo", "-ELBO", "{:.2f}"),
           ("fd-fashion-v1", "FD (fashion-v1)", "{:.2f}"), ("probe-accuracy", "probe", "{:.3f}"))
 # an autoencoder has no density: its squared error, and its samples through a fitted mixture as well
+TRAINING = ("train_s", "selected_epoch")  # what a row says of the training, beside the scores
 POINT_SCORES = (("squared_error", "squared error", "{:.2f}"), ("fd-fashion-v1", "FD prior (fashion-v1)", "{:.2f}"),
                 ("fd-gmm-fashion-v1", "FD mixture (fashion-v1)", "{:.2f}"), ("probe-accuracy", "probe", "{:.3f}"))
 
@@ -28,18 +29,20 @@ class PeerRow(Strict):
     vaezoo_objective: dict
     pythae_model: str
     pythae_settings: dict
-    vaezoo: dict[str, float]  # the scores of SCORES (POINT_SCORES for an autoencoder) and train_s
+    # the scores of SCORES (POINT_SCORES for an autoencoder), train_s and (rows recorded since it was)
+    # selected_epoch: the epoch whose weights each library's own rule selected on the validation images
+    vaezoo: dict[str, float]
     pythae: dict[str, float]
 
     @model_validator(mode="after")
     def _scored_alike(self):
         for library in ("vaezoo", "pythae"):
-            keys = set(getattr(self, library)) - {"train_s"}
+            keys = set(getattr(self, library)) - set(TRAINING)
             if keys not in ({key for key, _, _ in SCORES}, {key for key, _, _ in POINT_SCORES}):
                 raise ValueError(f"{self.model}: {library}'s scores {sorted(keys)} are neither a density model's "
                                  f"({', '.join(key for key, _, _ in SCORES)}) nor an autoencoder's "
                                  f"({', '.join(key for key, _, _ in POINT_SCORES)})")
-        if set(self.vaezoo) != set(self.pythae):
+        if set(self.vaezoo) - {"selected_epoch"} != set(self.pythae) - {"selected_epoch"}:
             raise ValueError(f"{self.model}: the two libraries were scored on different metrics")
         return self
 
@@ -94,9 +97,13 @@ def peer_table(comparison: Optional[PeerComparison]) -> list[str]:
 
 def _table(rows: list[PeerRow], scores) -> str:
     lines = ["| model | pythae class | " + " | ".join(f"{title} vaezoo / pythae" for _, title, _ in scores)
-             + " | training time vaezoo / pythae |", "|---|---|" + "---:|" * (len(scores) + 1)]
+             + " | selected epoch vaezoo / pythae | training time vaezoo / pythae |",
+             "|---|---|" + "---:|" * (len(scores) + 2)]
     for row in rows:
         cells = [f"{form.format(row.vaezoo[key])} / {form.format(row.pythae[key])}" for key, _, form in scores]
+        epochs = " / ".join(f"{row_scores['selected_epoch']:.0f}" if "selected_epoch" in row_scores else "-"
+                            for row_scores in (row.vaezoo, row.pythae))
         times = f"{row.vaezoo['train_s']:.0f} s / {row.pythae['train_s']:.0f} s"
-        lines.append(f"| {row.model} (`{row.config}`) | `{row.pythae_model}` | " + " | ".join(cells) + f" | {times} |")
+        lines.append(f"| {row.model} (`{row.config}`) | `{row.pythae_model}` | " + " | ".join(cells)
+                     + f" | {epochs} | {times} |")
     return "\n".join(lines)
