@@ -8,18 +8,23 @@ For each model both libraries have, in one process and one after the other on on
 
 - the same architecture: the networks of a zoo config (the MLP 784-300-300-40 of the
   ``fashion-*40`` models), built once by vaezoo with the seed; pythae trains *those modules*,
-  wrapped in its encoder and decoder classes, from the same initial weights;
+  wrapped in its encoder and decoder classes, from the same initial weights, and the parts beyond
+  them set to vaezoo's (flows, pseudo-inputs, discriminators, codebooks: ``pythae_flows.py``,
+  ``pythae_parts.py``);
 - the same data: vaezoo's split of Fashion-MNIST (55,000 training and 5,000 validation images,
-  grey levels in [0, 1], Bernoulli likelihood / pythae's ``bce``; the autoencoders, whose only
-  loss in pythae is the summed squared error, on vaezoo's Gaussian of variance 1/2, the same
-  loss up to a constant), the same batch size, optimizer (Adam, constant rate), epochs and seed;
+  grey levels in [0, 1], Bernoulli likelihood / pythae's ``bce``; the autoencoders and the VQ-VAE,
+  whose only loss in pythae is the summed squared error, on vaezoo's Gaussian of variance 1/2, the
+  same loss up to a constant), the same batch size, optimizer (Adam, constant rate), epochs and seed;
 - each library's own selection on the validation images (vaezoo: the lowest validation -ELBO, or
-  loss for an autoencoder; pythae: the lowest validation loss, its training objective);
+  loss for an autoencoder; pythae: the lowest validation loss, its training objective), the
+  selected epochs recorded;
 - one scoring, vaezoo's, of both: pythae's selected weights are loaded into the vaezoo model
   (the same modules, so nothing is converted), then the IWAE NLL and -ELBO on the first
   ``--nll-images`` test images with k = ``--k``, the Fréchet distance of 10,000 samples in
   ``fashion-v1`` features, and the linear-probe accuracy; an autoencoder has no bound: its test
-  squared error instead, and the FD through a 10-component mixture fitted to its codes as well.
+  squared error instead, and the FD through a 10-component mixture fitted to its codes as well;
+  a VQ-VAE has neither bound nor samples before a code prior is fitted: its squared error, the
+  usage and perplexity of its codebook, and the probe.
 
 Prints one row per model with both libraries' figures, the difference, and the training time
 ratio (noisy: the machine is shared; the figures, not the times, are the point). ``--record``
@@ -53,9 +58,11 @@ import torch
 import vaezoo
 from pythae_flows import flows_from_pythae, flows_to_pythae, iaf_from_pythae, iaf_to_pythae
 from pythae_networks import pythae_networks
-from pythae_parts import critic_for_pythae, factor_discriminator_to_pythae, vamp_from_pythae, vamp_to_pythae
+from pythae_parts import (codebook_from_pythae, codebook_to_pythae, critic_for_pythae, factor_discriminator_to_pythae,
+                          image_critic_for_pythae, vamp_from_pythae, vamp_to_pythae)
 from vaezoo.data.splits import load_splits
-from vaezoo.models import PointLatents
+from vaezoo.evaluation.codes import evaluate_codes
+from vaezoo.models import VQVAE, PointLatents
 from vaezoo.parts.priors import VampPrior
 from vaezoo.maintenance.peer_table import peer_path
 
@@ -133,6 +140,20 @@ PAIRS = {
                 model={"posterior": {"name": "iaf", "blocks": 2, "hidden": [128, 128, 128], "step": "affine",
                                      "activation": "relu", "first_order": "reversed"}},
                 trainer={"kl_warmup_epochs": 0, "ema_decay": None}),
+    # pythae's VAEGAN has no pixel likelihood term: vaezoo's pixel_weight 0 (its config's is 1); the same
+    # discriminator (512-256, features at layer 2) and the same balance; what differs is in the note
+    "vaegan": Pair("fashion-vaegan40", {"name": "vae-gan", "scale": 0.5, "hidden": [512, 256], "feature_layer": 2,
+                                        "balance": True, "equilibrium": 0.68, "margin": 0.4, "pixel_weight": 0.0},
+                   "VAEGAN", {"adversarial_loss_scale": 0.5, "reconstruction_layer": 2, "equilibrium": 0.68,
+                              "margin": 0.4}),
+    # pythae's VQ-VAE has the summed squared error only, and its commitment loss is a mean over every
+    # element of the 7 x 7 x 32 grid where vaezoo's sums over an image's: 0.25 / 1568 is pythae's 0.25.
+    # Both EMA codebooks start at vaezoo's codes (N(0, I)) without its data init and dead-code restarts
+    "vqvae": Pair("fashion-vqvae", {"name": "vq"}, "VQVAE", {"num_embeddings": 512, "commitment_loss_factor": 0.25,
+                                                            "use_ema": True, "decay": 0.99},
+                  model={"likelihood": SQUARED_ERROR,
+                         "quantizer": {"name": "vq-ema", "codebook_size": 512, "decay": 0.99,
+                                       "commitment": 0.25 / (7 * 7 * 32), "dead_below": 0.0, "init": "normal"}}),
     "ae": Pair("fashion-ae", {"name": "ae"}, "AE", {}, model={"likelihood": SQUARED_ERROR}),
     # the same multi-scale inverse multiquadratic kernel (C = 2 d s for s in 0.1 ... 10)
     "wae": Pair("fashion-wae", {"name": "wae-mmd", "lam": 10.0, "kernel": "imq"}, "WAE_MMD",
@@ -182,22 +203,28 @@ def pythae_model(pair: Pair, model) -> torch.nn.Module:
 
     encoder, decoder = pythae_networks(model, logits=pair.pythae_model in DECODER_LOGITS)
     config_class = getattr(pythae.models, pair.pythae_config or f"{pair.pythae_model}Config")
-    shared = {"input_dim": tuple(model.input_shape), "latent_dim": model.latent_dim}
+    # a VQ-VAE's code size is its code_dim (pythae reads it off the encoder's output)
+    shared = {"input_dim": tuple(model.input_shape), "latent_dim": getattr(model, "latent_dim", None)
+              or model.config.code_dim}
     if "reconstruction_loss" in {field.name for field in dataclasses.fields(config_class)}:
         shared["reconstruction_loss"] = "bce"  # the VAEs' choice; the autoencoders have the squared error only
     networks = {"encoder": encoder, "decoder": decoder}
     if pair.pythae_model == "Adversarial_AE":
         networks["discriminator"] = critic_for_pythae(model.objective.discriminator)
+    elif pair.pythae_model == "VAEGAN":
+        networks["discriminator"] = image_critic_for_pythae(model.objective.discriminator)
     peer = getattr(pythae.models, pair.pythae_model)(config_class(**shared, **pair.pythae_settings), **networks)
     # the parts beyond the encoder and decoder start where vaezoo's start
     if pair.pythae_model == "VAE_IAF":
         iaf_to_pythae(model.flow.steps, peer.iaf_flow)
     elif getattr(model, "flow", None) is not None:
         flows_to_pythae(model.flow.steps, peer.net)
-    if isinstance(model.prior, VampPrior):
+    if isinstance(getattr(model, "prior", None), VampPrior):
         vamp_to_pythae(model.prior, peer)
     if pair.pythae_model == "FactorVAE":
         factor_discriminator_to_pythae(model.objective.discriminator, peer)
+    if isinstance(model, VQVAE):
+        codebook_to_pythae(model.quantizer, peer)
     return peer
 
 
@@ -223,7 +250,8 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
     vaezoo starts from with this seed; its selected weights loaded back into a vaezoo model, its
     selected epoch."""
     from pythae.pipelines import TrainingPipeline
-    from pythae.trainers import AdversarialTrainerConfig, BaseTrainerConfig, CoupledOptimizerTrainerConfig
+    from pythae.trainers import (AdversarialTrainerConfig, BaseTrainerConfig, CoupledOptimizerAdversarialTrainerConfig,
+                                 CoupledOptimizerTrainerConfig)
 
     torch.manual_seed(config["trainer"]["seed"])
     model = vaezoo.create(config)
@@ -240,6 +268,12 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
         training = AdversarialTrainerConfig(autoencoder_learning_rate=trainer["optimizer"]["lr"],
                                             discriminator_learning_rate=critic.lr,
                                             discriminator_optimizer_params={"betas": tuple(critic.betas)}, **shared)
+    elif pair.pythae_model == "VAEGAN":  # an encoder, a decoder and a discriminator optimizer
+        critic = vaezoo.get_config(config).trainer.optimizers["discriminator"]
+        training = CoupledOptimizerAdversarialTrainerConfig(
+            encoder_learning_rate=trainer["optimizer"]["lr"], decoder_learning_rate=trainer["optimizer"]["lr"],
+            discriminator_learning_rate=critic.lr, discriminator_optimizer_params={"betas": tuple(critic.betas)},
+            **shared)
     else:
         training = BaseTrainerConfig(learning_rate=trainer["optimizer"]["lr"], optimizer_cls="Adam", **shared)
     splits = load_splits(vaezoo.get_config(config).data)
@@ -256,13 +290,23 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
         iaf_from_pythae(best.iaf_flow, selected.flow.steps)
     elif getattr(selected, "flow", None) is not None:
         flows_from_pythae(best.net, selected.flow.steps)
-    if isinstance(selected.prior, VampPrior):
+    if isinstance(getattr(selected, "prior", None), VampPrior):
         vamp_from_pythae(best, selected.prior)
+    if isinstance(selected, VQVAE):
+        codebook_from_pythae(best, selected.quantizer)
     return selected.eval(), elapsed, losses.selected_epoch()
 
 
 def score(model, data, nll_images: int, k: int, seed: int) -> dict[str, float]:
     probe = vaezoo.linear_probe(model, data, progress=False)["probe-accuracy"]
+    if isinstance(model, VQVAE):  # codes: no density before a code prior is fitted, no FD without one
+        test = load_splits(data).test
+        codes = evaluate_codes(model, test, progress=False, metrics=[]).metrics
+        with torch.no_grad():
+            mean = torch.cat([model.code_pass(x, update=False)[1].mean for x in (test.float() / 255).split(500)])
+        return {"squared_error": float((mean - test.float() / 255).pow(2).flatten(1).sum(1).mean()),
+                "codebook_usage": codes["codebook_usage"].value, "perplexity": codes["perplexity"].value,
+                "probe-accuracy": probe}
     quality = vaezoo.sample_quality(model, data, seed=seed, reconstructions=False, progress=False)["fd-fashion-v1"]
     if isinstance(model, PointLatents):  # no density: the test images' squared error, samples through a mixture too
         test = load_splits(data).test.float() / 255
@@ -332,14 +376,15 @@ def main(argv=None) -> int:
     protocol = {
         "data": "Fashion-MNIST, vaezoo's split (55,000 training, 5,000 validation), grey levels in [0, 1], "
                 "Bernoulli likelihood (pythae: reconstruction_loss bce); the autoencoders (pythae's AE, WAE_MMD, "
-                "RAE_L2, RAE_GP) on the summed squared error, vaezoo's Gaussian of variance 1/2",
+                "RAE_L2, RAE_GP) and the VQ-VAE on the summed squared error, vaezoo's Gaussian of variance 1/2",
         "training": f"{args.epochs} epochs, batch 100, Adam at the config's rate, constant, seed {args.seed}, "
                     f"each library's selection on the validation images, {args.threads} thread(s)",
         "scoring": f"vaezoo's, for both: IWAE NLL and -ELBO (10 draws) on the first {args.nll_images} test "
                    f"images with k = {args.k}, float32; FD of 10,000 samples (fashion-v1 features, seed "
                    f"{args.seed}) against the 10,000 test images; the linear probe's test accuracy; for an "
                    f"autoencoder (no density) the squared error per test image, of all 10,000, instead of the "
-                   f"bounds, and the FD through a 10-component mixture fitted to the training codes too",
+                   f"bounds, and the FD through a 10-component mixture fitted to the training codes too; for a VQ-VAE "
+                   f"the squared error, the codebook's usage and perplexity over the 10,000 test images and the probe",
         "versions": {"vaezoo": vaezoo.__version__, "pythae": metadata.version("pythae"), "torch": torch.__version__,
                      "python": platform.python_version()},
         # every row of the table under this budget (each pair is trained and scored on its own)

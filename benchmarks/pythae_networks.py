@@ -35,7 +35,7 @@ def _point(out, model):
 
 
 ENCODER_OUTPUTS = {"vae": _gaussian, "hamiltonian": _gaussian, "svae": _von_mises_fisher, "pvae": _poincare,
-                   "ae": _point}
+                   "ae": _point, "vqvae": _point}  # a VQ-VAE's encoder gives its grid of vectors
 
 
 def pythae_networks(model, logits: bool = False):

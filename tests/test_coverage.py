@@ -83,6 +83,18 @@ def test_the_autoencoders_get_a_table_of_their_own_scores(tmp_path):
     assert "| - / - | 50 s / 50 s |" in point_table  # rows recorded before the selected epochs were
 
 
+def test_a_vq_vae_gets_a_table_of_its_code_scores(tmp_path):
+    from vaezoo.maintenance.peer_table import peer_table
+
+    codes = {"squared_error": 5.5, "codebook_usage": 0.25, "perplexity": 101.4, "probe-accuracy": 0.85, "train_s": 9}
+    rows = [{"model": "vqvae", "config": "fashion-vqvae", "vaezoo_objective": {"name": "vq"}, "pythae_model": "VQVAE",
+             "pythae_settings": {}, "vaezoo": codes, "pythae": {**codes, "codebook_usage": 0.125}}]
+    text = "\n".join(peer_table(_comparison(tmp_path, rows)))
+    _, code_table = text.split("The VQ-VAE, which has neither a density")
+    assert "| vqvae (`fashion-vqvae`) | `VQVAE` | 5.50 / 5.50 | 0.250 / 0.125 | 101 / 101 | 0.850 / 0.850 |" in code_table
+    assert "perplexity vaezoo / pythae" in code_table
+
+
 def test_a_peer_row_scored_on_a_mix_of_metrics_is_refused_by_name(tmp_path):
     from vaezoo.errors import ConfigError
 

@@ -21,6 +21,10 @@ SCORES = (("iwae_nll", "IWAE NLL", "{:.2f}"), ("neg_elbo", "-ELBO", "{:.2f}"),
 TRAINING = ("train_s", "selected_epoch")  # what a row says of the training, beside the scores
 POINT_SCORES = (("squared_error", "squared error", "{:.2f}"), ("fd-fashion-v1", "FD prior (fashion-v1)", "{:.2f}"),
                 ("fd-gmm-fashion-v1", "FD mixture (fashion-v1)", "{:.2f}"), ("probe-accuracy", "probe", "{:.3f}"))
+# a VQ-VAE has neither a density nor samples before a code prior is fitted: its squared error and its codes
+CODE_SCORES = (("squared_error", "squared error", "{:.2f}"), ("codebook_usage", "codebook usage", "{:.3f}"),
+               ("perplexity", "perplexity", "{:.0f}"), ("probe-accuracy", "probe", "{:.3f}"))
+KINDS = (SCORES, POINT_SCORES, CODE_SCORES)
 
 
 class PeerRow(Strict):
@@ -29,7 +33,7 @@ class PeerRow(Strict):
     vaezoo_objective: dict
     pythae_model: str
     pythae_settings: dict
-    # the scores of SCORES (POINT_SCORES for an autoencoder), train_s and (rows recorded since it was)
+    # the scores of one of KINDS, train_s and (rows recorded since it was)
     # selected_epoch: the epoch whose weights each library's own rule selected on the validation images
     vaezoo: dict[str, float]
     pythae: dict[str, float]
@@ -38,17 +42,18 @@ class PeerRow(Strict):
     def _scored_alike(self):
         for library in ("vaezoo", "pythae"):
             keys = set(getattr(self, library)) - set(TRAINING)
-            if keys not in ({key for key, _, _ in SCORES}, {key for key, _, _ in POINT_SCORES}):
+            if keys not in [{key for key, _, _ in kind} for kind in KINDS]:
                 raise ValueError(f"{self.model}: {library}'s scores {sorted(keys)} are neither a density model's "
                                  f"({', '.join(key for key, _, _ in SCORES)}) nor an autoencoder's "
-                                 f"({', '.join(key for key, _, _ in POINT_SCORES)})")
+                                 f"({', '.join(key for key, _, _ in POINT_SCORES)}) nor a VQ-VAE's "
+                                 f"({', '.join(key for key, _, _ in CODE_SCORES)})")
         if set(self.vaezoo) - {"selected_epoch"} != set(self.pythae) - {"selected_epoch"}:
             raise ValueError(f"{self.model}: the two libraries were scored on different metrics")
         return self
 
     def scores(self):
-        """SCORES or POINT_SCORES: the ones this row has."""
-        return POINT_SCORES if "squared_error" in self.vaezoo else SCORES
+        """The one of KINDS this row has."""
+        return next(kind for kind in KINDS if {key for key, _, _ in kind} <= set(self.vaezoo))
 
 
 class PeerComparison(Strict):
@@ -81,7 +86,11 @@ def peer_table(comparison: Optional[PeerComparison]) -> list[str]:
     ]
     for scores, heading in ((SCORES, None), (POINT_SCORES, "The autoencoders, which have no density, on their "
                              "squared error per test image (lower is better) and their samples' FD through the "
-                             "prior and through a 10-component mixture fitted to the training codes:")):
+                             "prior and through a 10-component mixture fitted to the training codes:"),
+                            (CODE_SCORES, "The VQ-VAE, which has neither a density nor samples until a code prior "
+                             "is fitted to its codes, on its squared error per test image and its codes over the "
+                             "10,000 test images: the fraction of the codebook used and the perplexity (the "
+                             "exponential of the codes' entropy; higher is more of the codebook in use):")):
         rows = [row for row in comparison.rows if row.scores() is scores]
         if rows and heading:
             lines += ["", heading]
