@@ -282,7 +282,7 @@ def test_list_and_info_show_families(capsys):
     assert main(["list", "--families"]) == 0
     listing = capsys.readouterr().out
     assert [line.split()[0] for line in listing.splitlines()] == sorted(
-        FAMILIES + ["vqvae", "categorical", "ae", "svae", "pvae", "joint", "hamiltonian", "gamma"])
+        FAMILIES + ["vqvae", "categorical", "ae", "svae", "pvae", "joint", "hamiltonian", "gamma", "vnd"])
     assert "``" not in listing and ":class:" not in listing  # plain text, not the docstrings' reST
     assert main(["info", "fashion-ladder"]) == 0
     rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())

@@ -1,7 +1,7 @@
 """Model families over one contract (:class:`BaseVAE`): ``vae``, ``cvae``, ``hvae``, ``ladder``, ``vqvae``,
-``categorical``, ``ae``, ``svae``, ``joint``, ``pvae``, ``hamiltonian``, ``gamma``."""
+``categorical``, ``ae``, ``svae``, ``joint``, ``pvae``, ``hamiltonian``, ``gamma``, ``vnd``."""
 
-from . import ae, categorical, cvae, gamma, hamiltonian, hvae, joint, ladder, pvae, svae, vae, vqvae  # noqa: F401 - registers the built-in families
+from . import ae, categorical, cvae, gamma, hamiltonian, hvae, joint, ladder, nested_dropout, pvae, svae, vae, vqvae  # noqa: F401 - registers the built-in families
 from .ae import AEConfig, Autoencoder
 from .base import BaseVAE, CodeLatents, PartBuildError, PointLatents
 from .categorical import CategoricalVAE, CategoricalVAEConfig
@@ -12,6 +12,7 @@ from .hamiltonian import HamiltonianVAE, HamiltonianVAEConfig
 from .hvae import HierarchicalVAE, HVAEConfig
 from .joint import JointVAE, JointVAEConfig
 from .ladder import LadderConfig, LadderVAE
+from .nested_dropout import NestedDropoutConfig, NestedDropoutVAE
 from .pvae import PoincareVAE, PoincareVAEConfig
 from .refine import refine
 from .svae import HypersphericalVAE, SVAEConfig
@@ -24,5 +25,5 @@ __all__ = [
     "VAE", "VAEConfig", "ConditionalVAE", "CVAEConfig", "HierarchicalVAE", "HVAEConfig", "LadderVAE", "LadderConfig",
     "VQVAE", "VQVAEConfig", "CategoricalVAE", "CategoricalVAEConfig", "HypersphericalVAE", "SVAEConfig",
     "JointVAE", "JointVAEConfig", "PoincareVAE", "PoincareVAEConfig",
-    "HamiltonianVAE", "HamiltonianVAEConfig", "GammaVAE", "GammaVAEConfig",
+    "HamiltonianVAE", "HamiltonianVAEConfig", "GammaVAE", "GammaVAEConfig", "NestedDropoutVAE", "NestedDropoutConfig",
 ]
