@@ -42,8 +42,9 @@ POINT_FAMILIES = ("ae",)  # deterministic encoders: no q(z|x), so no bound to sc
 # discrete codes: one pass gives the bound through the code prior (every importance-weighted one equals it),
 # with the codebook's usage; samples come through the code prior
 CODE_FAMILIES = ("vqvae",)
-# a categorical code's probabilities sum to one: the codes' covariance is singular, no Gaussian total correlation
-NO_DEPENDENCE_FAMILIES = ("joint",)
+# a categorical code's probabilities sum to one (the joint family's c, the vnd family's cut): the codes' covariance
+# is singular, no Gaussian total correlation
+NO_DEPENDENCE_FAMILIES = ("joint", "vnd")
 
 BOUNDS = {  # the metrics file, then its eval flags
     "elbo.json": ["--iw-samples", "0", "--elbo-samples", "10"],
