@@ -97,9 +97,9 @@ PAIRS = {
     # the capacity reaches 50 nats after 5 of the 10 epochs: pythae in five epoch-long stairs
     # (C * epoch / (warmup_epoch + 1)), vaezoo on a line over the same 2,750 steps; vaezoo selects
     # after it, as its config does after its own 25 epochs (the -ELBO prefers a model whose KL is
-    # still below the capacity)
+    # still below the capacity). pythae holds each image's KL at C: per_image
     "annealed": Pair("fashion-annealed40", {"name": "annealed-capacity", "gamma": 10.0, "capacity_max": 50.0,
-                                            "capacity_steps": 2750},
+                                            "capacity_steps": 2750, "per_image": True},
                      "DisentangledBetaVAE", {"beta": 10.0, "C": 50.0, "warmup_epoch": 4}, select_from=6),
     "iwae": Pair("fashion-iwae40", {"name": "iwae", "k": 5}, "IWAE", {"number_samples": 5}),
     # pythae 0.1.2's MIWAE and PIWAE normalize the weights over their gradient-estimates axis and average
@@ -184,8 +184,9 @@ def experiment(pair: Pair, epochs: int, seed: int) -> dict[str, Any]:
     # the protocol's budget whatever the config's own: a constant rate, 5,000 validation images,
     # the pair's own warm-up (a config's is sized to its own, longer run)
     config["data"].update(val_size=5000, binarize="none")  # pythae's pipeline trains on fixed tensors
+    # float32 as pythae trains: vaezoo's "auto" would take bf16 for a convolutional model on a CPU with bf16 units
     config["trainer"].update(epochs=epochs, seed=seed, select="best_val", select_from=min(pair.select_from, epochs),
-                             test="never", scheduler={"name": "constant"}, **(pair.trainer or {}))
+                             test="never", scheduler={"name": "constant"}, precision="fp32", **(pair.trainer or {}))
     config["name"] = f"peer-{pair.pythae_model.lower()}"
     return config
 
@@ -377,8 +378,8 @@ def main(argv=None) -> int:
         "data": "Fashion-MNIST, vaezoo's split (55,000 training, 5,000 validation), grey levels in [0, 1], "
                 "Bernoulli likelihood (pythae: reconstruction_loss bce); the autoencoders (pythae's AE, WAE_MMD, "
                 "RAE_L2, RAE_GP) and the VQ-VAE on the summed squared error, vaezoo's Gaussian of variance 1/2",
-        "training": f"{args.epochs} epochs, batch 100, Adam at the config's rate, constant, seed {args.seed}, "
-                    f"each library's selection on the validation images, {args.threads} thread(s)",
+        "training": f"{args.epochs} epochs, the config's batch, Adam at the config's rate, constant, float32, seed "
+                    f"{args.seed}, each library's selection on the validation images, {args.threads} thread(s)",
         "scoring": f"vaezoo's, for both: IWAE NLL and -ELBO (10 draws) on the first {args.nll_images} test "
                    f"images with k = {args.k}, float32; FD of 10,000 samples (fashion-v1 features, seed "
                    f"{args.seed}) against the 10,000 test images; the linear probe's test accuracy; for an "

@@ -48,6 +48,31 @@ def test_the_annealed_capacity_loss_is_gamma_times_the_kl_distance_from_c():
         assert float(out.terms["capacity"]) == pytest.approx(c)
 
 
+def test_the_per_image_penalty_holds_each_images_kl_where_the_batch_form_holds_their_mean():
+    """pythae's form, mean_i |KL_i - C|, against the batch form |mean_i KL_i - C|, at a C between the images'
+    KLs: there the two differ, and each is its own hand computation."""
+    x = blobs()[:16]
+    losses = {}
+    for per_image in (False, True):
+        torch.manual_seed(0)
+        model = tiny_model({"name": "annealed-capacity", "gamma": 30.0, "capacity_max": 2.0, "capacity_steps": 0,
+                            "per_image": per_image})
+        with torch.no_grad():
+            for p in model.encoder.parameters():  # images with KLs of a few nats, spread across C
+                p.mul_(3.0)
+            torch.manual_seed(3)
+            out = model(x)
+            torch.manual_seed(3)
+            posterior = model.encode(x)
+            recon = -model.decode(posterior.rsample()).log_prob(x).mean()
+            kl = (0.5 * (posterior.mu.pow(2) + posterior.logvar.exp() - 1 - posterior.logvar)).sum(-1)
+        assert float(kl.min()) < 2.0 < float(kl.max())  # the images' KLs on both sides of C
+        expected = (kl - 2.0).abs().mean() if per_image else (kl.mean() - 2.0).abs()
+        torch.testing.assert_close(out.loss, recon + 30.0 * expected)
+        losses[per_image] = float(out.loss)
+    assert losses[True] > losses[False] + 1.0  # |mean| < mean |.| when the KLs straddle C
+
+
 def test_a_large_gamma_holds_the_kl_at_the_capacity():
     torch.manual_seed(0)
     images = blobs()

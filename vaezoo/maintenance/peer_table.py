@@ -78,7 +78,8 @@ def peer_table(comparison: Optional[PeerComparison]) -> list[str]:
         "## Side by side with pythae",
         "",
         "The models pythae 0.1.2 also has, trained by both libraries on the same networks (pythae trains "
-        "vaezoo's encoder and decoder modules, from the same initial weights), data, budget and seed, and "
+        "vaezoo's encoder and decoder modules, from the same initial weights, and its flows, pseudo-inputs, "
+        "discriminators and codebook start at vaezoo's), data, budget and seed, and "
         f"both scored by vaezoo's evaluation. Data: {p['data']}. Training: {p['training']}. Scoring: "
         f"{p['scoring']}. Lower is better for the NLL, the -ELBO and the FD; higher for the probe. "
         f"Training times were taken on a shared machine: read them as a rough ratio. Reproduce with "
