@@ -18,13 +18,13 @@ __all__ = ["PeerComparison", "peer_path", "read_peer_comparison", "peer_table"]
 SCORES = (("iwae_nll", "IWAE NLL", "{:.2f}"), ("neg_elbo", "-ELBO", "{:.2f}"),
           ("fd-fashion-v1", "FD (fashion-v1)", "{:.2f}"), ("probe-accuracy", "probe", "{:.3f}"))
 # an autoencoder has no density: its squared error, and its samples through a fitted mixture as well
-TRAINING = ("train_s", "selected_epoch")  # what a row says of the training, beside the scores
 POINT_SCORES = (("squared_error", "squared error", "{:.2f}"), ("fd-fashion-v1", "FD prior (fashion-v1)", "{:.2f}"),
                 ("fd-gmm-fashion-v1", "FD mixture (fashion-v1)", "{:.2f}"), ("probe-accuracy", "probe", "{:.3f}"))
 # a VQ-VAE has neither a density nor samples before a code prior is fitted: its squared error and its codes
 CODE_SCORES = (("squared_error", "squared error", "{:.2f}"), ("codebook_usage", "codebook usage", "{:.3f}"),
                ("perplexity", "perplexity", "{:.0f}"), ("probe-accuracy", "probe", "{:.3f}"))
 KINDS = (SCORES, POINT_SCORES, CODE_SCORES)
+TRAINING = ("train_s", "selected_epoch")  # what a row says of the training, beside the scores
 
 
 class PeerRow(Strict):
@@ -47,7 +47,7 @@ class PeerRow(Strict):
                                  f"({', '.join(key for key, _, _ in SCORES)}) nor an autoencoder's "
                                  f"({', '.join(key for key, _, _ in POINT_SCORES)}) nor a VQ-VAE's "
                                  f"({', '.join(key for key, _, _ in CODE_SCORES)})")
-        if set(self.vaezoo) - {"selected_epoch"} != set(self.pythae) - {"selected_epoch"}:
+        if set(self.vaezoo) - set(TRAINING) != set(self.pythae) - set(TRAINING):
             raise ValueError(f"{self.model}: the two libraries were scored on different metrics")
         return self
 

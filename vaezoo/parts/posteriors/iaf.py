@@ -6,10 +6,10 @@ paper's first form, pythae's ``VAE_IAF``)."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from pydantic import PositiveInt
 from torch import nn
 
