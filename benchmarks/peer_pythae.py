@@ -39,6 +39,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import os
 
 # pythae's per-batch progress bars, thousands of lines: tqdm reads this once, when it is first imported
@@ -257,27 +258,26 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
     torch.manual_seed(config["trainer"]["seed"])
     model = vaezoo.create(config)
     peer = pythae_model(pair, model)
-    trainer = config["trainer"]
+    trainer, recipe = config["trainer"], vaezoo.get_config(config)
+    critic = recipe.trainer.optimizers.get("discriminator")  # the config's, or its objective's default
     shared = dict(output_dir=str(folder), num_epochs=trainer["epochs"],
                   per_device_train_batch_size=trainer["batch_size"], per_device_eval_batch_size=trainer["batch_size"],
                   seed=trainer["seed"], no_cuda=True)
     if pair.pythae_model in COUPLED_OPTIMIZERS:  # its pipeline adds RAE_L2's decoder weight decay itself
         training = CoupledOptimizerTrainerConfig(encoder_learning_rate=trainer["optimizer"]["lr"],
                                                  decoder_learning_rate=trainer["optimizer"]["lr"], **shared)
-    elif pair.pythae_model in ADVERSARIAL:  # the discriminator's recipe: the config's, or its objective's default
-        critic = vaezoo.get_config(config).trainer.optimizers["discriminator"]
+    elif pair.pythae_model in ADVERSARIAL:
         training = AdversarialTrainerConfig(autoencoder_learning_rate=trainer["optimizer"]["lr"],
                                             discriminator_learning_rate=critic.lr,
                                             discriminator_optimizer_params={"betas": tuple(critic.betas)}, **shared)
     elif pair.pythae_model == "VAEGAN":  # an encoder, a decoder and a discriminator optimizer
-        critic = vaezoo.get_config(config).trainer.optimizers["discriminator"]
         training = CoupledOptimizerAdversarialTrainerConfig(
             encoder_learning_rate=trainer["optimizer"]["lr"], decoder_learning_rate=trainer["optimizer"]["lr"],
             discriminator_learning_rate=critic.lr, discriminator_optimizer_params={"betas": tuple(critic.betas)},
             **shared)
     else:
         training = BaseTrainerConfig(learning_rate=trainer["optimizer"]["lr"], optimizer_cls="Adam", **shared)
-    splits = load_splits(vaezoo.get_config(config).data)
+    splits = load_splits(recipe.data)
     started = time.perf_counter()
     pipeline = TrainingPipeline(training_config=training, model=peer)
     losses = _validation_losses()
@@ -301,11 +301,9 @@ def train_pythae(pair: Pair, config: dict[str, Any], folder: Path) -> tuple[torc
 def score(model, data, nll_images: int, k: int, seed: int) -> dict[str, float]:
     probe = vaezoo.linear_probe(model, data, progress=False)["probe-accuracy"]
     if isinstance(model, VQVAE):  # codes: no density before a code prior is fitted, no FD without one
-        test = load_splits(data).test
-        codes = evaluate_codes(model, test, progress=False, metrics=[]).metrics
-        with torch.no_grad():
-            mean = torch.cat([model.code_pass(x, update=False)[1].mean for x in (test.float() / 255).split(500)])
-        return {"squared_error": float((mean - test.float() / 255).pow(2).flatten(1).sum(1).mean()),
+        codes = evaluate_codes(model, load_splits(data).test, progress=False, metrics=["mse"]).metrics
+        pixels = math.prod(model.input_shape)  # the per-pixel MSE of the same pass, summed over an image's pixels
+        return {"squared_error": codes["mse"].value * pixels,
                 "codebook_usage": codes["codebook_usage"].value, "perplexity": codes["perplexity"].value,
                 "probe-accuracy": probe}
     quality = vaezoo.sample_quality(model, data, seed=seed, reconstructions=False, progress=False)["fd-fashion-v1"]

@@ -18,6 +18,7 @@ transfer refuses it rather than score another model.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -70,14 +71,22 @@ def flows_from_pythae(flows, steps) -> None:
 
 
 def _iaf_layers(steps, iaf):
-    """Pairs (vaezoo block, pythae MADE, flipped) in the order the blocks apply. pythae flips the code
-    before each block and applies its blocks last to first, so its first block works on the code
-    reversed, its second on it as it is, ...: vaezoo's ``first_order: reversed``."""
+    """(layer index, vaezoo's masked layer, pythae's, the map from one's tensors to the other's) for every
+    masked layer, blocks in the order they apply. pythae flips the code before each block and applies its
+    blocks last to first, so its first block works on the code reversed, its second on it as it is, ...:
+    vaezoo's ``first_order: reversed``; on a reversed block the map reverses the code's order (its own inverse)."""
     blocks = list(steps)
     if len(blocks) % 2 or any(block.step != "affine" for block in blocks):
         raise ValueError("pythae's VAE_IAF is vaezoo's iaf with step: affine and an even number of blocks "
                          "(an odd number leaves pythae's code reversed)")
-    return [(block, made, j % 2 == 0) for j, (block, made) in enumerate(zip(blocks, iaf.net[::-1], strict=True))]
+    for j, (block, made) in enumerate(zip(blocks, iaf.net[::-1], strict=True)):
+        ours, theirs = _linears(block), _linears(made)
+        if [tuple(layer.weight.shape) for layer in ours] != [tuple(layer.weight.shape) for layer in theirs]:
+            raise ValueError("the iaf blocks' hidden layers differ from pythae's MADE (n_hidden_in_made x hidden_size)")
+        last = len(ours) - 1
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            move = partial(_flipped, i, last) if j % 2 == 0 else (lambda t: t)
+            yield i, a, b, move
 
 
 def _linears(module) -> list[torch.nn.Linear]:
@@ -97,26 +106,16 @@ def _flipped(index: int, last: int, weight: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def iaf_to_pythae(steps, iaf) -> None:
     """pythae's IAF blocks set to compute vaezoo's, the masks checked to be the same wiring."""
-    for block, made, flipped in _iaf_layers(steps, iaf):
-        ours, theirs = _linears(block), _linears(made)
-        if [tuple(layer.weight.shape) for layer in ours] != [tuple(layer.weight.shape) for layer in theirs]:
-            raise ValueError("the iaf blocks' hidden layers differ from pythae's MADE (n_hidden_in_made x hidden_size)")
-        last = len(ours) - 1
-        for i, (a, b) in enumerate(zip(ours, theirs)):
-            move = (lambda t: _flipped(i, last, t)) if flipped else (lambda t: t)
-            if not torch.equal(move(a.mask).to(b.mask), b.mask):
-                raise ValueError(f"layer {i} of an iaf block is wired unlike pythae's: not the same autoregressive order")
-            b.weight.copy_(move(a.weight))
-            b.bias.copy_(move(a.bias))
+    for i, ours, theirs, move in _iaf_layers(steps, iaf):
+        if not torch.equal(move(ours.mask).to(theirs.mask), theirs.mask):
+            raise ValueError(f"layer {i} of an iaf block is wired unlike pythae's: not the same autoregressive order")
+        theirs.weight.copy_(move(ours.weight))
+        theirs.bias.copy_(move(ours.bias))
 
 
 @torch.no_grad()
 def iaf_from_pythae(iaf, steps) -> None:
-    """vaezoo's IAF blocks set to pythae's trained ones (the reversal is its own inverse)."""
-    for block, made, flipped in _iaf_layers(steps, iaf):
-        ours, theirs = _linears(block), _linears(made)
-        last = len(ours) - 1
-        for i, (a, b) in enumerate(zip(ours, theirs)):
-            move = (lambda t: _flipped(i, last, t)) if flipped else (lambda t: t)
-            a.weight.copy_(move(b.weight))
-            a.bias.copy_(move(b.bias))
+    """vaezoo's IAF blocks set to pythae's trained ones."""
+    for _, ours, theirs, move in _iaf_layers(steps, iaf):
+        ours.weight.copy_(move(theirs.weight))
+        ours.bias.copy_(move(theirs.bias))

@@ -91,19 +91,19 @@ def image_critic_for_pythae(critic: torch.nn.Module):
     return ImageCritic()
 
 
+# the EMA codebook's buffers: vaezoo's vq-ema name, pythae's QuantizerEMA name
+_CODEBOOK = (("embedding", "embeddings"), ("embed_sum", "ema_embed"), ("cluster_size", "cluster_size"))
+
+
 @torch.no_grad()
 def codebook_to_pythae(quantizer, peer) -> None:
     """pythae's EMA codebook (``use_ema``) set to vaezoo's: the codes, their EMA sums and counts."""
-    theirs = peer.quantizer
-    theirs.embeddings.copy_(quantizer.embedding)
-    theirs.ema_embed.copy_(quantizer.embed_sum)
-    theirs.cluster_size.copy_(quantizer.cluster_size)
+    for ours, theirs in _CODEBOOK:
+        getattr(peer.quantizer, theirs).copy_(getattr(quantizer, ours))
 
 
 @torch.no_grad()
 def codebook_from_pythae(peer, quantizer) -> None:
     """vaezoo's EMA codebook set to pythae's trained one."""
-    theirs = peer.quantizer
-    quantizer.embedding.copy_(theirs.embeddings)
-    quantizer.embed_sum.copy_(theirs.ema_embed)
-    quantizer.cluster_size.copy_(theirs.cluster_size)
+    for ours, theirs in _CODEBOOK:
+        getattr(quantizer, ours).copy_(getattr(peer.quantizer, theirs))

@@ -22,11 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from .categorical import CategoricalPosterior
-from .gaussian import DiagonalGaussian, kl_diagonal_gaussians
+from .gaussian import DiagonalGaussian, gaussian_log_prob, kl_to_standard_normal, standard_normal_log_prob
 
 __all__ = ["downhill_log_probs", "kept_dimensions", "CutPrior", "NestedGaussian", "NestedNormal"]
-
-_LOG_2PI = math.log(2 * math.pi)
 
 
 def downhill_log_probs(keep_logits: torch.Tensor) -> torch.Tensor:
@@ -93,9 +91,7 @@ class NestedGaussian:
         return self.gaussian.mu * self.kept_probability
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        mu, logvar = self.gaussian.mu, self.gaussian.logvar
-        per_dim = -0.5 * (_LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
-        return (self.kept * per_dim).sum(-1)
+        return (self.kept * gaussian_log_prob(z, self.gaussian.mu, self.gaussian.logvar)).sum(-1)
 
 
 class NestedNormal:
@@ -105,12 +101,11 @@ class NestedNormal:
         self.kept = kept
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.kept * -0.5 * (_LOG_2PI + z.pow(2))).sum(-1)
+        return (self.kept * standard_normal_log_prob(z)).sum(-1)
 
     def kl_per_dim(self, posterior: NestedGaussian, z: torch.Tensor) -> torch.Tensor:
         """P_q(d kept) KL(N(mu_d, sigma_d^2) || N(0, 1)), (S, B, D): the expectation over the cut."""
-        zero = torch.zeros_like(posterior.mu)
-        kl = kl_diagonal_gaussians(posterior.mu, posterior.logvar, zero, zero)
+        kl = kl_to_standard_normal(posterior.mu, posterior.logvar)
         return (posterior.kept_probability * kl).expand(z.shape)
 
     def kl(self, posterior: NestedGaussian, z: torch.Tensor) -> torch.Tensor:
