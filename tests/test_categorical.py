@@ -92,3 +92,6 @@ def test_it_trains_saves_and_loads(tmp_path, monkeypatch):
     loaded = vaezoo.load(tmp_path / "run")
     x = torch.rand(4, 1, 8, 8).round()
     torch.testing.assert_close(loaded.reconstruct(x), model.eval().reconstruct(x))
+    report = vaezoo.evaluation.evaluate(loaded, x, iw_samples=4, elbo_samples=1, progress=False)
+    config = loaded.config
+    assert report.protocol["prior"] == f"uniform over {config.categories} categories for each of {config.latents} variables"

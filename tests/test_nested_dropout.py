@@ -132,3 +132,11 @@ def test_samples_and_the_round_trip_through_save(tmp_path):
     x = torch.rand(3, 1, 8, 8).round()
     with torch.no_grad():
         torch.testing.assert_close(loaded.iwae(x, k=50, seed=0), model.iwae(x, k=50, seed=0))
+
+
+def test_the_evaluation_report_names_the_familys_own_prior():
+    torch.manual_seed(0)
+    report = vaezoo.evaluation.evaluate(_model(4).eval(), torch.rand(4, 1, 8, 8).round(), iw_samples=8,
+                                        elbo_samples=2, progress=False)
+    assert report.protocol["prior"] == "N(0, I) on the kept dimensions, a downhill cut (keep 0.95)"
+    assert "prior N(0, I) on the kept dimensions" in str(report)

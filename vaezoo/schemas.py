@@ -71,6 +71,12 @@ class PartSpec(BaseModel):
         """The part's validated parameters, defaults filled in."""
         return dict(self.model_extra or {})
 
+    @property
+    def label(self) -> str:
+        """``name(key=value, ...)``, the part as reports and listings print it."""
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name}({params})" if params else self.name
+
     def build(self, *fixed: Any) -> Any:
         return self.registry.get(self.name)(*fixed, **self.params)
 

@@ -45,11 +45,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _part(spec) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
-    return f"{spec.name}({params})" if params else spec.name
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
     if args.name.startswith(HF_PREFIX) or (Path(args.name).expanduser() / CONFIG_NAME).is_file():
         return _checkpoint_info(args)
@@ -61,7 +56,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         entry = get_entry(args.name)
         rows = [("name", args.name), ("description", entry.description or "-"),
                 *_architecture_rows(entry.model, entry.num_params),
-                ("dataset", _part(entry.recipe.data.dataset)), ("recipe", _recipe(entry.recipe.trainer)),
+                ("dataset", entry.recipe.data.dataset.label), ("recipe", _recipe(entry.recipe.trainer)),
                 ("config", f"{entry.config} (seed {entry.recipe.trainer.seed})"),
                 ("pretrained", _pretrained_summary(args.name, {}))]
         _print_rows(rows)
@@ -74,7 +69,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     model = build_model(experiment.model, source=experiment.name or args.name)
     rows = [("name", experiment.name or args.name), ("description", experiment.description or "-"),
             *_architecture_rows(experiment.model, model.num_parameters()),
-            ("dataset", _part(experiment.data.dataset)), ("recipe", _recipe(experiment.trainer)),
+            ("dataset", experiment.data.dataset.label), ("recipe", _recipe(experiment.trainer)),
             ("pretrained", _pretrained_summary(experiment.name or "", overrides))]
     _print_rows(rows)
     return 0
@@ -91,7 +86,7 @@ def _checkpoint_info(args: argparse.Namespace) -> int:
     model = build_from_checkpoint(saved, args.name)
     trained = saved.training or {}
     rows = [("name", saved.name or args.name), *_architecture_rows(saved.model, model.num_parameters()),
-            ("dataset", _part(saved.data.dataset) if saved.data is not None else "-"),
+            ("dataset", saved.data.dataset.label if saved.data is not None else "-"),
             ("recipe", _recipe(saved.trainer) if saved.trainer is not None else "-"),
             ("trained", _training_summary(trained)),
             ("scores", ", ".join(f"{name} {record['value']:.3f}" for name, record in (saved.metrics or {}).items()
@@ -103,7 +98,7 @@ def _checkpoint_info(args: argparse.Namespace) -> int:
 
 def _architecture_rows(m, num_parameters: int) -> list[tuple[str, str]]:
     return [("family", m.family), ("input shape", " x ".join(map(str, m.input_shape))), ("latent", m.latent_summary()),
-            *[(field.replace("_", " "), _part(spec)) for field, spec in m if isinstance(spec, PartSpec)],
+            *[(field.replace("_", " "), spec.label) for field, spec in m if isinstance(spec, PartSpec)],
             ("parameters", f"{num_parameters:,}")]
 
 

@@ -216,9 +216,9 @@ def evaluate(
         "model": model_name,
         **{k: v for k, v in evaluation.protocol.items()},
         "family": model.family,
-        "likelihood": _part_label(model.config.likelihood),
+        "likelihood": model.config.likelihood.label,
         "prior": ("a learned Gaussian p(z|y) per class" if getattr(model.config, "conditional_prior", False)
-                  else _part_label(model.config.prior) if hasattr(model.config, "prior") else None),
+                  else model.prior_label()),
         "latent_levels": dict(model.latent_levels),
         "latent_dim": sum(dim for _, dim in model.latent_levels),
         "pixels": pixels,
@@ -248,8 +248,3 @@ def ramped_batches(n: int, batch_size: int) -> Iterator[tuple[int, int]]:
         yield first, size
         first += size
         size *= 2
-
-
-def _part_label(spec) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
-    return f"{spec.name}({params})" if params else spec.name

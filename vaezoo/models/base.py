@@ -411,6 +411,11 @@ class BaseVAE(HubMixin, nn.Module):
         return sum(p.numel() for p in self.parameters()
                    if id(p) not in held and (p.requires_grad or not trainable_only))
 
+    def prior_label(self) -> Optional[str]:
+        """p(z) in words for reports: the config's prior part, or the family's own prior."""
+        spec = getattr(self.config, "prior", None)
+        return None if spec is None else spec.label
+
     def extra_repr(self) -> str:
         levels = ", ".join(f"{name}={dim}" for name, dim in self.latent_levels)
         return f"family={self.family}, input_shape={list(self.input_shape)}, latents=({levels})"

@@ -72,6 +72,9 @@ class CategoricalVAE(BaseVAE):
         # the step's temperature, filled in place by forward (not saved: it follows from the step)
         self.register_buffer("temperature", torch.tensor(config.temperature.start), persistent=False)
 
+    def prior_label(self) -> str:
+        return f"uniform over {self.categories} categories for each of {self.variables} variables"
+
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, context: Optional[StepContext] = None,
                 update: str = MAIN_UPDATE):
         if self.training and context is not None:

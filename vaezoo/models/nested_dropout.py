@@ -137,6 +137,9 @@ class NestedDropoutVAE(BaseVAE):
     def refine(self, x, steps: int = 100, lr: float = 0.05, y=None, **kwargs):
         raise UsageError("refinement optimizes Gaussian posteriors; the vnd family's cut is discrete")
 
+    def prior_label(self) -> str:
+        return f"N(0, I) on the kept dimensions, a downhill cut (keep {self.config.keep_prior})"
+
     def extra_repr(self) -> str:
         return (f"family={self.family}, input_shape={list(self.input_shape)}, latents={self.latent_dim} nested "
                 f"({self.reserved} always kept, prior keep {self.config.keep_prior})")
