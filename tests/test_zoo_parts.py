@@ -109,6 +109,40 @@ def test_vamp_prior_does_not_duplicate_the_encoder():
     assert model.prior.log_prob(z.double()).dtype == torch.float64
 
 
+def test_vamp_prior_keeps_its_encoded_pseudo_inputs_only_while_the_weights_stay(monkeypatch):
+    torch.manual_seed(0)
+    model = vamp_model().eval()
+    calls = []
+    encode_top = model.encode_top
+    monkeypatch.setattr(model, "encode_top", lambda x: calls.append(1) or encode_top(x))
+    z = torch.randn(6, 3)
+
+    def fresh():  # the prior as training computes it, with the gradient on: never cached
+        return model.prior.log_prob(z).detach()
+
+    with torch.no_grad():
+        first = model.prior.log_prob(z)
+        assert torch.equal(model.prior.log_prob(z), first) and len(calls) == 1  # scoring: encoded once
+        next(model.encoder.parameters()).mul_(1.5)  # an in-place change (an optimizer step, a load's copy_)
+        changed = model.prior.log_prob(z)
+    assert len(calls) == 2 and not torch.allclose(changed, first)
+    torch.testing.assert_close(changed, fresh())
+    with torch.no_grad():
+        model.prior.pseudo_inputs.add_(0.1)
+        torch.testing.assert_close(model.prior.log_prob(z), fresh())
+        model.load_state_dict(vamp_model().state_dict())
+        torch.testing.assert_close(model.prior.log_prob(z), fresh())
+        model.double()  # new storage
+        assert model.prior.log_prob(z.double()).dtype == torch.float64
+        model.float()
+        cached = model.prior.log_prob(z)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # other arithmetic: encoded again
+            count = len(calls)
+            model.prior.log_prob(z)
+            assert len(calls) == count + 1
+        torch.testing.assert_close(model.prior.log_prob(z), cached)
+
+
 def test_vamp_model_round_trips_through_save_pretrained(tmp_path):
     torch.manual_seed(0)
     model = vamp_model()

@@ -73,7 +73,20 @@ class VampPrior(Prior):
         model = self.__dict__.get("_model")
         if model is None:
             raise RuntimeError("the VampPrior is not bound to a model: call model.bind_prior() after assigning it")
-        return model.encode_top(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+        if torch.is_grad_enabled():  # training: the gradient flows through the pseudo-inputs and the encoder
+            return model.encode_top(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+        # Scoring calls the prior once per pass of importance samples: re-encoding the K pseudo-inputs each
+        # time was most of a convolutional model's IWAE. Their posteriors change only with the weights,
+        # so they are kept until a tensor of the model changes: in place (its version), or for another
+        # (its storage: a load, a move, a copy), or the arithmetic does (autocast).
+        device = self.pseudo_inputs.device.type
+        key = (torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None,
+               *((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers())))
+        cached = self.__dict__.get("_cached_posteriors")
+        if cached is None or cached[0] != key:
+            cached = (key, model.encode_top(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0)))
+            self.__dict__["_cached_posteriors"] = cached
+        return cached[1]
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         q = self._posteriors()
