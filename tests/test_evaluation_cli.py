@@ -70,7 +70,7 @@ def test_picture_commands_write_grids(checkpoint, capsys, tmp_path, command, arg
     assert code == 0 and str(out_png) in out
     picture = read_image(str(out_png))
     rows, cols = tiles_hw
-    assert picture.shape == (3, rows * 30 + 2, cols * 30 + 2)  # 28x28 tiles, 2-pixel padding
+    assert picture.shape == (1, rows * 30 + 2, cols * 30 + 2)  # grayscale: 28x28 tiles, 2-pixel padding
 
 
 def test_traversal_and_reconstruction_pictures_say_what_each_row_and_column_is(checkpoint, capsys, tmp_path,

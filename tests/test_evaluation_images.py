@@ -52,7 +52,9 @@ def test_sample_grid_shape_range_and_png(model, tmp_path):
     grid = sample_grid(model, 12, nrow=4, path=tmp_path / "s.png")
     assert grid.shape == (3, *grid_size(3, 4))
     assert 0.0 <= grid.min() and grid.max() <= 1.0
-    assert read_image(str(tmp_path / "s.png")).shape == grid.shape
+    stored = read_image(str(tmp_path / "s.png"))  # grayscale images: a one-channel file of the grid's pixels
+    assert stored.shape == (1, *grid.shape[1:])
+    assert torch.equal(stored[0], grid[0].mul(255).add(0.5).clamp(0, 255).to(torch.uint8))
     assert torch.equal(sample_grid(model, 12, nrow=4), grid)  # seeded: the same picture twice
     assert not torch.equal(sample_grid(model, 12, nrow=4, seed=1), grid)
 

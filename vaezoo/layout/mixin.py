@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Optional
 import torch
 
 from .._version import __version__
+from ..png import save_image_png
 from .card import SAMPLES_NAME, render_card
 from .client import PushResult, push_folder
 from .files import CARD_NAME, CONFIG_NAME, CONFIG_VERSION, WEIGHTS_NAME, write_config, write_weights
@@ -101,7 +102,7 @@ class HubMixin:
 
 def save_samples(model, path: str | Path, samples: int | torch.Tensor, nrow: int = 8, seed: int = 0) -> Path:
     """A grid of images as PNG; an int draws that many from the model with a fixed seed."""
-    from torchvision.utils import save_image
+    from torchvision.utils import make_grid  # torchvision only for the pictures: importing vaezoo stays light
 
     if isinstance(samples, int):
         # a fixed seed makes the card's picture reproducible; fork_rng leaves the caller's RNG alone
@@ -114,5 +115,4 @@ def save_samples(model, path: str | Path, samples: int | torch.Tensor, nrow: int
     else:
         images = samples
     images = images.detach().float().cpu().clamp(0, 1)
-    save_image(images, str(path), nrow=nrow, padding=2, pad_value=1.0)
-    return Path(path)
+    return save_image_png(make_grid(images, nrow=nrow, padding=2, pad_value=1.0), path)

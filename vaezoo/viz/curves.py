@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..png import save_figure_png
+
 __all__ = ["plot_loss_curves"]
 
 _TERM_PREFIX = "train_term/"  # how the loop records each named term of the objective
@@ -64,9 +66,7 @@ def _save(fig, axes, xlabel: str, title: str, path: Path) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return save_figure_png(fig, path)
 
 
 def _plot_per_step(records: list[Mapping[str, Any]], steps: Sequence[tuple[int, Mapping[str, float]]], path: Path,

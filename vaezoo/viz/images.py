@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from ..errors import UsageError
 from ..data.binarize import to_float_images
+from ..png import save_figure_png, save_image_png
 
 __all__ = [
     "image_grid", "save_png", "sample_grid", "class_grid", "reconstruction_grid", "rank_dims_by_kl", "traversal_grid",
@@ -76,11 +77,8 @@ def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.T
 
 
 def save_png(image: torch.Tensor, path: str | Path) -> Path:
-    """Write a (3, H, W) [0, 1] picture as a PNG, creating the folder if needed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(image, str(path))
-    return path
+    """Write a (3, H, W) [0, 1] picture as a PNG (grayscale when it has no colour), creating the folder."""
+    return save_image_png(image, path)
 
 
 def _finish(grid: torch.Tensor, path) -> torch.Tensor:
@@ -118,10 +116,7 @@ def labelled_panels(panels: Mapping[str, torch.Tensor], path: str | Path, title:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return save_figure_png(fig, path)
 
 
 def labelled_grid(grid: torch.Tensor, tile: tuple[int, int], path: str | Path, *, row_labels: Sequence[str] = (),
@@ -152,10 +147,7 @@ def labelled_grid(grid: torch.Tensor, tile: tuple[int, int], path: str | Path, *
     if title:
         ax.set_title(title, fontsize=9, pad=14 if column_labels else 6)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return save_figure_png(fig, path)
 
 
 @torch.no_grad()
