@@ -6,17 +6,18 @@
     python benchmarks/rescore.py fashion-conv64 --shards 2 --pieces 20 --keep runs/rescore/conv64-seed1   # resumable
 
 The images are split into ``--pieces`` consecutive ranges (default: one per shard); each is one
-``vaezoo eval NAME --start I --limit N`` process on one thread, ``--shards`` at a time. The noise of
-an image is keyed by its index in the whole test set, so the pieces together give exactly the
+``vaezoo eval NAME --start I --limit N`` process on one thread, ``--shards`` at a time. The noise
+of an image is keyed by its index in the whole test set, so the pieces together give exactly the
 numbers of a single run with the same seed; another ``--seed`` is an independent re-measurement,
-which should agree with the registry within the standard errors. A scoring of many hours keeps its
-pieces with ``--keep DIR``: each lands there when it finishes, a rerun scores only the missing ones,
-and the folder (locked while a run uses it) refuses pieces of other weights or settings. The merged report (the
-per-piece means and standard errors pooled into the whole set's by ``merge_shards``, what
-``vaezoo merge-evals`` runs) is printed beside the registry's values, and ``-o`` writes it in
-``vaezoo eval``'s JSON form (``vaezoo publish --metrics`` reads it). Active units need every
-posterior mean at once, so the merge leaves them out. ``--record`` writes the re-measured IWAE NLL into the entry's ``rescorings`` (another
-seed than the published one; docs/models.md shows it beside the published row).
+which should agree with the registry within the standard errors. A scoring of many hours keeps
+its pieces with ``--keep DIR``: each lands there when it finishes, a rerun scores only the
+missing ones, and the folder (locked while a run uses it) refuses pieces of other weights or
+settings. The merged report (the per-piece means and standard errors pooled into the whole set's
+by ``merge_shards``, what ``vaezoo merge-evals`` runs) is printed beside the registry's values,
+and ``-o`` writes it in ``vaezoo eval``'s JSON form (``vaezoo publish --metrics`` reads it).
+Active units need every posterior mean at once, so the merge leaves them out. ``--record``
+writes the re-measured IWAE NLL into the entry's ``rescorings`` (another seed than the published
+one; docs/models.md shows it beside the published row).
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def check_kept_settings(folder: Path, settings: dict) -> None:
     kept = json.loads(path.read_text())
     differ = sorted(key for key in {**kept, **settings} if kept.get(key) != settings.get(key))
     if differ:
-        raise SystemExit(f"--keep {folder} holds pieces of another scoring ({', '.join(f'{k} {kept.get(k)!r}' for k in differ)}"
-                         f"; this run: {', '.join(repr(settings.get(k)) for k in differ)}): pick another folder")
+        theirs = ", ".join(f"{key} {kept.get(key)!r}" for key in differ)
+        ours = ", ".join(repr(settings.get(key)) for key in differ)
+        raise SystemExit(f"--keep {folder} holds pieces of another scoring ({theirs}; this run: {ours}): "
+                         f"pick another folder")
 
 
 def score_pieces(args, folder: Path) -> list[Path]:

@@ -141,6 +141,10 @@ def test_vamp_prior_keeps_its_encoded_pseudo_inputs_only_while_the_weights_stay(
             model.prior.log_prob(z)
             assert len(calls) == count + 1
         torch.testing.assert_close(model.prior.log_prob(z), cached)
+        model.train()  # training mode, even without a gradient: encoded on every call
+        count = len(calls)
+        model.prior.log_prob(z), model.prior.log_prob(z)
+        assert len(calls) == count + 2
 
 
 def test_vamp_model_round_trips_through_save_pretrained(tmp_path):

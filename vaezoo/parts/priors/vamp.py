@@ -73,7 +73,7 @@ class VampPrior(Prior):
         model = self.__dict__.get("_model")
         if model is None:
             raise RuntimeError("the VampPrior is not bound to a model: call model.bind_prior() after assigning it")
-        if torch.is_grad_enabled():  # training: the gradient flows through the pseudo-inputs and the encoder
+        if torch.is_grad_enabled() or model.training:  # the gradient flows through them; dropout draws anew
             return model.encode_top(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
         # Scoring calls the prior once per pass of importance samples: re-encoding the K pseudo-inputs each
         # time was most of a convolutional model's IWAE. Their posteriors change only with the weights,
