@@ -1,7 +1,8 @@
 """Pictures of a VAE: prior samples, reconstructions, latent traversals, interpolations, latent maps.
 
 Every function returns the picture as a float tensor of shape (3, H, W) with values in
-[0, 1] and, given ``path``, also writes it as a PNG. Latents go through the model's family
+[0, 1] and, given ``path``, also writes it as a PNG (one channel when the picture has no colour,
+see :mod:`vaezoo.png`). Latents go through the model's family
 (``posterior_means``, ``decode_latents``), so each picture works for every family; ``level``
 picks a latent level of a hierarchy (default: the top one), and a conditional model takes the
 images' labels ``y``. Grids are built with
