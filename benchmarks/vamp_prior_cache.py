@@ -27,11 +27,6 @@ from vaezoo.evaluation import resolve_data  # noqa: E402
 from vaezoo.parts.priors import VampPrior  # noqa: E402
 
 
-def reencoding(prior: VampPrior):
-    """The prior as it was: the pseudo-inputs encoded on every call."""
-    return prior.__dict__["_model"].encode_top(torch.nn.functional.hardtanh(prior.pseudo_inputs, 0.0, 1.0))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="fashion-convhvae40-vamp")
@@ -50,7 +45,7 @@ def main(argv=None) -> int:
     with torch.no_grad():
         model.iwae(x[:1], k=args.iw_samples // 10, seed=0)  # warm-up: plan and allocations
         for _ in range(args.rounds):
-            for name, posteriors in (("kept", original), ("re-encoded", reencoding)):
+            for name, posteriors in (("kept", original), ("re-encoded", VampPrior.encode_pseudo_inputs)):
                 VampPrior._posteriors = posteriors
                 try:
                     start = time.perf_counter()

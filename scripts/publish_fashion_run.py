@@ -51,10 +51,15 @@ CODE_FAMILIES = ("vqvae",)
 # is singular, no Gaussian total correlation
 NO_DEPENDENCE_FAMILIES = ("joint", "vnd")
 
+def iwae_flags(precision: str) -> list[str]:
+    """The published NLL's ``vaezoo eval`` flags, the decoder's arithmetic aside."""
+    return ["--iw-samples", "5000", "--batch-size", "8", "--precision", precision, "--metrics", "none"]
+
+
 BOUNDS = {  # the metrics file, then its eval flags
     "elbo.json": ["--iw-samples", "0", "--elbo-samples", "10"],
     # the per-image reconstruction metrics come with the ELBO's run: once is enough
-    "iwae.json": ["--iw-samples", "5000", "--batch-size", "8", "--precision", "float32", "--metrics", "none"],
+    "iwae.json": iwae_flags("float32"),
 }
 SAMPLES_AND_CODES = {
     "fid.json": ["--fid"],
@@ -82,7 +87,7 @@ def measure(folder: Path, mixture: bool, shards: int = 1, fast_path: bool = Fals
     else:
         evals = {**BOUNDS, **SAMPLES_AND_CODES}
         if fast_path:
-            evals["iwae.json"] = [flag if flag != "float32" else "auto" for flag in BOUNDS["iwae.json"]]
+            evals["iwae.json"] = iwae_flags("auto")
     if not mixture:  # no Gaussian top latent for a mixture to replace
         evals.pop("fidgmm.json", None)
     if family in NO_DEPENDENCE_FAMILIES:

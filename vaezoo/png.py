@@ -6,34 +6,49 @@ file back gives the same pixels in every channel. Other suffixes than ``.png`` (
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["save_image_png", "save_figure_png"]
+__all__ = ["png_bytes", "save_image_png", "save_figure_png"]
 
 
 def _is_png(path: Path) -> bool:
     return path.suffix.lower() == ".png"
 
 
-def _write(pixels: np.ndarray, path: Path) -> None:
-    """``pixels``: (H, W, 3 or 4) uint8."""
+def _image(pixels: np.ndarray):
+    """``pixels`` (H, W, 3 or 4) uint8 as the smallest lossless PIL image: grayscale, RGB or RGBA."""
     from PIL import Image
 
     if pixels.shape[-1] == 4 and bool((pixels[..., 3] == 255).all()):
         pixels = pixels[..., :3]  # opaque: the alpha channel says nothing
     if pixels.shape[-1] == 3 and bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()):
-        image = Image.fromarray(np.ascontiguousarray(pixels[..., 0]), "L")
-    else:
-        image = Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if pixels.shape[-1] == 4 else "RGB")
-    image.save(path, format="PNG", optimize=True)
+        return Image.fromarray(np.ascontiguousarray(pixels[..., 0]), "L")
+    return Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if pixels.shape[-1] == 4 else "RGB")
+
+
+def _pixels(image: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) picture in [0, 1] (C = 1 or 3) as (H, W, 3) uint8, rounded as
+    ``torchvision.utils.save_image`` rounds."""
+    pixels = image.detach().float().cpu().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    if pixels.shape[0] == 1:
+        pixels = pixels.expand(3, -1, -1)
+    return pixels.permute(1, 2, 0).numpy()
+
+
+def png_bytes(image: torch.Tensor, optimize: bool = True) -> bytes:
+    """A (C, H, W) picture in [0, 1] as the bytes of a PNG file (grayscale when it has no colour);
+    ``optimize=False`` spends less time compressing (an interactive page's pictures)."""
+    buffer = io.BytesIO()
+    _image(_pixels(image)).save(buffer, format="PNG", optimize=optimize)
+    return buffer.getvalue()
 
 
 def save_image_png(image: torch.Tensor, path: str | Path) -> Path:
-    """A (C, H, W) picture in [0, 1] (C = 1 or 3) to ``path``, creating its folder; rounded to 8 bits as
-    ``torchvision.utils.save_image`` rounds."""
+    """A (C, H, W) picture in [0, 1] (C = 1 or 3) to ``path``, creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not _is_png(path):
@@ -41,10 +56,7 @@ def save_image_png(image: torch.Tensor, path: str | Path) -> Path:
 
         save_image(image, str(path))
         return path
-    pixels = image.detach().float().cpu().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-    if pixels.shape[0] == 1:
-        pixels = pixels.expand(3, -1, -1)
-    _write(pixels.permute(1, 2, 0).numpy(), path)
+    path.write_bytes(png_bytes(image))
     return path
 
 
@@ -56,5 +68,5 @@ def save_figure_png(fig, path: str | Path) -> Path:
         fig.savefig(path)
         return path
     fig.canvas.draw()
-    _write(np.asarray(fig.canvas.buffer_rgba()), path)
+    _image(np.asarray(fig.canvas.buffer_rgba())).save(path, format="PNG", optimize=True)
     return path

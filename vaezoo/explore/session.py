@@ -23,6 +23,7 @@ from ..errors import UsageError
 from ..evaluation.quality import supports_gmm_prior, with_gmm_prior
 from ..models.base import CodeLatents
 from ..models.categorical import CategoricalVAE
+from ..png import png_bytes
 from ..schemas import DataConfig
 from ..viz.images import image_grid, interpolation_grid, rank_dims_by_kl
 
@@ -39,19 +40,13 @@ def png_data_url(images: torch.Tensor, nrow: Optional[int] = None) -> str:
     if images.dim() == 3:
         images = images.unsqueeze(0)
     grid = image_grid(images, nrow=nrow or images.shape[0], padding=2 if images.shape[0] > 1 else 0)
-    return picture_data_url(grid, grayscale=images.shape[1] == 1)
+    return picture_data_url(grid)
 
 
-def picture_data_url(picture: torch.Tensor, grayscale: bool) -> str:
-    """A (3, H, W) picture in [0, 1] (what the ``viz`` grids make) as a PNG data URL, one channel if ``grayscale``."""
-    from PIL import Image
-
-    array = (picture.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    if grayscale:
-        array = array[:, :, 0]
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+def picture_data_url(picture: torch.Tensor) -> str:
+    """A (3, H, W) picture in [0, 1] (what the ``viz`` grids make) as a PNG data URL, one channel when it
+    has no colour."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(picture, optimize=False)).decode("ascii")
 
 
 def read_upload(data_url: str, input_shape: tuple[int, ...]) -> torch.Tensor:
@@ -303,7 +298,7 @@ class Explorer:
             (x_a, y_a), (x_b, _) = self._endpoint(request.get("a", {}), "a"), self._endpoint(request.get("b", {}), "b")
             # a conditional path keeps the class of its start
             grid = interpolation_grid(self.model, x_a, x_b, y_a, y_a, steps=steps)
-        return {"image": picture_data_url(grid, grayscale=self.model.input_shape[0] == 1)}
+        return {"image": picture_data_url(grid)}
 
     @torch.inference_mode()
     def reconstruct(self, request: Mapping[str, Any]) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class NestedDropoutVAE(BaseVAE):
         temperature = self.config.temperature if self.training else None
         cut = q.cut.draw(noise["cut"], temperature, hard=True)
         kept = kept_dimensions(cut, self.reserved)
-        z = (q.z.mu + torch.exp(0.5 * q.z.logvar) * noise["z"]) * kept
+        z = q.z.reparameterize(noise["z"]) * kept
         likelihood, log_px = self._score(self.decode, z, x)
         code = NestedGaussian(q.z, kept, q.kept_probability)
         return LatentPass([LevelPass("z", z, code, NestedNormal(kept)), LevelPass("cut", cut, q.cut, self.cut_prior)],

@@ -69,12 +69,17 @@ class VampPrior(Prior):
             self.pseudo_inputs.copy_(_DATA_MARGIN + (1 - 2 * _DATA_MARGIN) * pixels.to(self.pseudo_inputs.device))
         return f"{self.num_pseudo_inputs} pseudo-inputs set to random training images"
 
-    def _posteriors(self):
+    def encode_pseudo_inputs(self):
+        """The model's top posterior at each pseudo-input, computed now."""
         model = self.__dict__.get("_model")
         if model is None:
             raise RuntimeError("the VampPrior is not bound to a model: call model.bind_prior() after assigning it")
-        if torch.is_grad_enabled() or model.training:  # the gradient flows through them; dropout draws anew
-            return model.encode_top(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+        return model.encode_top(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+
+    def _posteriors(self):
+        model = self.__dict__.get("_model")
+        if model is None or torch.is_grad_enabled() or model.training:
+            return self.encode_pseudo_inputs()  # the gradient flows through them; dropout draws anew
         # Scoring calls the prior once per pass of importance samples: re-encoding the K pseudo-inputs each
         # time was most of a convolutional model's IWAE. Their posteriors change only with the weights,
         # so they are kept until a tensor of the model changes: in place (its version), or for another
@@ -84,7 +89,7 @@ class VampPrior(Prior):
                *((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers())))
         cached = self.__dict__.get("_cached_posteriors")
         if cached is None or cached[0] != key:
-            cached = (key, model.encode_top(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0)))
+            cached = (key, self.encode_pseudo_inputs())
             self.__dict__["_cached_posteriors"] = cached
         return cached[1]
 
