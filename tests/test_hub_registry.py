@@ -23,6 +23,7 @@ from vaezoo.models import PointLatents
 from vaezoo.parts.metrics import METRICS
 from vaezoo.maintenance.retire import retire, starts_from
 from vaezoo.maintenance.publish import add_costs, add_metrics, add_rescoring, normalize_metrics, publish_run
+from vaezoo.hub.packs import PACKS
 from vaezoo.hub.index import PretrainedEntry, PublishedReference, list_entries, read_entry, sha256_file, write_entry
 
 REGISTRY = resources.registry_dir()
@@ -51,10 +52,13 @@ MODEL_CAP_BYTES = 16_000_000  # registry/README.md, "The weight budget" (the arc
 
 
 def test_the_shipped_weights_keep_to_the_model_cap():
-    sizes = {p.name: p.stat().st_size for p in (REGISTRY / "weights").glob("*.safetensors")}
-    assert not {n: s for n, s in sizes.items() if s > MODEL_CAP_BYTES}
-    shipped = {Path(read_entry(p).shipped).name for p in ENTRY_FILES if read_entry(p).shipped}
-    assert set(sizes) == shipped, "every file in registry/weights belongs to an entry, and no more"
+    # vaezoo's own archives (pack None) and each weight pack hold exactly the files their entries name
+    folders = {None: REGISTRY / "weights", **{key: pack.source_folder(REGISTRY) / "weights" for key, pack in PACKS.items()}}
+    for key, folder in folders.items():
+        sizes = {p.name: p.stat().st_size for p in folder.glob("*.safetensors")}
+        assert not {n: s for n, s in sizes.items() if s > MODEL_CAP_BYTES}
+        shipped = {Path(e.shipped).name for e in map(read_entry, ENTRY_FILES) if e.shipped and e.pack == key}
+        assert set(sizes) == shipped, f"every file in {folder} belongs to an entry of that pack, and no more"
 
 
 @pytest.mark.parametrize("path", ENTRY_FILES, ids=[p.stem for p in ENTRY_FILES])
@@ -372,6 +376,9 @@ def test_shipped_file_with_wrong_sha_and_no_hub_revision_is_refused(run_dir, tmp
     shipped = registry / "weights" / "tiny-mlp.safetensors"
     shipped.write_bytes(shipped.read_bytes()[:-1] + b"\x00")
     monkeypatch.setattr(resources, "registry_dir", lambda: registry)
+    with pytest.raises(HubError, match="not on the Hub yet.*shipped weights were altered.*reinstall vaezoo$"):
+        vaezoo.load("tiny-mlp")
+    shipped.unlink()
     with pytest.raises(HubError, match="not on the Hub yet.*no shipped weights file with sha256"):
         vaezoo.load("tiny-mlp")
 

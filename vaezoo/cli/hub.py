@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from ..maintenance.publish import add_metrics, publish_run
+from ..hub.packs import PACKS
 from ..hub.remote import pull, push_to_hub
 from .arguments import at_least, positive_float
 
@@ -23,7 +24,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def _cmd_pull(args: argparse.Namespace) -> int:
     path = pull(args.ref, revision=args.revision, local_files_only=args.offline)
     if path.is_file():  # a pretrained name not pushed yet: its verified shipped weights
-        print(f"{args.ref} is not on the Hub yet; its weights ship with vaezoo (sha256 verified):", file=sys.stderr)
+        print(f"{args.ref} is not on the Hub yet; its shipped weights (sha256 verified):", file=sys.stderr)
     print(path)
     return 0
 
@@ -32,7 +33,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     entry_path = publish_run(
         args.run, args.name, args.repo_id, metrics=args.metrics, config=args.config, license=args.license,
         push=args.push, tag=args.tag, registry=args.registry, dtype=args.dtype, hardware=args.hardware,
-        time_s=args.time_s, epochs=args.epochs, answers=args.answers,
+        time_s=args.time_s, epochs=args.epochs, answers=args.answers, pack=args.pack,
     )
     print(entry_path)
     return 0
@@ -98,6 +99,9 @@ def add_commands(commands) -> None:
     p.add_argument("--push", action="store_true", help="also push to the Hub and pin the new commit")
     p.add_argument("--tag", help="with --push: tag the commit")
     p.add_argument("--registry", help="registry folder to write (default: vaezoo's registry/)")
+    p.add_argument("--pack", choices=sorted(PACKS),
+                   help="ship the weights in this weight pack (a companion distribution, weightpacks/KEY/) instead "
+                        "of vaezoo's own archives (default: the pack the entry had, else none)")
     p.add_argument("--answers", metavar="KEY", help="the published result it answers, a key of "
                                                    "registry/references/published.json (e.g. exemplar-vae/hvae)")
     p.set_defaults(func=_cmd_publish)

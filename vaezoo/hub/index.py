@@ -3,7 +3,8 @@
 An entry pins everything a user relies on: the architecture (inline, so that loading needs
 neither the network nor an unchanged ``configs/`` file), the Hub repository, the commit, the
 weights file and its sha256, the metrics with the protocol that measured them, and how the
-weights were trained. Weights the project ships live in ``registry/weights/``.
+weights were trained. Weights the project ships live in ``registry/weights/``, or in a weight
+pack (:mod:`vaezoo.hub.packs`) when the entry names one.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from ..errors import ConfigError, HubError
 from ..layout.checkpoint import atomic_write_bytes
 from ..parts.metrics import UNITS, find_metric
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
+from .packs import PACKS
 
 __all__ = [
     "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference",
     "Rescoring", "ModelCosts", "Retirement", "PretrainedEntry",
     "NAME", "checked_name", "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file",
-    "shipped_path",
+    "shipped_candidates", "shipped_path", "verified_shipped_file",
 ]
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -246,7 +248,11 @@ class PretrainedEntry(Strict):
     config: str = Field(description="the configs/ file the weights were trained from, e.g. 'fashion-conv64'")
     model: SerializeAsAny[ModelConfig] = Field(description="the architecture, inline: what load() builds")
     weights: HubWeights
-    shipped: Optional[str] = Field(None, description="path of the shipped weights, relative to registry/")
+    shipped: Optional[str] = Field(
+        None, description="path of the shipped weights, relative to registry/ (or to the pack's package folder)")
+    pack: Optional[str] = Field(
+        None, description="the weight pack whose distribution carries the shipped file (vaezoo.hub.packs); "
+                          "null: vaezoo's own archives")
     retired: Optional[Retirement] = Field(
         None, description="set when the weights stopped shipping: what supersedes them and where the file is")
     storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
@@ -284,7 +290,16 @@ class PretrainedEntry(Strict):
             raise ValueError(f"costs timed other weights: drop them, or run `{self.costs.command}` again")
         if self.retired is not None and self.shipped is not None:
             raise ValueError("a retired entry ships no weights: set shipped to null, or drop retired")
+        if self.pack is not None and self.shipped is None:
+            raise ValueError("pack names where the shipped file travels: set shipped too, or drop pack")
         return self
+
+    @field_validator("pack")
+    @classmethod
+    def _known_pack(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in PACKS:
+            raise ValueError(f"expected one of the weight packs {sorted(PACKS)} (vaezoo/hub/packs.py), or null")
+        return value
 
     @field_validator("shipped")
     @classmethod
@@ -347,8 +362,32 @@ def write_entry(entry: PretrainedEntry, registry: str | Path | None = None) -> P
     return atomic_write_bytes(path, (json.dumps(entry.model_dump(mode="json"), indent=2) + "\n").encode())
 
 
+def shipped_candidates(entry: PretrainedEntry, registry: str | Path | None = None) -> list[Path]:
+    """Where the entry's shipped file may be, in the order to try: registry/ for vaezoo's own archives;
+    for a pack, an installed copy of it, then the source checkout's ``weightpacks/`` folder."""
+    if not entry.shipped:
+        return []
+    if entry.pack is None:
+        return [_registry(registry) / entry.shipped]
+    return [folder / entry.shipped for folder in PACKS[entry.pack].folders(_registry(registry))]
+
+
 def shipped_path(entry: PretrainedEntry, registry: str | Path | None = None) -> Optional[Path]:
-    return _registry(registry) / entry.shipped if entry.shipped else None
+    """Where vaezoo's repository keeps the shipped file (the copy ``vaezoo publish`` writes and
+    ``retire`` removes); None for an entry that ships nothing. Loading tries every candidate."""
+    candidates = shipped_candidates(entry, registry)
+    return candidates[-1] if candidates else None
+
+
+def verified_shipped_file(entry: PretrainedEntry, registry: str | Path | None = None) -> tuple[Optional[Path], list[Path]]:
+    """The first shipped copy whose sha256 is the entry's (or None), and the copies that were altered."""
+    altered = []
+    for path in shipped_candidates(entry, registry):
+        if path.is_file():
+            if sha256_file(path) == entry.weights.sha256:
+                return path, altered
+            altered.append(path)
+    return None, altered
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -19,7 +19,8 @@ from ..factory import build_model
 from ..layout import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME, PushResult, push_folder, translate_hub_errors
 from ..models import BaseVAE
 from ..zoo import MODELS
-from .index import PretrainedEntry, entry_path, get_entry, list_entries, sha256_file, shipped_path
+from .index import PretrainedEntry, entry_path, get_entry, list_entries, sha256_file, verified_shipped_file
+from .packs import PACKS
 from .local import load_local, load_weights, validate_folder
 
 __all__ = ["HF_PREFIX", "parse_hub_ref", "resolve", "load", "load_pretrained", "load_from_hub", "pull",
@@ -118,6 +119,21 @@ def retired_message(entry: PretrainedEntry) -> str:
             f"`{r.recover_command(entry.name)}`")
 
 
+def not_on_the_hub_message(entry: PretrainedEntry, altered: list[Path]) -> str:
+    """Why an entry that is not pushed yet cannot load here, and what to do."""
+    if entry.retired is not None:
+        return retired_message(entry)
+    prefix = f"'{entry.name}' is not on the Hub yet (its registry entry has no revision) and "
+    if altered:
+        return (prefix + f"its shipped weights were altered ({', '.join(map(str, altered))} do not have sha256 "
+                f"{entry.weights.sha256}); reinstall " + (PACKS[entry.pack].distribution if entry.pack else "vaezoo"))
+    if entry.pack is not None:
+        pack = PACKS[entry.pack]
+        return (prefix + f"its weights ship in the weight pack {pack.distribution} ({pack.holds}), which is not "
+                f"installed: {pack.install_hint()}")
+    return prefix + f"no shipped weights file with sha256 {entry.weights.sha256} was found; reinstall vaezoo"
+
+
 def verified_weights(
     entry: PretrainedEntry,
     *,
@@ -128,17 +144,13 @@ def verified_weights(
 ) -> Path:
     """The path of a weights file whose sha256 is the entry's: shipped, cached or downloaded."""
     expected = entry.weights.sha256
-    shipped = shipped_path(entry, registry)
-    if shipped is not None and shipped.is_file():
-        if sha256_file(shipped) == expected:
-            return shipped
-        logger.warning("shipped weights %s do not match the registry's sha256; trying the Hub", shipped)
+    shipped, altered = verified_shipped_file(entry, registry)
+    if shipped is not None:
+        return shipped
+    for path in altered:
+        logger.warning("shipped weights %s do not match the registry's sha256; trying the Hub", path)
     if entry.weights.revision is None:
-        if entry.retired is not None:
-            raise HubError(retired_message(entry))
-        where = f" (looked for {shipped})" if shipped else ""
-        raise HubError(f"'{entry.name}' is not on the Hub yet (its registry entry has no revision) and no shipped "
-                       f"weights file with sha256 {expected} was found{where}; reinstall vaezoo")
+        raise HubError(not_on_the_hub_message(entry, altered))
     from huggingface_hub import hf_hub_download
 
     w = entry.weights
@@ -197,13 +209,10 @@ def pull(
     else:
         entry = get_entry(ref)
         if entry.weights.revision is None:
-            if entry.retired is not None:
-                raise HubError(retired_message(entry))
-            shipped = shipped_path(entry)
-            if shipped is not None and shipped.is_file() and sha256_file(shipped) == entry.weights.sha256:
-                return shipped  # not on the Hub yet: the verified copy that ships with vaezoo is the local one
-            raise HubError(f"'{ref}' is not on the Hub yet (its registry entry has no revision) and its shipped "
-                           f"weights are missing or altered; reinstall vaezoo")
+            shipped, altered = verified_shipped_file(entry)
+            if shipped is not None:
+                return shipped  # not on the Hub yet: the verified copy that ships with vaezoo (or its pack) is the local one
+            raise HubError(not_on_the_hub_message(entry, altered))
         repo_id, revision = entry.weights.repo_id, entry.weights.revision
     with translate_hub_errors(repo_id, revision):
         folder = Path(snapshot_download(repo_id, revision=revision, token=token, cache_dir=cache_dir,

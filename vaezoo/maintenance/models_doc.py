@@ -21,6 +21,7 @@ from ..parts.metrics import METRICS, Metric
 from ..schemas import ModelConfig, PartSpec
 from ..zoo import get_config
 from ..hub.index import PretrainedEntry, PublishedMetric, list_entries
+from ..hub.packs import PACKS
 from .coverage import coverage_table, read_coverage
 from .peer_table import peer_table, read_peer_comparison
 
@@ -470,6 +471,12 @@ def _cost_note(entries: Sequence[PretrainedEntry]) -> str:
             f"or more threads divide them.")
 
 
+def _shipped(e: PretrainedEntry) -> str:
+    if e.shipped:
+        return f", shipped in {PACKS[e.pack].distribution}" if e.pack else ", shipped"
+    return f", retired for `{e.retired.superseded_by}`" if e.retired else ""
+
+
 def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
     lines = [
         "# Pretrained models",
@@ -483,7 +490,10 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
         "",
         "\"Not pushed yet\" in the Hub column means that the weights have not been uploaded to the Hugging Face "
         "Hub so far; they ship inside the vaezoo package (\"shipped\" in the weights column), so `vaezoo.load(NAME)` "
-        "works offline, sha256-checked, without the Hub. A retired model (superseded by a better one of the same "
+        "works offline, sha256-checked, without the Hub. \"Shipped in vaezoo-weights-KEY\" names a weight pack: a "
+        "data-only companion distribution for models the vaezoo package has no room for (`pip install "
+        "vaezoo-weights-KEY`; a source checkout finds `weightpacks/KEY/` without it); the entry and its sha256 pin "
+        "stay in vaezoo. A retired model (superseded by a better one of the same "
         "architecture, to keep the package within its weight budget) stays here as history: its numbers and "
         "sha256 pin are kept, and its section says how to recover the file.",
         "",
@@ -525,7 +535,7 @@ def render_models_md(entries: Sequence[PretrainedEntry]) -> str:
             f"| `{e.name}` | {e.num_params:,} | {_protocol(e)} | {_metric(e, 'neg_elbo')} | {_metric(e, 'iwae_nll')} "
             f"| {_bits_per_dim(e)} | {_active_units(e)} | {e.training.epochs} | {_training_time(e)} "
             f"| {e.training.hardware or '-'} | {e.storage_dtype}"
-            + (", shipped" if e.shipped else f", retired for `{e.retired.superseded_by}`" if e.retired else "")
+            + _shipped(e)
             + f" | {_revision(e)} | {e.license} |"
         )
     lines.append("")

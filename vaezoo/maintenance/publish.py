@@ -3,7 +3,8 @@
     vaezoo publish RUN_DIR NAME REPO_ID [--metrics eval.json] [--push --tag v1]
 
 Steps: load and validate the run folder; write its weights in the storage dtype (fp16 by
-default) to ``registry/weights/<name>.safetensors``; optionally push a Hub-layout folder
+default) to ``registry/weights/<name>.safetensors`` (or, with ``--pack KEY``, to the weight pack's
+``weightpacks/KEY/<package>/weights/``: see :mod:`vaezoo.hub.packs`); optionally push a Hub-layout folder
 holding those same bytes and pin the new commit; write the entry with the file's sha256.
 Safetensors files are deterministic, so publishing again (e.g. once the metrics of the
 shipped weights are measured) reproduces the same file and sha256.
@@ -37,9 +38,10 @@ from ..hub.index import (
     Rescoring,
     StartedFrom,
     TrainingRun,
-    NAME, checked_name, entry_path, read_entry, sha256_file, write_entry,
+    NAME, checked_name, entry_path, read_entry, sha256_file, shipped_path, write_entry,
 )
 from ..hub.local import load_local
+from ..hub.packs import get_pack
 
 __all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring", "add_costs", "add_arithmetic_check"]
 
@@ -243,8 +245,12 @@ def publish_run(
     registry: Union[str, Path, None] = None,
     date: Optional[_dt.date] = None,
     answers: Optional[str] = None,
+    pack: Optional[str] = None,
 ) -> Path:
     """Write ``registry/weights/<name>.safetensors`` and ``registry/<name>.json``; the entry's path.
+
+    ``pack``: the weight pack (:mod:`vaezoo.hub.packs`) whose distribution carries the file, for a
+    model the vaezoo archives have no room for; default: the pack the entry had, else none.
 
     ``metrics``: a JSON path or object, either ``vaezoo eval``'s report or registry records, or a
     list of such paths or reports (merged; a metric in several keeps the most precise one);
@@ -256,6 +262,8 @@ def publish_run(
     run_dir = Path(run_dir)
     registry = Path(registry) if registry is not None else resources.registry_dir()
     checked_name(name)  # it names files: refused before anything is written
+    if pack is not None:
+        get_pack(pack)
     if dtype not in _DTYPES:
         raise HubError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     with reading_run_folder(run_dir, "vaezoo publish"):  # not a run that a training is rewriting
@@ -290,8 +298,13 @@ def publish_run(
                                likelihood=run_config.model.likelihood.name, binarization=recipe.data.binarize,
                                weights_dtype=dtype, name=name)
 
+    previous = entry_path(name, registry)
+    old = read_entry(previous) if previous.is_file() else None
+    if pack is None and old is not None:
+        pack = old.pack
     # the shipped file: exactly the bytes users load; metrics are to be measured on it
     shipped_rel = f"weights/{name}.safetensors"
+    shipped_root = get_pack(pack).source_folder(registry) if pack is not None else registry
     with tempfile.TemporaryDirectory(prefix="vaezoo-publish-") as tmp:
         folder = Path(tmp) / name
         exp = ExperimentConfig(name=name, description=description or experiment.description, model=run_config.model,
@@ -305,12 +318,10 @@ def publish_run(
                         samples=None if (folder / SAMPLES_NAME).is_file() else 64)
         weights = folder / "model.safetensors"
         sha = sha256_file(weights)
-        atomic_write_bytes(registry / shipped_rel, weights.read_bytes())  # a crash keeps the old file whole
+        atomic_write_bytes(shipped_root / shipped_rel, weights.read_bytes())  # a crash keeps the old file whole
         revision = None
         if push:
             revision = push_folder(folder, repo_id, tag=tag, token=token, commit_message=f"vaezoo: publish {name}").commit
-    previous = entry_path(name, registry)
-    old = read_entry(previous) if previous.is_file() else None
     if revision is None and old is not None and old.weights.sha256 == sha and old.weights.repo_id == repo_id:
         revision = old.weights.revision  # keep a revision pinned by an earlier push when the bytes did not change
     reference = published_reference(answers, registry) if answers else (old.reference if old is not None else None)
@@ -322,6 +333,7 @@ def publish_run(
         model=run_config.model,
         weights=HubWeights(repo_id=repo_id, revision=revision, file="model.safetensors", sha256=sha),
         shipped=shipped_rel,
+        pack=pack,
         storage_dtype=dtype,
         num_params=model.num_parameters(),
         metrics=records,
@@ -337,7 +349,11 @@ def publish_run(
         use_for=old.use_for if old is not None else "",
         date=date or _dt.date.today(),
     )
-    return write_entry(entry, registry)
+    written = write_entry(entry, registry)
+    moved_from = shipped_path(old, registry) if old is not None and old.shipped and old.pack != pack else None
+    if moved_from is not None and moved_from.is_file():
+        moved_from.unlink()  # the entry now points at the pack (or back at registry/): one copy, where it says
+    return written
 
 
 def add_metrics(name: str, metrics: Union[str, Path, Mapping, list, Sequence[Union[str, Path]]], *,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import HubError
-from ..hub.index import Retirement, entry_path, list_entries, read_entry, write_entry
+from ..hub.index import Retirement, entry_path, list_entries, read_entry, shipped_path, write_entry
 from ..resources import registry_dir
 
 
@@ -38,16 +38,17 @@ def retire(name: str, superseded_by: str, why: str, registry: Optional[Path] = N
     if newer.shipped is None or newer.name == name:
         raise HubError(f"'{superseded_by}' must be another entry that ships its weights")
     repo = Path(_git(["rev-parse", "--show-toplevel"], registry).decode().strip())
-    path = (registry / entry.shipped).resolve().relative_to(repo.resolve()).as_posix()
+    shipped = shipped_path(entry, registry)
+    path = shipped.resolve().relative_to(repo.resolve()).as_posix()
     commit = _git(["rev-parse", "HEAD"], repo).decode().strip()
     committed = hashlib.sha256(_git(["show", f"{commit}:{path}"], repo)).hexdigest()
     if committed != entry.weights.sha256:
         raise HubError(f"{path} at {commit[:10]} has sha256 {committed[:12]}..., not the entry's "
                        f"{entry.weights.sha256[:12]}...: commit the entry's weights first")
     retired = entry.model_copy(update={
-        "shipped": None, "retired": Retirement(superseded_by=superseded_by, why=why, commit=commit, path=path)})
+        "shipped": None, "pack": None, "retired": Retirement(superseded_by=superseded_by, why=why, commit=commit, path=path)})
     write_entry(retired, registry)
-    (registry / entry.shipped).unlink()
+    shipped.unlink()
     return entry_path(name, registry)
 
 

@@ -1,0 +1,2 @@
+"""Data only: vaezoo's pretrained weights in ``weights/``, located by ``vaezoo.hub.packs`` without
+importing this package."""
