@@ -21,7 +21,8 @@ already there, so an interrupted publication resumes where it stopped:
   fitted 10-component mixture replace it, through that mixture (``--fid``, ``--fid --prior gmm``),
   the linear probe, the codes' dependence.
 
-Then ``vaezoo publish`` (fp16 weights in registry/), its "use it for" line, the samples pictures of
+Then ``vaezoo publish`` (fp16 weights in registry/, or with ``--pack KEY`` in the weight pack
+``weightpacks/KEY/`` for a model the vaezoo archives have no room for), its "use it for" line, the samples pictures of
 docs/models.md and what using it costs (``benchmarks/model_costs.py --record``). The commands are
 the CLI's, printed before they run.
 """
@@ -38,6 +39,7 @@ from pathlib import Path
 import vaezoo
 from vaezoo.evaluation.quality import supports_gmm_prior
 from vaezoo.hub.index import entry_path, read_entry, write_entry
+from vaezoo.hub.packs import PACKS
 from vaezoo.maintenance.models_doc import IMAGES, samples_picture
 
 HARDWARE = "1 thread of a 2-core Intel Xeon CPU (AVX-512, AMX), no GPU"
@@ -144,12 +146,13 @@ def finished_run(name: str, runs: Path) -> Path:
 
 
 def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = True, shards: int = 1,
-            fast_path: bool = False) -> None:
+            fast_path: bool = False, pack: str | None = None) -> None:
     folder = finished_run(name, runs)
     mixture = supports_gmm_prior(vaezoo.load(folder))
     files = measure(folder, mixture, shards, fast_path)
     metrics = [arg for file in files for arg in ("--metrics", str(file))]
-    run(["vaezoo", "publish", str(folder), name, f"vaezoo/{name}", *metrics, "--hardware", hardware])
+    run(["vaezoo", "publish", str(folder), name, f"vaezoo/{name}", *metrics, "--hardware", hardware,
+         *(["--pack", pack] if pack else [])])
     path = entry_path(name)
     write_entry(read_entry(path).model_copy(update={"use_for": use_for}), path.parent)
     if fast_path:  # resumed from its file when an earlier publication stopped inside it
@@ -176,6 +179,8 @@ def main(argv=None) -> int:
                         help="score the IWAE NLL in vaezoo eval's default arithmetic (bf16 decoder where the CPU has "
                              "native bf16), then check it against float32 on 1,000 test images")
     parser.add_argument("--hardware", default=HARDWARE, help="what it trained on")
+    parser.add_argument("--pack", choices=sorted(PACKS),
+                        help="ship the weights in this weight pack instead of vaezoo's archives (registry/README.md)")
     parser.add_argument("--no-costs", dest="costs", action="store_false",
                         help="leave out the timings (take them later, on a machine doing nothing else)")
     args = parser.parse_args(argv)
@@ -185,7 +190,7 @@ def main(argv=None) -> int:
         return 0
     if not args.use_for:
         parser.error("--use-for is required to publish (or pass --measure-only)")
-    publish(args.name, args.use_for, args.runs, args.hardware, args.costs, args.shards, args.fast_path)
+    publish(args.name, args.use_for, args.runs, args.hardware, args.costs, args.shards, args.fast_path, args.pack)
     return 0
 
 

@@ -45,3 +45,23 @@ def test_the_nll_is_scored_in_float32_unless_the_fast_path_is_asked_for(script, 
     assert fast["iwae"][fast["iwae"].index("--precision") + 1] == "auto"
     assert "float32" not in fast["iwae"] and set(fast) == {"elbo", "iwae", "fid", "probe", "dis"}
     assert script.BOUNDS["iwae.json"][script.BOUNDS["iwae.json"].index("--precision") + 1] == "float32"  # untouched
+
+
+def test_a_packed_publication_passes_its_pack_to_vaezoo_publish(script, monkeypatch, tmp_path):
+    commands, written = [], []
+    monkeypatch.setattr(script, "run", commands.append)
+    monkeypatch.setattr(script, "finished_run", lambda name, runs: tmp_path)
+    monkeypatch.setattr(script.vaezoo, "load", lambda folder: None)
+    monkeypatch.setattr(script, "supports_gmm_prior", lambda model: False)
+    monkeypatch.setattr(script, "measure", lambda *args: [tmp_path / "elbo.json"])
+    monkeypatch.setattr(script, "entry_path", lambda name: tmp_path / f"{name}.json")
+    monkeypatch.setattr(script, "read_entry", lambda path: type("Entry", (), {"model_copy": lambda self, update: update})())
+    monkeypatch.setattr(script, "write_entry", lambda entry, folder: written.append(entry))
+    assert script.main(["fashion-convhvae40", "--use-for", "x", "--pack", "conv", "--no-costs"]) == 0
+    publish = next(c for c in commands if c[:2] == ["vaezoo", "publish"])
+    assert publish[publish.index("--pack") + 1] == "conv" and written == [{"use_for": "x"}]
+    commands.clear()
+    assert script.main(["fashion-convhvae40", "--use-for", "x", "--no-costs"]) == 0
+    assert "--pack" not in next(c for c in commands if c[:2] == ["vaezoo", "publish"])
+    with pytest.raises(SystemExit):
+        script.main(["fashion-convhvae40", "--use-for", "x", "--pack", "large"])
