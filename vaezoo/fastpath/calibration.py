@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -25,7 +25,7 @@ from ..layout.checkpoint import atomic_write_bytes
 from ..resources import cache_dir
 from .plan import ScoringPlan
 
-__all__ = ["CANDIDATES", "calibrated_decodes_per_pass", "cache_path", "cache_key"]
+__all__ = ["CANDIDATES", "calibrated_decodes_per_pass", "fastest_size", "cache_path", "cache_key"]
 
 CANDIDATES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 SECONDS_PER_CANDIDATE = 0.3  # of timed passes after a warm-up pass (which compiles)
@@ -47,29 +47,39 @@ def calibrated_decodes_per_pass(model, x: torch.Tensor, y: Optional[torch.Tensor
                                 say: Optional[Callable[[str], None]] = None) -> int:
     """The fastest of :data:`CANDIDATES` for scoring ``model`` under ``plan`` on this machine,
     timed on the first image of ``x`` (already on the model's device, dtype and memory format)."""
-    key = cache_key(model, x.device, plan)
-    table = _read(cache_path())
-    cached = table.get(key)
-    if isinstance(cached, dict) and cached.get("decodes_per_pass") in CANDIDATES:  # else an edited file: time again
-        return int(cached["decodes_per_pass"])
+    return fastest_size(
+        cache_key(model, x.device, plan), CANDIDATES,
+        lambda size: _decodes_per_second(model, x[:1], None if y is None else y[:1], replace(plan, decodes_per_pass=size)),
+        unit="decodes", what="decoder pass sizes",
+        about={"device": describe_device(x.device), "dtype": str(plan.dtype), "compile": plan.compile}, say=say)
+
+
+def fastest_size(key: str, candidates: Sequence[int], rate: Callable[[int], float], *, unit: str, what: str,
+                 about: dict, say: Optional[Callable[[str], None]] = None) -> int:
+    """The candidate with the most ``unit`` per second by ``rate(size)``, timed once per ``key`` and
+    cached in :func:`cache_path` as ``{"<unit>_per_pass": size, "<unit>_per_s": {...}, **about}``.
+
+    Sizes are timed in increasing order, stopping once two in a row are 10% slower than the best."""
+    field = f"{unit}_per_pass"
+    cached = _read(cache_path()).get(key)
+    if isinstance(cached, dict) and cached.get(field) in candidates:  # else an edited file: time again
+        return int(cached[field])
     if say is not None:
-        say(f"timing decoder pass sizes for this model on this machine (once; cached in {cache_path()})")
+        say(f"timing {what} for this model on this machine (once; cached in {cache_path()})")
     rates: dict[int, float] = {}
     worse = 0
-    for size in CANDIDATES:
-        rates[size] = _decodes_per_second(model, x[:1], None if y is None else y[:1], replace(plan, decodes_per_pass=size))
-        best = max(rates.values())
-        worse = worse + 1 if rates[size] < 0.9 * best else 0
+    for size in candidates:
+        rates[size] = rate(size)
+        worse = worse + 1 if rates[size] < 0.9 * max(rates.values()) else 0
         if worse == _WORSE_IN_A_ROW:
             break
     chosen = max(rates, key=rates.get)
     table = _read(cache_path())  # another process may have written meanwhile: keep its entries
-    table[key] = {"decodes_per_pass": chosen, "decodes_per_s": {str(k): round(v) for k, v in rates.items()},
-                  "device": describe_device(x.device), "dtype": str(plan.dtype), "compile": plan.compile,
+    table[key] = {field: chosen, f"{unit}_per_s": {str(k): round(v) for k, v in rates.items()}, **about,
                   "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic_write_bytes(cache_path(), (json.dumps(table, indent=1, sort_keys=True) + "\n").encode())
     if say is not None:
-        say(f"{chosen} decodes per pass: " + ", ".join(f"{k}: {v:,.0f}/s" for k, v in rates.items()))
+        say(f"{chosen} {unit} per pass: " + ", ".join(f"{k}: {v:,.0f}/s" for k, v in rates.items()))
     return chosen
 
 

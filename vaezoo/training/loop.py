@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
 import signal
 import sys
@@ -33,6 +34,7 @@ from ..schemas import ExperimentConfig
 from .distributed import DistContext, all_reduce_sum, barrier, batch_gatherer, broadcast_module, init_distributed
 from .export import export_run, final_record
 from .guards import first_bad_step, non_finite_error, weights_finite
+from .eval_batch import CANDIDATES as EVAL_CANDIDATES, choose_eval_batch_size, eval_forward_key
 from .loader import derive_seed, eval_batches
 from .progress import Progress
 from .recipe import kl_scale_at
@@ -306,14 +308,16 @@ class Trainer:
         context = StepContext(1.0, run.state.global_step, run.train_size)
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            # A fixed stream: the numbers are repeatable, and training's RNG is left untouched.
-            torch.manual_seed(derive_seed(self.cfg.seed, tag, run.ctx.rank))
             was_training = model.training  # the trained weights go back to training; an average stays in eval
             model.eval()
-            shard_size = images.tensor_split(run.ctx.world_size)[run.ctx.rank].shape[0]
-            progress, done = self.progress.pass_progress(title), 0
             try:
-                for x, y in eval_batches(images, self.cfg.eval_batch_size, device=device, rank=run.ctx.rank,
+                shard_size = images.tensor_split(run.ctx.world_size)[run.ctx.rank].shape[0]
+                batch_size = self._eval_batch_size(run, model, (images, labels), shard_size, context)
+                # A fixed stream (seeded after any timing, which draws noise too): the numbers are
+                # repeatable, and training's RNG is left untouched.
+                torch.manual_seed(derive_seed(self.cfg.seed, tag, run.ctx.rank))
+                progress, done = self.progress.pass_progress(title), 0
+                for x, y in eval_batches(images, batch_size, device=device, rank=run.ctx.rank,
                                          world_size=run.ctx.world_size, channels_last=run.channels_last,
                                          labels=labels):
                     out = model(x, y, context=context)
@@ -339,6 +343,30 @@ class Trainer:
         kls = [v for k, v in terms.items() if k == "kl" or k.startswith("kl/")]
         return {"neg_elbo": total[0] / n if bounded else None, "loss": None if bounded else total[0] / n,
                 "recon": terms.get("recon"), "kl": sum(kls) if kls else None, "terms": terms}
+
+    def _eval_batch_size(self, run: Run, model: nn.Module, split: tuple[torch.Tensor, Optional[torch.Tensor]],
+                         shard_size: int, context: StepContext) -> int:
+        """``trainer.eval_batch_size``, or with ``auto`` the size timed at the run's first evaluation
+        (by rank 0, for every rank) and kept in the run's state for its resumes."""
+        if self.cfg.eval_batch_size != "auto":
+            return self.cfg.eval_batch_size
+        st = run.state
+        if st.eval_batch_size is None:
+            chosen = 0
+            if run.ctx.is_main:
+                first = functools.cache(lambda: next(eval_batches(  # the split's first images, moved once if timed
+                    split[0], EVAL_CANDIDATES[-1], device=run.ctx.device, channels_last=run.channels_last,
+                    labels=split[1])))
+
+                def forward(n: int):
+                    x, y = first()
+                    return model(x[:n], None if y is None else y[:n], context=context)
+
+                chosen = choose_eval_batch_size(eval_forward_key(model, run.ctx.device, run.channels_last),
+                                                shard_size, forward, device=run.ctx.device, say=self.progress.message)
+            st.eval_batch_size = int(all_reduce_sum(torch.tensor([float(chosen)], device=run.ctx.device),
+                                                    run.ctx).item())
+        return st.eval_batch_size
 
     def _end_epoch(self, run: Run, complete: bool) -> None:
         st, cfg = run.state, self.cfg

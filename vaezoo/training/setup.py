@@ -51,6 +51,7 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
     best: Optional[dict[str, Any]] = None  # {"epoch", "val_neg_elbo"} of the lowest validation -ELBO so far
     epochs_since_best: int = 0
+    eval_batch_size: Optional[int] = None  # of the validation and test passes, chosen once (trainer.eval_batch_size)
 
     def new_epoch(self) -> None:
         self.epoch, self.step_in_epoch = self.epoch + 1, 0
