@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import vaezoo
-from vaezoo import resources
+from vaezoo import resources, zoo
 from vaezoo.cli import main as cli_main
 from vaezoo.errors import ConfigError, HubError
 from vaezoo.hub.index import read_entry, sha256_file
@@ -38,6 +38,7 @@ def registry(tmp_path, monkeypatch) -> Path:
     """A checkout's layout in miniature: tmp/registry beside tmp/weightpacks, and vaezoo reading it."""
     registry = tmp_path / "checkout" / "registry"
     monkeypatch.setattr(resources, "registry_dir", lambda: registry)
+    monkeypatch.setattr(zoo, "registry_dir", lambda: registry)
     return registry
 
 
@@ -145,3 +146,17 @@ def test_retiring_a_packed_entry_records_the_packs_file(run_dir, registry):
     assert entry.shipped is None and entry.pack is None and not _in_pack(registry, "tiny").exists()
     assert entry.retired.path == f"weightpacks/conv/{PACK.package}/weights/tiny.safetensors"
     assert hashlib.sha256(git("show", f"{entry.retired.commit}:{entry.retired.path}")).hexdigest() == pinned
+
+
+def test_info_says_where_the_weights_come_from(run_dir, registry, capsys):
+    publish_run(run_dir, "tiny", "alice/tiny", config="fashion-mlp16", registry=registry, pack="conv")
+    assert cli_main(["info", "tiny"]) == 0
+    assert "; weights in vaezoo-weights-conv\n" in capsys.readouterr().out
+    _in_pack(registry, "tiny").unlink()
+    assert cli_main(["info", "tiny"]) == 0
+    assert "weights in vaezoo-weights-conv, not installed: `pip install vaezoo-weights-conv`" in capsys.readouterr().out
+    publish_run(run_dir, "tiny", "alice/tiny", config="fashion-mlp16", registry=registry)  # back in vaezoo's own
+    json_path = registry / "tiny.json"
+    json_path.write_text(json.dumps({**json.loads(json_path.read_text()), "pack": None}))
+    assert cli_main(["info", "tiny"]) == 0
+    assert "; weights ship with vaezoo" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..factory import build_model
 from ..hub.index import get_entry
 from ..hub.local import build_from_checkpoint
-from ..hub.remote import HF_PREFIX, pull
+from ..hub.remote import HF_PREFIX, pull, weights_source
 from ..layout.files import CONFIG_NAME, read_config
 from ..models import FAMILIES
 from ..schemas import PartSpec
@@ -141,7 +141,7 @@ def _pretrained_summary(name: str, overrides: dict) -> str:
         samples = f"k={p.importance_samples}" if (p.importance_samples or 1) > 1 else f"S={p.mc_samples or 1}"
         parts.append(f"{metric.name} {metric.value:.2f} nats ({p.split}, {p.num_examples:,} images, {samples})")
     where = f"hf-hub:{entry.weights.repo_id}" + (f"@{entry.weights.revision[:12]}" if entry.weights.revision else "")
-    return f"yes, {entry.training.epochs} epochs; " + "; ".join(parts) + f"; {where}"
+    return f"yes, {entry.training.epochs} epochs; " + "; ".join(parts) + f"; {where}; {weights_source(entry)}"
 
 
 def _cmd_parts(args: argparse.Namespace) -> int:

@@ -19,12 +19,14 @@ from ..factory import build_model
 from ..layout import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME, PushResult, push_folder, translate_hub_errors
 from ..models import BaseVAE
 from ..zoo import MODELS
-from .index import PretrainedEntry, entry_path, get_entry, list_entries, sha256_file, verified_shipped_file
+from .index import (
+    PretrainedEntry, entry_path, get_entry, list_entries, sha256_file, shipped_candidates, verified_shipped_file,
+)
 from .packs import PACKS
 from .local import load_local, load_weights, validate_folder
 
 __all__ = ["HF_PREFIX", "parse_hub_ref", "resolve", "load", "load_pretrained", "load_from_hub", "pull",
-           "push_to_hub", "PushResult", "verified_weights"]
+           "push_to_hub", "PushResult", "verified_weights", "weights_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,20 @@ def retired_message(entry: PretrainedEntry) -> str:
             f"({r.why}). Load '{r.superseded_by}' instead, retrain it with `vaezoo train configs/{entry.config}.yaml`, "
             f"or recover the sha256-pinned file from a clone of vaezoo's repository: "
             f"`{r.recover_command(entry.name)}`")
+
+
+def weights_source(entry: PretrainedEntry) -> str:
+    """Where ``vaezoo.load`` takes the entry's weights from here, in a phrase (``vaezoo info``)."""
+    if entry.retired is not None:
+        return f"weights retired for {entry.retired.superseded_by}"
+    if entry.shipped is None:
+        return "weights on the Hub"
+    if entry.pack is None:
+        return "weights ship with vaezoo"
+    pack = PACKS[entry.pack]
+    if any(path.is_file() for path in shipped_candidates(entry)):
+        return f"weights in {pack.distribution}"
+    return f"weights in {pack.distribution}, not installed: {pack.install_hint()}"
 
 
 def not_on_the_hub_message(entry: PretrainedEntry, altered: list[Path]) -> str:
