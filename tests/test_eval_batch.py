@@ -115,3 +115,16 @@ def test_a_fixed_size_is_used_as_given(tmp_path, cache, monkeypatch):
     monkeypatch.setattr(loop, "choose_eval_batch_size", lambda *a, **k: pytest.fail("a fixed size is not timed"))
     vaezoo.train(_config(epochs=1, test="never", eval_batch_size=100), out=tmp_path / "run", stream=io.StringIO())
     assert not cache.exists()
+
+
+def test_on_a_gpu_the_clock_is_read_after_the_forward_has_run(cache, monkeypatch):
+    # a GPU forward returns before it runs: the timing waits for the device at each reading
+    clock = FakeClock({size: 1e-3 for size in CANDIDATES})
+    monkeypatch.setattr(eval_batch, "time", clock)
+    monkeypatch.setattr(eval_batch, "describe_device", lambda device: "a GPU")
+    queued = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device: [clock.forward(n) for n in queued] and queued.clear())
+    chosen = choose_eval_batch_size("key-gpu", 10_000, queued.append, device=torch.device("cuda", 0))
+    record = json.loads(cache.read_text())["key-gpu"]
+    # every size ran at 1,000 images/s once its queued work was counted (without the waits: infinitely fast)
+    assert chosen in CANDIDATES and all(abs(rate - 1000) <= 1 for rate in record["images_per_s"].values())

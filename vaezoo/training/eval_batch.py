@@ -41,13 +41,18 @@ def choose_eval_batch_size(key: str, split_size: int, forward: Callable[[int], o
     if split_size <= CANDIDATES[-1]:
         return CANDIDATES[-1]
 
+    def finished() -> float:  # a GPU runs the forward after it returns: wait for it before reading the clock
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
     def images_per_second(size: int) -> float:
         forward(size)  # first-call work (allocations) is not what each pass pays
-        passes, start = 0, time.perf_counter()
-        while passes < 2 or time.perf_counter() - start < SECONDS_PER_CANDIDATE:
+        passes, start = 0, finished()
+        while passes < 2 or finished() - start < SECONDS_PER_CANDIDATE:
             forward(size)
             passes += 1
-        return passes * size / (time.perf_counter() - start)
+        return passes * size / (finished() - start)
 
     return fastest_size(key, CANDIDATES, images_per_second, unit="images", what="evaluation batch sizes",
                         about={"device": describe_device(device), "purpose": "evaluation forward"}, say=say)
