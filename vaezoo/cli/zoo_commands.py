@@ -19,6 +19,7 @@ from ..hub.remote import HF_PREFIX, pull, weights_source
 from ..layout.files import CONFIG_NAME, read_config
 from ..models import FAMILIES
 from ..schemas import PartSpec
+from ..training.status import has_run_state, read_run_status
 from ..zoo import MODELS, get_config, is_pretrained, list_models, model_family
 
 __all__ = ["add_commands"]
@@ -48,6 +49,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     if args.name.startswith(HF_PREFIX) or (Path(args.name).expanduser() / CONFIG_NAME).is_file():
         return _checkpoint_info(args)
+    if has_run_state(Path(args.name).expanduser()):  # a training that has not ended: no config.json yet
+        _print_rows(read_run_status(Path(args.name).expanduser()).rows())
+        return 0
     overrides = parse_set_args(args.set)
     if is_pretrained(args.name) and args.name not in MODELS:  # a published run of another seed, say
         if args.set or args.resolved:
@@ -166,7 +170,9 @@ def add_commands(commands) -> None:
     p = commands.add_parser(
         "info", help="summary of a model: family, parts, parameter count, weights",
         description="Show a model's family, parts, parameter count, recipe and published metrics. "
-                    "A run folder or a Hub repo shows what its config.json records (only that file is downloaded)."
+                    "A run folder or a Hub repo shows what its config.json records (only that file is downloaded); "
+                    "a run whose training has not ended shows where it stands: its epoch, its validation, whether a "
+                    "process trains it now, and the time left."
                     "\n\nExamples:\n  vaezoo info fashion-conv64 --set model.latent_dim=32\n  vaezoo info runs/my-run\n"
                     "  vaezoo info configs/fashion-conv64.yaml --resolved > my.yaml\n"
                     "  vaezoo info hf-hub:alice/my-vae@v1",

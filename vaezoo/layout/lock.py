@@ -24,7 +24,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-__all__ = ["run_folder_lock", "reading_run_folder", "writing_into", "check_not_another_model", "LOCK_NAME"]
+__all__ = ["run_folder_lock", "reading_run_folder", "writing_into", "check_not_another_model", "holder", "LOCK_NAME"]
 
 LOCK_NAME = ".lock"
 
@@ -84,6 +84,22 @@ def reading_run_folder(folder: str | Path, what: str = "vaezoo") -> Iterator[Non
         yield
     finally:
         os.close(fd)
+
+
+def holder(folder: str | Path) -> str | None:
+    """Who writes the run folder now (the lock file's "command, process PID, since TIME"), or None
+    when no command holds its lock. Probing takes a shared lock for an instant and drops it."""
+    path = Path(folder) / CHECKPOINT_DIR / LOCK_NAME
+    if fcntl is None or not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+    finally:
+        os.close(fd)  # closing drops the probe's lock
 
 
 def _take(fd: int, mode: int, refusal) -> None:

@@ -1,0 +1,64 @@
+"""`vaezoo info RUN` on a training that has not ended: where it stands, who trains it, the time left."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+
+import vaezoo
+from vaezoo.cli import main
+from vaezoo.errors import UsageError
+from vaezoo.layout.lock import holder, run_folder_lock
+from vaezoo.training.status import read_run_status
+
+from _tiny_training import register, tiny_config
+
+register()
+
+
+@pytest.fixture
+def unfinished_run(tmp_path, monkeypatch):
+    """A tiny run stopped after 2 of 6 epochs: its checkpoint, no config.json (a training writes that at its end)."""
+    monkeypatch.setenv("CI", "1")
+    out = tmp_path / "run"
+    vaezoo.train(tiny_config(epochs=2), out=out, stream=io.StringIO())
+    (out / "config.json").unlink()
+    sidecar = out / "checkpoints" / "last.json"
+    state = json.loads(sidecar.read_text())
+    state["experiment"]["trainer"]["epochs"] = 6
+    sidecar.write_text(json.dumps(state))
+    return out
+
+
+def test_a_stopped_run_says_where_it_is_and_how_to_continue(unfinished_run, capsys):
+    status = read_run_status(unfinished_run)
+    history = status.history
+    assert status.finished_epochs == 2 and status.writer is None and status.epochs == 6
+    pace = history[1]["wall_time_s"] - history[0]["wall_time_s"]
+    assert status.seconds_per_epoch() == pytest.approx(pace) and status.seconds_left() == pytest.approx(4 * pace)
+    assert main(["info", str(unfinished_run)]) == 0
+    out = capsys.readouterr().out
+    assert f"stopped; `vaezoo train --resume {unfinished_run}` continues it" in out
+    assert "epoch 2 of 6 done; 12 steps" in out
+    best = status.best
+    assert f"the best {best['val_neg_elbo']:.2f} at epoch {best['epoch']}" in out
+    change = history[1]["val_neg_elbo"] - history[0]["val_neg_elbo"]
+    assert f"-ELBO {history[1]['val_neg_elbo']:.2f} at epoch 2" in out and f"{change:+.2f} nats an epoch over the last 1" in out
+    assert "time left" in out and "best.safetensors" in out
+
+
+def test_a_run_being_trained_names_its_process(unfinished_run, capsys):
+    with run_folder_lock(unfinished_run, "vaezoo train"):
+        assert holder(unfinished_run).startswith(f"vaezoo train, process {os.getpid()}")
+        assert main(["info", str(unfinished_run)]) == 0
+        assert f"training now (vaezoo train, process {os.getpid()}, since" in capsys.readouterr().out
+    assert holder(unfinished_run) is None  # the lock went with its holder
+
+
+def test_an_unreadable_state_is_named(unfinished_run):
+    (unfinished_run / "checkpoints" / "last.json").write_text("{")
+    with pytest.raises(UsageError, match=r"cannot read the run's state .*last.json"):
+        read_run_status(unfinished_run)
