@@ -47,7 +47,18 @@ def test_a_stopped_run_says_where_it_is_and_how_to_continue(unfinished_run, caps
     assert f"the best {best['val_neg_elbo']:.2f} at epoch {best['epoch']}" in out
     change = history[1]["val_neg_elbo"] - history[0]["val_neg_elbo"]
     assert f"-ELBO {history[1]['val_neg_elbo']:.2f} at epoch 2" in out and f"{change:+.2f} nats an epoch over the last 1" in out
-    assert "time left" in out and "best.safetensors" in out
+    assert "time left" in out and "best.safetensors" in out and "(batches of 64)" in out  # tiny_config's size
+
+
+def test_the_batch_size_shown_is_the_one_in_effect(unfinished_run):
+    sidecar = unfinished_run / "checkpoints" / "last.json"
+    state = json.loads(sidecar.read_text())
+    state["progress"]["eval_batch_size"] = 512  # what auto chose before a resume set a number
+    sidecar.write_text(json.dumps(state))
+    assert read_run_status(unfinished_run).eval_batch_size == 64
+    state["experiment"]["trainer"]["eval_batch_size"] = "auto"
+    sidecar.write_text(json.dumps(state))
+    assert read_run_status(unfinished_run).eval_batch_size == 512
 
 
 def test_a_run_being_trained_names_its_process(unfinished_run, capsys):

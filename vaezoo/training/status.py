@@ -88,6 +88,12 @@ class RunStatus:
         return rows
 
 
+def _eval_batch_size(trainer: dict[str, Any], progress: dict[str, Any]) -> Optional[int]:
+    """The size in effect: the recipe's number, or the one ``auto`` chose for the run (once it has)."""
+    size = trainer.get("eval_batch_size", "auto")
+    return size if isinstance(size, int) else progress.get("eval_batch_size")
+
+
 def read_run_status(folder: str | Path) -> RunStatus:
     folder = Path(folder)
     path = folder / CHECKPOINT_DIR / SIDECAR_NAME
@@ -98,6 +104,7 @@ def read_run_status(folder: str | Path) -> RunStatus:
             folder=folder, name=experiment.get("name") or folder.name, epochs=int(experiment["trainer"]["epochs"]),
             history=list(progress.get("history") or []), global_step=int(state["global_step"]),
             step_in_epoch=int(state.get("step_in_epoch") or 0), elapsed_s=float(progress.get("elapsed") or 0.0),
-            best=progress.get("best"), eval_batch_size=progress.get("eval_batch_size"), writer=holder(folder))
+            best=progress.get("best"), eval_batch_size=_eval_batch_size(experiment["trainer"], progress),
+            writer=holder(folder))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"cannot read the run's state {path}: {exc}") from None
