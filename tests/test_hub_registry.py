@@ -24,7 +24,9 @@ from vaezoo.parts.metrics import METRICS
 from vaezoo.maintenance.retire import retire, starts_from
 from vaezoo.maintenance.publish import add_costs, add_metrics, add_rescoring, normalize_metrics, publish_run
 from vaezoo.hub.packs import PACKS
-from vaezoo.hub.index import PretrainedEntry, PublishedReference, list_entries, read_entry, sha256_file, write_entry
+from vaezoo.hub.index import (
+    PretrainedEntry, PublishedReference, list_entries, read_entry, sha256_file, shipped_path, write_entry,
+)
 
 REGISTRY = resources.registry_dir()
 ENTRY_FILES = sorted(REGISTRY.glob("*.json"))
@@ -78,7 +80,7 @@ def test_published_entry(path: Path):
     assert model.num_parameters() == entry.num_params
     if entry.retired is None:
         assert entry.shipped, "entries in this repository ship their weights (vaezoo.load works with no network)"
-        shipped = REGISTRY / entry.shipped
+        shipped = shipped_path(entry)  # registry/weights/, or the checkout's weight pack folder
         assert sha256_file(shipped) == entry.weights.sha256
         assert {str(t.dtype).removeprefix("torch.") for t in load_file(str(shipped)).values()
                 if t.is_floating_point()} == {entry.storage_dtype}
