@@ -146,13 +146,13 @@ def finished_run(name: str, runs: Path) -> Path:
 
 
 def publish(name: str, use_for: str, runs: Path, hardware: str, costs: bool = True, shards: int = 1,
-            fast_path: bool = False, pack: str | None = None) -> None:
+            fast_path: bool = False, pack: str | None = None, answers: str | None = None) -> None:
     folder = finished_run(name, runs)
     mixture = supports_gmm_prior(vaezoo.load(folder))
     files = measure(folder, mixture, shards, fast_path)
     metrics = [arg for file in files for arg in ("--metrics", str(file))]
     run(["vaezoo", "publish", str(folder), name, f"vaezoo/{name}", *metrics, "--hardware", hardware,
-         *(["--pack", pack] if pack else [])])
+         *(["--pack", pack] if pack else []), *(["--answers", answers] if answers else [])])
     path = entry_path(name)
     write_entry(read_entry(path).model_copy(update={"use_for": use_for}), path.parent)
     if fast_path:  # resumed from its file when an earlier publication stopped inside it
@@ -181,6 +181,8 @@ def main(argv=None) -> int:
     parser.add_argument("--hardware", default=HARDWARE, help="what it trained on")
     parser.add_argument("--pack", choices=sorted(PACKS),
                         help="ship the weights in this weight pack instead of vaezoo's archives (registry/README.md)")
+    parser.add_argument("--answers", metavar="KEY",
+                        help="the published row it answers, a key of registry/references/published.json")
     parser.add_argument("--no-costs", dest="costs", action="store_false",
                         help="leave out the timings (take them later, on a machine doing nothing else)")
     args = parser.parse_args(argv)
@@ -190,7 +192,8 @@ def main(argv=None) -> int:
         return 0
     if not args.use_for:
         parser.error("--use-for is required to publish (or pass --measure-only)")
-    publish(args.name, args.use_for, args.runs, args.hardware, args.costs, args.shards, args.fast_path, args.pack)
+    publish(args.name, args.use_for, args.runs, args.hardware, args.costs, args.shards, args.fast_path, args.pack,
+            args.answers)
     return 0
 
 

@@ -57,11 +57,13 @@ def test_a_packed_publication_passes_its_pack_to_vaezoo_publish(script, monkeypa
     monkeypatch.setattr(script, "entry_path", lambda name: tmp_path / f"{name}.json")
     monkeypatch.setattr(script, "read_entry", lambda path: type("Entry", (), {"model_copy": lambda self, update: update})())
     monkeypatch.setattr(script, "write_entry", lambda entry, folder: written.append(entry))
-    assert script.main(["fashion-convhvae40", "--use-for", "x", "--pack", "conv", "--no-costs"]) == 0
+    assert script.main(["fashion-convhvae40", "--use-for", "x", "--pack", "conv", "--no-costs",
+                        "--answers", "exemplar-vae/convhvae"]) == 0
     publish = next(c for c in commands if c[:2] == ["vaezoo", "publish"])
     assert publish[publish.index("--pack") + 1] == "conv" and written == [{"use_for": "x"}]
+    assert publish[publish.index("--answers") + 1] == "exemplar-vae/convhvae"
     commands.clear()
     assert script.main(["fashion-convhvae40", "--use-for", "x", "--no-costs"]) == 0
-    assert "--pack" not in next(c for c in commands if c[:2] == ["vaezoo", "publish"])
+    assert not {"--pack", "--answers"} & set(next(c for c in commands if c[:2] == ["vaezoo", "publish"]))
     with pytest.raises(SystemExit):
         script.main(["fashion-convhvae40", "--use-for", "x", "--pack", "large"])
