@@ -12,7 +12,7 @@ import vaezoo
 from vaezoo.cli import main
 from vaezoo.errors import UsageError
 from vaezoo.layout.lock import holder, run_folder_lock
-from vaezoo.training.status import read_run_status
+from vaezoo.training.status import epoch_overhead_s, read_run_status, run_seconds_left
 
 from _tiny_training import register, tiny_config
 
@@ -73,3 +73,13 @@ def test_an_unreadable_state_is_named(unfinished_run):
     (unfinished_run / "checkpoints" / "last.json").write_text("{")
     with pytest.raises(UsageError, match=r"cannot read the run's state .*last.json"):
         read_run_status(unfinished_run)
+
+
+def test_the_progress_lines_eta_counts_each_epoch_end_ahead():
+    history = [{"epoch": 1, "wall_time_s": 100.0, "epoch_time_s": 80.0},
+               {"epoch": 2, "wall_time_s": 230.0, "epoch_time_s": 100.0}]
+    assert epoch_overhead_s(history[:1]) == 20.0 and epoch_overhead_s(history) == 30.0 and epoch_overhead_s([]) == 0.0
+    # 1,200 steps left at 0.5 s: 600 s, and 3 epoch ends ahead (300 steps into an epoch of 500) at 30 s each
+    assert run_seconds_left(1200, 0.5, 500, history) == 690.0
+    assert run_seconds_left(0, 0.5, 500, history) == 0.0
+    assert run_seconds_left(1000, 0.5, 500, []) == 500.0  # before any epoch has ended: the steps alone

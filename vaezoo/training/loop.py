@@ -38,6 +38,7 @@ from .eval_batch import CANDIDATES as EVAL_CANDIDATES, choose_eval_batch_size, e
 from .loader import derive_seed, eval_batches
 from .progress import Progress
 from .recipe import kl_scale_at
+from .status import run_seconds_left
 from .records import TensorBoard, write_metrics
 from .setup import Run, prepare_run, save_run_checkpoint
 from .step import train_step
@@ -249,7 +250,8 @@ class Trainer:
         stats = {"loss": mean["loss"], "terms": {n: mean[n] for n in self._names},
                  "neg_elbo": _neg_elbo(mean), "img_per_s": len(window) * self.cfg.batch_size / elapsed,
                  "lr": _main_lr(run),
-                 "eta_s": (run.total_steps - st.global_step) * elapsed / len(window)}
+                 "eta_s": run_seconds_left(run.total_steps - st.global_step, elapsed / len(window),
+                                           run.steps_per_epoch, st.history)}
         self.progress.log(st.epoch, st.step_in_epoch, st.global_step, stats)
         self._steps.append((st.global_step, {"loss": stats["loss"], **stats["terms"]}))  # loss.png of a short run
         if run.ctx.is_main:

@@ -18,10 +18,28 @@ from ..layout.checkpoint import CHECKPOINT_DIR, SIDECAR_NAME
 from ..layout.lock import holder
 from ..safe_text import load_json
 
-__all__ = ["RunStatus", "read_run_status", "has_run_state"]
+__all__ = ["RunStatus", "read_run_status", "has_run_state", "epoch_overhead_s", "run_seconds_left"]
 
 PACE_EPOCHS = 3  # the pace of the last few epochs gives the time left
 TREND_EPOCHS = 5  # the validation's change per epoch, over the last few
+
+
+def epoch_overhead_s(history: list[dict[str, Any]]) -> float:
+    """The seconds the last finished epoch spent beyond its training steps: validation, a test pass,
+    checkpoints (for a convolutional model on a CPU, validation alone was a fifth of the epoch)."""
+    if not history:
+        return 0.0
+    last = history[-1]
+    start = history[-2].get("wall_time_s", 0.0) if len(history) > 1 else 0.0
+    return max(0.0, last.get("wall_time_s", 0.0) - start - last.get("epoch_time_s", 0.0))
+
+
+def run_seconds_left(steps_left: int, seconds_per_step: float, steps_per_epoch: int,
+                     history: list[dict[str, Any]]) -> float:
+    """The training progress line's ETA: the steps left at the current pace, plus each epoch end
+    still ahead at the last epoch's overhead beyond its steps."""
+    epoch_ends_left = -(-steps_left // steps_per_epoch) if steps_left > 0 else 0
+    return steps_left * seconds_per_step + epoch_ends_left * epoch_overhead_s(history)
 
 
 def has_run_state(folder: str | Path) -> bool:
