@@ -42,7 +42,8 @@ def pretrained_names() -> set[str]:
 
 
 def _loadable_names() -> set[str]:
-    """Published names whose weights ``load`` finds: all but retired entries not on the Hub."""
+    """Published names whose weights ship (with vaezoo or in a weight pack, which ``load`` names when
+    it is not installed) or are on the Hub: all but retired entries not on the Hub."""
     names = set()
     for path in registry_dir().glob("*.json"):
         entry = load_json(path.read_text())
@@ -61,7 +62,7 @@ def list_models(
 ) -> list[str]:
     """Model names matching the fnmatch ``filter``, minus ``exclude``, in natural order.
 
-    ``pretrained=True`` keeps only those whose published weights ``load`` finds (not retired ones); ``family`` (a name or several)
+    ``pretrained=True`` keeps only those with published weights (shipped, in a weight pack or on the Hub; not retired ones); ``family`` (a name or several)
     keeps only models of those families (``list_models(family="hvae")``).
     """
     names = MODELS.names(filter, exclude)
