@@ -3,7 +3,8 @@
 A training writes ``config.json`` when it ends; until then its ``checkpoints/last.json`` (the
 checkpoint's JSON, rewritten at every checkpoint) holds the epoch, the steps, each finished epoch's
 record and the best validation so far. Reading it loads no tensor; whether a process is training
-it now comes from the run folder's lock (:func:`vaezoo.layout.lock.holder`).
+it now comes from the run folder's lock (:func:`vaezoo.layout.lock.holder`). The time left, here
+and in the training's progress line, counts what each epoch spends beyond its steps.
 """
 
 from __future__ import annotations
