@@ -47,10 +47,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    if args.name.startswith(HF_PREFIX) or (Path(args.name).expanduser() / CONFIG_NAME).is_file():
+    folder = Path(args.name).expanduser()
+    if args.name.startswith(HF_PREFIX) or (folder / CONFIG_NAME).is_file():
         return _checkpoint_info(args)
-    if has_run_state(Path(args.name).expanduser()):  # a training that has not ended: no config.json yet
-        _print_rows(read_run_status(Path(args.name).expanduser()).rows())
+    if has_run_state(folder):  # a training that has not ended: no config.json yet
+        _print_rows(read_run_status(folder).rows())
         return 0
     overrides = parse_set_args(args.set)
     if is_pretrained(args.name) and args.name not in MODELS:  # a published run of another seed, say

@@ -35,7 +35,7 @@ __all__ = [
     "Protocol", "PublishedMetric", "HubWeights", "Recipe", "StartedFrom", "TrainingRun", "PublishedReference",
     "Rescoring", "ModelCosts", "Retirement", "PretrainedEntry",
     "NAME", "checked_name", "entry_path", "read_entry", "get_entry", "list_entries", "write_entry", "sha256_file",
-    "shipped_candidates", "shipped_path", "verified_shipped_file",
+    "shipped_candidates", "shipped_root", "shipped_path", "verified_shipped_file",
 ]
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -367,9 +367,14 @@ def shipped_candidates(entry: PretrainedEntry, registry: str | Path | None = Non
     for a pack, an installed copy of it, then the source checkout's ``weightpacks/`` folder."""
     if not entry.shipped:
         return []
-    if entry.pack is None:
-        return [_registry(registry) / entry.shipped]
-    return [folder / entry.shipped for folder in PACKS[entry.pack].folders(_registry(registry))]
+    installed = PACKS[entry.pack].installed_folders() if entry.pack is not None else []
+    return [folder / entry.shipped for folder in (*installed, shipped_root(entry.pack, registry))]
+
+
+def shipped_root(pack: Optional[str], registry: str | Path | None = None) -> Path:
+    """The folder of the repository (or the installed vaezoo) that ``shipped`` paths are relative to:
+    registry/ for vaezoo's own archives, else the weight pack's folder beside it."""
+    return PACKS[pack].source_folder(_registry(registry)) if pack is not None else _registry(registry)
 
 
 def shipped_path(entry: PretrainedEntry, registry: str | Path | None = None) -> Optional[Path]:

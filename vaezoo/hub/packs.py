@@ -38,10 +38,6 @@ class WeightPack:
         spec = importlib.util.find_spec(self.package)
         return [Path(p) for p in (spec.submodule_search_locations or [])] if spec is not None else []
 
-    def folders(self, registry: Path) -> list[Path]:
-        """Where to look for the pack's files: an installed copy first, then the checkout's."""
-        return [*self.installed_folders(), self.source_folder(registry)]
-
     def install_hint(self) -> str:
         return (f"`pip install {self.distribution}` (from a clone of vaezoo's repository: "
                 f"`pip install ./weightpacks/{self.key}`)")

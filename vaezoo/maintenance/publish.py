@@ -38,7 +38,7 @@ from ..hub.index import (
     Rescoring,
     StartedFrom,
     TrainingRun,
-    NAME, checked_name, entry_path, read_entry, sha256_file, shipped_path, write_entry,
+    NAME, checked_name, entry_path, read_entry, sha256_file, shipped_path, shipped_root, write_entry,
 )
 from ..hub.local import load_local
 from ..hub.packs import get_pack
@@ -304,7 +304,6 @@ def publish_run(
         pack = old.pack
     # the shipped file: exactly the bytes users load; metrics are to be measured on it
     shipped_rel = f"weights/{name}.safetensors"
-    shipped_root = get_pack(pack).source_folder(registry) if pack is not None else registry
     with tempfile.TemporaryDirectory(prefix="vaezoo-publish-") as tmp:
         folder = Path(tmp) / name
         exp = ExperimentConfig(name=name, description=description or experiment.description, model=run_config.model,
@@ -318,7 +317,7 @@ def publish_run(
                         samples=None if (folder / SAMPLES_NAME).is_file() else 64)
         weights = folder / "model.safetensors"
         sha = sha256_file(weights)
-        atomic_write_bytes(shipped_root / shipped_rel, weights.read_bytes())  # a crash keeps the old file whole
+        atomic_write_bytes(shipped_root(pack, registry) / shipped_rel, weights.read_bytes())  # a crash keeps the old file whole
         revision = None
         if push:
             revision = push_folder(folder, repo_id, tag=tag, token=token, commit_message=f"vaezoo: publish {name}").commit
