@@ -20,7 +20,7 @@ import torch
 from ..devices import resolve_device
 from ..errors import UsageError
 from ..evaluation import evaluate
-from ..evaluation.data import resolve_data
+from ..evaluation.data import SPLITS, resolve_data
 from ..data.factors import FACTOR_DATASETS
 from ..evaluation.disentanglement import evaluate_disentanglement, factor_data, factor_of_each_code
 from ..evaluation.probe import linear_probe
@@ -136,6 +136,9 @@ def _check_quality_flags(args: argparse.Namespace) -> None:
     if args.disentanglement and (args.limit or args.start or args.refine_steps or args.metrics is not None):
         raise UsageError("--limit, --start, --refine-steps and --metrics shape the bounds; --disentanglement draws "
                          "its own points from the whole factor grid")
+    if (args.fid or args.probe or args.disentanglement) and args.split != "test":
+        raise UsageError("--split chooses the images the bounds score; --fid and --probe compare with the test "
+                         "images and --disentanglement draws from a factor grid: drop --split")
     if (args.fid or args.probe) and args.metrics is not None:
         raise UsageError("--metrics adds per-image metrics to the bounds; --fid and --probe measure their own")
     if (args.fid or args.probe) and (args.limit or args.start or args.refine_steps):
@@ -187,14 +190,15 @@ def _report(args: argparse.Namespace) -> EvalReport:
         return _quality_report(args, model, config)
     bounded = not isinstance(model, (CodeLatents, PointLatents))
     if args.iw_samples and args.limit is None and not args.quiet and bounded:
-        print(f"scoring every test image with k={args.iw_samples} importance samples (the published protocol): "
+        protocol = " (the published protocol)" if args.split == "test" else ""
+        print(f"scoring every {args.split} image with k={args.iw_samples} importance samples{protocol}: "
               f"hours on a CPU for big models; --limit N scores the first N images, --iw-samples 0 skips the NLL",
               file=sys.stderr, flush=True)
     return evaluate(
         model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples,
         batch_size=args.batch_size or 64, chunk_size=args.chunk_size, precision=args.precision, refine_steps=args.refine_steps,
         refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
-        progress=not args.quiet, start=args.start, metrics=args.metrics,
+        progress=not args.quiet, start=args.start, metrics=args.metrics, split=args.split,
     )
 
 
@@ -360,8 +364,11 @@ def add_commands(commands) -> None:
                     "Costly: k=5000 on all 10,000 Fashion-MNIST test images takes hours on a CPU; progress shows the "
                     "rate and an ETA. --fid scores samples instead (Fréchet and kernel distances, precision, recall, "
                     "density, coverage and class coverage in a feature network's space; fd-fashion-v1 does not compare "
-                    "with Inception FID), --probe the linear-probe accuracy of the posterior means."
+                    "with Inception FID), --probe the linear-probe accuracy of the posterior means. --split val scores the "
+                    "validation images that training held out instead of the test images: compare checkpoints and "
+                    "recipes there, and score the test set once."
                     "\n\nExamples:\n  vaezoo eval fashion-conv64 --iw-samples 0 --elbo-samples 10\n"
+                    "  vaezoo eval runs/my-model --split val --limit 500 -o val-iwae.json\n"
                     "  vaezoo eval fashion-vamp40 --iw-samples 5000 --limit 100 -o iwae.json\n"
                     "  vaezoo eval fashion-vamp40 --fid --prior gmm\n"
                     "  vaezoo eval fashion-vamp40 --probe\n"
@@ -375,9 +382,12 @@ def add_commands(commands) -> None:
     p.add_argument("--refine-steps", type=at_least(0), default=0, metavar="N",
                    help="per-example posterior refinement steps; adds the amortization gap (default 0)")
     p.add_argument("--refine-lr", type=positive_float, default=0.05, help="Adam learning rate of the refinement (default 0.05)")
-    p.add_argument("--limit", type=at_least(1), metavar="N", help="evaluate the first N test images only")
+    p.add_argument("--split", choices=list(SPLITS), default="test",
+                   help="the images to score: test, the validation images the recipe held out (data.val_size of the "
+                        "training set, the same for every run), or the rest of the training set (default test)")
+    p.add_argument("--limit", type=at_least(1), metavar="N", help="evaluate the first N images of the split only")
     p.add_argument("--start", type=at_least(0), default=0, metavar="I",
-                   help="skip the first I test images: with --limit, a shard; shards give one run's numbers")
+                   help="skip the first I images of the split: with --limit, a shard; shards give one run's numbers")
     p.add_argument("--batch-size", type=at_least(1), help="images per batch (default 64; 500 with --fid or --probe)")
     p.add_argument("--chunk-size", type=at_least(1), help="importance samples decoded per image at once (default: timed on "
                    "this machine for a long job, once per model, cached; else 2048 / batch, 128 / batch for conv "

@@ -16,10 +16,11 @@ from ..factory import build_model
 from ..hub.index import get_entry
 from ..hub.local import build_from_checkpoint
 from ..hub.remote import HF_PREFIX, pull, weights_source
+from ..layout.checkpoint import has_run_state
 from ..layout.files import CONFIG_NAME, read_config
 from ..models import FAMILIES
 from ..schemas import PartSpec
-from ..training.status import has_run_state, read_run_status
+from ..training.status import read_run_status
 from ..zoo import MODELS, get_config, is_pretrained, list_models, model_family
 
 __all__ = ["add_commands"]

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import DataError
 from ..schemas import DataConfig
-from .binarize import STATIC_BINARIZE_SEED, static_binarize
+from .binarize import STATIC_BINARIZE_SEED, TEST_BINARIZE_SEED, static_binarize
 from .datasets import ImageData
 
 __all__ = ["DataSplits", "load_splits", "SPLIT_SEED"]
@@ -55,7 +55,7 @@ def load_splits(config: DataConfig, root: str | None = None,
     if config.binarize == "static":
         # Separate seeds for the two sets so that the test draw does not depend on the train size.
         data.train_images = static_binarize(data.train_images, STATIC_BINARIZE_SEED)
-        data.test_images = static_binarize(data.test_images, STATIC_BINARIZE_SEED + 1)
+        data.test_images = static_binarize(data.test_images, TEST_BINARIZE_SEED)
     n = data.train_images.shape[0]
     if config.val_size >= n:
         raise DataError(f"data.val_size is {config.val_size} but the training set has only {n} images: set "

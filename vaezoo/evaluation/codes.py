@@ -46,11 +46,12 @@ def evaluate_codes(
     progress: bool | Callable[[int, int], None] | None = True,
     start: int = 0,
     metrics: Sequence[str] | None = None,
+    split: str = "test",
 ) -> EvalReport:
     """Evaluate a model with discrete codes on ``data`` (as :func:`vaezoo.evaluate` takes it)."""
     progress = progress_callback(progress)
     evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root, expected_shape=tuple(model.input_shape),
-                              start=start)
+                              start=start, split=split)
     images = evaluation.images
     model.check_input(images, what="the data")
     per_image = ImageColumns(select_image_metrics(model, evaluation.labels is not None, metrics))

@@ -13,17 +13,19 @@ from ..config import describe_errors
 from ..data.splits import DataSplits, load_splits
 from ..errors import UsageError
 from ..schemas import DataConfig
-from ..data.binarize import STATIC_BINARIZE_SEED, dynamic_binarize, static_binarize, to_float_images
+from ..data.binarize import (
+    STATIC_BINARIZE_SEED, TEST_BINARIZE_SEED, VAL_BINARIZE_SEED, dynamic_binarize, static_binarize, to_float_images,
+)
 
 __all__ = ["EvalData", "resolve_data", "as_data_config", "to_float_images", "training_images", "TEST_BINARIZE_SEED",
-           "TRAIN_BINARIZE_SEED", "DataSource"]
+           "TRAIN_BINARIZE_SEED", "VAL_BINARIZE_SEED", "SPLITS", "DataSource"]
 
-# The seed load_splits uses for a statically binarized test set: every binarized evaluation
-# (static or dynamic training) scores the same binary test images.
-TEST_BINARIZE_SEED = STATIC_BINARIZE_SEED + 1
 # The one binary draw of the training images that a dynamically binarizing recipe's model is
 # encoded on after training (a fitted prior for sampling, a linear probe)
 TRAIN_BINARIZE_SEED = 4242
+
+# the splits an evaluation can score, and the seed of the one binary draw of each (a dynamic recipe)
+SPLITS = {"test": TEST_BINARIZE_SEED, "val": VAL_BINARIZE_SEED, "train": TRAIN_BINARIZE_SEED}
 
 DataSource = Union[torch.Tensor, DataConfig, DataSplits, str]
 
@@ -66,22 +68,28 @@ def resolve_data(
     root: str | None = None,
     expected_shape: Optional[tuple[int, int, int]] = None,
     start: int = 0,
+    split: str = "test",
 ) -> EvalData:
     """Images, labels and protocol for ``data``.
 
     - a uint8 tensor (pixels 0..255, scaled to [0, 1]) or a float tensor (used as given);
     - a :class:`DataConfig`, a dataset name (``"fashion-mnist"``) or :class:`DataSplits`:
-      its **test** split (``root``: the dataset folder, as ``--data``).
+      its ``split`` (``root``: the dataset folder, as ``--data``): ``"test"``, or the ``"val"``
+      images that training held out (``data.val_size`` of the config, the same ones for every
+      run) to select checkpoints on, or the ``"train"`` images it learned from.
 
     ``binarize``: ``"none"`` keeps grey levels (scored by a Bernoulli likelihood this is the
     "grayscale BCE" protocol); ``"static"`` and ``"dynamic"`` both score one fixed binary
-    draw of the test images, the one :func:`vaezoo.data.load_splits` makes for a static
-    config (dynamic binarization is a training-time augmentation; tests use one draw).
+    draw of the split, the one :func:`vaezoo.data.load_splits` makes for a static config, else
+    one from the split's seed in :data:`SPLITS` (dynamic binarization is a training-time
+    augmentation; an evaluation uses one draw).
     Default: the DataConfig's setting, else ``"none"``. ``limit`` keeps the first N
     examples (after binarizing the whole set, so a subset's images are the full set's);
     ``start`` skips the first ones (a shard of the set: examples start .. start + limit - 1).
     """
     labels, classes = None, []
+    if split not in SPLITS:
+        raise UsageError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if isinstance(data, str):
         data = as_data_config(data)
     if binarize is not None and binarize not in ("none", "static", "dynamic"):
@@ -89,11 +97,13 @@ def resolve_data(
     if isinstance(data, DataConfig):
         if binarize is not None and binarize != data.binarize:
             data = data.model_copy(update={"binarize": binarize})
-        protocol = {"dataset": data.dataset.name, "split": "test"}
-        data = load_splits(data, root=root, expected_shape=expected_shape)  # binarizes a static test set itself
+        protocol = {"dataset": data.dataset.name, "split": split}
+        data = load_splits(data, root=root, expected_shape=expected_shape)  # binarizes a static recipe's splits itself
     elif isinstance(data, DataSplits):
-        protocol = {"dataset": data.source or "given splits", "split": "test"}
+        protocol = {"dataset": data.source or "given splits", "split": split}
     elif isinstance(data, torch.Tensor):
+        if split != "test":
+            raise UsageError(f"split={split!r} picks a split of a dataset; the data given is a tensor of images")
         protocol = {"dataset": "tensor", "split": "given"}
     else:
         raise ValueError(
@@ -101,7 +111,10 @@ def resolve_data(
         )
     already_binary = False
     if isinstance(data, DataSplits):
-        images, labels, classes = data.test, data.test_labels, list(data.classes)
+        images, labels, classes = getattr(data, split), getattr(data, f"{split}_labels"), list(data.classes)
+        if images.shape[0] == 0:
+            raise UsageError(f"the {split} split is empty" + (" (the recipe's data.val_size is 0)" if split == "val"
+                                                               else ""))
         split_binarize = getattr(data, "binarize", "none")
         already_binary = split_binarize == "static"
         binarize = binarize or split_binarize
@@ -113,15 +126,19 @@ def resolve_data(
         raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
     binarize = binarize or "none"
     was_uint8 = images.dtype == torch.uint8
+    # a static recipe's splits come drawn by load_splits: the test set from its seed, the training
+    # images (validation among them) from STATIC_BINARIZE_SEED, before the hold-out
+    draw_seed = STATIC_BINARIZE_SEED if already_binary and split != "test" else SPLITS[split]
     if binarize != "none" and not already_binary:
         if was_uint8:
-            images = static_binarize(images, TEST_BINARIZE_SEED)
+            images = static_binarize(images, draw_seed)
         else:
-            generator = torch.Generator(device=images.device).manual_seed(TEST_BINARIZE_SEED)
+            generator = torch.Generator(device=images.device).manual_seed(draw_seed)
             images = dynamic_binarize(images, generator=generator)
     total = images.shape[0]
     if start < 0 or start >= total:
-        raise UsageError(f"start (--start) must be the index of a test image, 0 to {total - 1}, got {start}")
+        raise UsageError(f"start (--start) must be the index of a {split} image, 0 to {total - 1}, "
+                         f"got {start}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
     stop = total if limit is None else min(total, start + limit)
@@ -131,7 +148,7 @@ def resolve_data(
     if binarize == "none":
         protocol["binarization"] = "none (grayscale in [0, 1])" if was_uint8 else "none (values as given)"
     else:
-        protocol["binarization"] = f"binarized: one fixed Bernoulli draw (seed {TEST_BINARIZE_SEED})"
+        protocol["binarization"] = f"binarized: one fixed Bernoulli draw (seed {draw_seed})"
     protocol["examples"] = int(images.shape[0])
     protocol["examples_available"] = int(total)
     if start:

@@ -45,8 +45,11 @@ def evaluate(
     progress: bool | Callable[[int, int], None] | None = True,
     start: int = 0,
     metrics: Sequence[str] | None = None,
+    split: str = "test",
 ) -> EvalReport:
-    """Evaluate ``model`` on ``data`` (an image tensor, or a DataConfig / dataset name -> its test split).
+    """Evaluate ``model`` on ``data`` (an image tensor, or a DataConfig / dataset name -> its test split;
+    ``split="val"`` scores the validation images that training held out instead, the ones to select
+    checkpoints and recipes on, and ``"train"`` the training images).
 
     Reports, as means over examples with standard errors: -ELBO with ``elbo_samples`` draws
     (its reconstruction term, and the KL of each latent level), the importance-weighted NLL
@@ -84,7 +87,7 @@ def evaluate(
         raise UsageError(f"refinement (refine_steps) optimizes Gaussian posteriors; the '{model.family}' family's "
                          f"posterior is deterministic")
     scope = dict(batch_size=batch_size, limit=limit, binarize=binarize, root=root, model_name=model_name,
-                 progress=progress, start=start, metrics=metrics)
+                 progress=progress, start=start, metrics=metrics, split=split)
     if isinstance(model, CodeLatents):
         # a deterministic posterior: one pass gives the ELBO, which every importance-weighted bound equals
         return evaluate_codes(model, data, **scope)
@@ -99,7 +102,7 @@ def evaluate(
         raise UsageError(f"refinement (refine_steps) is for one-level families; the '{model.family}' family's "
                          f"posteriors depend on the draws of the levels above")
     evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root,
-                              expected_shape=tuple(model.input_shape), start=start)
+                              expected_shape=tuple(model.input_shape), start=start, split=split)
     images, labels = evaluation.images, evaluation.labels
     if tuple(images.shape[1:]) != tuple(model.input_shape):
         raise UsageError(

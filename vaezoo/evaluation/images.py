@@ -102,12 +102,13 @@ def evaluate_images(
     progress: bool | Callable[[int, int], None] | None = True,
     start: int = 0,
     metrics: Sequence[str] | None = None,
+    split: str = "test",
 ) -> EvalReport:
     """The image metrics of a model without a density (a deterministic encoder): its report has no
     bound, and its protocol says why in one line."""
     say = progress_callback(progress)
     evaluation = resolve_data(data, binarize=binarize, limit=limit, root=root, expected_shape=tuple(model.input_shape),
-                              start=start)
+                              start=start, split=split)
     images, labels = evaluation.images, evaluation.labels
     model.check_input(images, what="the data")
     columns = ImageColumns(select_image_metrics(model, labels is not None, metrics))

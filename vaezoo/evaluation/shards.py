@@ -43,20 +43,21 @@ def _pooled(parts: list[tuple[int, Measurement]]) -> Measurement:
 def merge_shards(shards: Sequence[EvalReport]) -> tuple[EvalReport, list[str]]:
     """(the merged report, the names of the metrics left out). The shards must be one evaluation
     (equal protocols but for their ranges and pass sizes) over consecutive ranges from the first
-    test image. A metric that is not a mean over examples (no standard error: active units) cannot
+    image of the split. A metric that is not a mean over examples (no standard error: active units) cannot
     be merged and is left out, named in the second value: measure it on the whole set."""
     if not shards:
         raise UsageError("no shards to merge: give the reports of vaezoo eval --start I --limit N")
     ordered = sorted(shards, key=_first)
+    images = f"{ordered[0].protocol.get('split', 'test')} split"
     expected = 0
     for shard in ordered:
         if _first(shard) != expected:
-            raise UsageError(f"the shards do not tile the test set: one starts at image {_first(shard)}, the next "
+            raise UsageError(f"the shards do not tile the {images}: one starts at image {_first(shard)}, the next "
                              f"expected at {expected}; score the missing range with --start {expected}")
         expected += int(shard.protocol["examples"])
     total = int(ordered[0].protocol.get("examples_available", expected))
     if expected > total:
-        raise UsageError(f"the shards cover {expected} images, more than the {total} of the test set")
+        raise UsageError(f"the shards cover {expected} images, more than the {total} of the {images}")
     ignored = RANGE_FIELDS + PLAN_FIELDS
     reference = {k: v for k, v in ordered[0].protocol.items() if k not in ignored}
     for shard in ordered[1:]:

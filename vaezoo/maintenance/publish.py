@@ -109,6 +109,9 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
     """The records of every metric of a ``vaezoo eval`` report that a registered metric publishes,
     each with the protocol fields the report holds and the metric takes from it."""
     p = report["protocol"]
+    if p.get("split", "test") != "test":  # a metric is known by its name: a val figure would replace the test one
+        raise HubError(f"the report scored the {p['split']} split (vaezoo eval --split {p['split']}); a published "
+                       f"metric is measured on the test split: score it without --split")
     evaluated = p.get("model")
     if evaluated != name and weights_dtype != "float32":
         warnings.warn(f"the metrics were measured on '{evaluated}', not on the shipped '{name}' weights "

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..data.binarize import STATIC_BINARIZE_SEED, static_binarize
+from ..data.binarize import TEST_BINARIZE_SEED, VAL_BINARIZE_SEED, static_binarize
 from ..data.splits import load_splits
 from ..errors import CheckpointError, ConfigError
 from ..factory import build_model
@@ -208,7 +208,7 @@ def prepare_run(experiment: ExperimentConfig, out: Path, ctx: DistContext, *, re
     if experiment.data.binarize == "dynamic":
         # Training draws fresh binary images per batch; evaluation needs one fixed draw so that
         # the numbers compare across epochs (the test draw equals the static protocol's).
-        val, test = static_binarize(val, STATIC_BINARIZE_SEED + 2), static_binarize(test, STATIC_BINARIZE_SEED + 1)
+        val, test = static_binarize(val, VAL_BINARIZE_SEED), static_binarize(test, TEST_BINARIZE_SEED)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
     model = build_model(experiment.model, source=experiment.name or "").to(device)

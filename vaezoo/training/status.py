@@ -15,11 +15,11 @@ from typing import Any, Optional
 
 from ..durations import format_duration
 from ..errors import UsageError
-from ..layout.checkpoint import CHECKPOINT_DIR, SIDECAR_NAME
+from ..layout.checkpoint import CHECKPOINT_DIR, SIDECAR_NAME, best_weights_path
 from ..layout.lock import holder
 from ..safe_text import load_json
 
-__all__ = ["RunStatus", "read_run_status", "has_run_state", "epoch_overhead_s", "run_seconds_left"]
+__all__ = ["RunStatus", "read_run_status", "epoch_overhead_s", "run_seconds_left"]
 
 PACE_EPOCHS = 3  # the pace of the last few epochs gives the time left
 TREND_EPOCHS = 5  # the validation's change per epoch, over the last few
@@ -41,10 +41,6 @@ def run_seconds_left(steps_left: int, seconds_per_step: float, steps_per_epoch: 
     still ahead at the last epoch's overhead beyond its steps."""
     epoch_ends_left = -(-steps_left // steps_per_epoch) if steps_left > 0 else 0
     return steps_left * seconds_per_step + epoch_ends_left * epoch_overhead_s(history)
-
-
-def has_run_state(folder: str | Path) -> bool:
-    return (Path(folder) / CHECKPOINT_DIR / SIDECAR_NAME).is_file()
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ class RunStatus:
             rows.append(("time left", f"about {format_duration(left)} at the last epochs' pace "
                                        f"({format_duration(self.seconds_per_epoch())} an epoch, validation included)"))
         rows.append(("weights", f"vaezoo.load('{self.folder}') once it ends; the best epoch so far is in "
-                                f"{self.folder / CHECKPOINT_DIR / 'best.safetensors'}"
+                                f"{best_weights_path(self.folder)}"
                      if self.best else f"vaezoo.load('{self.folder}') once it ends"))
         return rows
 
