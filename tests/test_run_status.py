@@ -7,11 +7,13 @@ import json
 import os
 
 import pytest
+from safetensors.torch import load_file
 
 import vaezoo
 from vaezoo.cli import main
-from vaezoo.errors import UsageError
+from vaezoo.errors import CheckpointError, UsageError
 from vaezoo.layout.lock import holder, run_folder_lock
+from vaezoo.training.peek import best_model_so_far
 from vaezoo.training.status import epoch_overhead_s, read_run_status, run_seconds_left
 
 from _tiny_training import register, tiny_config
@@ -21,10 +23,11 @@ register()
 
 @pytest.fixture
 def unfinished_run(tmp_path, monkeypatch):
-    """A tiny run stopped after 2 of 6 epochs: its checkpoint, no config.json (a training writes that at its end)."""
+    """A tiny run stopped after 2 of 6 epochs: its checkpoint and its best epoch's weights, no config.json
+    (a training writes that at its end)."""
     monkeypatch.setenv("CI", "1")
     out = tmp_path / "run"
-    vaezoo.train(tiny_config(epochs=2), out=out, stream=io.StringIO())
+    vaezoo.train(tiny_config(epochs=2, select="best_val"), out=out, stream=io.StringIO())
     (out / "config.json").unlink()
     sidecar = out / "checkpoints" / "last.json"
     state = json.loads(sidecar.read_text())
@@ -83,3 +86,32 @@ def test_the_progress_lines_eta_counts_each_epoch_end_ahead():
     assert run_seconds_left(1200, 0.5, 500, history) == 690.0
     assert run_seconds_left(0, 0.5, 500, history) == 0.0
     assert run_seconds_left(1000, 0.5, 500, []) == 500.0  # before any epoch has ended: the steps alone
+
+
+def test_the_best_epoch_so_far_is_scored_on_validation_and_the_test_set_waits(unfinished_run, capsys):
+    best = read_run_status(unfinished_run).best
+    assert main(["eval", str(unfinished_run), "--split", "val", "--iw-samples", "4", "--elbo-samples", "2",
+                 "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    p = report["protocol"]
+    assert p["model"] == f"{unfinished_run}, epoch {best['epoch']} (the best so far of a training that has not ended)"
+    assert (p["split"], p["examples"]) == ("val", 64)  # the recipe's data.val_size, not the default's 5,000
+    experiment = vaezoo.get_config(tiny_config())
+    model = vaezoo.create(tiny_config())  # the architecture, fresh; then the best epoch's tensors
+    model.load_state_dict(load_file(str(unfinished_run / "checkpoints" / "best.safetensors")))
+    expected = vaezoo.evaluate(model.eval(), experiment.data, split="val", iw_samples=4, elbo_samples=2, progress=False)
+    for name in ("neg_elbo", "iwae_nll"):
+        assert report["metrics"][name]["value"] == pytest.approx(expected[name], rel=1e-9), name
+    assert main(["eval", str(unfinished_run), "--iw-samples", "4"]) == 2
+    assert "the test set scores it once, when it ends" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="is a training that has not ended"):
+        vaezoo.load(str(unfinished_run))
+
+
+def test_a_run_that_keeps_no_best_epoch_says_so(unfinished_run):
+    sidecar = unfinished_run / "checkpoints" / "last.json"
+    state = json.loads(sidecar.read_text())
+    state["experiment"]["trainer"]["select"] = "last"
+    sidecar.write_text(json.dumps(state))
+    with pytest.raises(UsageError, match=r"keeps no best epoch to score before it ends: .*trainer.select: last"):
+        best_model_so_far(unfinished_run)

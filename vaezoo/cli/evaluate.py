@@ -30,11 +30,13 @@ from ..evaluation.shards import merge_shards
 from ..fastpath import PRECISIONS
 from ..features import FEATURES
 from ..hub import load
-from ..layout.checkpoint import atomic_write_bytes
+from ..layout.checkpoint import atomic_write_bytes, has_run_state
+from ..layout.files import CONFIG_NAME
 from ..layout.lock import writing_into
 from ..models.base import CodeLatents, PointLatents
 from ..parts.metrics import metrics_of
 from ..schemas import DataConfig
+from ..training.peek import best_model_so_far
 from ..viz.images import (
     class_grid, interpolation_grid, labelled_grid, labelled_panels, latent_map, rank_dims_by_kl, reconstruction_grid,
     resolve_level,
@@ -78,13 +80,13 @@ def _load(args: argparse.Namespace):
     return load(args.ref).to(_device(args.device)).eval()
 
 
-def data_config(args: argparse.Namespace) -> DataConfig:
-    """The data the model was trained on: its checkpoint's ``data`` section, else its published
-    recipe's (a pretrained name), else its zoo config's, else Fashion-MNIST; ``--dataset`` and
-    ``--binarize`` override."""
-    config: DataConfig | None = None
+def data_config(args: argparse.Namespace, trained_on: DataConfig | None = None) -> DataConfig:
+    """The data the model was trained on (``trained_on`` where the caller knows it): its checkpoint's
+    ``data`` section, else its published recipe's (a pretrained name), else its zoo config's, else
+    Fashion-MNIST; ``--dataset`` and ``--binarize`` override."""
+    config: DataConfig | None = trained_on
     folder = Path(args.ref).expanduser()
-    if (folder / "config.json").is_file():
+    if config is None and (folder / CONFIG_NAME).is_file():
         try:
             saved = json.loads((folder / "config.json").read_text()).get("data")
             config = DataConfig.model_validate(saved) if saved else None
@@ -181,9 +183,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _best_so_far(args: argparse.Namespace):
+    """An unfinished run's best epoch so far, its recipe's data, and its name in the report; or Nones."""
+    folder = Path(args.ref).expanduser()
+    if (folder / CONFIG_NAME).is_file() or not has_run_state(folder):
+        return None, None, args.ref
+    if args.split == "test":  # --fid, --probe and --disentanglement included: they take no --split
+        raise UsageError(f"{args.ref} is a training that has not ended: the test set scores it once, when it ends. "
+                         f"Its best epoch so far is scored on the validation images: vaezoo eval {args.ref} --split val")
+    best = best_model_so_far(folder)
+    model = best.model.to(_device(args.device)).eval()
+    return model, best.data, f"{args.ref}, epoch {best.epoch} (the best so far of a training that has not ended)"
+
+
 def _report(args: argparse.Namespace) -> EvalReport:
-    model = _load(args)
-    config = data_config(args)
+    model, trained_on, name = _best_so_far(args)
+    model = model if model is not None else _load(args)
+    config = data_config(args, trained_on)
     if args.disentanglement:
         return evaluate_disentanglement(model, config, root=args.data, model_name=args.ref, progress=not args.quiet)
     if args.fid or args.probe:
@@ -197,7 +213,7 @@ def _report(args: argparse.Namespace) -> EvalReport:
     return evaluate(
         model, config, iw_samples=args.iw_samples, elbo_samples=args.elbo_samples,
         batch_size=args.batch_size or 64, chunk_size=args.chunk_size, precision=args.precision, refine_steps=args.refine_steps,
-        refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=args.ref,
+        refine_lr=args.refine_lr, seed=args.seed, limit=args.limit, root=args.data, model_name=name,
         progress=not args.quiet, start=args.start, metrics=args.metrics, split=args.split,
     )
 

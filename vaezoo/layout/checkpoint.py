@@ -299,7 +299,10 @@ def save_best_weights(run_dir: str | Path, model: torch.nn.Module, epoch: int) -
     return atomic_write_bytes(best_weights_path(run_dir), safetensors_bytes(tensors, metadata=metadata))
 
 
-def load_best_weights(run_dir: str | Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def load_best_weights(run_dir: str | Path, map_location: str | torch.device = "cpu"
+                      ) -> tuple[dict[str, torch.Tensor], int]:
+    """(the selected weights, their epoch), read from one open file: an epoch end that replaces it
+    meanwhile cannot pair one epoch's number with another's tensors."""
     path = best_weights_path(run_dir)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -310,7 +313,7 @@ def load_best_weights(run_dir: str | Path, map_location: str | torch.device = "c
                               f"last weights: set trainer.select=last") from None
     if tensors_sha256(tensors) != meta.get(TENSORS_SHA_KEY):
         raise CheckpointError(f"{path}: the selected weights do not match their checksum (corrupted bytes)")
-    return {k: v.to(map_location) for k, v in tensors.items()}
+    return {k: v.to(map_location) for k, v in tensors.items()}, int(meta.get("epoch", 0))
 
 
 def _fallback(path: Path) -> str:

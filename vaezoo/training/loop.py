@@ -455,7 +455,7 @@ class Trainer:
             return run.scored_model
         barrier(run.ctx)  # rank 0 wrote the file
         selected = copy.deepcopy(run.scored_model)
-        selected.load_state_dict(load_best_weights(self.out, run.ctx.device))
+        selected.load_state_dict(load_best_weights(self.out, run.ctx.device)[0])
         what = "validation -ELBO" if "val_neg_elbo" in st.best else "validation loss"
         self.progress.message(f"selected the weights of epoch {st.best['epoch']} ({what} "
                               f"{st.best.get('val_neg_elbo', st.best.get('val_loss')):.3f}, the lowest)")
