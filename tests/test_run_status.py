@@ -14,6 +14,7 @@ from vaezoo.cli import main
 from vaezoo.errors import CheckpointError, UsageError
 from vaezoo.layout.lock import holder, run_folder_lock
 from vaezoo.training.peek import best_model_so_far
+from vaezoo.viz.images import sample_grid
 from vaezoo.training.status import epoch_overhead_s, read_run_status, run_seconds_left
 
 from _tiny_training import register, tiny_config
@@ -115,3 +116,15 @@ def test_a_run_that_keeps_no_best_epoch_says_so(unfinished_run):
     sidecar.write_text(json.dumps(state))
     with pytest.raises(UsageError, match=r"keeps no best epoch to score before it ends: .*trainer.select: last"):
         best_model_so_far(unfinished_run)
+
+
+def test_a_training_that_has_not_ended_draws_from_its_best_epoch_so_far(unfinished_run, capsys, tmp_path):
+    epoch = read_run_status(unfinished_run).best["epoch"]
+    grid = tmp_path / "samples.png"
+    assert main(["sample", str(unfinished_run), "-n", "4", "-o", str(grid)]) == 0
+    assert f"sampling its best epoch so far, {epoch}" in capsys.readouterr().err
+    model = vaezoo.create(tiny_config())
+    model.load_state_dict(load_file(str(unfinished_run / "checkpoints" / "best.safetensors")))
+    expected = tmp_path / "expected.png"
+    sample_grid(model.eval(), 4, path=expected)  # the command's defaults: seed 0, decoded means
+    assert grid.read_bytes() == expected.read_bytes()

@@ -14,6 +14,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -36,7 +37,7 @@ from ..layout.lock import writing_into
 from ..models.base import CodeLatents, PointLatents
 from ..parts.metrics import metrics_of
 from ..schemas import DataConfig
-from ..training.peek import best_model_so_far
+from ..training.peek import BestSoFar, best_model_so_far
 from ..viz.images import (
     class_grid, interpolation_grid, labelled_grid, labelled_panels, latent_map, rank_dims_by_kl, reconstruction_grid,
     resolve_level,
@@ -183,23 +184,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _best_so_far(args: argparse.Namespace):
-    """An unfinished run's best epoch so far, its recipe's data, and its name in the report; or Nones."""
+def _best_so_far(args: argparse.Namespace) -> Optional[BestSoFar]:
+    """The best epoch so far of a run folder whose training has not ended (no config.json yet), else None."""
     folder = Path(args.ref).expanduser()
     if (folder / CONFIG_NAME).is_file() or not has_run_state(folder):
-        return None, None, args.ref
-    if args.split == "test":  # --fid, --probe and --disentanglement included: they take no --split
-        raise UsageError(f"{args.ref} is a training that has not ended: the test set scores it once, when it ends. "
-                         f"Its best epoch so far is scored on the validation images: vaezoo eval {args.ref} --split val")
+        return None
     best = best_model_so_far(folder)
-    model = best.model.to(_device(args.device)).eval()
-    return model, best.data, f"{args.ref}, epoch {best.epoch} (the best so far of a training that has not ended)"
+    return best._replace(model=best.model.to(_device(args.device)).eval())
 
 
 def _report(args: argparse.Namespace) -> EvalReport:
-    model, trained_on, name = _best_so_far(args)
-    model = model if model is not None else _load(args)
-    config = data_config(args, trained_on)
+    best, name = _best_so_far(args), args.ref
+    if best is not None:
+        if args.split == "test":  # --fid, --probe and --disentanglement included: they take no --split
+            raise UsageError(f"{args.ref} is a training that has not ended: the test set scores it once, when it "
+                             f"ends. Its best epoch so far is scored on the validation images: vaezoo eval {args.ref} "
+                             f"--split val")
+        name = f"{args.ref}, epoch {best.epoch} (the best so far of a training that has not ended)"
+    model = best.model if best is not None else _load(args)
+    config = data_config(args, best and best.data)
     if args.disentanglement:
         return evaluate_disentanglement(model, config, root=args.data, model_name=args.ref, progress=not args.quiet)
     if args.fid or args.probe:
@@ -238,9 +241,13 @@ def _cmd_merge_evals(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    model = _load(args)
+    best = _best_so_far(args)
+    if best is not None:
+        print(f"{args.ref} is a training that has not ended: sampling its best epoch so far, {best.epoch}",
+              file=sys.stderr)
+    model = best.model if best is not None else _load(args)
     if args.prior != "model":  # refuses a conditional model: its prior p(z|y) is given the class
-        return _sample_with_fitted_prior(args, model)
+        return _sample_with_fitted_prior(args, model, best and best.data)
     if args.class_ is not None:
         if not model.conditional:
             raise UsageError(f"--class needs a conditional model; the '{model.family}' family is not")
@@ -259,18 +266,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return _saved(args.output, f"{args.n} prior samples")
 
 
-def _sample_with_fitted_prior(args: argparse.Namespace, model) -> int:
+def _sample_with_fitted_prior(args: argparse.Namespace, model, trained_on: Optional[DataConfig]) -> int:
     """Samples from a Gaussian mixture fitted on the training images' posterior means, or from a
     prior learned on their codes (two-stage, maf, iaf); with ``--prior both``, the mixture's beside
     the training prior's samples from the same seed."""
+    config = data_config(args, trained_on)
     nrow = args.nrow or math.ceil(math.sqrt(args.n))
     grid = dict(nrow=nrow, seed=args.seed, mean=not args.draw)
     if args.prior in LEARNED_PRIORS:
-        fitted = with_learned_prior(model, args.prior, data_config(args), root=args.data, seed=args.seed,
+        fitted = with_learned_prior(model, args.prior, config, root=args.data, seed=args.seed,
                                     progress=True)
         sample_grid(fitted, args.n, path=args.output, **grid)
         return _saved(args.output, f"{args.n} samples from a {args.prior} prior learned on the training images' codes")
-    fitted = with_gmm_prior(model, data_config(args), root=args.data, seed=args.seed, progress=True)
+    fitted = with_gmm_prior(model, config, root=args.data, seed=args.seed, progress=True)
     if args.prior == "gmm":
         sample_grid(fitted, args.n, path=args.output, **grid)
         return _saved(args.output, f"{args.n} samples from a {GMM_COMPONENTS}-component mixture fitted on the "

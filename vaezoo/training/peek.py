@@ -3,8 +3,8 @@
 A run exports its model (``config.json``, ``model.safetensors``) when it ends. A long run can be
 followed before that: ``trainer.select: best_val`` keeps the weights of its epoch with the lowest
 validation -ELBO in ``checkpoints/best.safetensors`` (sha256-checked), and ``checkpoints/last.json``
-holds the recipe that builds the architecture. ``vaezoo eval RUN --split val`` scores them on the
-validation images; the test set waits for the run's end.
+holds the recipe that builds the architecture. ``vaezoo sample RUN`` draws from them and ``vaezoo
+eval RUN --split val`` scores them on the validation images; the test set waits for the run's end.
 """
 
 from __future__ import annotations

@@ -98,7 +98,8 @@ class RunStatus:
             rows.append(("time left", f"about {format_duration(left)} at the last epochs' pace "
                                        f"({format_duration(self.seconds_per_epoch())} an epoch, validation included)"))
         rows.append(("weights", f"vaezoo.load('{self.folder}') once it ends; the best epoch so far is in "
-                                f"{best_weights_path(self.folder)} (`vaezoo eval {self.folder} --split val` scores it)"
+                                f"{best_weights_path(self.folder)} (`vaezoo sample {self.folder}` draws from it, "
+                                f"`vaezoo eval {self.folder} --split val` scores it)"
                      if self.best else f"vaezoo.load('{self.folder}') once it ends"))
         return rows
 
