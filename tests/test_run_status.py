@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 import vaezoo
 from vaezoo.cli import main
 from vaezoo.errors import CheckpointError, UsageError
+from vaezoo.layout.checkpoint import save_best_weights
 from vaezoo.layout.lock import holder, run_folder_lock
 from vaezoo.training.peek import best_model_so_far
 from vaezoo.viz.images import sample_grid
@@ -128,3 +129,22 @@ def test_a_training_that_has_not_ended_draws_from_its_best_epoch_so_far(unfinish
     expected = tmp_path / "expected.png"
     sample_grid(model.eval(), 4, path=expected)  # the command's defaults: seed 0, decoded means
     assert grid.read_bytes() == expected.read_bytes()
+
+
+def test_the_best_epoch_so_far_downloads_nothing_its_recipe_names(tmp_path, monkeypatch):
+    """A recipe may start a timm encoder from pretrained weights; the run's own weights replace them,
+    and loading its best epoch asks timm for none."""
+    import timm
+
+    model_config = {"input_shape": [1, 28, 28], "latent_dim": 4, "decoder": "mlp",
+                    "encoder": {"name": "timm", "model": "test_resnet", "out_index": -1}}
+    run = tmp_path / "run"
+    save_best_weights(run, vaezoo.create({"model": model_config}), epoch=3)
+    recipe = {"model": {**model_config, "encoder": {**model_config["encoder"], "pretrained": True}},
+              "trainer": {"select": "best_val"}}
+    (run / "checkpoints" / "last.json").write_text(json.dumps({"experiment": recipe}))
+    asked, create = [], timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: (asked.append(k.get("pretrained")), create(*a, **k))[1])
+    with pytest.warns(UserWarning, match=r"model.encoder.pretrained is True; ignored"):
+        best = best_model_so_far(run)
+    assert best.epoch == 3 and asked and not any(asked)

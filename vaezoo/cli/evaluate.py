@@ -89,7 +89,7 @@ def data_config(args: argparse.Namespace, trained_on: DataConfig | None = None) 
     folder = Path(args.ref).expanduser()
     if config is None and (folder / CONFIG_NAME).is_file():
         try:
-            saved = json.loads((folder / "config.json").read_text()).get("data")
+            saved = json.loads((folder / CONFIG_NAME).read_text()).get("data")
             config = DataConfig.model_validate(saved) if saved else None
         except (ValueError, OSError):
             config = None  # an unreadable data section: fall back, the model itself loaded fine

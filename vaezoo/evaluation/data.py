@@ -137,8 +137,7 @@ def resolve_data(
             images = dynamic_binarize(images, generator=generator)
     total = images.shape[0]
     if start < 0 or start >= total:
-        raise UsageError(f"start (--start) must be the index of a {split} image, 0 to {total - 1}, "
-                         f"got {start}")
+        raise UsageError(f"start (--start) must be the index of a {split} image, 0 to {total - 1}, got {start}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
     stop = total if limit is None else min(total, start + limit)

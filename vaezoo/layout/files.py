@@ -30,6 +30,7 @@ from .checkpoint import atomic_write_bytes
 __all__ = [
     "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "CONFIG_VERSION", "CheckpointConfig", "migrate_config",
     "read_config", "write_config", "write_weights", "read_weights", "load_state", "file_mode", "without_local_paths",
+    "no_pretrained_downloads",
 ]
 
 CONFIG_NAME = "config.json"
@@ -139,7 +140,7 @@ def read_config(path: str | Path) -> CheckpointConfig:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
     data = migrate_config(data, str(path))
-    _no_pretrained_downloads(data.get("model"), str(path))
+    no_pretrained_downloads(data.get("model"), str(path))
     try:
         return CheckpointConfig.model_validate(data)
     except ValidationError as exc:
@@ -150,7 +151,7 @@ def read_config(path: str | Path) -> CheckpointConfig:
         raise ConfigError(str(path), problems) from None
 
 
-def _no_pretrained_downloads(section: Any, source: str, where: str = "model") -> None:
+def no_pretrained_downloads(section: Any, source: str, where: str = "model") -> None:
     """A checkpoint's weights are its model.safetensors: a part's own ``pretrained`` switch (timm's
     download) is forced off, with a warning, wherever it is in the model section."""
     if isinstance(section, dict):
@@ -161,10 +162,10 @@ def _no_pretrained_downloads(section: Any, source: str, where: str = "model") ->
                               f"weights come from its {WEIGHTS_NAME}, and loading one downloads nothing",
                               UserWarning, stacklevel=3)
             else:
-                _no_pretrained_downloads(value, source, f"{where}.{key}")
+                no_pretrained_downloads(value, source, f"{where}.{key}")
     elif isinstance(section, list):
         for i, value in enumerate(section):
-            _no_pretrained_downloads(value, source, f"{where}[{i}]")
+            no_pretrained_downloads(value, source, f"{where}[{i}]")
 
 
 def _register_hint(loc: tuple, name: Any) -> str:

@@ -12,12 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from pydantic import ValidationError
-
 from ..errors import UsageError
 from ..factory import build_model
 from ..layout.checkpoint import CHECKPOINT_DIR, SIDECAR_NAME, best_weights_path, load_best_weights
-from ..layout.files import load_state
+from ..layout.files import load_state, no_pretrained_downloads
 from ..models import BaseVAE
 from ..safe_text import load_json
 from ..schemas import DataConfig, ExperimentConfig
@@ -38,8 +36,9 @@ def best_model_so_far(folder: str | Path) -> BestSoFar:
     sidecar = folder / CHECKPOINT_DIR / SIDECAR_NAME
     try:
         state = load_json(sidecar.read_text())
+        no_pretrained_downloads(state["experiment"].get("model"), str(sidecar))  # the weights come from the run
         experiment = ExperimentConfig.model_validate(state["experiment"])
-    except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # pydantic's ValidationError too
         raise UsageError(f"cannot read the run's state {sidecar}: {exc}") from None
     path = best_weights_path(folder)
     if experiment.trainer.select != "best_val" or not path.is_file():
