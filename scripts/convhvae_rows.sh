@@ -27,8 +27,12 @@ step() { echo "== $(date -u +%FT%TZ) $*"; }
 
 if [ ! -f "runs/$name/model.safetensors" ]; then  # a finished training writes its model; until then, train
   if [ -f "runs/$name/checkpoints/last.safetensors" ]; then
-    step "resume the training of $name"
-    vaezoo train --resume "runs/$name"
+    # to the recipe's epoch count as it is now: a constant learning rate makes a longer run the same
+    # run extended, so a recipe given more epochs mid-run stays one that reproduces its weights
+    epochs=$(sed -n 's/^  epochs: *\([0-9][0-9]*\) *$/\1/p' "configs/$name.yaml")
+    [ -n "$epochs" ] || { echo "configs/$name.yaml has no trainer.epochs line ('  epochs: N')" >&2; exit 2; }
+    step "resume the training of $name, to epoch $epochs"
+    vaezoo train --resume "runs/$name" --set "trainer.epochs=$epochs"
   else
     step "train $name"
     vaezoo train "configs/$name.yaml" --out "runs/$name"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import vaezoo
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convhvae_rows.sh"
 
 
@@ -18,6 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convhvae_rows.sh"
 def checkout(tmp_path):
     (tmp_path / "scripts").mkdir()
     shutil.copy(SCRIPT, tmp_path / "scripts")
+    shutil.copytree(SCRIPT.parents[1] / "configs", tmp_path / "configs")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("vaezoo", "python"):
@@ -55,12 +58,25 @@ def test_an_interrupted_training_resumes_and_a_finished_one_is_not_trained_again
     (run / "checkpoints" / "last.safetensors").write_bytes(b"")
     done, calls = _run(checkout, "fashion-convhvae40-vamp")
     assert done.returncode == 0, done.stderr
-    assert calls[0] == "vaezoo train --resume runs/fashion-convhvae40-vamp"
+    epochs = vaezoo.get_config(str(checkout / "configs" / "fashion-convhvae40-vamp.yaml")).trainer.epochs
+    assert calls[0] == f"vaezoo train --resume runs/fashion-convhvae40-vamp --set trainer.epochs={epochs}"
     assert "exemplar-vae/convhvae-vampprior" in calls[1]
     (checkout / "calls").unlink()
     (run / "model.safetensors").write_bytes(b"")
     _, calls = _run(checkout, "fashion-convhvae40-vamp")
     assert not any(call.startswith("vaezoo train") for call in calls) and len(calls) == 2
+
+
+def test_a_resume_goes_to_the_recipes_epoch_count_as_it_is_now(checkout):
+    (checkout / "runs" / "fashion-convhvae40" / "checkpoints").mkdir(parents=True)
+    (checkout / "runs" / "fashion-convhvae40" / "checkpoints" / "last.safetensors").write_bytes(b"")
+    recipe = checkout / "configs" / "fashion-convhvae40.yaml"
+    recipe.write_text(recipe.read_text().replace("\n  epochs: ", "\n  epochs: 1234\n  # was: "))
+    _, calls = _run(checkout, "fashion-convhvae40")
+    assert calls[0] == "vaezoo train --resume runs/fashion-convhvae40 --set trainer.epochs=1234"
+    recipe.write_text(recipe.read_text().replace("\n  epochs: 1234", ""))
+    done, _ = _run(checkout, "fashion-convhvae40")
+    assert done.returncode == 2 and "has no trainer.epochs line" in done.stderr
 
 
 def test_another_name_is_refused(checkout):
