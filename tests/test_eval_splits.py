@@ -14,13 +14,11 @@ from vaezoo.cli import main
 from vaezoo.data import load_splits
 from vaezoo.data.binarize import STATIC_BINARIZE_SEED, static_binarize
 from vaezoo.data.splits import DataSplits
-from vaezoo.errors import CheckpointError, HubError, UsageError
+from vaezoo.errors import HubError, UsageError
 from vaezoo.evaluation.data import SPLITS, VAL_BINARIZE_SEED, resolve_data
 from vaezoo.evaluation.shards import merge_shards
-from vaezoo.layout.checkpoint import CHECKPOINT_DIR, SIDECAR_NAME
 from vaezoo.maintenance.publish import normalize_metrics
 from vaezoo.schemas import DataConfig
-
 from vaezoo.training.distributed import init_distributed
 from vaezoo.training.setup import prepare_run
 
@@ -111,14 +109,6 @@ def test_publishing_refuses_a_report_of_another_split_than_test():
     with pytest.raises(HubError, match=r"scored the val split \(vaezoo eval --split val\)"):
         normalize_metrics(record, likelihood="bernoulli", binarization="dynamic", weights_dtype="float32",
                           name="tiny")
-
-
-def test_loading_a_training_that_has_not_ended_says_how_to_follow_it(tmp_path):
-    run = tmp_path / "run"
-    (run / CHECKPOINT_DIR).mkdir(parents=True)
-    (run / CHECKPOINT_DIR / SIDECAR_NAME).write_text("{}")
-    with pytest.raises(CheckpointError, match=rf"{run} is a training that has not ended.*`vaezoo info {run}`"):
-        vaezoo.load(str(run))
 
 
 @pytest.fixture(scope="module")

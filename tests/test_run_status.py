@@ -106,7 +106,8 @@ def test_the_best_epoch_so_far_is_scored_on_validation_and_the_test_set_waits(un
         assert report["metrics"][name]["value"] == pytest.approx(expected[name], rel=1e-9), name
     assert main(["eval", str(unfinished_run), "--iw-samples", "4"]) == 2
     assert "the test set scores it once, when it ends" in capsys.readouterr().err
-    with pytest.raises(CheckpointError, match="is a training that has not ended"):
+    with pytest.raises(CheckpointError, match=rf"{unfinished_run} is a training that has not ended.*"
+                                              rf"`vaezoo info {unfinished_run}` says where it stands"):
         vaezoo.load(str(unfinished_run))
 
 
