@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from .. import resources
 from ..errors import HubError
+from ..evaluation.data import SPLITS
 from ..layout import CONFIG_NAME, SAMPLES_NAME, push_folder, read_config
 from ..layout.card import metric_records
 from ..layout.checkpoint import atomic_write_bytes
@@ -46,6 +47,7 @@ from ..hub.packs import get_pack
 __all__ = ["publish_run", "normalize_metrics", "add_metrics", "add_rescoring", "add_costs", "add_arithmetic_check"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+HELD_IN_SPLITS = [split for split in SPLITS if split != "test"]  # what vaezoo eval --split scores besides test
 
 
 def _is_eval_report(obj: Any) -> bool:
@@ -109,7 +111,9 @@ def _from_eval_report(report: Mapping[str, Any], *, likelihood: str, binarizatio
     """The records of every metric of a ``vaezoo eval`` report that a registered metric publishes,
     each with the protocol fields the report holds and the metric takes from it."""
     p = report["protocol"]
-    if p.get("split", "test") != "test":  # a metric is known by its name: a val figure would replace the test one
+    # a metric is known by its name: a figure of the images training learned or selected on would
+    # replace the test set's (a factor grid's or given images' report names its own split)
+    if p.get("split") in HELD_IN_SPLITS:
         raise HubError(f"the report scored the {p['split']} split (vaezoo eval --split {p['split']}); a published "
                        f"metric is measured on the test split: score it without --split")
     evaluated = p.get("model")
