@@ -31,8 +31,8 @@ from ..evaluation.shards import merge_shards
 from ..fastpath import PRECISIONS
 from ..features import FEATURES
 from ..hub import load
-from ..layout.checkpoint import atomic_write_bytes, has_run_state
-from ..layout.files import CONFIG_NAME
+from ..layout.checkpoint import atomic_write_bytes
+from ..layout.files import CONFIG_NAME, training_in_progress
 from ..layout.lock import writing_into
 from ..models.base import CodeLatents, PointLatents
 from ..parts.metrics import metrics_of
@@ -187,7 +187,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _best_so_far(args: argparse.Namespace) -> Optional[BestSoFar]:
     """The best epoch so far of a run folder whose training has not ended (no config.json yet), else None."""
     folder = Path(args.ref).expanduser()
-    if (folder / CONFIG_NAME).is_file() or not has_run_state(folder):
+    if not training_in_progress(folder):
         return None
     best = best_model_so_far(folder)
     return best._replace(model=best.model.to(_device(args.device)).eval())

@@ -16,8 +16,7 @@ from ..factory import build_model
 from ..hub.index import get_entry
 from ..hub.local import build_from_checkpoint
 from ..hub.remote import HF_PREFIX, pull, weights_source
-from ..layout.checkpoint import has_run_state
-from ..layout.files import CONFIG_NAME, read_config
+from ..layout.files import CONFIG_NAME, read_config, training_in_progress
 from ..models import FAMILIES
 from ..schemas import PartSpec
 from ..training.status import read_run_status
@@ -51,7 +50,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     folder = Path(args.name).expanduser()
     if args.name.startswith(HF_PREFIX) or (folder / CONFIG_NAME).is_file():
         return _checkpoint_info(args)
-    if has_run_state(folder):  # a training that has not ended: no config.json yet
+    if training_in_progress(folder):
         _print_rows(read_run_status(folder).rows())
         return 0
     overrides = parse_set_args(args.set)

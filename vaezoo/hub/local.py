@@ -9,7 +9,7 @@ import torch
 from ..errors import CheckpointError
 from ..factory import build_model
 from ..layout import CONFIG_NAME, WEIGHTS_NAME, CheckpointConfig, load_state, read_config, read_weights
-from ..layout.checkpoint import has_run_state
+from ..layout.files import training_in_progress
 from ..models import BaseVAE
 
 __all__ = ["load_local", "load_weights", "build_from_checkpoint", "validate_folder"]
@@ -38,7 +38,7 @@ def load_local(directory: str | Path, map_location: str | torch.device = "cpu") 
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such folder")
-    if not (directory / CONFIG_NAME).is_file() and has_run_state(directory):
+    if training_in_progress(directory):
         raise CheckpointError(f"{directory} is a training that has not ended: its {CONFIG_NAME} and {WEIGHTS_NAME} "
                               f"are written when it does. `vaezoo info {directory}` says where it stands, and "
                               f"`vaezoo train --resume {directory}` continues it")

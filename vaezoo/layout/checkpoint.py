@@ -45,7 +45,7 @@ from ..errors import CheckpointError
 from ..parts.objectives.base import MAIN_UPDATE
 
 __all__ = [
-    "CHECKPOINT_DIR", "CHECKPOINT_NAME", "has_run_state", "BEST_NAME", "best_weights_path", "save_best_weights", "load_best_weights", "PREVIOUS_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
+    "CHECKPOINT_DIR", "CHECKPOINT_NAME", "run_state_path", "has_run_state", "BEST_NAME", "best_weights_path", "save_best_weights", "load_best_weights", "PREVIOUS_NAME", "SIDECAR_NAME", "FORMAT", "Checkpoint", "CheckpointError",
     "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "checkpoint_path",
     "flatten_optimizer_state", "unflatten_optimizer_state", "MAIN_OPTIMIZER",
 ]
@@ -66,9 +66,14 @@ def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_NAME
 
 
+def run_state_path(folder: str | Path) -> Path:
+    """The readable copy of a run's checkpoint scalars and recipe (``checkpoints/last.json``)."""
+    return Path(folder) / CHECKPOINT_DIR / SIDECAR_NAME
+
+
 def has_run_state(folder: str | Path) -> bool:
     """Whether ``folder`` holds a training's resumable state (a run folder, ended or not)."""
-    return (Path(folder) / CHECKPOINT_DIR / SIDECAR_NAME).is_file()
+    return run_state_path(folder).is_file()
 
 
 # ---------------------------------------------------------------------------- atomic files

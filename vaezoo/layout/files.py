@@ -25,12 +25,12 @@ from ..config import describe_errors
 from ..errors import CheckpointError, ConfigError
 from ..safe_text import decode_text, load_json
 from ..schemas import DataConfig, ModelConfig, Strict, TrainerConfig
-from .checkpoint import atomic_write_bytes
+from .checkpoint import atomic_write_bytes, has_run_state
 
 __all__ = [
     "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "CONFIG_VERSION", "CheckpointConfig", "migrate_config",
     "read_config", "write_config", "write_weights", "read_weights", "load_state", "file_mode", "without_local_paths",
-    "no_pretrained_downloads",
+    "no_pretrained_downloads", "training_in_progress",
 ]
 
 CONFIG_NAME = "config.json"
@@ -124,6 +124,11 @@ def write_weights(path: Path, state: Mapping[str, torch.Tensor], dtype: Optional
     # the bytes, then one atomic replace: a crash leaves the old file or the new one, never a part
     atomic_write_bytes(path, safetensors_bytes(tensors, metadata={"format": "pt"}))
     os.chmod(path, file_mode())
+
+
+def training_in_progress(folder: str | Path) -> bool:
+    """A run folder whose training has not ended: its state, and no ``config.json`` yet (written at the end)."""
+    return not (Path(folder) / CONFIG_NAME).is_file() and has_run_state(folder)
 
 
 def read_config(path: str | Path) -> CheckpointConfig:

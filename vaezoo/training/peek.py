@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from ..errors import UsageError
 from ..factory import build_model
-from ..layout.checkpoint import CHECKPOINT_DIR, SIDECAR_NAME, best_weights_path, load_best_weights
+from ..layout.checkpoint import best_weights_path, load_best_weights, run_state_path
 from ..layout.files import load_state, no_pretrained_downloads
 from ..models import BaseVAE
 from ..safe_text import load_json
@@ -33,7 +33,7 @@ def best_model_so_far(folder: str | Path) -> BestSoFar:
     """The run's best validated epoch so far. Raises a one-line :class:`UsageError` when the run
     keeps no such weights (``trainer.select: last``, or no epoch validated yet)."""
     folder = Path(folder)
-    sidecar = folder / CHECKPOINT_DIR / SIDECAR_NAME
+    sidecar = run_state_path(folder)
     try:
         state = load_json(sidecar.read_text())
         no_pretrained_downloads(state["experiment"].get("model"), str(sidecar))  # the weights come from the run

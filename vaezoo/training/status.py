@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from ..durations import format_duration
 from ..errors import UsageError
-from ..layout.checkpoint import CHECKPOINT_DIR, SIDECAR_NAME, best_weights_path
+from ..layout.checkpoint import best_weights_path, run_state_path
 from ..layout.lock import holder
 from ..safe_text import load_json
 
@@ -112,7 +112,7 @@ def _eval_batch_size(trainer: dict[str, Any], progress: dict[str, Any]) -> Optio
 
 def read_run_status(folder: str | Path) -> RunStatus:
     folder = Path(folder)
-    path = folder / CHECKPOINT_DIR / SIDECAR_NAME
+    path = run_state_path(folder)
     try:
         state = load_json(path.read_text())
         progress, experiment = state["progress"], state["experiment"]
